@@ -1,0 +1,144 @@
+//! The `#[triad::task]` attribute.
+//!
+//! It turns a free function into a *task*: a unit struct with the function's name that implements
+//! `triad::Task` (typed input and output, a stable registry name) and an inherent `call` that is
+//! the original function. The struct is also submitted to triad's registry, so a worker process
+//! can later find the function by name alone.
+//!
+//! ```text
+//! #[triad::task]
+//! fn add(a: u64, b: u64) -> u64 { a + b }
+//! // becomes, in short:
+//! pub struct add;
+//! impl add { pub fn call(a: u64, b: u64) -> u64 { a + b } }
+//! impl triad::Task for add { type Input = (u64, u64); type Output = u64; ... }
+//! ```
+//!
+//! A function with one argument takes that argument's type as its input; with several, a tuple
+//! of them; with none, `()`. `async fn` bodies are marked async so that engines run them natively.
+
+use proc_macro::TokenStream;
+use proc_macro2::Span;
+use quote::{format_ident, quote};
+use syn::{FnArg, ItemFn, ReturnType, parse_macro_input, spanned::Spanned};
+
+/// Registers a free function as a triad task. See the crate docs for what it expands to.
+#[proc_macro_attribute]
+pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
+    if !attr.is_empty() {
+        let attr = proc_macro2::TokenStream::from(attr);
+        return syn::Error::new(attr.span(), "#[triad::task] takes no arguments")
+            .to_compile_error()
+            .into();
+    }
+    let function = parse_macro_input!(item as ItemFn);
+    match expand(function) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => error.to_compile_error().into(),
+    }
+}
+
+fn expand(function: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
+    let sig = &function.sig;
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            "a triad task cannot be generic: its input and output types must be known to the registry",
+        ));
+    }
+    if let Some(receiver) = sig.receiver() {
+        return Err(syn::Error::new(
+            receiver.span(),
+            "a triad task must be a free function, not a method",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        return Err(syn::Error::new(
+            variadic.span(),
+            "a triad task cannot be variadic",
+        ));
+    }
+    if sig.constness.is_some() || sig.unsafety.is_some() || sig.abi.is_some() {
+        return Err(syn::Error::new(
+            sig.span(),
+            "a triad task must be a plain `fn` or `async fn` (not const, unsafe or extern)",
+        ));
+    }
+
+    let vis = &function.vis;
+    let attrs = &function.attrs;
+    let name = &sig.ident;
+    let name_text = name.to_string();
+    let asyncness = &sig.asyncness;
+    let is_async = sig.asyncness.is_some();
+    let inputs = &sig.inputs;
+    let block = &function.block;
+    let output_type = match &sig.output {
+        ReturnType::Default => quote!(()),
+        ReturnType::Type(_, ty) => quote!(#ty),
+    };
+
+    let mut types = Vec::new();
+    for arg in inputs {
+        match arg {
+            FnArg::Typed(pat_type) => types.push(pat_type.ty.clone()),
+            FnArg::Receiver(receiver) => {
+                return Err(syn::Error::new(
+                    receiver.span(),
+                    "a triad task must be a free function, not a method",
+                ));
+            }
+        }
+    }
+    let bindings: Vec<_> = (0..types.len())
+        .map(|i| format_ident!("__triad_arg{}", i, span = Span::call_site()))
+        .collect();
+    let (input_type, pattern) = match types.len() {
+        1 => {
+            let ty = &types[0];
+            let binding = &bindings[0];
+            (quote!(#ty), quote!(#binding))
+        }
+        _ => (quote!((#(#types,)*)), quote!((#(#bindings,)*))),
+    };
+
+    let body = if is_async {
+        quote! {
+            ::triad::Body::Async(|#pattern| ::std::boxed::Box::pin(#name::call(#(#bindings),*)))
+        }
+    } else {
+        quote! {
+            ::triad::Body::Blocking(|#pattern| #name::call(#(#bindings),*))
+        }
+    };
+    let doc = format!(
+        "The triad task `{name_text}`: call it with [`{name_text}::call`], or hand it to a triad engine."
+    );
+
+    Ok(quote! {
+        #[doc = #doc]
+        #(#attrs)*
+        #[allow(non_camel_case_types)]
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+        #vis struct #name;
+
+        impl #name {
+            /// Calls the task's function directly, in this thread.
+            #vis #asyncness fn call(#inputs) -> #output_type #block
+        }
+
+        impl ::triad::Task for #name {
+            type Input = #input_type;
+            type Output = #output_type;
+            const NAME: &'static str = ::std::concat!(::std::module_path!(), "::", #name_text);
+
+            fn body(&self) -> ::triad::Body<Self::Input, Self::Output> {
+                #body
+            }
+        }
+
+        ::triad::__private::inventory::submit! {
+            ::triad::Registration::of::<#name>()
+        }
+    })
+}

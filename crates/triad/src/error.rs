@@ -1,0 +1,80 @@
+//! The errors of a task and of an engine.
+//!
+//! [`TaskError`] is per task: an engine never fails a whole run because one task failed, it
+//! returns that task's error in that task's slot. [`EngineError`] is for the engine itself
+//! (it could not start its threads or its event loop, or was given a mode it cannot run).
+
+use serde::{Deserialize, Serialize};
+
+/// Why one task produced no output.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum TaskError {
+    /// The task's function panicked; the message is the panic payload when it was a string.
+    #[error("task panicked: {0}")]
+    Panicked(String),
+    /// The task's input or output could not be encoded or decoded.
+    #[error("task data could not be encoded or decoded: {0}")]
+    Codec(String),
+    /// No task of that name is registered in this binary (for example, a stale worker binary).
+    #[error("no task named `{0}` is registered in this binary")]
+    UnknownTask(String),
+    /// The engine shut down before the task finished.
+    #[error("the engine shut down before the task finished")]
+    Cancelled,
+}
+
+impl TaskError {
+    /// Turns a panic payload, as returned by `catch_unwind`, into [`TaskError::Panicked`].
+    pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Self {
+        let message = if let Some(text) = payload.downcast_ref::<&'static str>() {
+            (*text).to_owned()
+        } else if let Some(text) = payload.downcast_ref::<String>() {
+            text.clone()
+        } else {
+            "panic with a non-string payload".to_owned()
+        };
+        TaskError::Panicked(message)
+    }
+}
+
+/// Why an engine could not be built or could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The mode asks for something no engine can do, such as zero threads.
+    #[error("invalid mode: {0}")]
+    InvalidMode(String),
+    /// The operating system refused a thread or a runtime.
+    #[error("could not start the {what}: {source}")]
+    Start {
+        /// What was being started.
+        what: &'static str,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn panic_payloads_become_messages() {
+        let static_str = std::panic::catch_unwind(|| panic!("boom")).unwrap_err();
+        assert_eq!(
+            TaskError::from_panic(static_str),
+            TaskError::Panicked("boom".into())
+        );
+        let formatted = std::panic::catch_unwind(|| panic!("n = {}", 7)).unwrap_err();
+        assert_eq!(
+            TaskError::from_panic(formatted),
+            TaskError::Panicked("n = 7".into())
+        );
+        let other = std::panic::catch_unwind(|| std::panic::panic_any(42_u8)).unwrap_err();
+        assert!(
+            matches!(TaskError::from_panic(other), TaskError::Panicked(m) if m.contains("non-string"))
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! triad: processes, threads and coroutines under one roof.
+//!
+//! One workload runs in any mode with one call: mark a function `#[triad::task]`, then
+//! [`run`] it [`Mode::Serial`], on [`Mode::Threads`] or as [`Mode::Async`] tasks on tokio — the
+//! same inputs give the same outputs in the same order, and a task that panics fails alone.
+//! Around that sit the seed's concurrency idioms: a joinable queue for threads, asyncio's
+//! `gather` / semaphore / queue / `to_thread` / `timeout` on tokio, a monitor that notices a
+//! blocked event loop, and per-task spans that export to Perfetto.
+//!
+//! ```
+//! #[triad::task]
+//! fn count_primes(limit: u64) -> u64 {
+//!     (2..limit).filter(|n| (2..*n).take_while(|d| d * d <= *n).all(|d| n % d != 0)).count() as u64
+//! }
+//!
+//! let results = triad::run(triad::Mode::Threads(2), count_primes, [10, 100]).unwrap();
+//! assert_eq!(results, vec![Ok(4), Ok(25)]);
+//! ```
+//!
+//! # Layout
+//!
+//! - [`task`](mod@task): the [`Task`] trait, the `#[task]` attribute's output, and the registry.
+//! - [`mode`]: [`Mode`], the execution models.
+//! - [`runner`]: [`Runner`], [`run`], [`imap`], [`imap_unordered`] — one workload in any mode.
+//! - [`threads`]: [`ThreadPool`], the thread engine.
+//! - [`trace`]: per-task [`Span`]s and their Chrome Trace export.
+//! - [`workloads`]: the seed's workloads as tasks.
+
+#![warn(missing_docs)]
+
+// Lets `#[triad::task]`'s `::triad::` paths resolve inside this crate too.
+extern crate self as triad;
+
+pub mod error;
+pub mod mode;
+pub mod runner;
+pub mod task;
+pub mod threads;
+pub mod trace;
+pub mod workloads;
+
+pub use error::{EngineError, TaskError};
+pub use mode::{Mode, available_cores};
+pub use runner::{Ordered, Runner, Unordered, imap, imap_unordered, run};
+pub use task::{Body, BoxFuture, Registration, Registry, RegistryError, Task, registry};
+pub use threads::{JobHandle, ThreadPool};
+pub use trace::{Recorder, Span, chrome_trace_json, now_ns};
+pub use triad_macros::task;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+}

@@ -1,0 +1,212 @@
+//! Tasks and the task registry.
+//!
+//! A *task* is a free function marked `#[triad::task]`: a typed input, a typed output, both serde
+//! types, and a stable name (`module::path::function`). The attribute makes the function a unit
+//! struct implementing [`Task`] and submits a [`Registration`] for it to a link-time collection
+//! (the `inventory` crate). [`registry()`] indexes that collection once into a hash map, so
+//! lookup by name is O(1), and reports two tasks with one name as
+//! [`RegistryError::Duplicate`] when the registry is first built — before any task is run by
+//! name. A process that was started from the same executable sees the same registry, which is
+//! how a worker process finds a function by name alone.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::pin::Pin;
+use std::sync::OnceLock;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::TaskError;
+
+/// A boxed future that a task's async body returns.
+pub type BoxFuture<O> = Pin<Box<dyn Future<Output = O> + Send + 'static>>;
+
+/// How a task's body runs: a plain function, or one that returns a future.
+#[derive(Debug)]
+pub enum Body<I, O> {
+    /// A blocking function: engines call it on a thread (in async mode, through `spawn_blocking`).
+    Blocking(fn(I) -> O),
+    /// An `async fn`: engines poll it on an event loop (elsewhere, they block on it).
+    Async(fn(I) -> BoxFuture<O>),
+}
+
+impl<I, O> Clone for Body<I, O> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<I, O> Copy for Body<I, O> {}
+
+/// A named function that triad can run in any mode. Implement it with `#[triad::task]`.
+///
+/// # Examples
+///
+/// ```
+/// #[triad::task]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// use triad::Task;
+/// assert_eq!(square::call(7), 49);
+/// assert!(square::NAME.ends_with("::square"));
+/// assert_eq!(triad::run(triad::Mode::Serial, square, [2, 3]).unwrap()[1], Ok(9));
+/// ```
+pub trait Task: Copy + Send + Sync + 'static {
+    /// The task's input: the function's argument, or a tuple of its arguments.
+    type Input: Serialize + DeserializeOwned + Send + 'static;
+    /// The task's output: the function's return type.
+    type Output: Serialize + DeserializeOwned + Send + 'static;
+    /// The stable registry name: `module::path::function`.
+    const NAME: &'static str;
+    /// The function itself.
+    fn body(&self) -> Body<Self::Input, Self::Output>;
+
+    /// Runs the task on this thread, containing a panic as [`TaskError::Panicked`].
+    fn run_here(&self, input: Self::Input) -> Result<Self::Output, TaskError> {
+        let body = self.body();
+        catch_unwind(AssertUnwindSafe(move || match body {
+            Body::Blocking(function) => function(input),
+            Body::Async(function) => block_on_here(function(input)),
+        }))
+        .map_err(TaskError::from_panic)
+    }
+}
+
+/// One entry of the registry: a task's name and a type-erased way to call it on encoded bytes.
+#[derive(Debug)]
+pub struct Registration {
+    /// The task's stable name.
+    pub name: &'static str,
+    invoke: fn(&[u8]) -> Result<Vec<u8>, TaskError>,
+}
+
+impl Registration {
+    /// The registration of task `T`; `#[triad::task]` submits one per task.
+    pub const fn of<T: Task + Default>() -> Self {
+        Registration {
+            name: T::NAME,
+            invoke: invoke_encoded::<T>,
+        }
+    }
+
+    /// Decodes `input` (postcard), runs the task on this thread and encodes its output.
+    ///
+    /// A malformed input is [`TaskError::Codec`]; a panic is [`TaskError::Panicked`].
+    pub fn invoke(&self, input: &[u8]) -> Result<Vec<u8>, TaskError> {
+        (self.invoke)(input)
+    }
+}
+
+fn invoke_encoded<T: Task + Default>(input: &[u8]) -> Result<Vec<u8>, TaskError> {
+    let input: T::Input = postcard::from_bytes(input)
+        .map_err(|e| TaskError::Codec(format!("input of `{}`: {e}", T::NAME)))?;
+    let output = T::default().run_here(input)?;
+    postcard::to_stdvec(&output)
+        .map_err(|e| TaskError::Codec(format!("output of `{}`: {e}", T::NAME)))
+}
+
+inventory::collect!(Registration);
+
+/// Why the registry could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// Two registered tasks share one name (for example, two `#[triad::task] fn`s of one name
+    /// declared inside function bodies of the same module).
+    #[error("two tasks are registered as `{0}`: task names must be unique")]
+    Duplicate(&'static str),
+}
+
+/// The registered tasks of this binary, indexed by name.
+#[derive(Debug)]
+pub struct Registry {
+    by_name: HashMap<&'static str, &'static Registration>,
+}
+
+impl Registry {
+    /// The task registered under `name`.
+    pub fn get(&self, name: &str) -> Option<&'static Registration> {
+        self.by_name.get(name).copied()
+    }
+
+    /// Calls the task registered under `name` on encoded input; see [`Registration::invoke`].
+    pub fn invoke(&self, name: &str, input: &[u8]) -> Result<Vec<u8>, TaskError> {
+        self.get(name)
+            .ok_or_else(|| TaskError::UnknownTask(name.to_owned()))?
+            .invoke(input)
+    }
+
+    /// The names of all registered tasks, sorted.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<_> = self.by_name.keys().copied().collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// How many tasks are registered.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// Whether no task is registered.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    fn build<'a>(
+        registrations: impl IntoIterator<Item = &'a Registration>,
+    ) -> Result<Registry, RegistryError>
+    where
+        'a: 'static,
+    {
+        let mut by_name = HashMap::new();
+        for registration in registrations {
+            if by_name.insert(registration.name, registration).is_some() {
+                return Err(RegistryError::Duplicate(registration.name));
+            }
+        }
+        Ok(Registry { by_name })
+    }
+}
+
+/// This binary's task registry, built on first use.
+///
+/// # Examples
+///
+/// ```
+/// #[triad::task]
+/// fn double(x: i32) -> i32 {
+///     2 * x
+/// }
+///
+/// use triad::Task;
+/// let registry = triad::registry().expect("task names are unique");
+/// let input = postcard::to_stdvec(&21_i32).unwrap();
+/// let output = registry.invoke(double::NAME, &input).unwrap();
+/// assert_eq!(postcard::from_bytes::<i32>(&output).unwrap(), 42);
+/// ```
+pub fn registry() -> Result<&'static Registry, RegistryError> {
+    static REGISTRY: OnceLock<Result<Registry, RegistryError>> = OnceLock::new();
+    REGISTRY
+        .get_or_init(|| Registry::build(inventory::iter::<Registration>))
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// Drives `future` to completion on this thread, on a current-thread tokio runtime kept per
+/// thread, so that async task bodies can run in the serial and thread engines.
+///
+/// Panics when called from inside a tokio runtime (tokio forbids nested `block_on`); the
+/// engines catch that panic like any other.
+pub(crate) fn block_on_here<F: Future>(future: F) -> F::Output {
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a current-thread tokio runtime needs only an epoll fd and a timer");
+    }
+    RUNTIME.with(|runtime| runtime.block_on(future))
+}

@@ -1,0 +1,79 @@
+//! The seed's workloads as registered tasks, shared by the CLI, the lab and the benchmarks.
+//!
+//! CPU-bound: the seed's prime count (section 2's `count_primes`) and sum of squares
+//! (section 4's `cpu_bound_task`). IO-bound: a blocking sleep (`time.sleep`) and an async one
+//! (`asyncio.sleep`). Overhead: `identity`, which does nothing, so a run of it measures only what
+//! an engine costs per task.
+
+use std::time::Duration;
+
+/// Counts the primes below `limit` by trial division, the way the seed's example does.
+#[crate::task]
+pub fn count_primes(limit: u64) -> u64 {
+    (2..limit).filter(|&n| is_prime(n)).count() as u64
+}
+
+fn is_prime(n: u64) -> bool {
+    if n < 4 {
+        return n >= 2;
+    }
+    if n.is_multiple_of(2) {
+        return false;
+    }
+    let mut divisor = 3;
+    while divisor * divisor <= n {
+        if n.is_multiple_of(divisor) {
+            return false;
+        }
+        divisor += 2;
+    }
+    true
+}
+
+/// The sum of `i * i` for `i` below `n` (wrapping), the seed's `cpu_bound_task`.
+#[crate::task]
+pub fn sum_squares(n: u64) -> u64 {
+    (0..n).fold(0_u64, |sum, i| {
+        sum.wrapping_add(std::hint::black_box(i * i))
+    })
+}
+
+/// Blocks the calling thread for `millis` milliseconds and returns them.
+#[crate::task]
+pub fn sleep_ms(millis: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(millis));
+    millis
+}
+
+/// Waits `millis` milliseconds on the event loop's timer and returns them.
+#[crate::task]
+pub async fn async_sleep_ms(millis: u64) -> u64 {
+    tokio::time::sleep(Duration::from_millis(millis)).await;
+    millis
+}
+
+/// Returns its input: a task that costs nothing, to measure an engine's own overhead.
+#[crate::task]
+pub fn identity(x: u64) -> u64 {
+    std::hint::black_box(x)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prime_counts_match_known_values() {
+        assert_eq!(count_primes::call(0), 0);
+        assert_eq!(count_primes::call(3), 1);
+        assert_eq!(count_primes::call(10), 4);
+        assert_eq!(count_primes::call(100), 25);
+        assert_eq!(count_primes::call(10_000), 1229);
+    }
+
+    #[test]
+    fn sum_of_squares_is_the_closed_form() {
+        let n = 1000_u64;
+        assert_eq!(sum_squares::call(n), (n - 1) * n * (2 * n - 1) / 6);
+    }
+}
