@@ -210,3 +210,86 @@ pub(crate) fn block_on_here<F: Future>(future: F) -> F::Output {
     }
     RUNTIME.with(|runtime| runtime.block_on(future))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[crate::task]
+    fn add(a: u32, b: u32) -> u32 {
+        a + b
+    }
+
+    #[crate::task]
+    fn nothing() {}
+
+    #[crate::task]
+    async fn later(x: u8) -> u8 {
+        tokio::task::yield_now().await;
+        x
+    }
+
+    fn fail(_: &[u8]) -> Result<Vec<u8>, TaskError> {
+        Err(TaskError::Cancelled)
+    }
+
+    #[test]
+    fn two_tasks_with_one_name_are_refused() {
+        static FIRST: Registration = Registration {
+            name: "m::same",
+            invoke: fail,
+        };
+        static SECOND: Registration = Registration {
+            name: "m::same",
+            invoke: fail,
+        };
+        static OTHER: Registration = Registration {
+            name: "m::other",
+            invoke: fail,
+        };
+        assert_eq!(
+            Registry::build([&FIRST, &OTHER, &SECOND]).unwrap_err(),
+            RegistryError::Duplicate("m::same")
+        );
+        assert_eq!(Registry::build([&FIRST, &OTHER]).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn names_are_module_path_and_function() {
+        assert_eq!(add::NAME, "triad::task::tests::add");
+        assert_eq!(nothing::NAME, "triad::task::tests::nothing");
+        let registry = registry().unwrap();
+        for name in [add::NAME, nothing::NAME, later::NAME] {
+            assert_eq!(registry.get(name).unwrap().name, name);
+        }
+        assert!(registry.names().contains(&"triad::workloads::count_primes"));
+    }
+
+    #[test]
+    fn invoke_runs_tuple_unit_and_async_tasks_on_encoded_bytes() {
+        let registry = registry().unwrap();
+        let out = registry
+            .invoke(add::NAME, &postcard::to_stdvec(&(2_u32, 3_u32)).unwrap())
+            .unwrap();
+        assert_eq!(postcard::from_bytes::<u32>(&out).unwrap(), 5);
+        let out = registry
+            .invoke(nothing::NAME, &postcard::to_stdvec(&()).unwrap())
+            .unwrap();
+        postcard::from_bytes::<()>(&out).unwrap();
+        let out = registry.invoke(later::NAME, &[9]).unwrap();
+        assert_eq!(postcard::from_bytes::<u8>(&out).unwrap(), 9);
+    }
+
+    #[test]
+    fn undecodable_input_and_unknown_names_are_errors() {
+        let registry = registry().unwrap();
+        assert!(matches!(
+            registry.invoke(add::NAME, &[0xff]),
+            Err(TaskError::Codec(detail)) if detail.contains("input of `triad::task::tests::add`")
+        ));
+        assert_eq!(
+            registry.invoke("no::such::task", &[]),
+            Err(TaskError::UnknownTask("no::such::task".into()))
+        );
+    }
+}

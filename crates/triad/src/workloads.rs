@@ -7,6 +7,10 @@
 
 use std::time::Duration;
 
+use crate::error::TaskError;
+use crate::runner::Runner;
+use crate::task::Task;
+
 /// Counts the primes below `limit` by trial division, the way the seed's example does.
 #[crate::task]
 pub fn count_primes(limit: u64) -> u64 {
@@ -58,6 +62,65 @@ pub fn identity(x: u64) -> u64 {
     std::hint::black_box(x)
 }
 
+/// The names [`run_named`] accepts, with a one-line description each.
+pub const CATALOGUE: &[(&str, &str)] = &[
+    (
+        "count_primes",
+        "CPU: count the primes below N by trial division",
+    ),
+    ("sum_squares", "CPU: sum i*i for i below N"),
+    ("sleep_ms", "IO: block the thread for N ms (time.sleep)"),
+    (
+        "async_sleep_ms",
+        "IO: wait N ms on the event loop (asyncio.sleep)",
+    ),
+    ("identity", "overhead: return N; measures the engine alone"),
+];
+
+/// No workload of that name is in [`CATALOGUE`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no workload named `{0}`; the workloads are: {names}", names = catalogue_names())]
+pub struct UnknownWorkload(pub String);
+
+fn catalogue_names() -> String {
+    CATALOGUE
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Runs the workload called `name` (its short name from [`CATALOGUE`]) over `inputs` on `runner`,
+/// calling `progress` once per finished task; results are in input order.
+pub fn run_named(
+    runner: &Runner,
+    name: &str,
+    inputs: Vec<u64>,
+    progress: impl FnMut(),
+) -> Result<Vec<Result<u64, TaskError>>, UnknownWorkload> {
+    fn go<T: Task<Input = u64, Output = u64>>(
+        runner: &Runner,
+        task: T,
+        inputs: Vec<u64>,
+        mut progress: impl FnMut(),
+    ) -> Vec<Result<u64, TaskError>> {
+        let mut slots: Vec<Option<Result<u64, TaskError>>> = vec![None; inputs.len()];
+        for (index, result) in runner.imap_unordered(task, inputs) {
+            slots[index] = Some(result);
+            progress();
+        }
+        slots.into_iter().flatten().collect()
+    }
+    Ok(match name {
+        "count_primes" => go(runner, count_primes, inputs, progress),
+        "sum_squares" => go(runner, sum_squares, inputs, progress),
+        "sleep_ms" => go(runner, sleep_ms, inputs, progress),
+        "async_sleep_ms" => go(runner, async_sleep_ms, inputs, progress),
+        "identity" => go(runner, identity, inputs, progress),
+        _ => return Err(UnknownWorkload(name.to_owned())),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,6 +132,20 @@ mod tests {
         assert_eq!(count_primes::call(10), 4);
         assert_eq!(count_primes::call(100), 25);
         assert_eq!(count_primes::call(10_000), 1229);
+    }
+
+    #[test]
+    fn every_catalogued_workload_runs_by_name() {
+        let runner = Runner::new(crate::Mode::Serial).unwrap();
+        for (name, _) in CATALOGUE {
+            let results = run_named(&runner, name, vec![10, 1], || {}).unwrap();
+            assert_eq!(results.len(), 2, "{name}");
+            assert!(results.iter().all(Result::is_ok), "{name}");
+        }
+        assert_eq!(
+            run_named(&runner, "nope", vec![], || {}),
+            Err(UnknownWorkload("nope".into()))
+        );
     }
 
     #[test]
