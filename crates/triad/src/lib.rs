@@ -47,6 +47,11 @@ pub use threads::{JobHandle, ThreadPool};
 pub use trace::{Recorder, Span, chrome_trace_json, now_ns};
 pub use triad_macros::task;
 
+/// The README's examples, compiled and run as doctests so that the README stays true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+struct ReadmeDoctests;
+
 #[doc(hidden)]
 pub mod __private {
     pub use inventory;

@@ -1,0 +1,66 @@
+//! The command line: every subcommand, flag and help text, defined once with clap.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use triad::Mode;
+
+const EXAMPLES: &str = "\
+Examples:
+  triad run count_primes --mode threads:2 200000 200000 200000 200000
+  triad run async_sleep_ms --mode async:1000 --repeat 10000 100
+  triad run identity --mode threads --repeat 100000 1 --trace trace.json
+  triad tasks";
+
+/// Measure, choose and run concurrency: processes, threads and coroutines under one roof.
+#[derive(Debug, Parser)]
+#[command(name = "triad", version, about, after_help = EXAMPLES)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run a built-in workload in any mode, time it and show its results
+    #[command(after_help = "\
+Examples:
+  triad run count_primes --mode serial 100000 100000
+  triad run count_primes --mode threads:2 --json 100000 100000
+  triad run sleep_ms --mode async:100 --repeat 100 50
+  triad run identity --mode threads:2 --chunk-size 1000 --repeat 1000000 7")]
+    Run(RunArgs),
+    /// List the built-in workloads and every task registered in this binary
+    Tasks(TasksArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// The workload to run (see `triad tasks`)
+    pub(crate) workload: String,
+    /// The inputs, one task each (for example a limit or a number of milliseconds)
+    #[arg(required = true, value_name = "INPUT")]
+    pub(crate) inputs: Vec<u64>,
+    /// How to run: serial, threads[:N] (default: one per core) or async[:N] (N in flight)
+    #[arg(long, short, default_value = "serial")]
+    pub(crate) mode: Mode,
+    /// Run the list of inputs this many times over
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) repeat: u64,
+    /// Send inputs to thread workers this many at a time
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) chunk_size: Option<u64>,
+    /// Write a Chrome trace (Perfetto, chrome://tracing) of every task's span to this file
+    #[arg(long, value_name = "FILE")]
+    pub(crate) trace: Option<PathBuf>,
+    /// Print one JSON document instead of text
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct TasksArgs {
+    /// Print one JSON document instead of text
+    #[arg(long)]
+    pub(crate) json: bool,
+}
