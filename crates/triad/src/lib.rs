@@ -23,6 +23,9 @@
 //! - [`mode`]: [`Mode`], the execution models.
 //! - [`runner`]: [`Runner`], [`run`], [`imap`], [`imap_unordered`] — one workload in any mode.
 //! - [`threads`]: [`ThreadPool`], the thread engine.
+//! - [`aio`]: asyncio's idioms on tokio: `gather`, `map_bounded` (a semaphore's bound), an
+//!   async joinable queue, `to_thread`, `timeout`.
+//! - [`lag`]: [`LagMonitor`], which notices a blocked event loop.
 //! - [`trace`]: per-task [`Span`]s and their Chrome Trace export.
 //! - [`workloads`]: the seed's workloads as tasks.
 
@@ -31,7 +34,9 @@
 // Lets `#[triad::task]`'s `::triad::` paths resolve inside this crate too.
 extern crate self as triad;
 
+pub mod aio;
 pub mod error;
+pub mod lag;
 pub mod mode;
 pub mod runner;
 pub mod task;
@@ -40,6 +45,7 @@ pub mod trace;
 pub mod workloads;
 
 pub use error::{EngineError, TaskError};
+pub use lag::{LagMonitor, LagOptions, LagReport};
 pub use mode::{Mode, available_cores};
 pub use runner::{Ordered, Runner, Unordered, imap, imap_unordered, run};
 pub use task::{Body, BoxFuture, Registration, Registry, RegistryError, Task, registry};
