@@ -23,6 +23,7 @@
 //! - [`mode`]: [`Mode`], the execution models.
 //! - [`runner`]: [`Runner`], [`run`], [`imap`], [`imap_unordered`] — one workload in any mode.
 //! - [`threads`]: [`ThreadPool`], the thread engine.
+//! - [`queue`]: [`JoinableQueue`], the seed's producer-consumer queue for threads.
 //! - [`trace`]: per-task [`Span`]s and their Chrome Trace export.
 //! - [`workloads`]: the seed's workloads as tasks.
 
@@ -33,6 +34,7 @@ extern crate self as triad;
 
 pub mod error;
 pub mod mode;
+pub mod queue;
 pub mod runner;
 pub mod task;
 pub mod threads;
@@ -41,6 +43,10 @@ pub mod workloads;
 
 pub use error::{EngineError, TaskError};
 pub use mode::{Mode, available_cores};
+pub use queue::{
+    GetError, GetTimeoutError, JoinableQueue, PutError, PutTimeoutError, TaskDoneError,
+    TryGetError, TryPutError,
+};
 pub use runner::{Ordered, Runner, Unordered, imap, imap_unordered, run};
 pub use task::{Body, BoxFuture, Registration, Registry, RegistryError, Task, registry};
 pub use threads::{JobHandle, ThreadPool};
