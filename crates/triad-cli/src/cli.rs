@@ -41,7 +41,7 @@ pub(crate) struct RunArgs {
     /// The inputs, one task each (for example a limit or a number of milliseconds)
     #[arg(required = true, value_name = "INPUT")]
     pub(crate) inputs: Vec<u64>,
-    /// How to run: serial, threads[:N] (default: one per core) or async[:N] (N in flight)
+    /// How to run: serial, threads or threads:N (default N: one per core), async or async:N (N in flight)
     #[arg(long, short, default_value = "serial")]
     pub(crate) mode: Mode,
     /// Run the list of inputs this many times over

@@ -22,6 +22,7 @@ use tokio::sync::Notify;
 use tokio::task::{JoinError, JoinHandle, JoinSet};
 
 use crate::error::TaskError;
+pub use crate::queue::{GetError, PutError, TaskDoneError, TryGetError, TryPutError};
 
 /// A finished tokio task's failure as a [`TaskError`]: its panic, or its cancellation.
 fn task_error(error: JoinError) -> TaskError {
@@ -220,88 +221,21 @@ pub async fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Result<F::
         .map_err(|_| Elapsed { after: duration })
 }
 
-/// [`AsyncJoinableQueue::put`] failed: the queue is closed. Holds the item that was not put.
-#[derive(PartialEq, Eq, thiserror::Error)]
-pub enum PutError<T> {
-    /// The queue was closed; here is the item back.
-    #[error("the queue is closed")]
-    Closed(T),
-}
-
-impl<T> PutError<T> {
-    /// The item that was not put.
-    pub fn into_inner(self) -> T {
-        match self {
-            PutError::Closed(item) => item,
-        }
-    }
-}
-
-impl<T> fmt::Debug for PutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Closed(..)")
-    }
-}
-
-/// [`AsyncJoinableQueue::try_put`] failed. Holds the item that was not put.
-#[derive(PartialEq, Eq, thiserror::Error)]
-pub enum TryPutError<T> {
-    /// The queue holds `capacity` items; here is the item back.
-    #[error("the queue is full")]
-    Full(T),
-    /// The queue was closed; here is the item back.
-    #[error("the queue is closed")]
-    Closed(T),
-}
-
-impl<T> TryPutError<T> {
-    /// The item that was not put.
-    pub fn into_inner(self) -> T {
-        match self {
-            TryPutError::Full(item) | TryPutError::Closed(item) => item,
-        }
-    }
-}
-
-impl<T> fmt::Debug for TryPutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TryPutError::Full(_) => "Full(..)",
-            TryPutError::Closed(_) => "Closed(..)",
-        })
-    }
-}
-
-/// [`AsyncJoinableQueue::get`] failed: the queue is closed and every item has been taken.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum GetError {
-    /// Closed and drained: no item will ever come.
-    #[error("the queue is closed and empty")]
-    Closed,
-}
-
-/// [`AsyncJoinableQueue::try_get`] found no item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum TryGetError {
-    /// No item now; one may come later.
-    #[error("the queue is empty")]
-    Empty,
-    /// Closed and drained: no item will ever come.
-    #[error("the queue is closed and empty")]
-    Closed,
-}
-
-/// [`AsyncJoinableQueue::task_done`] was called more times than items were put.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("task_done() called more times than there were items put")]
-pub struct TaskDoneError;
-
 /// What the queue's mutex guards.
 struct State<T> {
     items: VecDeque<T>,
-    /// Items put and not yet marked [`task_done`](AsyncJoinableQueue::task_done).
-    unfinished: usize,
+    /// Items taken by `get` and not yet marked [`task_done`](AsyncJoinableQueue::task_done).
+    /// Counting taken items (not put ones) means a `task_done` for an item still queued is
+    /// refused, so `join` can never return while an item waits; the thread queue does the same.
+    in_progress: usize,
     closed: bool,
+}
+
+impl<T> State<T> {
+    /// Items put and not yet marked done: those queued plus those in progress.
+    fn unfinished(&self) -> usize {
+        self.items.len() + self.in_progress
+    }
 }
 
 /// A bounded FIFO queue for tasks, with `task_done` / `join`: Python's `asyncio.Queue`.
@@ -379,7 +313,7 @@ impl<T> AsyncJoinableQueue<T> {
         AsyncJoinableQueue {
             state: Mutex::new(State {
                 items: VecDeque::with_capacity(capacity.min(1024)),
-                unfinished: 0,
+                in_progress: 0,
                 closed: false,
             }),
             capacity,
@@ -423,7 +357,6 @@ impl<T> AsyncJoinableQueue<T> {
                 return Err(TryPutError::Full(item));
             }
             state.items.push_back(item);
-            state.unfinished += 1;
         }
         self.not_empty.notify_one();
         Ok(())
@@ -451,7 +384,10 @@ impl<T> AsyncJoinableQueue<T> {
         let item = {
             let mut state = self.lock();
             match state.items.pop_front() {
-                Some(item) => item,
+                Some(item) => {
+                    state.in_progress += 1;
+                    item
+                }
                 None if state.closed => return Err(TryGetError::Closed),
                 None => return Err(TryGetError::Empty),
             }
@@ -463,15 +399,15 @@ impl<T> AsyncJoinableQueue<T> {
     /// Marks one item taken with `get` as handled; [`join`](Self::join) returns when every item
     /// put has been marked.
     ///
-    /// Fails, changing nothing, if called more times than items were put.
+    /// Fails, changing nothing, if called more times than items were taken.
     pub fn task_done(&self) -> Result<(), TaskDoneError> {
         let all_done = {
             let mut state = self.lock();
-            if state.unfinished == 0 {
+            if state.in_progress == 0 {
                 return Err(TaskDoneError);
             }
-            state.unfinished -= 1;
-            state.unfinished == 0
+            state.in_progress -= 1;
+            state.unfinished() == 0
         };
         if all_done {
             self.all_done.notify_waiters();
@@ -488,7 +424,7 @@ impl<T> AsyncJoinableQueue<T> {
             let notified = self.all_done.notified();
             let mut notified = std::pin::pin!(notified);
             notified.as_mut().enable();
-            if self.lock().unfinished == 0 {
+            if self.lock().unfinished() == 0 {
                 return;
             }
             notified.await;
@@ -525,7 +461,7 @@ impl<T> AsyncJoinableQueue<T> {
 
     /// How many items were put and not yet marked [`task_done`](Self::task_done).
     pub fn unfinished(&self) -> usize {
-        self.lock().unfinished
+        self.lock().unfinished()
     }
 }
 
@@ -535,7 +471,7 @@ impl<T> fmt::Debug for AsyncJoinableQueue<T> {
         f.debug_struct("AsyncJoinableQueue")
             .field("len", &state.items.len())
             .field("capacity", &self.capacity)
-            .field("unfinished", &state.unfinished)
+            .field("unfinished", &state.unfinished())
             .field("closed", &state.closed)
             .finish()
     }
@@ -690,6 +626,8 @@ mod tests {
         assert_eq!(queue.try_get(), Ok('a'));
         queue.task_done().unwrap();
         assert_eq!(queue.unfinished(), 1);
+        // 'b' is queued but not taken: marking it done would let `join` return early.
+        assert_eq!(queue.task_done(), Err(TaskDoneError));
         queue.close();
         assert_eq!(queue.try_put('d').unwrap_err().into_inner(), 'd');
         assert_eq!(queue.try_get(), Ok('b'));
@@ -707,7 +645,10 @@ mod tests {
         is_error::<PutError<Opaque>>();
         is_error::<TryPutError<Opaque>>();
         assert_eq!(format!("{:?}", TryPutError::Full(Opaque)), "Full(..)");
-        assert_eq!(PutError::Closed(Opaque).to_string(), "the queue is closed");
+        assert_eq!(
+            PutError::Closed(Opaque).to_string(),
+            "put on a closed queue"
+        );
     }
 
     #[test]

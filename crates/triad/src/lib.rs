@@ -26,6 +26,7 @@
 //! - [`aio`]: asyncio's idioms on tokio: `gather`, `map_bounded` (a semaphore's bound), an
 //!   async joinable queue, `to_thread`, `timeout`.
 //! - [`lag`]: [`LagMonitor`], which notices a blocked event loop.
+//! - [`queue`]: [`JoinableQueue`], the seed's producer-consumer queue for threads.
 //! - [`trace`]: per-task [`Span`]s and their Chrome Trace export.
 //! - [`workloads`]: the seed's workloads as tasks.
 
@@ -38,6 +39,7 @@ pub mod aio;
 pub mod error;
 pub mod lag;
 pub mod mode;
+pub mod queue;
 pub mod runner;
 pub mod task;
 pub mod threads;
@@ -47,6 +49,10 @@ pub mod workloads;
 pub use error::{EngineError, TaskError};
 pub use lag::{LagMonitor, LagOptions, LagReport};
 pub use mode::{Mode, available_cores};
+pub use queue::{
+    GetError, GetTimeoutError, JoinableQueue, PutError, PutTimeoutError, TaskDoneError,
+    TryGetError, TryPutError,
+};
 pub use runner::{Ordered, Runner, Unordered, imap, imap_unordered, run};
 pub use task::{Body, BoxFuture, Registration, Registry, RegistryError, Task, registry};
 pub use threads::{JobHandle, ThreadPool};
