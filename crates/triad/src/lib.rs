@@ -27,6 +27,7 @@
 //!   async joinable queue, `to_thread`, `timeout`.
 //! - [`lag`]: [`LagMonitor`], which notices a blocked event loop.
 //! - [`queue`]: [`JoinableQueue`], the seed's producer-consumer queue for threads.
+//! - [`fdpass`]: file descriptors inside serde values, sent beside the bytes with `SCM_RIGHTS`.
 //! - [`trace`]: per-task [`Span`]s and their Chrome Trace export.
 //! - [`workloads`]: the seed's workloads as tasks.
 
@@ -37,6 +38,7 @@ extern crate self as triad;
 
 pub mod aio;
 pub mod error;
+pub mod fdpass;
 pub mod lag;
 pub mod mode;
 pub mod queue;
