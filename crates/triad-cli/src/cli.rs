@@ -26,7 +26,7 @@ pub(crate) enum Command {
     #[command(after_help = "\
 Examples:
   triad run count_primes --mode serial 100000 100000
-  triad run count_primes --mode threads:2 --json 100000 100000
+  triad run count_primes --mode processes:2 --json 100000 100000
   triad run sleep_ms --mode async:100 --repeat 100 50
   triad run identity --mode threads:2 --chunk-size 1000 --repeat 1000000 7")]
     Run(RunArgs),
@@ -41,7 +41,7 @@ pub(crate) struct RunArgs {
     /// The inputs, one task each (for example a limit or a number of milliseconds)
     #[arg(required = true, value_name = "INPUT")]
     pub(crate) inputs: Vec<u64>,
-    /// How to run: serial, threads or threads:N (default N: one per core), async or async:N (N in flight)
+    /// How to run: serial, threads:N, processes:N (N defaults to one per core) or async:N (N in flight)
     #[arg(long, short, default_value = "serial")]
     pub(crate) mode: Mode,
     /// Run the list of inputs this many times over

@@ -11,6 +11,9 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 fn main() -> ExitCode {
+    // First, before anything with effects: a worker process of `--mode processes` is this
+    // binary re-executed, and stops here to serve tasks.
+    triad::init();
     let cli = match cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) => return usage_error(error),

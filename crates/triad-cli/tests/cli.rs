@@ -55,7 +55,7 @@ fn an_unknown_workload_names_the_known_ones() {
 
 #[test]
 fn run_prints_results_in_input_order_in_every_mode() {
-    for mode in ["serial", "threads:2", "async:4"] {
+    for mode in ["serial", "threads:2", "processes:2", "async:4"] {
         triad()
             .args(["run", "count_primes", "--mode", mode, "100", "10", "1000"])
             .assert()

@@ -22,6 +22,28 @@ pub enum TaskError {
     /// The engine shut down before the task finished.
     #[error("the engine shut down before the task finished")]
     Cancelled,
+    /// The worker process running the task died (killed by `signal`, or exited with `code`).
+    #[error("the worker process died while running the task ({})", describe_death(*signal, *code))]
+    WorkerDied {
+        /// The signal that ended the worker, if a signal did.
+        signal: Option<i32>,
+        /// The worker's exit code, if it exited.
+        code: Option<i32>,
+    },
+    /// No worker process could be started to run the task.
+    #[error("no worker could start: {0}")]
+    WorkerStart(String),
+    /// The task did not finish within its time limit; its worker was replaced.
+    #[error("the task did not finish within its time limit")]
+    Timeout,
+}
+
+fn describe_death(signal: Option<i32>, code: Option<i32>) -> String {
+    match (signal, code) {
+        (Some(signal), _) => format!("signal {signal}"),
+        (None, Some(code)) => format!("exit code {code}"),
+        (None, None) => "no status".to_owned(),
+    }
 }
 
 impl TaskError {
@@ -45,6 +67,9 @@ pub enum EngineError {
     /// The mode asks for something no engine can do, such as zero threads.
     #[error("invalid mode: {0}")]
     InvalidMode(String),
+    /// The process pool could not start.
+    #[error(transparent)]
+    Pool(#[from] crate::process::PoolError),
     /// The operating system refused a thread or a runtime.
     #[error("could not start the {what}: {source}")]
     Start {

@@ -195,11 +195,26 @@ pub fn recv_with_fds(
     buffer: &mut [u8],
     max_fds: usize,
 ) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+    recv_with_flags(socket, buffer, max_fds, RecvFlags::empty())
+}
+
+/// [`recv_with_fds`] with `recvmsg` flags, such as `DONTWAIT` for a non-blocking read.
+pub fn recv_with_flags(
+    socket: BorrowedFd<'_>,
+    buffer: &mut [u8],
+    max_fds: usize,
+    flags: RecvFlags,
+) -> std::io::Result<(usize, Vec<OwnedFd>)> {
     let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(max_fds))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let received = loop {
         let mut parts = [IoSliceMut::new(buffer)];
-        match rustix::net::recvmsg(socket, &mut parts, &mut control, RecvFlags::CMSG_CLOEXEC) {
+        match rustix::net::recvmsg(
+            socket,
+            &mut parts,
+            &mut control,
+            flags | RecvFlags::CMSG_CLOEXEC,
+        ) {
             Err(rustix::io::Errno::INTR) => continue,
             result => break result?,
         }

@@ -23,6 +23,7 @@
 //! - [`mode`]: [`Mode`], the execution models.
 //! - [`runner`]: [`Runner`], [`run`], [`imap`], [`imap_unordered`] — one workload in any mode.
 //! - [`threads`]: [`ThreadPool`], the thread engine.
+//! - [`process`]: [`ProcessPool`], the process engine, and [`init`], which a worker needs.
 //! - [`aio`]: asyncio's idioms on tokio: `gather`, `map_bounded` (a semaphore's bound), an
 //!   async joinable queue, `to_thread`, `timeout`.
 //! - [`lag`]: [`LagMonitor`], which notices a blocked event loop.
@@ -41,6 +42,7 @@ pub mod error;
 pub mod fdpass;
 pub mod lag;
 pub mod mode;
+pub mod process;
 pub mod queue;
 pub mod runner;
 pub mod task;
@@ -51,6 +53,7 @@ pub mod workloads;
 pub use error::{EngineError, TaskError};
 pub use lag::{LagMonitor, LagOptions, LagReport};
 pub use mode::{Mode, available_cores};
+pub use process::{PoolError, ProcessPool, ProcessPoolBuilder, StartMethod, TaskHandle, init};
 pub use queue::{
     GetError, GetTimeoutError, JoinableQueue, PutError, PutTimeoutError, TaskDoneError,
     TryGetError, TryPutError,

@@ -5,7 +5,7 @@ use std::str::FromStr;
 
 /// How a workload runs: one of the seed's execution models.
 ///
-/// Modes parse from the CLI's spelling: `serial`, `threads`, `threads:N`, `async`, `async:N`.
+/// Modes parse from the CLI's spelling: `serial`, `threads[:N]`, `processes[:N]`, `async[:N]`.
 ///
 /// # Examples
 ///
@@ -22,6 +22,9 @@ pub enum Mode {
     Serial,
     /// A pool of this many OS threads.
     Threads(usize),
+    /// A pool of this many worker processes (see [`ProcessPool`](crate::ProcessPool)); the
+    /// program's `main` must call [`init`](crate::init) first.
+    Processes(usize),
     /// Tasks on one tokio event loop, at most `concurrency` in flight; blocking task bodies are
     /// moved off the loop with `spawn_blocking`, as asyncio's `to_thread` does.
     Async {
@@ -50,6 +53,7 @@ impl fmt::Display for Mode {
         match self {
             Mode::Serial => write!(f, "serial"),
             Mode::Threads(n) => write!(f, "threads:{n}"),
+            Mode::Processes(n) => write!(f, "processes:{n}"),
             Mode::Async { concurrency } => write!(f, "async:{concurrency}"),
         }
     }
@@ -57,7 +61,7 @@ impl fmt::Display for Mode {
 
 /// Why a mode did not parse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a mode: use serial, threads[:N] or async[:N] with N ≥ 1")]
+#[error("`{0}` is not a mode: use serial, threads[:N], processes[:N] or async[:N] with N ≥ 1")]
 pub struct ParseModeError(String);
 
 impl FromStr for Mode {
@@ -78,6 +82,7 @@ impl FromStr for Mode {
         match (kind, count) {
             ("serial", None) => Ok(Mode::Serial),
             ("threads", count) => Ok(Mode::Threads(count.unwrap_or_else(available_cores))),
+            ("processes", count) => Ok(Mode::Processes(count.unwrap_or_else(available_cores))),
             ("async", count) => Ok(Mode::Async {
                 concurrency: count.unwrap_or(Mode::DEFAULT_ASYNC_CONCURRENCY),
             }),
@@ -95,6 +100,7 @@ mod tests {
         for mode in [
             Mode::Serial,
             Mode::Threads(3),
+            Mode::Processes(2),
             Mode::Async { concurrency: 9 },
         ] {
             assert_eq!(mode.to_string().parse::<Mode>(), Ok(mode));
@@ -110,12 +116,14 @@ mod tests {
                 concurrency: Mode::DEFAULT_ASYNC_CONCURRENCY
             })
         );
+        assert_eq!("processes".parse(), Ok(Mode::Processes(available_cores())));
         for bad in [
             "",
             "serial:2",
             "threads:0",
             "threads:x",
-            "processes",
+            "process",
+            "processes:0",
             "async:-1",
         ] {
             assert!(bad.parse::<Mode>().is_err(), "{bad}");

@@ -23,6 +23,9 @@ use futures::FutureExt;
 
 use crate::error::{EngineError, TaskError};
 use crate::mode::Mode;
+use crate::process::ProcessPool;
+use crate::process::dispatcher::{Job, SpanInWorker};
+use crate::process::pool::decode_output;
 use crate::task::{Body, Task};
 use crate::threads::ThreadPool;
 use crate::trace::{Place, Recorder, now_ns};
@@ -97,6 +100,7 @@ pub struct Runner {
 enum Engine {
     Serial,
     Threads(ThreadPool),
+    Processes(ProcessPool),
     Async(EventLoop),
 }
 
@@ -106,6 +110,7 @@ impl Runner {
         let engine = match mode {
             Mode::Serial => Engine::Serial,
             Mode::Threads(threads) => Engine::Threads(ThreadPool::new(threads)?),
+            Mode::Processes(workers) => Engine::Processes(ProcessPool::new(workers)?),
             Mode::Async { concurrency: 0 } => {
                 return Err(EngineError::InvalidMode(
                     "async concurrency must be at least 1".into(),
@@ -119,6 +124,16 @@ impl Runner {
             chunk_size: None,
             recorder: None,
         })
+    }
+
+    /// A runner on an existing process pool (its settings: start method, retries, recycling).
+    pub fn from_pool(pool: ProcessPool) -> Self {
+        Runner {
+            mode: Mode::Processes(pool.workers()),
+            engine: Arc::new(Engine::Processes(pool)),
+            chunk_size: None,
+            recorder: None,
+        }
     }
 
     /// The mode this runner runs.
@@ -153,6 +168,7 @@ impl Runner {
         let chunk = match (&*self.engine, self.chunk_size) {
             (_, Some(size)) => size,
             (Engine::Threads(pool), None) => count.div_ceil(4 * pool.threads()).max(1),
+            (Engine::Processes(pool), None) => count.div_ceil(4 * pool.workers()).max(1),
             _ => 1,
         };
         let mut slots: Vec<Option<Result<T::Output, TaskError>>> =
@@ -198,6 +214,9 @@ impl Runner {
             Engine::Serial => (1, 1),
             // Enough chunks queued that no worker waits for the caller to send the next one.
             Engine::Threads(pool) => (chunk, 4 * pool.threads()),
+            // The pool batches and paces by itself; the window only bounds memory, so it is
+            // wide enough to keep thousands of tiny tasks in the pipe.
+            Engine::Processes(pool) => (chunk, (8192 / chunk).max(4 * pool.workers())),
             Engine::Async(_) => match self.mode {
                 Mode::Async { concurrency } => (1, concurrency),
                 _ => unreachable!("an event loop is only built for async mode"),
@@ -264,6 +283,7 @@ impl<T: Task, I: Iterator<Item = T::Input>> Unordered<T, I> {
                     .collect();
                 let _ = done.send(batch);
             }),
+            Engine::Processes(pool) => dispatch_to_processes(pool, task, chunk, recorder, done),
             Engine::Async(event_loop) => {
                 for (index, input) in chunk {
                     let recorder = recorder.clone();
@@ -330,6 +350,69 @@ impl<T: Task, I: Iterator<Item = T::Input>> Iterator for Ordered<T, I> {
             self.early.insert(index, result);
         }
     }
+}
+
+/// Encodes a chunk and submits it to the pool as one job; the job's results come back as one
+/// batch. An input that does not encode fails alone, as [`TaskError::Codec`].
+fn dispatch_to_processes<T: Task>(
+    pool: &ProcessPool,
+    _task: T,
+    chunk: Vec<(usize, T::Input)>,
+    recorder: Option<Arc<Recorder>>,
+    done: Sender<Batch<T::Output>>,
+) {
+    let mut batch: Batch<T::Output> = Vec::with_capacity(chunk.len());
+    let mut indices = Vec::with_capacity(chunk.len());
+    let mut inputs = Vec::with_capacity(chunk.len());
+    for (index, input) in chunk {
+        match crate::fdpass::encode(&input) {
+            Ok(encoded) => {
+                indices.push(index);
+                inputs.push(encoded);
+            }
+            Err(error) => batch.push((
+                index,
+                Err(TaskError::Codec(format!("input of `{}`: {error}", T::NAME))),
+            )),
+        }
+    }
+    if inputs.is_empty() {
+        let _ = done.send(batch);
+        return;
+    }
+    let mut remaining = inputs.len();
+    let record = recorder.is_some();
+    let deliver = Box::new(
+        move |position: usize, outcome: Result<Vec<u8>, TaskError>, span: Option<SpanInWorker>| {
+            let index = indices[position];
+            if let (Some(recorder), Some(span)) = (&recorder, span) {
+                recorder.push(crate::trace::Span {
+                    name: std::borrow::Cow::Borrowed(T::NAME),
+                    task: index as u64,
+                    pid: span.pid,
+                    tid: span.span.tid,
+                    cpu: span.span.cpu,
+                    start_ns: span.span.start_ns,
+                    end_ns: span.span.end_ns,
+                });
+            }
+            batch.push((index, outcome.and_then(decode_output::<T>)));
+            remaining -= 1;
+            if remaining == 0 {
+                let _ = done.send(std::mem::take(&mut batch));
+            }
+        },
+    );
+    let job = Job {
+        name: T::NAME,
+        inputs,
+        deliver,
+        timeout: None,
+        retries: pool.retries(),
+        record,
+    };
+    // On a closed pool `send_job` cancels the job's tasks itself, so the batch still comes.
+    let _ = pool.send_job(job);
 }
 
 fn run_traced<T: Task>(

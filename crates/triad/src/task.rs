@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::pin::Pin;
 use std::sync::OnceLock;
@@ -80,8 +81,11 @@ pub trait Task: Copy + Send + Sync + 'static {
 pub struct Registration {
     /// The task's stable name.
     pub name: &'static str,
-    invoke: fn(&[u8]) -> Result<Vec<u8>, TaskError>,
+    invoke: InvokeEncoded,
 }
+
+/// Runs a task on its encoded input and the descriptors that came with it.
+type InvokeEncoded = fn(&[u8], Vec<OwnedFd>) -> Result<Vec<u8>, TaskError>;
 
 impl Registration {
     /// The registration of task `T`; `#[triad::task]` submits one per task.
@@ -92,16 +96,20 @@ impl Registration {
         }
     }
 
-    /// Decodes `input` (postcard), runs the task on this thread and encodes its output.
+    /// Decodes `input` (postcard, with `fds` for the [`SharedFd`](crate::fdpass::SharedFd)s
+    /// inside it), runs the task on this thread and encodes its output.
     ///
     /// A malformed input is [`TaskError::Codec`]; a panic is [`TaskError::Panicked`].
-    pub fn invoke(&self, input: &[u8]) -> Result<Vec<u8>, TaskError> {
-        (self.invoke)(input)
+    pub fn invoke(&self, input: &[u8], fds: Vec<OwnedFd>) -> Result<Vec<u8>, TaskError> {
+        (self.invoke)(input, fds)
     }
 }
 
-fn invoke_encoded<T: Task + Default>(input: &[u8]) -> Result<Vec<u8>, TaskError> {
-    let input: T::Input = postcard::from_bytes(input)
+fn invoke_encoded<T: Task + Default>(
+    input: &[u8],
+    fds: Vec<OwnedFd>,
+) -> Result<Vec<u8>, TaskError> {
+    let input: T::Input = crate::fdpass::decode(input, fds)
         .map_err(|e| TaskError::Codec(format!("input of `{}`: {e}", T::NAME)))?;
     let output = T::default().run_here(input)?;
     postcard::to_stdvec(&output)
@@ -133,10 +141,15 @@ impl Registry {
     }
 
     /// Calls the task registered under `name` on encoded input; see [`Registration::invoke`].
-    pub fn invoke(&self, name: &str, input: &[u8]) -> Result<Vec<u8>, TaskError> {
+    pub fn invoke(
+        &self,
+        name: &str,
+        input: &[u8],
+        fds: Vec<OwnedFd>,
+    ) -> Result<Vec<u8>, TaskError> {
         self.get(name)
             .ok_or_else(|| TaskError::UnknownTask(name.to_owned()))?
-            .invoke(input)
+            .invoke(input, fds)
     }
 
     /// The names of all registered tasks, sorted.
@@ -185,7 +198,7 @@ impl Registry {
 /// use triad::Task;
 /// let registry = triad::registry().expect("task names are unique");
 /// let input = postcard::to_stdvec(&21_i32).unwrap();
-/// let output = registry.invoke(double::NAME, &input).unwrap();
+/// let output = registry.invoke(double::NAME, &input, Vec::new()).unwrap();
 /// assert_eq!(postcard::from_bytes::<i32>(&output).unwrap(), 42);
 /// ```
 pub fn registry() -> Result<&'static Registry, RegistryError> {
@@ -229,7 +242,7 @@ mod tests {
         x
     }
 
-    fn fail(_: &[u8]) -> Result<Vec<u8>, TaskError> {
+    fn fail(_: &[u8], _: Vec<OwnedFd>) -> Result<Vec<u8>, TaskError> {
         Err(TaskError::Cancelled)
     }
 
@@ -269,14 +282,22 @@ mod tests {
     fn invoke_runs_tuple_unit_and_async_tasks_on_encoded_bytes() {
         let registry = registry().unwrap();
         let out = registry
-            .invoke(add::NAME, &postcard::to_stdvec(&(2_u32, 3_u32)).unwrap())
+            .invoke(
+                add::NAME,
+                &postcard::to_stdvec(&(2_u32, 3_u32)).unwrap(),
+                Vec::new(),
+            )
             .unwrap();
         assert_eq!(postcard::from_bytes::<u32>(&out).unwrap(), 5);
         let out = registry
-            .invoke(nothing::NAME, &postcard::to_stdvec(&()).unwrap())
+            .invoke(
+                nothing::NAME,
+                &postcard::to_stdvec(&()).unwrap(),
+                Vec::new(),
+            )
             .unwrap();
         postcard::from_bytes::<()>(&out).unwrap();
-        let out = registry.invoke(later::NAME, &[9]).unwrap();
+        let out = registry.invoke(later::NAME, &[9], Vec::new()).unwrap();
         assert_eq!(postcard::from_bytes::<u8>(&out).unwrap(), 9);
     }
 
@@ -284,11 +305,11 @@ mod tests {
     fn undecodable_input_and_unknown_names_are_errors() {
         let registry = registry().unwrap();
         assert!(matches!(
-            registry.invoke(add::NAME, &[0xff]),
+            registry.invoke(add::NAME, &[0xff], Vec::new()),
             Err(TaskError::Codec(detail)) if detail.contains("input of `triad::task::tests::add`")
         ));
         assert_eq!(
-            registry.invoke("no::such::task", &[]),
+            registry.invoke("no::such::task", &[], Vec::new()),
             Err(TaskError::UnknownTask("no::such::task".into()))
         );
     }

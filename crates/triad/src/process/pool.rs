@@ -1,0 +1,380 @@
+//! [`ProcessPool`]: the public face of the process engine.
+
+use std::future::Future;
+use std::os::fd::OwnedFd;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use futures::channel::oneshot;
+
+use super::dispatcher::{Command, Dispatcher, Job, Settings};
+use crate::error::TaskError;
+use crate::runner::{Ordered, Runner, Unordered};
+use crate::task::{RegistryError, Task};
+
+/// How worker processes are started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum StartMethod {
+    /// Re-execute this program; the worker finds tasks in the registry by name. Safe whatever
+    /// the parent is doing (threads, locks held), at the price of a fresh process start.
+    #[default]
+    Spawn,
+}
+
+/// Why a pool could not start or take work.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// A pool needs at least one worker.
+    #[error("a process pool needs at least one worker")]
+    NoWorkers,
+    /// This process was started as a worker but its `main` did not call [`init`](crate::init).
+    #[error(
+        "this process was started as a triad worker, but main() did not call triad::init() first"
+    )]
+    NotInitialised,
+    /// The task registry is inconsistent (two tasks of one name).
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The workers could not be started.
+    #[error("could not start the process pool: {0}")]
+    Start(String),
+    /// The pool was closed or terminated and takes no more work.
+    #[error("the process pool is closed")]
+    Closed,
+}
+
+/// Settings for a [`ProcessPool`]; make one with [`ProcessPool::builder`].
+#[derive(Debug, Clone)]
+pub struct ProcessPoolBuilder {
+    workers: Option<usize>,
+    start_method: StartMethod,
+    max_tasks_per_child: Option<u64>,
+    retries: u32,
+}
+
+impl ProcessPoolBuilder {
+    /// How many worker processes (default: one per core this process may use).
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// How workers are started (default: [`StartMethod::Spawn`]).
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.start_method = method;
+        self
+    }
+
+    /// Replace each worker after it has run this many tasks (`maxtasksperchild`).
+    pub fn max_tasks_per_child(mut self, tasks: u64) -> Self {
+        self.max_tasks_per_child = Some(tasks.max(1));
+        self
+    }
+
+    /// Run a task again, up to `retries` times, when its worker dies under it; without this a
+    /// task whose worker dies fails with [`TaskError::WorkerDied`].
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// Starts the workers and waits until each has said hello.
+    pub fn build(self) -> Result<ProcessPool, PoolError> {
+        let workers = self.workers.unwrap_or_else(crate::available_cores);
+        if workers == 0 {
+            return Err(PoolError::NoWorkers);
+        }
+        if super::started_as_worker_without_init() {
+            return Err(PoolError::NotInitialised);
+        }
+        crate::task::registry()?;
+        let StartMethod::Spawn = self.start_method;
+        let (commands, received) = crossbeam_channel::unbounded();
+        let wake = rustix::event::eventfd(
+            0,
+            rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK,
+        )
+        .map_err(|error| PoolError::Start(format!("eventfd: {error}")))?;
+        let ring = wake
+            .try_clone()
+            .map_err(|error| PoolError::Start(format!("eventfd: {error}")))?;
+        let sleeping = Arc::new(AtomicBool::new(false));
+        let settings = Settings {
+            workers,
+            max_tasks_per_child: self.max_tasks_per_child,
+        };
+        let dispatcher = Dispatcher::new(settings, received, wake, sleeping.clone());
+        let (started_tx, started_rx) = crossbeam_channel::bounded(1);
+        // The dispatcher thread starts the workers, so their PR_SET_PDEATHSIG follows it: it
+        // lives exactly as long as the pool.
+        let thread = std::thread::Builder::new()
+            .name("triad-process-pool".into())
+            .spawn(move || dispatcher.run(started_tx))
+            .map_err(|error| PoolError::Start(format!("dispatcher thread: {error}")))?;
+        let startup = started_rx
+            .recv()
+            .unwrap_or_else(|_| Err("the dispatcher thread ended during start-up".into()));
+        let pool = ProcessPool {
+            inner: Arc::new(Inner {
+                commands,
+                ring,
+                sleeping,
+                thread: Mutex::new(Some(thread)),
+                closed: AtomicBool::new(false),
+                workers,
+                retries: self.retries,
+            }),
+        };
+        match startup {
+            Ok(_) => Ok(pool),
+            Err(reason) => {
+                pool.join();
+                Err(PoolError::Start(reason))
+            }
+        }
+    }
+}
+
+/// A pool of worker processes, as Python's `multiprocessing.Pool`. Cloning shares the pool.
+///
+/// Dropping the last handle terminates the workers (as leaving a `with Pool()` block does);
+/// call [`close`](Self::close) then [`join`](Self::join) to let queued work finish first.
+/// Workers die with the pool's thread even if the whole program is killed
+/// (`PR_SET_PDEATHSIG`), and each is reaped, so none is left as a zombie or an orphan.
+#[derive(Debug, Clone)]
+pub struct ProcessPool {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    commands: Sender<Command>,
+    /// The dispatcher's eventfd, rung when a command arrives while it sleeps.
+    ring: OwnedFd,
+    sleeping: Arc<AtomicBool>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    closed: AtomicBool,
+    workers: usize,
+    retries: u32,
+}
+
+impl ProcessPool {
+    /// Settings for a new pool.
+    pub fn builder() -> ProcessPoolBuilder {
+        ProcessPoolBuilder {
+            workers: None,
+            start_method: StartMethod::default(),
+            max_tasks_per_child: None,
+            retries: 0,
+        }
+    }
+
+    /// A pool of `workers` processes with default settings.
+    pub fn new(workers: usize) -> Result<Self, PoolError> {
+        ProcessPool::builder().workers(workers).build()
+    }
+
+    /// How many worker processes the pool keeps.
+    pub fn workers(&self) -> usize {
+        self.inner.workers
+    }
+
+    /// Runs `task` over every input; results in input order (inputs go in chunks of
+    /// `ceil(n / (4 × workers))`, as `Pool.map` sends them).
+    pub fn map<T: Task>(
+        &self,
+        task: T,
+        inputs: impl IntoIterator<Item = T::Input>,
+    ) -> Vec<Result<T::Output, TaskError>> {
+        Runner::from_pool(self.clone()).map(task, inputs)
+    }
+
+    /// [`map`](Self::map) with an explicit chunk size.
+    pub fn map_chunked<T: Task>(
+        &self,
+        task: T,
+        inputs: impl IntoIterator<Item = T::Input>,
+        chunk_size: usize,
+    ) -> Vec<Result<T::Output, TaskError>> {
+        Runner::from_pool(self.clone())
+            .chunk_size(chunk_size)
+            .map(task, inputs)
+    }
+
+    /// Runs `task` over `inputs`, yielding results in input order as they become ready.
+    pub fn imap<T: Task, I: IntoIterator<Item = T::Input>>(
+        &self,
+        task: T,
+        inputs: I,
+    ) -> Ordered<T, I::IntoIter> {
+        Runner::from_pool(self.clone()).imap(task, inputs)
+    }
+
+    /// Runs `task` over `inputs`, yielding `(input index, result)` as tasks finish.
+    pub fn imap_unordered<T: Task, I: IntoIterator<Item = T::Input>>(
+        &self,
+        task: T,
+        inputs: I,
+    ) -> Unordered<T, I::IntoIter> {
+        Runner::from_pool(self.clone()).imap_unordered(task, inputs)
+    }
+
+    /// Runs one task; the handle can be waited on or awaited.
+    pub fn submit<T: Task>(
+        &self,
+        task: T,
+        input: T::Input,
+    ) -> Result<TaskHandle<T::Output>, PoolError> {
+        self.submit_inner(task, input, None)
+    }
+
+    /// Runs one task with a time limit: past it the task fails with [`TaskError::Timeout`] and
+    /// the worker running it is killed and replaced.
+    pub fn submit_with_timeout<T: Task>(
+        &self,
+        task: T,
+        input: T::Input,
+        timeout: Duration,
+    ) -> Result<TaskHandle<T::Output>, PoolError> {
+        self.submit_inner(task, input, Some(timeout))
+    }
+
+    fn submit_inner<T: Task>(
+        &self,
+        _task: T,
+        input: T::Input,
+        timeout: Option<Duration>,
+    ) -> Result<TaskHandle<T::Output>, PoolError> {
+        let (sender, receiver) = oneshot::channel();
+        let handle = TaskHandle { receiver };
+        let encoded = match crate::fdpass::encode(&input) {
+            Ok(encoded) => encoded,
+            Err(error) => {
+                let _ = sender.send(Err(TaskError::Codec(format!(
+                    "input of `{}`: {error}",
+                    T::NAME
+                ))));
+                return Ok(handle);
+            }
+        };
+        let mut sender = Some(sender);
+        let job = Job {
+            name: T::NAME,
+            inputs: vec![encoded],
+            deliver: Box::new(move |_, outcome, _| {
+                if let Some(sender) = sender.take() {
+                    let _ = sender.send(outcome.and_then(decode_output::<T>));
+                }
+            }),
+            timeout,
+            retries: self.inner.retries,
+            record: false,
+        };
+        self.send_job(job)?;
+        Ok(handle)
+    }
+
+    /// Queues a job for the dispatcher; on a closed pool, cancels its tasks instead.
+    pub(crate) fn send_job(&self, mut job: Job) -> Result<(), PoolError> {
+        if self.inner.closed.load(Ordering::SeqCst) {
+            for position in 0..job.inputs.len() {
+                (job.deliver)(position, Err(TaskError::Cancelled), None);
+            }
+            return Err(PoolError::Closed);
+        }
+        self.command(Command::Submit(job))
+    }
+
+    pub(crate) fn retries(&self) -> u32 {
+        self.inner.retries
+    }
+
+    fn command(&self, command: Command) -> Result<(), PoolError> {
+        self.inner
+            .commands
+            .send(command)
+            .map_err(|_| PoolError::Closed)?;
+        if self.inner.sleeping.swap(false, Ordering::SeqCst) {
+            let _ = rustix::io::write(&self.inner.ring, &1_u64.to_ne_bytes());
+        }
+        Ok(())
+    }
+
+    /// Takes no more work; queued work goes on. `Pool.close()`.
+    pub fn close(&self) {
+        if !self.inner.closed.swap(true, Ordering::SeqCst) {
+            let _ = self.command(Command::Close);
+        }
+    }
+
+    /// Waits until the pool has finished: after [`close`](Self::close), once the queued work is
+    /// done and the workers have exited; after [`terminate`](Self::terminate), at once.
+    pub fn join(&self) {
+        let thread = self
+            .inner
+            .thread
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+
+    /// Kills the workers now; unfinished tasks end as [`TaskError::Cancelled`].
+    pub fn terminate(&self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        let _ = self.command(Command::Terminate);
+        self.join();
+    }
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Terminate);
+        let _ = rustix::io::write(&self.ring, &1_u64.to_ne_bytes());
+        if let Some(thread) = self
+            .thread
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take()
+        {
+            let _ = thread.join();
+        }
+    }
+}
+
+pub(crate) fn decode_output<T: Task>(bytes: Vec<u8>) -> Result<T::Output, TaskError> {
+    postcard::from_bytes(&bytes)
+        .map_err(|error| TaskError::Codec(format!("output of `{}`: {error}", T::NAME)))
+}
+
+/// The pending result of [`ProcessPool::submit`]: [`wait`](Self::wait) for it, or `.await` it.
+#[derive(Debug)]
+pub struct TaskHandle<O> {
+    receiver: oneshot::Receiver<Result<O, TaskError>>,
+}
+
+impl<O> TaskHandle<O> {
+    /// Blocks until the task has finished.
+    pub fn wait(self) -> Result<O, TaskError> {
+        futures::executor::block_on(self)
+    }
+}
+
+impl<O> Future for TaskHandle<O> {
+    type Output = Result<O, TaskError>;
+
+    fn poll(mut self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.receiver)
+            .poll(context)
+            .map(|received| received.unwrap_or(Err(TaskError::Cancelled)))
+    }
+}
