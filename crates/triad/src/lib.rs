@@ -29,6 +29,8 @@
 //! - [`lag`]: [`LagMonitor`], which notices a blocked event loop.
 //! - [`queue`]: [`JoinableQueue`], the seed's producer-consumer queue for threads.
 //! - [`fdpass`]: file descriptors inside serde values, sent beside the bytes with `SCM_RIGHTS`.
+//! - [`shm`]: [`SharedArray`] and [`SharedValue`], plain data in memory shared between processes
+//!   (memfd + mmap), with atomics and a robust process-shared lock.
 //! - [`trace`]: per-task [`Span`]s and their Chrome Trace export.
 //! - [`workloads`]: the seed's workloads as tasks.
 
@@ -45,6 +47,7 @@ pub mod mode;
 pub mod process;
 pub mod queue;
 pub mod runner;
+pub mod shm;
 pub mod task;
 pub mod threads;
 pub mod trace;
@@ -59,6 +62,7 @@ pub use queue::{
     TryGetError, TryPutError,
 };
 pub use runner::{Ordered, Runner, Unordered, imap, imap_unordered, run};
+pub use shm::{SharedArray, SharedValue};
 pub use task::{Body, BoxFuture, Registration, Registry, RegistryError, Task, registry};
 pub use threads::{JobHandle, ThreadPool};
 pub use trace::{Recorder, Span, chrome_trace_json, now_ns};
