@@ -154,6 +154,29 @@ pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Encoded, postcard::Err
     Ok(Encoded { bytes: bytes?, fds })
 }
 
+/// Appends the postcard encoding of `value` to `bytes`, and returns its descriptors.
+pub fn encode_append<T: Serialize + ?Sized>(
+    value: &T,
+    bytes: &mut Vec<u8>,
+) -> Result<Vec<OwnedFd>, postcard::Error> {
+    let scope = Scope::enter(&OUTGOING, Vec::new());
+    let start = bytes.len();
+    let encoded = postcard::to_extend(value, std::mem::take(bytes));
+    let fds = scope.leave().unwrap_or_default();
+    match encoded {
+        Ok(extended) => {
+            *bytes = extended;
+            Ok(fds)
+        }
+        Err(error) => {
+            // `to_extend` consumed the buffer; what it held before is lost only on this error
+            // path, so restore a buffer of the right length for the caller to go on with.
+            bytes.resize(start, 0);
+            Err(error)
+        }
+    }
+}
+
 /// Decodes a value that [`encode`] wrote, giving its [`SharedFd`]s the descriptors `fds`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<T, postcard::Error> {
     let scope = Scope::enter(&INCOMING, fds.into_iter().map(Some).collect());
