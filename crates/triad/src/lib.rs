@@ -28,6 +28,8 @@
 //! - [`lag`]: [`LagMonitor`], which notices a blocked event loop.
 //! - [`queue`]: [`JoinableQueue`], the seed's producer-consumer queue for threads.
 //! - [`fdpass`]: file descriptors inside serde values, sent beside the bytes with `SCM_RIGHTS`.
+//! - [`ipc`]: [`pipe`] / [`PipeEnd`] and [`Queue`], the seed's `multiprocessing.Pipe` and
+//!   `multiprocessing.Queue`: typed messages and a bounded queue between processes.
 //! - [`trace`]: per-task [`Span`]s and their Chrome Trace export.
 //! - [`workloads`]: the seed's workloads as tasks.
 
@@ -39,6 +41,7 @@ extern crate self as triad;
 pub mod aio;
 pub mod error;
 pub mod fdpass;
+pub mod ipc;
 pub mod lag;
 pub mod mode;
 pub mod queue;
@@ -49,6 +52,10 @@ pub mod trace;
 pub mod workloads;
 
 pub use error::{EngineError, TaskError};
+pub use ipc::{
+    IpcError, PipeEnd, Queue, QueueError, RecvError, RecvTimeoutError, SendError, TryRecvError,
+    pipe,
+};
 pub use lag::{LagMonitor, LagOptions, LagReport};
 pub use mode::{Mode, available_cores};
 pub use queue::{
