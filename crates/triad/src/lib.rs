@@ -31,6 +31,8 @@
 //! - [`fdpass`]: file descriptors inside serde values, sent beside the bytes with `SCM_RIGHTS`.
 //! - [`shm`]: [`SharedArray`] and [`SharedValue`], plain data in memory shared between processes
 //!   (memfd + mmap), with atomics and a robust process-shared lock.
+//! - [`ipc`]: [`pipe`] / [`PipeEnd`] and [`Queue`], the seed's `multiprocessing.Pipe` and
+//!   `multiprocessing.Queue`: typed messages and a bounded queue between processes.
 //! - [`trace`]: per-task [`Span`]s and their Chrome Trace export.
 //! - [`workloads`]: the seed's workloads as tasks.
 
@@ -42,6 +44,7 @@ extern crate self as triad;
 pub mod aio;
 pub mod error;
 pub mod fdpass;
+pub mod ipc;
 pub mod lag;
 pub mod mode;
 pub mod process;
@@ -54,6 +57,7 @@ pub mod trace;
 pub mod workloads;
 
 pub use error::{EngineError, TaskError};
+pub use ipc::{IpcError, PipeEnd, Queue, QueueError, pipe};
 pub use lag::{LagMonitor, LagOptions, LagReport};
 pub use mode::{Mode, available_cores};
 pub use process::{PoolError, ProcessPool, ProcessPoolBuilder, StartMethod, TaskHandle, init};
