@@ -266,7 +266,7 @@ fn a_dead_peer_disconnects_the_pipe() {
     assert!(matches!(parent.recv(), Err(RecvError::Disconnected)));
     assert!(matches!(
         parent.send(&()),
-        Err(triad::SendError::Disconnected)
+        Err(triad::ipc::SendError::Disconnected)
     ));
     wait_ok(child);
 
@@ -416,11 +416,11 @@ fn close_wakes_a_blocked_get_and_a_blocked_put_in_other_processes() {
     std::thread::sleep(Duration::from_millis(200));
     assert!(matches!(
         put_end.try_recv(),
-        Err(triad::TryRecvError::Empty)
+        Err(triad::ipc::TryRecvError::Empty)
     ));
     assert!(matches!(
         get_end.try_recv(),
-        Err(triad::TryRecvError::Empty)
+        Err(triad::ipc::TryRecvError::Empty)
     ));
     full.close().unwrap();
     items.close().unwrap();
