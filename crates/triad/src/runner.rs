@@ -24,7 +24,7 @@ use futures::FutureExt;
 use crate::error::{EngineError, TaskError};
 use crate::mode::Mode;
 use crate::process::ProcessPool;
-use crate::process::dispatcher::{Job, SpanInWorker};
+use crate::process::dispatcher::{Inputs, Job, SpanInWorker};
 use crate::process::pool::decode_output;
 use crate::task::{Body, Task};
 use crate::threads::ThreadPool;
@@ -363,13 +363,10 @@ fn dispatch_to_processes<T: Task>(
 ) {
     let mut batch: Batch<T::Output> = Vec::with_capacity(chunk.len());
     let mut indices = Vec::with_capacity(chunk.len());
-    let mut inputs = Vec::with_capacity(chunk.len());
+    let mut inputs = Inputs::new();
     for (index, input) in chunk {
-        match crate::fdpass::encode(&input) {
-            Ok(encoded) => {
-                indices.push(index);
-                inputs.push(encoded);
-            }
+        match inputs.push(&input) {
+            Ok(()) => indices.push(index),
             Err(error) => batch.push((
                 index,
                 Err(TaskError::Codec(format!("input of `{}`: {error}", T::NAME))),
@@ -383,7 +380,7 @@ fn dispatch_to_processes<T: Task>(
     let mut remaining = inputs.len();
     let record = recorder.is_some();
     let deliver = Box::new(
-        move |position: usize, outcome: Result<Vec<u8>, TaskError>, span: Option<SpanInWorker>| {
+        move |position: usize, outcome: Result<&[u8], TaskError>, span: Option<SpanInWorker>| {
             let index = indices[position];
             if let (Some(recorder), Some(span)) = (&recorder, span) {
                 recorder.push(crate::trace::Span {

@@ -85,7 +85,7 @@ pub struct Registration {
 }
 
 /// Runs a task on its encoded input and the descriptors that came with it.
-type InvokeEncoded = fn(&[u8], Vec<OwnedFd>) -> Result<Vec<u8>, TaskError>;
+type InvokeEncoded = fn(&[u8], Vec<OwnedFd>, &mut Vec<u8>) -> Result<(), TaskError>;
 
 impl Registration {
     /// The registration of task `T`; `#[triad::task]` submits one per task.
@@ -101,19 +101,37 @@ impl Registration {
     ///
     /// A malformed input is [`TaskError::Codec`]; a panic is [`TaskError::Panicked`].
     pub fn invoke(&self, input: &[u8], fds: Vec<OwnedFd>) -> Result<Vec<u8>, TaskError> {
-        (self.invoke)(input, fds)
+        let mut output = Vec::new();
+        (self.invoke)(input, fds, &mut output)?;
+        Ok(output)
+    }
+
+    /// [`invoke`](Self::invoke), appending the encoded output to `output`; on an error `output`
+    /// is left as it was.
+    pub fn invoke_into(
+        &self,
+        input: &[u8],
+        fds: Vec<OwnedFd>,
+        output: &mut Vec<u8>,
+    ) -> Result<(), TaskError> {
+        (self.invoke)(input, fds, output)
     }
 }
 
 fn invoke_encoded<T: Task + Default>(
     input: &[u8],
     fds: Vec<OwnedFd>,
-) -> Result<Vec<u8>, TaskError> {
+    encoded: &mut Vec<u8>,
+) -> Result<(), TaskError> {
     let input: T::Input = crate::fdpass::decode(input, fds)
         .map_err(|e| TaskError::Codec(format!("input of `{}`: {e}", T::NAME)))?;
     let output = T::default().run_here(input)?;
-    postcard::to_stdvec(&output)
-        .map_err(|e| TaskError::Codec(format!("output of `{}`: {e}", T::NAME)))
+    let start = encoded.len();
+    if let Err(e) = postcard::to_io(&output, &mut *encoded) {
+        encoded.truncate(start);
+        return Err(TaskError::Codec(format!("output of `{}`: {e}", T::NAME)));
+    }
+    Ok(())
 }
 
 inventory::collect!(Registration);
@@ -242,7 +260,7 @@ mod tests {
         x
     }
 
-    fn fail(_: &[u8], _: Vec<OwnedFd>) -> Result<Vec<u8>, TaskError> {
+    fn fail(_: &[u8], _: Vec<OwnedFd>, _: &mut Vec<u8>) -> Result<(), TaskError> {
         Err(TaskError::Cancelled)
     }
 

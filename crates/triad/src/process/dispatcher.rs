@@ -10,14 +10,21 @@
 //! tasks (at least one, at most [`MAX_CREDIT`]). Tiny tasks thus travel hundreds to a frame, and
 //! one-second tasks one at a time, so no worker sits on a backlog while another idles.
 //!
-//! A worker that dies (its socket ends) is reaped with `waitpid`; each of its tasks is retried
-//! if its job allows and attempts remain, and otherwise fails as [`TaskError::WorkerDied`] with
-//! the signal or exit code; a new worker takes its place. A task past its deadline fails as
-//! [`TaskError::Timeout`] and its worker is killed and replaced — the worker's other tasks were
-//! not at fault, so they go back to the queue.
+//! Work is tracked in ranges, never task by task: a job's inputs lie end to end in one buffer,
+//! the queue holds ranges of a job's positions, and each worker's in-flight list holds
+//! *segments* — a range and the first of the consecutive ids it was sent under. Results come
+//! back in id order, so a segment is delivered front to back.
+//!
+//! A worker that dies (its socket ends) is reaped with `waitpid`. Its slot page names the task
+//! it was running: that task is retried if its job allows and attempts remain, and otherwise
+//! fails as [`TaskError::WorkerDied`] with the signal or exit code; the tasks queued behind it
+//! go back to the queue as they are, and a new worker takes its place. A task past its deadline
+//! fails as [`TaskError::Timeout`] and its worker is killed and replaced — the worker's other
+//! tasks were not at fault, so they too go back to the queue.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::IoSlice;
+use std::ops::Range;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
@@ -26,27 +33,30 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, TryRecvError};
 use rustix::event::{PollFd, PollFlags};
+use serde::Serialize;
 use serde_bytes::ByteBuf;
 
 use super::slot::Slot;
 use super::start::{Started, spawn_worker};
 use super::wire::{
-    FrameReader, FromWorker, ToWorker, WireSpan, WireTask, decode_payload, encode_frame,
+    Batch, FrameReader, FromWorker, Results, ToWorker, WireSpan, decode_payload, encode_frame,
 };
 use crate::error::TaskError;
-use crate::fdpass::{Encoded, MAX_FDS_PER_MESSAGE, recv_with_flags, send_with_fds};
+use crate::fdpass::{MAX_FDS_PER_MESSAGE, encode_append, recv_with_flags, send_with_fds};
 
 /// How much work, in time, a worker is given ahead.
 const TARGET_QUEUE: Duration = Duration::from_millis(2);
 /// The most tasks a worker holds at once.
-const MAX_CREDIT: usize = 4096;
+const MAX_CREDIT: usize = 8192;
+/// The most input bytes in one batch frame (a frame may not pass the wire's limit).
+const MAX_BATCH_BYTES: usize = 16 << 20;
 /// Consecutive workers that die before saying hello after which the pool gives up.
 const MAX_START_FAILURES: u32 = 3;
 
 /// Called once per task of a job with the task's position in the job, its encoded output (or
 /// error) and, if asked for, its span.
 pub(crate) type Deliver =
-    Box<dyn FnMut(usize, Result<Vec<u8>, TaskError>, Option<SpanInWorker>) + Send>;
+    Box<dyn FnMut(usize, Result<&[u8], TaskError>, Option<SpanInWorker>) + Send>;
 
 /// A task's span as measured in a worker.
 #[derive(Debug, Clone, Copy)]
@@ -55,10 +65,72 @@ pub(crate) struct SpanInWorker {
     pub(crate) span: WireSpan,
 }
 
+/// A job's encoded inputs, end to end in one buffer, with their descriptors.
+#[derive(Debug, Default)]
+pub(crate) struct Inputs {
+    bytes: Vec<u8>,
+    ends: Vec<usize>,
+    /// Cumulative descriptor counts, one per input; empty while no input has any.
+    fd_ends: Vec<usize>,
+    fds: Vec<OwnedFd>,
+}
+
+impl Inputs {
+    pub(crate) fn new() -> Self {
+        Inputs::default()
+    }
+
+    /// Encodes `value` as the next input.
+    pub(crate) fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), postcard::Error> {
+        let fds = encode_append(value, &mut self.bytes)?;
+        if !fds.is_empty() && self.fd_ends.is_empty() {
+            self.fd_ends = vec![0; self.ends.len()];
+        }
+        self.ends.push(self.bytes.len());
+        if !self.fd_ends.is_empty() {
+            self.fd_ends.push(self.fds.len() + fds.len());
+            self.fds.extend(fds);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    fn start(&self, position: usize) -> usize {
+        if position == 0 {
+            0
+        } else {
+            self.ends[position - 1]
+        }
+    }
+
+    fn fd_start(&self, position: usize) -> usize {
+        if position == 0 {
+            0
+        } else {
+            self.fd_ends[position - 1]
+        }
+    }
+
+    fn fd_count(&self, position: usize) -> usize {
+        if self.fd_ends.is_empty() {
+            0
+        } else {
+            self.fd_ends[position] - self.fd_start(position)
+        }
+    }
+}
+
 /// A batch of tasks of one registered task, submitted together.
 pub(crate) struct Job {
     pub(crate) name: &'static str,
-    pub(crate) inputs: Vec<Encoded>,
+    pub(crate) inputs: Inputs,
     pub(crate) deliver: Deliver,
     pub(crate) timeout: Option<Duration>,
     /// How many times a task may run again after its worker died under it.
@@ -88,6 +160,7 @@ type JobKey = u64;
 
 struct JobRecord {
     name: &'static str,
+    inputs: Inputs,
     deliver: Deliver,
     remaining: usize,
     deadline: Option<Instant>,
@@ -95,11 +168,28 @@ struct JobRecord {
     record: bool,
 }
 
-struct Pending {
+/// Positions of a job waiting to be sent.
+struct Queued {
     job: JobKey,
-    position: usize,
-    input: Encoded,
+    positions: Range<usize>,
+    /// Runs so far that ended with the worker's death (all of the range has the same count).
     attempts: u32,
+}
+
+/// Positions of a job sent to a worker under consecutive ids from `first_id`.
+struct Segment {
+    first_id: u64,
+    job: JobKey,
+    positions: Range<usize>,
+    /// How many of them have been delivered (always the first ones).
+    done: usize,
+    attempts: u32,
+}
+
+impl Segment {
+    fn end_id(&self) -> u64 {
+        self.first_id + self.positions.len() as u64
+    }
 }
 
 struct Worker {
@@ -114,11 +204,12 @@ struct Worker {
     written: usize,
     /// Descriptors of the frames in `out`, sent with the next write (never after their bytes).
     out_fds: VecDeque<OwnedFd>,
-    in_flight: HashMap<u64, Pending>,
+    in_flight: VecDeque<Segment>,
+    in_flight_tasks: usize,
+    /// The id the next task sent to this worker gets; ids count up from 0 per worker.
+    next_id: u64,
     said_hello: bool,
-    /// Tasks sent over this worker's life, for `max_tasks_per_child`.
-    sent: u64,
-    /// It has had its share of tasks: it gets a stop once its last result is in.
+    /// It has had its `max_tasks_per_child`: it gets a stop once its last result is in.
     retiring: bool,
     stop_sent: bool,
     /// We killed it (a task ran past its deadline): its other tasks are not at fault.
@@ -131,10 +222,9 @@ pub(crate) struct Dispatcher {
     wake: OwnedFd,
     sleeping: Arc<AtomicBool>,
     workers: Vec<Worker>,
-    queue: VecDeque<Pending>,
+    queue: VecDeque<Queued>,
     jobs: HashMap<JobKey, JobRecord>,
     next_job: JobKey,
-    next_task: u64,
     /// Mean nanoseconds per task, from the workers' reports; starts at a guess.
     task_cost_ns: f64,
     start_failures: u32,
@@ -158,7 +248,6 @@ impl Dispatcher {
             queue: VecDeque::new(),
             jobs: HashMap::new(),
             next_job: 0,
-            next_task: 0,
             task_cost_ns: 100_000.0,
             start_failures: 0,
             broken: None,
@@ -225,9 +314,10 @@ impl Dispatcher {
             out: Vec::new(),
             written: 0,
             out_fds: VecDeque::new(),
-            in_flight: HashMap::new(),
+            in_flight: VecDeque::new(),
+            in_flight_tasks: 0,
+            next_id: 0,
             said_hello: false,
-            sent: 0,
             retiring: false,
             stop_sent: false,
             killed_by_us: false,
@@ -249,37 +339,36 @@ impl Dispatcher {
         }
     }
 
-    fn submit(&mut self, job: Job) {
-        let key = self.next_job;
-        self.next_job += 1;
-        let mut record = JobRecord {
-            name: job.name,
-            deliver: job.deliver,
-            remaining: job.inputs.len(),
-            deadline: job.timeout.map(|timeout| Instant::now() + timeout),
-            retries: job.retries,
-            record: job.record,
-        };
+    fn submit(&mut self, mut job: Job) {
+        let count = job.inputs.len();
         if let Some(reason) = &self.broken {
-            for position in 0..record.remaining {
-                (record.deliver)(position, Err(TaskError::WorkerStart(reason.clone())), None);
+            for position in 0..count {
+                (job.deliver)(position, Err(TaskError::WorkerStart(reason.clone())), None);
             }
             return;
         }
-        self.queue.extend(
-            job.inputs
-                .into_iter()
-                .enumerate()
-                .map(|(position, input)| Pending {
-                    job: key,
-                    position,
-                    input,
-                    attempts: 0,
-                }),
-        );
-        if record.remaining > 0 {
-            self.jobs.insert(key, record);
+        if count == 0 {
+            return;
         }
+        let key = self.next_job;
+        self.next_job += 1;
+        self.queue.push_back(Queued {
+            job: key,
+            positions: 0..count,
+            attempts: 0,
+        });
+        self.jobs.insert(
+            key,
+            JobRecord {
+                name: job.name,
+                inputs: job.inputs,
+                deliver: job.deliver,
+                remaining: count,
+                deadline: job.timeout.map(|timeout| Instant::now() + timeout),
+                retries: job.retries,
+                record: job.record,
+            },
+        );
     }
 
     fn credit(&self) -> usize {
@@ -287,83 +376,120 @@ impl Dispatcher {
             .clamp(1, MAX_CREDIT)
     }
 
-    /// Hands queued tasks to workers with room, a frame per run of tasks of one name.
+    /// Hands queued tasks to workers with room: one batch frame per worker per round.
     fn assign(&mut self) {
         let credit = self.credit();
         for index in 0..self.workers.len() {
-            while !self.queue.is_empty() {
-                let worker = &self.workers[index];
-                if !worker.said_hello || worker.retiring || worker.killed_by_us {
-                    break;
-                }
-                let room = credit.saturating_sub(worker.in_flight.len());
-                let allowance = match self.settings.max_tasks_per_child {
-                    Some(limit) => room.min((limit - worker.sent.min(limit)) as usize),
-                    None => room,
-                };
-                if allowance == 0 {
-                    break;
-                }
+            if self.queue.is_empty() {
+                return;
+            }
+            let worker = &mut self.workers[index];
+            if !worker.said_hello || worker.retiring || worker.killed_by_us {
+                continue;
+            }
+            let mut allowance = credit.saturating_sub(worker.in_flight_tasks);
+            if let Some(limit) = self.settings.max_tasks_per_child {
+                allowance = allowance.min(limit.saturating_sub(worker.next_id) as usize);
+            }
+            if allowance > 0 {
                 self.send_batch(index, allowance);
             }
             let worker = &mut self.workers[index];
             if let Some(limit) = self.settings.max_tasks_per_child
-                && worker.sent >= limit
+                && worker.next_id >= limit
             {
                 worker.retiring = true;
             }
         }
     }
 
+    /// Sends up to `allowance` queued tasks of the front job's task name to worker `index`.
     fn send_batch(&mut self, index: usize, allowance: usize) {
-        let job_key = self.queue.front().expect("queue is not empty").job;
-        let job = &self.jobs[&job_key];
-        let (name, record) = (job.name, job.record);
-        let mut tasks = Vec::new();
-        let mut fds_total = 0;
+        let front_job = self.queue.front().expect("queue is not empty").job;
+        let (name, record) = {
+            let job = &self.jobs[&front_job];
+            (job.name, job.record)
+        };
         let worker = &mut self.workers[index];
-        while tasks.len() < allowance {
-            let Some(next) = self.queue.front() else {
-                break;
-            };
-            let fd_count = next.input.fds.len();
-            if self.jobs[&next.job].name != name
-                || (fd_count > 0 && fds_total + fd_count > MAX_FDS_PER_MESSAGE)
-            {
-                break;
-            }
-            let mut pending = self.queue.pop_front().expect("front exists");
-            fds_total += fd_count;
-            let id = self.next_task;
-            self.next_task += 1;
-            tasks.push(WireTask {
-                id,
-                fds: fd_count as u32,
-                input: ByteBuf::from(std::mem::take(&mut pending.input.bytes)),
-            });
-            // Keep a copy of the descriptors for a retry; the originals go to the worker.
-            for fd in &pending.input.fds {
-                if let Ok(copy) = fd.try_clone() {
-                    worker.out_fds.push_back(copy);
-                }
-            }
-            worker.in_flight.insert(id, pending);
-        }
-        worker.sent += tasks.len() as u64;
-        let message = ToWorker::Run {
+        let mut batch = Batch {
             name: name.to_owned(),
             record,
-            tasks,
+            first_id: worker.next_id,
+            inputs: ByteBuf::new(),
+            ends: Vec::new(),
+            fds: Vec::new(),
         };
-        // Inputs were encoded by postcard already: a frame of them always encodes. Keep the
-        // input bytes for retries by decoding them back out of the message.
-        encode_frame(&message, &mut worker.out).expect("a batch of encoded inputs encodes");
-        if let ToWorker::Run { tasks, .. } = message {
-            for task in tasks {
-                if let Some(pending) = worker.in_flight.get_mut(&task.id) {
-                    pending.input.bytes = task.input.into_vec();
+        let mut fds_sent = 0;
+        while batch.ends.len() < allowance && batch.inputs.len() < MAX_BATCH_BYTES {
+            let Some(queued) = self.queue.front_mut() else {
+                break;
+            };
+            let job = &self.jobs[&queued.job];
+            if job.name != name || job.record != record {
+                break;
+            }
+            // Take as much of this range as the allowance, the byte budget and the descriptor
+            // limit let through (at least one task, so that a huge input still goes).
+            let start = queued.positions.start;
+            let mut end = start;
+            while end < queued.positions.end && batch.ends.len() + (end - start) < allowance {
+                let fds = job.inputs.fd_count(end);
+                let bytes = job.inputs.ends[end] - job.inputs.start(start);
+                if end > start
+                    && (batch.inputs.len() + bytes > MAX_BATCH_BYTES
+                        || fds_sent + fds > MAX_FDS_PER_MESSAGE)
+                {
+                    break;
+                }
+                fds_sent += fds;
+                end += 1;
+            }
+            if end == start {
+                break;
+            }
+            let base = batch.inputs.len();
+            let first = job.inputs.start(start);
+            batch
+                .inputs
+                .extend_from_slice(&job.inputs.bytes[first..job.inputs.ends[end - 1]]);
+            batch.ends.extend(
+                job.inputs.ends[start..end]
+                    .iter()
+                    .map(|&input_end| (base + input_end - first) as u32),
+            );
+            if !job.inputs.fd_ends.is_empty() || !batch.fds.is_empty() {
+                batch.fds.resize(batch.ends.len() - (end - start), 0);
+                for position in start..end {
+                    batch.fds.push(job.inputs.fd_count(position) as u32);
+                    let from = job.inputs.fd_start(position);
+                    for fd in &job.inputs.fds[from..from + job.inputs.fd_count(position)] {
+                        // A copy goes; the job keeps the original for a retry.
+                        if let Ok(copy) = fd.try_clone() {
+                            worker.out_fds.push_back(copy);
+                        }
+                    }
                 }
             }
+            worker.in_flight.push_back(Segment {
+                first_id: worker.next_id,
+                job: queued.job,
+                positions: start..end,
+                done: 0,
+                attempts: queued.attempts,
+            });
+            worker.next_id += (end - start) as u64;
+            worker.in_flight_tasks += end - start;
+            queued.positions.start = end;
+            if queued.positions.is_empty() {
+                self.queue.pop_front();
+            }
+        }
+        if !batch.ends.is_empty() {
+            if !batch.fds.is_empty() {
+                batch.fds.resize(batch.ends.len(), 0);
+            }
+            encode_frame(&ToWorker::Run(batch), &mut worker.out)
+                .expect("a batch within the byte budget encodes");
         }
     }
 
@@ -381,7 +507,7 @@ impl Dispatcher {
                 tv_nsec: 0,
             })
         });
-        let readable = {
+        let events: Vec<bool> = {
             let mut fds: Vec<PollFd<'_>> = Vec::with_capacity(self.workers.len() + 1);
             fds.push(PollFd::new(&self.wake, PollFlags::IN));
             for worker in &self.workers {
@@ -397,29 +523,32 @@ impl Dispatcher {
                 let _ = rustix::event::poll(&mut fds, timeout.as_ref());
             }
             self.sleeping.store(false, Ordering::SeqCst);
-            fds.iter()
-                .map(|fd| !fd.revents().is_empty())
-                .collect::<Vec<_>>()
+            fds.iter().map(|fd| !fd.revents().is_empty()).collect()
         };
-        if readable[0] {
+        if events[0] {
             let mut counter = [0_u8; 8];
             let _ = rustix::io::read(&self.wake, &mut counter);
         }
-        let mut index = 0;
-        let mut flags = readable[1..].iter();
-        while index < self.workers.len() {
-            let has_events = flags.next().copied().unwrap_or(false);
-            if has_events && !self.read_worker(index) {
+        // Indices shift as dead workers are removed; walk the workers by pid.
+        let ready: Vec<u32> = self
+            .workers
+            .iter()
+            .zip(&events[1..])
+            .filter(|(_, ready)| **ready)
+            .map(|(worker, _)| worker.pid)
+            .collect();
+        for pid in ready {
+            if let Some(index) = self.workers.iter().position(|worker| worker.pid == pid)
+                && !self.read_worker(index)
+            {
                 self.worker_gone(index);
-                continue;
             }
-            index += 1;
         }
     }
 
     /// Reads what a worker sent; false if its stream ended or broke.
     fn read_worker(&mut self, index: usize) -> bool {
-        let mut buffer = vec![0_u8; 64 * 1024];
+        let mut buffer = vec![0_u8; 256 * 1024];
         loop {
             let worker = &mut self.workers[index];
             match recv_with_flags(
@@ -459,23 +588,10 @@ impl Dispatcher {
                     worker.said_hello = true;
                     self.start_failures = 0;
                 }
-                FromWorker::Results { busy_ns, results } => {
-                    if !results.is_empty() {
-                        let per_task = busy_ns as f64 / results.len() as f64;
-                        self.task_cost_ns = 0.8 * self.task_cost_ns + 0.2 * per_task;
-                    }
-                    let pid = worker.pid;
-                    for result in results {
-                        let Some(pending) = self.workers[index].in_flight.remove(&result.id) else {
-                            continue;
-                        };
-                        let span = result.span.map(|span| SpanInWorker { pid, span });
-                        self.finish(
-                            pending.job,
-                            pending.position,
-                            result.outcome.map(ByteBuf::into_vec),
-                            span,
-                        );
+                FromWorker::Results(results) => {
+                    if !self.deliver_results(index, results) {
+                        let _ = self.workers[index].child.kill();
+                        return false;
                     }
                     self.retire_if_done(index);
                 }
@@ -483,13 +599,66 @@ impl Dispatcher {
         }
     }
 
+    /// Delivers a worker's results to their jobs; false if they do not match what it was sent.
+    fn deliver_results(&mut self, index: usize, results: Results) -> bool {
+        let Results {
+            busy_ns,
+            first_id,
+            outputs,
+            ends,
+            errors,
+            spans,
+        } = results;
+        if !ends.is_empty() {
+            let per_task = busy_ns as f64 / ends.len() as f64;
+            self.task_cost_ns = 0.8 * self.task_cost_ns + 0.2 * per_task;
+        }
+        let mut errors = errors.into_iter().peekable();
+        let mut spans = spans.into_iter().peekable();
+        let pid = self.workers[index].pid;
+        let mut start = 0_usize;
+        for (offset, &end) in ends.iter().enumerate() {
+            let end = end as usize;
+            if end < start || end > outputs.len() {
+                return false;
+            }
+            let offset32 = offset as u32;
+            let outcome = match errors.next_if(|(at, _)| *at == offset32) {
+                Some((_, error)) => Err(error),
+                None => Ok(&outputs[start..end]),
+            };
+            start = end;
+            let span = spans
+                .next_if(|(at, _)| *at == offset32)
+                .map(|(_, span)| SpanInWorker { pid, span });
+            let id = first_id + offset as u64;
+            let worker = &mut self.workers[index];
+            let Some(segment) = worker.in_flight.front_mut() else {
+                return false;
+            };
+            if id != segment.first_id + segment.done as u64 {
+                return false;
+            }
+            let position = segment.positions.start + segment.done;
+            let key = segment.job;
+            segment.done += 1;
+            if segment.first_id + segment.done as u64 == segment.end_id() {
+                worker.in_flight.pop_front();
+            }
+            worker.in_flight_tasks -= 1;
+            self.finish(key, position, outcome, span);
+        }
+        true
+    }
+
     fn finish(
         &mut self,
         key: JobKey,
         position: usize,
-        outcome: Result<Vec<u8>, TaskError>,
+        outcome: Result<&[u8], TaskError>,
         span: Option<SpanInWorker>,
     ) {
+        // A job that timed out is gone; its late results are dropped.
         let Some(job) = self.jobs.get_mut(&key) else {
             return;
         };
@@ -515,31 +684,60 @@ impl Dispatcher {
         let signal = status.and_then(|status| status.signal());
         let code = status.and_then(|status| status.code());
         // Only the task that was running can have brought the worker down; the ones queued
-        // behind it never started, and go to another worker as they are.
+        // behind it never started, and go to another worker as they are. (Tasks that had
+        // finished without their results being written yet run again; their results are
+        // delivered once.)
         let running = worker.slot.running();
-        let mut requeue: Vec<(u64, Pending)> = Vec::new();
-        for (id, mut pending) in worker.in_flight.drain() {
-            if Some(id) != running || worker.killed_by_us {
-                requeue.push((id, pending));
+        let mut requeue = Vec::new();
+        for segment in worker.in_flight.drain(..) {
+            if !self.jobs.contains_key(&segment.job) {
                 continue;
             }
-            let retries = self.jobs.get(&pending.job).map_or(0, |job| job.retries);
-            if pending.attempts < retries {
-                pending.attempts += 1;
-                requeue.push((id, pending));
+            let undelivered = segment.positions.start + segment.done..segment.positions.end;
+            let blamed = running
+                .filter(|id| (segment.first_id..segment.end_id()).contains(id))
+                .map(|id| segment.positions.start + (id - segment.first_id) as usize)
+                .filter(|_| !worker.killed_by_us);
+            let Some(blamed) = blamed else {
+                requeue.push(Queued {
+                    job: segment.job,
+                    positions: undelivered,
+                    attempts: segment.attempts,
+                });
+                continue;
+            };
+            if undelivered.start < blamed {
+                requeue.push(Queued {
+                    job: segment.job,
+                    positions: undelivered.start..blamed,
+                    attempts: segment.attempts,
+                });
+            }
+            let retries = self.jobs[&segment.job].retries;
+            if segment.attempts < retries {
+                requeue.push(Queued {
+                    job: segment.job,
+                    positions: blamed..blamed + 1,
+                    attempts: segment.attempts + 1,
+                });
             } else {
                 self.finish(
-                    pending.job,
-                    pending.position,
+                    segment.job,
+                    blamed,
                     Err(TaskError::WorkerDied { signal, code }),
                     None,
                 );
             }
+            if blamed + 1 < undelivered.end {
+                requeue.push(Queued {
+                    job: segment.job,
+                    positions: blamed + 1..undelivered.end,
+                    attempts: segment.attempts,
+                });
+            }
         }
-        // Back to the front of the queue, in the order they were first sent.
-        requeue.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
-        for (_, pending) in requeue {
-            self.queue.push_front(pending);
+        for queued in requeue.into_iter().rev() {
+            self.queue.push_front(queued);
         }
         if !worker.said_hello {
             self.start_failures += 1;
@@ -567,13 +765,15 @@ impl Dispatcher {
     /// No worker can start: fail everything queued and everything to come.
     fn break_pool(&mut self, reason: String) {
         self.broken = Some(reason.clone());
-        while let Some(pending) = self.queue.pop_front() {
-            self.finish(
-                pending.job,
-                pending.position,
-                Err(TaskError::WorkerStart(reason.clone())),
-                None,
-            );
+        while let Some(queued) = self.queue.pop_front() {
+            for position in queued.positions {
+                self.finish(
+                    queued.job,
+                    position,
+                    Err(TaskError::WorkerStart(reason.clone())),
+                    None,
+                );
+            }
         }
     }
 
@@ -581,7 +781,7 @@ impl Dispatcher {
         self.jobs.values().filter_map(|job| job.deadline).min()
     }
 
-    /// Fails tasks whose job is past its deadline; kills the workers that hold them.
+    /// Fails the unfinished tasks of jobs past their deadline; kills the workers that hold them.
     fn expire_deadlines(&mut self) {
         let now = Instant::now();
         let expired: Vec<JobKey> = self
@@ -591,37 +791,31 @@ impl Dispatcher {
             .map(|(key, _)| *key)
             .collect();
         for key in expired {
-            let queued: VecDeque<Pending> = {
-                let (expired_tasks, kept): (VecDeque<Pending>, VecDeque<Pending>) =
-                    std::mem::take(&mut self.queue)
-                        .into_iter()
-                        .partition(|pending| pending.job == key);
-                self.queue = kept;
-                expired_tasks
+            let Some(mut job) = self.jobs.remove(&key) else {
+                continue;
             };
-            for pending in queued {
-                self.finish(key, pending.position, Err(TaskError::Timeout), None);
+            let mut undelivered: Vec<usize> = Vec::new();
+            self.queue.retain(|queued| {
+                if queued.job == key {
+                    undelivered.extend(queued.positions.clone());
+                }
+                queued.job != key
+            });
+            for worker in &mut self.workers {
+                let mut holds_it = false;
+                for segment in worker.in_flight.iter().filter(|segment| segment.job == key) {
+                    undelivered
+                        .extend(segment.positions.start + segment.done..segment.positions.end);
+                    holds_it = true;
+                }
+                if holds_it {
+                    worker.killed_by_us = true;
+                    let _ = worker.child.kill();
+                }
             }
-            for index in 0..self.workers.len() {
-                let ids: Vec<u64> = self.workers[index]
-                    .in_flight
-                    .iter()
-                    .filter(|(_, pending)| pending.job == key)
-                    .map(|(id, _)| *id)
-                    .collect();
-                if ids.is_empty() {
-                    continue;
-                }
-                for id in ids {
-                    let pending = self.workers[index]
-                        .in_flight
-                        .remove(&id)
-                        .expect("listed above");
-                    self.finish(key, pending.position, Err(TaskError::Timeout), None);
-                }
-                let worker = &mut self.workers[index];
-                worker.killed_by_us = true;
-                let _ = worker.child.kill();
+            undelivered.sort_unstable();
+            for position in undelivered {
+                (job.deliver)(position, Err(TaskError::Timeout), None);
             }
         }
     }
@@ -646,26 +840,21 @@ impl Dispatcher {
         for worker in &mut self.workers {
             let _ = worker.child.kill();
         }
+        // The queue's ranges and the workers' segments hold exactly the undelivered positions.
+        let mut undelivered: Vec<(JobKey, usize)> = Vec::new();
         for mut worker in std::mem::take(&mut self.workers) {
             let _ = worker.child.wait();
-            for (_, pending) in worker.in_flight.drain() {
-                self.finish(
-                    pending.job,
-                    pending.position,
-                    Err(TaskError::Cancelled),
-                    None,
-                );
+            for segment in worker.in_flight {
+                let positions = segment.positions.start + segment.done..segment.positions.end;
+                undelivered.extend(positions.map(|position| (segment.job, position)));
             }
         }
-        while let Some(pending) = self.queue.pop_front() {
-            self.finish(
-                pending.job,
-                pending.position,
-                Err(TaskError::Cancelled),
-                None,
-            );
+        for queued in std::mem::take(&mut self.queue) {
+            undelivered.extend(queued.positions.map(|position| (queued.job, position)));
         }
-        // Jobs submitted after the thread stopped listening.
+        for (key, position) in undelivered {
+            self.finish(key, position, Err(TaskError::Cancelled), None);
+        }
         while let Ok(command) = self.commands.try_recv() {
             if let Command::Submit(mut job) = command {
                 for position in 0..job.inputs.len() {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use futures::channel::oneshot;
 
-use super::dispatcher::{Command, Dispatcher, Job, Settings};
+use super::dispatcher::{Command, Dispatcher, Inputs, Job, Settings};
 use crate::error::TaskError;
 use crate::runner::{Ordered, Runner, Unordered};
 use crate::task::{RegistryError, Task};
@@ -254,20 +254,18 @@ impl ProcessPool {
     ) -> Result<TaskHandle<T::Output>, PoolError> {
         let (sender, receiver) = oneshot::channel();
         let handle = TaskHandle { receiver };
-        let encoded = match crate::fdpass::encode(&input) {
-            Ok(encoded) => encoded,
-            Err(error) => {
-                let _ = sender.send(Err(TaskError::Codec(format!(
-                    "input of `{}`: {error}",
-                    T::NAME
-                ))));
-                return Ok(handle);
-            }
-        };
+        let mut inputs = Inputs::new();
+        if let Err(error) = inputs.push(&input) {
+            let _ = sender.send(Err(TaskError::Codec(format!(
+                "input of `{}`: {error}",
+                T::NAME
+            ))));
+            return Ok(handle);
+        }
         let mut sender = Some(sender);
         let job = Job {
             name: T::NAME,
-            inputs: vec![encoded],
+            inputs,
             deliver: Box::new(move |_, outcome, _| {
                 if let Some(sender) = sender.take() {
                     let _ = sender.send(outcome.and_then(decode_output::<T>));
@@ -351,8 +349,8 @@ impl Drop for Inner {
     }
 }
 
-pub(crate) fn decode_output<T: Task>(bytes: Vec<u8>) -> Result<T::Output, TaskError> {
-    postcard::from_bytes(&bytes)
+pub(crate) fn decode_output<T: Task>(bytes: &[u8]) -> Result<T::Output, TaskError> {
+    postcard::from_bytes(bytes)
         .map_err(|error| TaskError::Codec(format!("output of `{}`: {error}", T::NAME)))
 }
 

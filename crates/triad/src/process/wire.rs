@@ -26,28 +26,32 @@ const HEADER: usize = 4;
 /// A message from the pool to a worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToWorker {
-    /// Run these tasks of the task registered as `name`, in order.
-    Run {
-        /// The registry name of the task.
-        name: String,
-        /// Whether to measure each task's span (start, end, CPU) and send it back.
-        record: bool,
-        /// The inputs, each with the id its result will carry.
-        tasks: Vec<WireTask>,
-    },
+    /// Run a batch of tasks, in order.
+    Run(Batch),
     /// Finish the tasks already sent, then exit.
     Stop,
 }
 
-/// One task of a [`ToWorker::Run`] batch.
+/// Tasks of one registered task, with consecutive ids.
+///
+/// Task ids count up per worker from 0, one per task sent to it, so a batch is its first id
+/// and its inputs laid end to end; the worker answers in the same order, so results need no
+/// ids of their own either.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireTask {
-    /// The pool's id for this task.
-    pub id: u64,
-    /// How many of the descriptors received with the frame belong to this input, in order.
-    pub fds: u32,
-    /// The postcard-encoded input.
-    pub input: ByteBuf,
+pub struct Batch {
+    /// The registry name of the task.
+    pub name: String,
+    /// Whether to measure each task's span (start, end, CPU) and send it back.
+    pub record: bool,
+    /// The id of the first task; the others follow one by one.
+    pub first_id: u64,
+    /// The postcard-encoded inputs, one after another.
+    pub inputs: ByteBuf,
+    /// Where each input ends in `inputs`.
+    pub ends: Vec<u32>,
+    /// How many of the descriptors received with the frame belong to each input, in order;
+    /// empty when no input carries any.
+    pub fds: Vec<u32>,
 }
 
 /// A message from a worker to the pool.
@@ -58,24 +62,25 @@ pub enum FromWorker {
         /// The worker's process id.
         pid: u32,
     },
-    /// Results of tasks, in the order they finished.
-    Results {
-        /// Nanoseconds the worker spent running these tasks (for the pool's pacing).
-        busy_ns: u64,
-        /// One result per finished task.
-        results: Vec<WireResult>,
-    },
+    /// Results of consecutive tasks.
+    Results(Results),
 }
 
-/// One task's result.
+/// The results of consecutive tasks, in the order they ran.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct WireResult {
-    /// The id the task came with.
-    pub id: u64,
-    /// The postcard-encoded output, or why there is none.
-    pub outcome: Result<ByteBuf, TaskError>,
-    /// Where and when the task ran, when the batch asked for it.
-    pub span: Option<WireSpan>,
+pub struct Results {
+    /// Nanoseconds the worker spent running these tasks (for the pool's pacing).
+    pub busy_ns: u64,
+    /// The id of the first task; the others follow one by one.
+    pub first_id: u64,
+    /// The postcard-encoded outputs, one after another (nothing for a task that failed).
+    pub outputs: ByteBuf,
+    /// Where each task's output ends in `outputs`: one entry per task.
+    pub ends: Vec<u32>,
+    /// The tasks that failed, by their offset from `first_id`, in order.
+    pub errors: Vec<(u32, TaskError)>,
+    /// Where and when tasks ran, by offset from `first_id`, for batches that asked.
+    pub spans: Vec<(u32, WireSpan)>,
 }
 
 /// Where and when a task ran in the worker, on the machine-wide monotonic clock.
@@ -246,26 +251,29 @@ mod tests {
             Just(ToWorker::Stop),
             (
                 ".{0,20}",
-                prop::collection::vec(
-                    (
-                        any::<u64>(),
-                        0_u32..4,
-                        prop::collection::vec(any::<u8>(), 0..64)
-                    ),
-                    0..8
-                )
+                any::<bool>(),
+                any::<u64>(),
+                prop::collection::vec(prop::collection::vec(any::<u8>(), 0..16), 0..8),
             )
-                .prop_map(|(name, tasks)| ToWorker::Run {
-                    name,
-                    record: tasks.len() % 2 == 0,
-                    tasks: tasks
-                        .into_iter()
-                        .map(|(id, fds, input)| WireTask {
-                            id,
-                            fds,
-                            input: ByteBuf::from(input),
-                        })
-                        .collect(),
+                .prop_map(|(name, record, first_id, inputs)| {
+                    let mut bytes = Vec::new();
+                    let mut ends = Vec::new();
+                    for input in &inputs {
+                        bytes.extend_from_slice(input);
+                        ends.push(bytes.len() as u32);
+                    }
+                    ToWorker::Run(Batch {
+                        name,
+                        record,
+                        first_id,
+                        fds: if record {
+                            vec![0; ends.len()]
+                        } else {
+                            Vec::new()
+                        },
+                        inputs: ByteBuf::from(bytes),
+                        ends,
+                    })
                 }),
         ]
     }
@@ -294,31 +302,34 @@ mod tests {
         }
 
         #[test]
-        fn results_round_trip(ids in prop::collection::vec(any::<u64>(), 0..20), busy_ns: u64) {
-            let message = FromWorker::Results {
-                busy_ns,
-                results: ids
-                    .iter()
-                    .map(|&id| WireResult {
-                        id,
-                        outcome: if id % 3 == 0 {
-                            Err(TaskError::Panicked(format!("task {id}")))
-                        } else {
-                            Ok(ByteBuf::from(id.to_le_bytes().to_vec()))
-                        },
-                        span: (id % 2 == 0).then_some(WireSpan {
-                            tid: 7,
-                            cpu: Some(1),
-                            start_ns: id / 2,
-                            end_ns: id,
-                        }),
-                    })
-                    .collect(),
-            };
+        fn results_round_trip(outputs in prop::collection::vec(prop::collection::vec(any::<u8>(), 0..8), 0..20), busy_ns: u64, first_id: u64) {
             let mut bytes = Vec::new();
-            encode_frame(&message, &mut bytes).unwrap();
+            let mut ends = Vec::new();
+            let mut errors = Vec::new();
+            let mut spans = Vec::new();
+            for (offset, output) in outputs.iter().enumerate() {
+                if output.len() % 3 == 0 {
+                    errors.push((offset as u32, TaskError::Panicked(format!("task {offset}"))));
+                } else {
+                    bytes.extend_from_slice(output);
+                }
+                ends.push(bytes.len() as u32);
+                if offset % 2 == 0 {
+                    spans.push((offset as u32, WireSpan { tid: 7, cpu: Some(1), start_ns: 1, end_ns: 2 }));
+                }
+            }
+            let message = FromWorker::Results(Results {
+                busy_ns,
+                first_id,
+                outputs: ByteBuf::from(bytes),
+                ends,
+                errors,
+                spans,
+            });
+            let mut frame = Vec::new();
+            encode_frame(&message, &mut frame).unwrap();
             let mut reader = FrameReader::new();
-            reader.extend(&bytes);
+            reader.extend(&frame);
             let payload = reader.next_frame().unwrap().unwrap();
             prop_assert_eq!(decode_payload::<FromWorker>(payload).unwrap(), message);
         }

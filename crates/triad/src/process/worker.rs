@@ -1,8 +1,8 @@
 //! The worker process: serves task batches from its pool over one socket until told to stop.
 //!
 //! The loop is single-threaded. It blocks on the socket only when it has nothing to run; while
-//! it has tasks it drains whatever else has arrived without blocking, so a burst of small batches
-//! becomes one queue. Results are written in batches too: after the last queued task, or once a
+//! it has tasks it looks for more without blocking each time it writes results, so a burst of
+//! small batches becomes one queue and the socket costs a read per millisecond, not per task. Results are written in batches too: after the last queued task, or once a
 //! millisecond has passed since the last write, so a pool of tiny tasks pays one write per batch
 //! while a slow task's result still leaves as soon as it is ready.
 //!
@@ -13,17 +13,17 @@
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_bytes::ByteBuf;
 
 use super::slot::{IDLE, Slot};
 use super::wire::{
-    FrameReader, FromWorker, ToWorker, WireResult, WireSpan, WireTask, decode_payload, encode_frame,
+    Batch, FrameReader, FromWorker, Results, ToWorker, WireSpan, decode_payload, encode_frame,
 };
+use crate::TaskError;
 use crate::fdpass::{MAX_FDS_PER_MESSAGE, recv_with_flags, send_with_fds};
-use crate::task::Registry;
+use crate::task::{Registration, Registry};
 
 /// Exit code of a worker whose stream from the pool was not valid protocol.
 pub(crate) const EXIT_PROTOCOL: i32 = 86;
@@ -31,17 +31,20 @@ pub(crate) const EXIT_PROTOCOL: i32 = 86;
 /// How long finished results may wait to be batched with later ones.
 const FLUSH_AFTER: Duration = Duration::from_millis(1);
 
+/// A batch being worked through.
 struct Queued {
-    name: Arc<str>,
-    record: bool,
-    task: WireTask,
+    /// The task, looked up once per batch (`None`: this binary does not know the name).
+    registration: Option<&'static Registration>,
+    batch: Batch,
+    /// The next input to run.
+    next: usize,
 }
 
 /// Serves the pool on `socket` until it says stop or goes away, then exits the process.
-pub(crate) fn serve(socket: OwnedFd, slot: Slot, registry: &Registry) -> ! {
+pub(crate) fn serve(socket: OwnedFd, slot: Slot, registry: &'static Registry) -> ! {
     let code = match Worker::new(socket, slot).run(registry) {
         Ok(()) => 0,
-        Err(_) => EXIT_PROTOCOL,
+        Err(Broken) => EXIT_PROTOCOL,
     };
     std::process::exit(code)
 }
@@ -54,14 +57,12 @@ struct Worker {
     // Descriptors received beside frames, in order; each task takes its own from the front.
     fds: VecDeque<OwnedFd>,
     queue: VecDeque<Queued>,
-    results: Vec<WireResult>,
-    busy_ns: u64,
+    results: Results,
     last_flush: Instant,
     stopping: bool,
     closed: bool,
 }
 
-#[derive(Debug)]
 struct Broken;
 
 impl Worker {
@@ -72,15 +73,14 @@ impl Worker {
             reader: FrameReader::new(),
             fds: VecDeque::new(),
             queue: VecDeque::new(),
-            results: Vec::new(),
-            busy_ns: 0,
+            results: empty_results(),
             last_flush: Instant::now(),
             stopping: false,
             closed: false,
         }
     }
 
-    fn run(&mut self, registry: &Registry) -> Result<(), Broken> {
+    fn run(&mut self, registry: &'static Registry) -> Result<(), Broken> {
         self.send(&FromWorker::Hello {
             pid: std::process::id(),
         })?;
@@ -90,53 +90,81 @@ impl Worker {
                 if self.stopping || self.closed {
                     return Ok(());
                 }
-                self.receive(true)?;
-            } else {
-                self.receive(false)?;
+                self.receive(registry, true)?;
+                continue;
             }
-            if let Some(queued) = self.queue.pop_front() {
-                self.run_one(registry, queued);
-                if self.queue.is_empty() || self.last_flush.elapsed() >= FLUSH_AFTER {
-                    self.flush()?;
-                }
+            self.run_next();
+            // Look at the socket only when results go out (at most every millisecond, or when
+            // the queue runs dry): a read per task would cost more than a tiny task.
+            if self.queue.is_empty() || self.last_flush.elapsed() >= FLUSH_AFTER {
+                self.flush()?;
+                self.receive(registry, false)?;
             }
         }
     }
 
-    fn run_one(&mut self, registry: &Registry, queued: Queued) {
-        let count = queued.task.fds as usize;
-        let fds: Vec<OwnedFd> = self.fds.drain(..count.min(self.fds.len())).collect();
+    /// Runs the next task of the front batch and appends its result.
+    fn run_next(&mut self) {
+        let queued = self.queue.front_mut().expect("the queue is not empty");
+        let position = queued.next;
+        queued.next += 1;
+        let batch = &queued.batch;
+        let id = batch.first_id + position as u64;
+        let start = if position == 0 {
+            0
+        } else {
+            batch.ends[position - 1] as usize
+        };
+        let input = &batch.inputs[start..batch.ends[position] as usize];
+        let wanted = batch.fds.get(position).copied().unwrap_or(0) as usize;
+        let fds: Vec<OwnedFd> = self.fds.drain(..wanted.min(self.fds.len())).collect();
+
+        let results = &mut self.results;
+        if results.ends.is_empty() {
+            results.first_id = id;
+        }
+        debug_assert_eq!(results.first_id + results.ends.len() as u64, id);
+        let offset = results.ends.len() as u32;
         let started = Instant::now();
-        let place = queued
+        let span_start = batch
             .record
             .then(|| (crate::trace::now_ns(), current_cpu()));
-        let outcome = if fds.len() < count {
-            Err(crate::TaskError::Codec(format!(
-                "the input came with {} of its {count} file descriptors",
+        let outcome = match queued.registration {
+            None => Err(TaskError::UnknownTask(batch.name.clone())),
+            Some(_) if fds.len() < wanted => Err(TaskError::Codec(format!(
+                "the input came with {} of its {wanted} file descriptors",
                 fds.len()
-            )))
-        } else {
-            self.slot.set(queued.task.id);
-            let outcome = registry.invoke(&queued.name, &queued.task.input, fds);
-            self.slot.set(IDLE);
-            outcome
+            ))),
+            Some(registration) => {
+                self.slot.set(id);
+                let outcome = registration.invoke_into(input, fds, &mut results.outputs);
+                self.slot.set(IDLE);
+                outcome
+            }
         };
-        self.busy_ns += started.elapsed().as_nanos() as u64;
-        let span = place.map(|(start_ns, cpu)| WireSpan {
-            tid: std::process::id(),
-            cpu,
-            start_ns,
-            end_ns: crate::trace::now_ns(),
-        });
-        self.results.push(WireResult {
-            id: queued.task.id,
-            outcome: outcome.map(ByteBuf::from),
-            span,
-        });
+        results.busy_ns += started.elapsed().as_nanos() as u64;
+        if let Some((start_ns, cpu)) = span_start {
+            results.spans.push((
+                offset,
+                WireSpan {
+                    tid: std::process::id(),
+                    cpu,
+                    start_ns,
+                    end_ns: crate::trace::now_ns(),
+                },
+            ));
+        }
+        if let Err(error) = outcome {
+            results.errors.push((offset, error));
+        }
+        results.ends.push(results.outputs.len() as u32);
+        if queued.next == queued.batch.ends.len() {
+            self.queue.pop_front();
+        }
     }
 
-    /// Reads what the socket has (waiting for it if `block`) and queues the tasks it carries.
-    fn receive(&mut self, block: bool) -> Result<(), Broken> {
+    /// Reads what the socket has (waiting for it if `block`) and queues the batches it carries.
+    fn receive(&mut self, registry: &'static Registry, block: bool) -> Result<(), Broken> {
         if self.closed {
             return Ok(());
         }
@@ -147,8 +175,7 @@ impl Worker {
             } else {
                 rustix::net::RecvFlags::DONTWAIT
             };
-            let received = recv_flags(&self.socket, &mut buffer, flags);
-            match received {
+            match recv_with_flags(self.socket.as_fd(), &mut buffer, MAX_FDS_PER_MESSAGE, flags) {
                 Ok((0, _)) => {
                     // The pool closed its end: finish what is queued, then leave.
                     self.reader.finish().map_err(|_| Broken)?;
@@ -158,7 +185,7 @@ impl Worker {
                 Ok((read, fds)) => {
                     self.fds.extend(fds);
                     self.reader.extend(&buffer[..read]);
-                    self.parse()?;
+                    self.parse(registry)?;
                     if block {
                         return Ok(());
                     }
@@ -169,20 +196,20 @@ impl Worker {
         }
     }
 
-    fn parse(&mut self) -> Result<(), Broken> {
+    fn parse(&mut self, registry: &'static Registry) -> Result<(), Broken> {
         while let Some(payload) = self.reader.next_frame().map_err(|_| Broken)? {
             match decode_payload::<ToWorker>(payload).map_err(|_| Broken)? {
-                ToWorker::Run {
-                    name,
-                    record,
-                    tasks,
-                } => {
-                    let name: Arc<str> = name.into();
-                    self.queue.extend(tasks.into_iter().map(|task| Queued {
-                        name: name.clone(),
-                        record,
-                        task,
-                    }));
+                ToWorker::Run(batch) => {
+                    if !batch_is_consistent(&batch) {
+                        return Err(Broken);
+                    }
+                    if !batch.ends.is_empty() {
+                        self.queue.push_back(Queued {
+                            registration: registry.get(&batch.name),
+                            batch,
+                            next: 0,
+                        });
+                    }
                 }
                 ToWorker::Stop => self.stopping = true,
             }
@@ -192,14 +219,11 @@ impl Worker {
 
     fn flush(&mut self) -> Result<(), Broken> {
         self.last_flush = Instant::now();
-        if self.results.is_empty() {
+        if self.results.ends.is_empty() {
             return Ok(());
         }
-        let message = FromWorker::Results {
-            busy_ns: std::mem::take(&mut self.busy_ns),
-            results: std::mem::take(&mut self.results),
-        };
-        self.send(&message)
+        let results = std::mem::replace(&mut self.results, empty_results());
+        self.send(&FromWorker::Results(results))
     }
 
     fn send(&mut self, message: &FromWorker) -> Result<(), Broken> {
@@ -214,15 +238,55 @@ impl Worker {
     }
 }
 
-fn recv_flags(
-    socket: &OwnedFd,
-    buffer: &mut [u8],
-    flags: rustix::net::RecvFlags,
-) -> std::io::Result<(usize, Vec<OwnedFd>)> {
-    recv_with_flags(socket.as_fd(), buffer, MAX_FDS_PER_MESSAGE, flags)
+/// Whether a batch's offsets describe its inputs: ascending, within the buffer, one fd count
+/// per input if any.
+fn batch_is_consistent(batch: &Batch) -> bool {
+    let ascending = batch.ends.windows(2).all(|pair| pair[0] <= pair[1]);
+    let within = batch
+        .ends
+        .last()
+        .is_none_or(|&end| end as usize <= batch.inputs.len());
+    let fds = batch.fds.is_empty() || batch.fds.len() == batch.ends.len();
+    ascending && within && fds
+}
+
+fn empty_results() -> Results {
+    Results {
+        busy_ns: 0,
+        first_id: 0,
+        outputs: ByteBuf::new(),
+        ends: Vec::new(),
+        errors: Vec::new(),
+        spans: Vec::new(),
+    }
 }
 
 fn current_cpu() -> Option<u32> {
     // SAFETY: sched_getcpu takes no arguments and only reads the calling thread's state.
     u32::try_from(unsafe { libc::sched_getcpu() }).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(ends: Vec<u32>, inputs: usize, fds: Vec<u32>) -> Batch {
+        Batch {
+            name: "t".into(),
+            record: false,
+            first_id: 0,
+            inputs: ByteBuf::from(vec![0; inputs]),
+            ends,
+            fds,
+        }
+    }
+
+    #[test]
+    fn inconsistent_batches_are_refused() {
+        assert!(batch_is_consistent(&batch(vec![1, 3], 3, vec![])));
+        assert!(batch_is_consistent(&batch(vec![], 0, vec![])));
+        assert!(!batch_is_consistent(&batch(vec![2, 1], 3, vec![])));
+        assert!(!batch_is_consistent(&batch(vec![1, 4], 3, vec![])));
+        assert!(!batch_is_consistent(&batch(vec![1, 3], 3, vec![0])));
+    }
 }
