@@ -216,7 +216,7 @@ impl Runner {
             Engine::Threads(pool) => (chunk, 4 * pool.threads()),
             // The pool batches and paces by itself; the window only bounds memory, so it is
             // wide enough to keep thousands of tiny tasks in the pipe.
-            Engine::Processes(pool) => (chunk, (8192 / chunk).max(4 * pool.workers())),
+            Engine::Processes(pool) => (chunk, (65_536 / chunk).max(4 * pool.workers())),
             Engine::Async(_) => match self.mode {
                 Mode::Async { concurrency } => (1, concurrency),
                 _ => unreachable!("an event loop is only built for async mode"),
@@ -364,8 +364,9 @@ fn dispatch_to_processes<T: Task>(
     let mut batch: Batch<T::Output> = Vec::with_capacity(chunk.len());
     let mut indices = Vec::with_capacity(chunk.len());
     let mut inputs = Inputs::new();
+    let mut encoder = crate::fdpass::Encoder::new();
     for (index, input) in chunk {
-        match inputs.push(&input) {
+        match inputs.push(&mut encoder, &input) {
             Ok(()) => indices.push(index),
             Err(error) => batch.push((
                 index,
@@ -373,6 +374,7 @@ fn dispatch_to_processes<T: Task>(
             )),
         }
     }
+    drop(encoder);
     if inputs.is_empty() {
         let _ = done.send(batch);
         return;

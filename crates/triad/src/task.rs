@@ -126,12 +126,8 @@ fn invoke_encoded<T: Task + Default>(
     let input: T::Input = crate::fdpass::decode(input, fds)
         .map_err(|e| TaskError::Codec(format!("input of `{}`: {e}", T::NAME)))?;
     let output = T::default().run_here(input)?;
-    let start = encoded.len();
-    if let Err(e) = postcard::to_io(&output, &mut *encoded) {
-        encoded.truncate(start);
-        return Err(TaskError::Codec(format!("output of `{}`: {e}", T::NAME)));
-    }
-    Ok(())
+    crate::fdpass::postcard_append(&output, encoded)
+        .map_err(|e| TaskError::Codec(format!("output of `{}`: {e}", T::NAME)))
 }
 
 inventory::collect!(Registration);

@@ -75,6 +75,24 @@ fn make_even(value: u32) -> EvenOnly {
     EvenOnly(value)
 }
 
+/// Refuses to be encoded when it holds 3: an input that fails in the parent, mid-chunk.
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct NotThree(u32);
+
+impl Serialize for NotThree {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        if self.0 == 3 {
+            return Err(serde::ser::Error::custom("three is not sent"));
+        }
+        serializer.serialize_u32(self.0)
+    }
+}
+
+#[triad::task]
+fn unwrap_not_three(value: NotThree) -> u32 {
+    value.0
+}
+
 /// A task this binary never registered: what a stale worker binary would see.
 #[derive(Debug, Clone, Copy, Default)]
 struct Unregistered;
@@ -209,6 +227,19 @@ fn inputs_and_outputs_that_do_not_decode_are_codec_errors() {
         "{:?}",
         outputs[1]
     );
+}
+
+#[test]
+fn an_input_that_will_not_encode_fails_alone_within_its_chunk() {
+    let pool = pool(1);
+    let results = pool.map_chunked(unwrap_not_three, (0..8).map(NotThree), 8);
+    for (x, result) in results.into_iter().enumerate() {
+        if x == 3 {
+            assert!(matches!(result, Err(TaskError::Codec(_))), "{result:?}");
+        } else {
+            assert_eq!(result, Ok(x as u32));
+        }
+    }
 }
 
 #[test]

@@ -42,7 +42,7 @@ use super::wire::{
     Batch, FrameReader, FromWorker, Results, ToWorker, WireSpan, decode_payload, encode_frame,
 };
 use crate::error::TaskError;
-use crate::fdpass::{MAX_FDS_PER_MESSAGE, encode_append, recv_with_flags, send_with_fds};
+use crate::fdpass::{Encoder, MAX_FDS_PER_MESSAGE, recv_with_flags, send_with_fds};
 
 /// How much work, in time, a worker is given ahead.
 const TARGET_QUEUE: Duration = Duration::from_millis(2);
@@ -80,9 +80,13 @@ impl Inputs {
         Inputs::default()
     }
 
-    /// Encodes `value` as the next input.
-    pub(crate) fn push<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), postcard::Error> {
-        let fds = encode_append(value, &mut self.bytes)?;
+    /// Encodes `value` as the next input (on an error, nothing is added).
+    pub(crate) fn push<T: Serialize + ?Sized>(
+        &mut self,
+        encoder: &mut Encoder,
+        value: &T,
+    ) -> Result<(), postcard::Error> {
+        let fds = encoder.append(value, &mut self.bytes)?;
         if !fds.is_empty() && self.fd_ends.is_empty() {
             self.fd_ends = vec![0; self.ends.len()];
         }
@@ -230,6 +234,9 @@ pub(crate) struct Dispatcher {
     start_failures: u32,
     broken: Option<String>,
     closing: bool,
+    /// Where worker sockets are read into; kept, as zeroing a fresh one per read costs more
+    /// than the read.
+    read_buffer: Vec<u8>,
 }
 
 impl Dispatcher {
@@ -252,6 +259,7 @@ impl Dispatcher {
             start_failures: 0,
             broken: None,
             closing: false,
+            read_buffer: vec![0; 256 * 1024],
         }
     }
 
@@ -548,18 +556,17 @@ impl Dispatcher {
 
     /// Reads what a worker sent; false if its stream ended or broke.
     fn read_worker(&mut self, index: usize) -> bool {
-        let mut buffer = vec![0_u8; 256 * 1024];
         loop {
             let worker = &mut self.workers[index];
             match recv_with_flags(
                 worker.socket.as_fd(),
-                &mut buffer,
+                &mut self.read_buffer,
                 0,
                 rustix::net::RecvFlags::DONTWAIT,
             ) {
                 Ok((0, _)) => return false,
                 Ok((read, _)) => {
-                    worker.reader.extend(&buffer[..read]);
+                    worker.reader.extend(&self.read_buffer[..read]);
                     if !self.parse_frames(index) {
                         return false;
                     }
@@ -601,6 +608,22 @@ impl Dispatcher {
 
     /// Delivers a worker's results to their jobs; false if they do not match what it was sent.
     fn deliver_results(&mut self, index: usize, results: Results) -> bool {
+        let mut current: Option<(JobKey, JobRecord)> = None;
+        let matched = self.deliver_into(index, results, &mut current);
+        if let Some((key, job)) = current {
+            self.put_back(key, job);
+        }
+        matched
+    }
+
+    /// The body of [`deliver_results`](Self::deliver_results); `current` is the job being
+    /// delivered to, out of the table, which the caller puts back whatever happens.
+    fn deliver_into(
+        &mut self,
+        index: usize,
+        results: Results,
+        current: &mut Option<(JobKey, JobRecord)>,
+    ) -> bool {
         let Results {
             busy_ns,
             first_id,
@@ -646,9 +669,29 @@ impl Dispatcher {
                 worker.in_flight.pop_front();
             }
             worker.in_flight_tasks -= 1;
-            self.finish(key, position, outcome, span);
+            // Consecutive results mostly belong to one job: look it up once per run.
+            if current
+                .as_ref()
+                .is_none_or(|(current_key, _)| *current_key != key)
+            {
+                if let Some((previous, job)) = current.take() {
+                    self.put_back(previous, job);
+                }
+                *current = self.jobs.remove(&key).map(|job| (key, job));
+            }
+            if let Some((_, job)) = current {
+                (job.deliver)(position, outcome, span);
+                job.remaining -= 1;
+            }
         }
         true
+    }
+
+    /// Returns a job taken out for delivery to the table, unless it is complete.
+    fn put_back(&mut self, key: JobKey, job: JobRecord) {
+        if job.remaining > 0 {
+            self.jobs.insert(key, job);
+        }
     }
 
     fn finish(

@@ -255,7 +255,7 @@ impl ProcessPool {
         let (sender, receiver) = oneshot::channel();
         let handle = TaskHandle { receiver };
         let mut inputs = Inputs::new();
-        if let Err(error) = inputs.push(&input) {
+        if let Err(error) = inputs.push(&mut crate::fdpass::Encoder::new(), &input) {
             let _ = sender.send(Err(TaskError::Codec(format!(
                 "input of `{}`: {error}",
                 T::NAME

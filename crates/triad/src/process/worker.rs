@@ -59,6 +59,12 @@ struct Worker {
     queue: VecDeque<Queued>,
     results: Results,
     last_flush: Instant,
+    /// When the tasks of the current results began to run (for `busy_ns`).
+    window_start: Instant,
+    /// Tasks to run before the clock is read again: reading it costs more than a tiny task on
+    /// a VM, so the stride adapts to about eight reads per millisecond of work.
+    clock_stride: u32,
+    until_clock: u32,
     stopping: bool,
     closed: bool,
 }
@@ -75,6 +81,9 @@ impl Worker {
             queue: VecDeque::new(),
             results: empty_results(),
             last_flush: Instant::now(),
+            window_start: Instant::now(),
+            clock_stride: 1,
+            until_clock: 1,
             stopping: false,
             closed: false,
         }
@@ -96,9 +105,16 @@ impl Worker {
             self.run_next();
             // Look at the socket only when results go out (at most every millisecond, or when
             // the queue runs dry): a read per task would cost more than a tiny task.
-            if self.queue.is_empty() || self.last_flush.elapsed() >= FLUSH_AFTER {
+            self.until_clock -= 1;
+            if self.queue.is_empty() {
                 self.flush()?;
                 self.receive(registry, false)?;
+            } else if self.until_clock == 0 {
+                self.until_clock = self.clock_stride;
+                if self.last_flush.elapsed() >= FLUSH_AFTER {
+                    self.flush()?;
+                    self.receive(registry, false)?;
+                }
             }
         }
     }
@@ -117,15 +133,19 @@ impl Worker {
         };
         let input = &batch.inputs[start..batch.ends[position] as usize];
         let wanted = batch.fds.get(position).copied().unwrap_or(0) as usize;
-        let fds: Vec<OwnedFd> = self.fds.drain(..wanted.min(self.fds.len())).collect();
+        let fds: Vec<OwnedFd> = if wanted == 0 {
+            Vec::new()
+        } else {
+            self.fds.drain(..wanted.min(self.fds.len())).collect()
+        };
 
         let results = &mut self.results;
         if results.ends.is_empty() {
             results.first_id = id;
+            self.window_start = Instant::now();
         }
         debug_assert_eq!(results.first_id + results.ends.len() as u64, id);
         let offset = results.ends.len() as u32;
-        let started = Instant::now();
         let span_start = batch
             .record
             .then(|| (crate::trace::now_ns(), current_cpu()));
@@ -142,7 +162,6 @@ impl Worker {
                 outcome
             }
         };
-        results.busy_ns += started.elapsed().as_nanos() as u64;
         if let Some((start_ns, cpu)) = span_start {
             results.spans.push((
                 offset,
@@ -218,11 +237,18 @@ impl Worker {
     }
 
     fn flush(&mut self) -> Result<(), Broken> {
-        self.last_flush = Instant::now();
+        let now = Instant::now();
+        self.last_flush = now;
         if self.results.ends.is_empty() {
             return Ok(());
         }
-        let results = std::mem::replace(&mut self.results, empty_results());
+        let mut results = std::mem::replace(&mut self.results, empty_results());
+        let busy = now.duration_since(self.window_start);
+        results.busy_ns = busy.as_nanos() as u64;
+        // Aim for about eight clock reads per millisecond at this window's task rate.
+        let per_millisecond = results.ends.len() as f64 * 1e6 / results.busy_ns.max(1) as f64;
+        self.clock_stride = ((per_millisecond / 8.0) as u32).clamp(1, 4096);
+        self.until_clock = self.clock_stride;
         self.send(&FromWorker::Results(results))
     }
 
