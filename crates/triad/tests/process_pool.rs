@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use triad::workloads::count_primes;
-use triad::{Body, Mode, ProcessPool, Recorder, Runner, Task, TaskError};
+use triad::{Body, Mode, ProcessPool, Recorder, Runner, StartMethod, Task, TaskError};
 
 triad::test_support!();
 
@@ -93,6 +93,28 @@ fn unwrap_not_three(value: NotThree) -> u32 {
     value.0
 }
 
+/// The seed's shared counter (section 3): adds 1 to a shared value `times` times.
+#[triad::task]
+fn count_up(input: (triad::SharedValue<u64>, u64, bool)) -> u64 {
+    let (counter, times, locked) = input;
+    for _ in 0..times {
+        if locked {
+            triad::shm::increment_locked(&counter).unwrap();
+        } else {
+            triad::shm::increment_atomic(&counter);
+        }
+    }
+    times
+}
+
+/// Answers through a pipe end that came inside its input.
+#[triad::task]
+fn reply_through(end: triad::PipeEnd<String, ()>) -> u32 {
+    end.send(&format!("hello from {}", std::process::id()))
+        .unwrap();
+    std::process::id()
+}
+
 /// A task this binary never registered: what a stale worker binary would see.
 #[derive(Debug, Clone, Copy, Default)]
 struct Unregistered;
@@ -106,8 +128,10 @@ impl Task for Unregistered {
     }
 }
 
+/// A spawn pool: named explicitly, since the default becomes the fork server once another test
+/// has started it.
 fn pool(workers: usize) -> ProcessPool {
-    ProcessPool::new(workers).expect("the pool starts")
+    pool_by(StartMethod::Spawn, workers)
 }
 
 #[test]
@@ -243,6 +267,31 @@ fn an_input_that_will_not_encode_fails_alone_within_its_chunk() {
 }
 
 #[test]
+fn shared_memory_handles_reach_every_worker_and_the_counter_is_exact() {
+    for method in [StartMethod::Spawn, StartMethod::ForkServer] {
+        let pool = pool_by(method, 2);
+        for locked in [true, false] {
+            let counter = triad::SharedValue::new(0_u64).unwrap();
+            let inputs = (0..10).map(|_| (counter.clone(), 5_000, locked));
+            let results = pool.map_chunked(count_up, inputs, 1);
+            assert!(
+                results.iter().all(|result| *result == Ok(5_000)),
+                "{results:?}"
+            );
+            assert_eq!(counter.get(), 50_000, "{method:?}, locked: {locked}");
+        }
+    }
+}
+
+#[test]
+fn a_pipe_end_sent_to_a_worker_carries_its_answer_back() {
+    let pool = pool(1);
+    let (ours, theirs) = triad::pipe::<(), String>().unwrap();
+    let pid = pool.submit(reply_through, theirs).unwrap().wait().unwrap();
+    assert_eq!(ours.recv().unwrap(), format!("hello from {pid}"));
+}
+
+#[test]
 fn a_task_the_worker_does_not_know_is_a_clear_error_not_a_hang() {
     let pool = pool(1);
     assert_eq!(
@@ -352,4 +401,81 @@ fn spans_come_back_from_the_workers() {
     assert_eq!(spans.len(), 20);
     assert!(spans.iter().all(|span| span.pid != std::process::id()));
     assert!(spans.iter().all(|span| span.start_ns <= span.end_ns));
+}
+
+fn pool_by(method: StartMethod, workers: usize) -> ProcessPool {
+    ProcessPool::builder()
+        .workers(workers)
+        .start_method(method)
+        .build()
+        .unwrap_or_else(|error| panic!("{method:?} pool: {error}"))
+}
+
+#[test]
+fn a_fork_server_pool_runs_tasks_and_survives_a_killed_worker() {
+    let pool = pool_by(StartMethod::ForkServer, 2);
+    assert_eq!(pool.start_method(), StartMethod::ForkServer);
+    let inputs: Vec<u64> = (0..200).map(|i| i * 13 % 3000).collect();
+    let expected: Vec<_> = inputs.iter().map(|&n| Ok(count_primes::call(n))).collect();
+    assert_eq!(pool.map(count_primes, inputs), expected);
+    let results = pool.map_chunked(die_on_13, 0..30, 1);
+    assert_eq!(
+        results[13],
+        Err(TaskError::WorkerDied {
+            signal: Some(libc::SIGKILL),
+            code: None
+        }),
+        "the fork server reports the worker's end"
+    );
+    assert!(
+        results
+            .iter()
+            .enumerate()
+            .all(|(x, result)| x == 13 || *result == Ok(x as u64))
+    );
+}
+
+#[test]
+fn a_fork_server_pool_replaces_a_hung_worker_and_reaps_every_worker() {
+    let pool = pool_by(StartMethod::ForkServer, 1);
+    let hung = pool
+        .submit_with_timeout(sleep_ms, 60_000, Duration::from_millis(200))
+        .unwrap();
+    assert_eq!(hung.wait(), Err(TaskError::Timeout));
+    let pid = pool.submit(worker_pid, 0).unwrap().wait().unwrap();
+    drop(pool);
+    assert!(
+        std::fs::metadata(format!("/proc/{pid}")).is_err(),
+        "worker {pid} is still there"
+    );
+}
+
+#[test]
+fn pools_share_one_fork_server_and_default_to_it_once_it_runs() {
+    let first = pool_by(StartMethod::ForkServer, 1);
+    let second = ProcessPool::new(1).unwrap();
+    assert_eq!(second.start_method(), StartMethod::ForkServer);
+    let parent_of = |pid: u32| -> u32 {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+        after_name.split(' ').nth(1).unwrap().parse().unwrap()
+    };
+    let a = first.submit(worker_pid, 0).unwrap().wait().unwrap();
+    let b = second.submit(worker_pid, 0).unwrap().wait().unwrap();
+    assert_ne!(a, b);
+    assert_eq!(parent_of(a), parent_of(b), "both forked by one server");
+    assert_ne!(parent_of(a), std::process::id());
+}
+
+#[test]
+fn fork_is_refused_in_a_threaded_process_with_a_pointer_to_the_fork_server() {
+    // The test harness runs this test on a thread of its own: this process has several.
+    let error = ProcessPool::builder()
+        .workers(1)
+        .start_method(StartMethod::Fork)
+        .build()
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("single-threaded"), "{message}");
+    assert!(message.contains("ForkServer"), "{message}");
 }

@@ -26,7 +26,6 @@ use std::collections::{HashMap, VecDeque};
 use std::io::IoSlice;
 use std::ops::Range;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -37,7 +36,7 @@ use serde::Serialize;
 use serde_bytes::ByteBuf;
 
 use super::slot::Slot;
-use super::start::{Started, spawn_worker};
+use super::start::{Started, Starter, WorkerProcess, start_worker};
 use super::wire::{
     Batch, FrameReader, FromWorker, Results, ToWorker, WireSpan, decode_payload, encode_frame,
 };
@@ -70,8 +69,8 @@ pub(crate) struct SpanInWorker {
 pub(crate) struct Inputs {
     bytes: Vec<u8>,
     ends: Vec<usize>,
-    /// Cumulative descriptor counts, one per input; empty while no input has any.
-    fd_ends: Vec<usize>,
+    /// Cumulative descriptor counts, one per input, once any input has descriptors.
+    fd_ends: Option<Vec<usize>>,
     fds: Vec<OwnedFd>,
 }
 
@@ -87,12 +86,13 @@ impl Inputs {
         value: &T,
     ) -> Result<(), postcard::Error> {
         let fds = encoder.append(value, &mut self.bytes)?;
-        if !fds.is_empty() && self.fd_ends.is_empty() {
-            self.fd_ends = vec![0; self.ends.len()];
+        if !fds.is_empty() && self.fd_ends.is_none() {
+            // The inputs before this one had none.
+            self.fd_ends = Some(vec![0; self.ends.len()]);
         }
         self.ends.push(self.bytes.len());
-        if !self.fd_ends.is_empty() {
-            self.fd_ends.push(self.fds.len() + fds.len());
+        if let Some(fd_ends) = &mut self.fd_ends {
+            fd_ends.push(self.fds.len() + fds.len());
             self.fds.extend(fds);
         }
         Ok(())
@@ -115,18 +115,16 @@ impl Inputs {
     }
 
     fn fd_start(&self, position: usize) -> usize {
-        if position == 0 {
-            0
-        } else {
-            self.fd_ends[position - 1]
+        match &self.fd_ends {
+            Some(fd_ends) if position > 0 => fd_ends[position - 1],
+            _ => 0,
         }
     }
 
     fn fd_count(&self, position: usize) -> usize {
-        if self.fd_ends.is_empty() {
-            0
-        } else {
-            self.fd_ends[position] - self.fd_start(position)
+        match &self.fd_ends {
+            Some(fd_ends) => fd_ends[position] - self.fd_start(position),
+            None => 0,
         }
     }
 }
@@ -155,6 +153,7 @@ pub(crate) enum Command {
 pub(crate) struct Settings {
     pub(crate) workers: usize,
     pub(crate) max_tasks_per_child: Option<u64>,
+    pub(crate) starter: Starter,
 }
 
 /// What the caller learns once the first workers are up (or could not start).
@@ -198,7 +197,7 @@ impl Segment {
 
 struct Worker {
     pid: u32,
-    child: std::process::Child,
+    process: WorkerProcess,
     /// The task the worker said it is running (shared page; read after a death).
     slot: Slot,
     socket: OwnedFd,
@@ -310,12 +309,12 @@ impl Dispatcher {
     fn start_one(&mut self) -> std::io::Result<()> {
         let Started {
             socket,
-            child,
+            process,
             slot,
-        } = spawn_worker()?;
+        } = start_worker(&self.settings.starter)?;
         self.workers.push(Worker {
-            pid: child.id(),
-            child,
+            pid: process.id(),
+            process,
             slot,
             socket,
             reader: FrameReader::new(),
@@ -465,7 +464,7 @@ impl Dispatcher {
                     .iter()
                     .map(|&input_end| (base + input_end - first) as u32),
             );
-            if !job.inputs.fd_ends.is_empty() || !batch.fds.is_empty() {
+            if job.inputs.fd_ends.is_some() || !batch.fds.is_empty() {
                 batch.fds.resize(batch.ends.len() - (end - start), 0);
                 for position in start..end {
                     batch.fds.push(job.inputs.fd_count(position) as u32);
@@ -587,7 +586,7 @@ impl Dispatcher {
             };
             let Ok(message) = message else {
                 // A worker that speaks garbage is broken: kill it and treat it as dead.
-                let _ = worker.child.kill();
+                worker.process.kill();
                 return false;
             };
             match message {
@@ -597,7 +596,7 @@ impl Dispatcher {
                 }
                 FromWorker::Results(results) => {
                     if !self.deliver_results(index, results) {
-                        let _ = self.workers[index].child.kill();
+                        self.workers[index].process.kill();
                         return false;
                     }
                     self.retire_if_done(index);
@@ -723,9 +722,7 @@ impl Dispatcher {
     /// A worker's stream ended: reap it, settle its tasks, and start another if needed.
     fn worker_gone(&mut self, index: usize) {
         let mut worker = self.workers.swap_remove(index);
-        let status = worker.child.wait().ok();
-        let signal = status.and_then(|status| status.signal());
-        let code = status.and_then(|status| status.code());
+        let (signal, code) = worker.process.wait();
         // Only the task that was running can have brought the worker down; the ones queued
         // behind it never started, and go to another worker as they are. (Tasks that had
         // finished without their results being written yet run again; their results are
@@ -853,7 +850,7 @@ impl Dispatcher {
                 }
                 if holds_it {
                     worker.killed_by_us = true;
-                    let _ = worker.child.kill();
+                    worker.process.kill();
                 }
             }
             undelivered.sort_unstable();
@@ -874,19 +871,19 @@ impl Dispatcher {
             write_some(worker);
         }
         for mut worker in self.workers.drain(..) {
-            let _ = worker.child.wait();
+            let _ = worker.process.wait();
         }
     }
 
     /// Kills every worker, reaps it, and cancels every task not yet finished.
     fn terminate(&mut self) {
         for worker in &mut self.workers {
-            let _ = worker.child.kill();
+            worker.process.kill();
         }
         // The queue's ranges and the workers' segments hold exactly the undelivered positions.
         let mut undelivered: Vec<(JobKey, usize)> = Vec::new();
         for mut worker in std::mem::take(&mut self.workers) {
-            let _ = worker.child.wait();
+            let _ = worker.process.wait();
             for segment in worker.in_flight {
                 let positions = segment.positions.start + segment.done..segment.positions.end;
                 undelivered.extend(positions.map(|position| (segment.job, position)));

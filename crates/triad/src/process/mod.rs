@@ -1,8 +1,9 @@
 //! The process engine: a `multiprocessing.Pool`-grade pool of worker processes.
 //!
 //! Rust has no well-kept process pool to build on, so this machinery is ours (see
-//! `shared/research/process-pools.md`). A worker is a process started from the same executable
-//! — re-executed (spawn) — that finds tasks by their registry name; it talks to the pool over
+//! `shared/research/process-pools.md`). A worker is a process of the same executable — started
+//! by one of the seed's three start methods: spawn (re-executed), fork, or from a fork server —
+//! that finds tasks by their registry name; it talks to the pool over
 //! one Unix stream socket in length-prefixed, versioned frames ([`wire`]). One dispatcher thread
 //! per pool owns every worker: it polls their sockets, sends batches of tasks by *credit* (as
 //! many tasks as keep a worker busy for about two milliseconds, from the task cost it measures),
@@ -14,10 +15,13 @@
 //! - `pool`: [`ProcessPool`], its builder and handles.
 //! - `dispatcher`: the pool's I/O thread.
 //! - `start`: how a worker process is started.
+//! - `server`: the fork server behind the fork and fork-server start methods.
+//! - `slot`: the shared page in which a worker names the task it runs.
 //! - `worker`: the loop a worker runs.
 
 pub(crate) mod dispatcher;
 pub(crate) mod pool;
+mod server;
 mod slot;
 mod start;
 pub mod wire;
@@ -28,6 +32,9 @@ pub use pool::{PoolError, ProcessPool, ProcessPoolBuilder, StartMethod, TaskHand
 /// Where a worker process finds its socket and its slot page:
 /// `TRIAD_WORKER=<parent pid>:<socket fd>:<slot fd>`.
 const WORKER_ENV: &str = "TRIAD_WORKER";
+
+/// Where a re-executed fork server finds its control socket: `TRIAD_FORK_SERVER=<pid>:<fd>`.
+const FORK_SERVER_ENV: &str = "TRIAD_FORK_SERVER";
 
 /// Extra arguments a re-executed worker needs to reach [`init`], registered by
 /// [`test_support!`](crate::test_support) for test binaries (whose `main` belongs to libtest).
@@ -68,6 +75,9 @@ inventory::collect!(WorkerEntry);
 /// }
 /// ```
 pub fn init() {
+    if let Some(control) = fork_server_fd_from_env() {
+        server::serve(control);
+    }
     let Some((socket, slot)) = worker_fds_from_env() else {
         return;
     };
@@ -118,9 +128,31 @@ fn worker_fds_from_env() -> Option<(std::os::fd::OwnedFd, slot::Slot)> {
     is_stream_socket.then_some((socket, slot))
 }
 
-/// Whether this process was started as a worker and did not stop in [`init`].
+/// The control socket of a fork server re-executed from this program, if this is one.
+fn fork_server_fd_from_env() -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+
+    let value = std::env::var(FORK_SERVER_ENV).ok()?;
+    // SAFETY: as in `worker_fds_from_env`: `init` runs before this process has threads of its
+    // own.
+    unsafe { std::env::remove_var(FORK_SERVER_ENV) };
+    let (parent, fd) = value.split_once(':')?;
+    let parent: i32 = parent.parse().ok()?;
+    let fd: i32 = fd.parse().ok()?;
+    if rustix::process::getppid().map(|pid| pid.as_raw_nonzero().get()) != Some(parent) {
+        return None;
+    }
+    // SAFETY: fcntl(F_GETFD) only asks whether `fd` is open; it takes no ownership.
+    if unsafe { libc::fcntl(fd, libc::F_GETFD) } < 0 {
+        return None;
+    }
+    // SAFETY: the parent placed this descriptor here for us alone; we take it once.
+    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether this process was started as a worker or fork server and did not stop in [`init`].
 fn started_as_worker_without_init() -> bool {
-    std::env::var_os(WORKER_ENV).is_some()
+    std::env::var_os(WORKER_ENV).is_some() || std::env::var_os(FORK_SERVER_ENV).is_some()
 }
 
 /// Lets an integration-test binary host worker processes.

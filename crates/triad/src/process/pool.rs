@@ -13,18 +13,28 @@ use crossbeam_channel::Sender;
 use futures::channel::oneshot;
 
 use super::dispatcher::{Command, Dispatcher, Inputs, Job, Settings};
+use super::start::{self, Starter};
 use crate::error::TaskError;
 use crate::runner::{Ordered, Runner, Unordered};
 use crate::task::{RegistryError, Task};
 
-/// How worker processes are started.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How worker processes are started: the seed's three start methods (section 5.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum StartMethod {
     /// Re-execute this program; the worker finds tasks in the registry by name. Safe whatever
     /// the parent is doing (threads, locks held), at the price of a fresh process start.
-    #[default]
     Spawn,
+    /// Fork: each worker starts as a copy of this program's memory as it was when the pool was
+    /// built (globals, loaded data), without re-executing. Only a single-threaded program can
+    /// fork safely, so building the pool fails in a program with threads; the pool forks a
+    /// small server from the program then, and every worker (first ones and replacements) is
+    /// forked from that server.
+    Fork,
+    /// Fork from the program's fork server: a process re-executed from this program once, on
+    /// first use, that never starts a thread and so can fork workers safely whatever this
+    /// program does. Starts a worker faster than spawn once the server runs.
+    ForkServer,
 }
 
 /// Why a pool could not start or take work.
@@ -54,7 +64,7 @@ pub enum PoolError {
 #[derive(Debug, Clone)]
 pub struct ProcessPoolBuilder {
     workers: Option<usize>,
-    start_method: StartMethod,
+    start_method: Option<StartMethod>,
     max_tasks_per_child: Option<u64>,
     retries: u32,
 }
@@ -66,9 +76,10 @@ impl ProcessPoolBuilder {
         self
     }
 
-    /// How workers are started (default: [`StartMethod::Spawn`]).
+    /// How workers are started (default: [`StartMethod::ForkServer`] if the program's fork
+    /// server is already running, else [`StartMethod::Spawn`]).
     pub fn start_method(mut self, method: StartMethod) -> Self {
-        self.start_method = method;
+        self.start_method = Some(method);
         self
     }
 
@@ -95,7 +106,23 @@ impl ProcessPoolBuilder {
             return Err(PoolError::NotInitialised);
         }
         crate::task::registry()?;
-        let StartMethod::Spawn = self.start_method;
+        let method = self
+            .start_method
+            .unwrap_or(if start::fork_server_running() {
+                StartMethod::ForkServer
+            } else {
+                StartMethod::Spawn
+            });
+        let starter = match method {
+            StartMethod::Spawn => Starter::Spawn,
+            StartMethod::Fork => Starter::Server(Arc::new(
+                start::fork_own_server().map_err(|error| PoolError::Start(error.to_string()))?,
+            )),
+            StartMethod::ForkServer => Starter::Server(
+                start::shared_fork_server()
+                    .map_err(|error| PoolError::Start(format!("fork server: {error}")))?,
+            ),
+        };
         let (commands, received) = crossbeam_channel::unbounded();
         let wake = rustix::event::eventfd(
             0,
@@ -109,6 +136,7 @@ impl ProcessPoolBuilder {
         let settings = Settings {
             workers,
             max_tasks_per_child: self.max_tasks_per_child,
+            starter,
         };
         let dispatcher = Dispatcher::new(settings, received, wake, sleeping.clone());
         let (started_tx, started_rx) = crossbeam_channel::bounded(1);
@@ -130,6 +158,7 @@ impl ProcessPoolBuilder {
                 closed: AtomicBool::new(false),
                 workers,
                 retries: self.retries,
+                start_method: method,
             }),
         };
         match startup {
@@ -163,6 +192,7 @@ struct Inner {
     closed: AtomicBool,
     workers: usize,
     retries: u32,
+    start_method: StartMethod,
 }
 
 impl ProcessPool {
@@ -170,7 +200,7 @@ impl ProcessPool {
     pub fn builder() -> ProcessPoolBuilder {
         ProcessPoolBuilder {
             workers: None,
-            start_method: StartMethod::default(),
+            start_method: None,
             max_tasks_per_child: None,
             retries: 0,
         }
@@ -184,6 +214,11 @@ impl ProcessPool {
     /// How many worker processes the pool keeps.
     pub fn workers(&self) -> usize {
         self.inner.workers
+    }
+
+    /// How the pool starts its workers.
+    pub fn start_method(&self) -> StartMethod {
+        self.inner.start_method
     }
 
     /// Runs `task` over every input; results in input order (inputs go in chunks of

@@ -1,4 +1,4 @@
-//! Starting a worker process.
+//! Starting a worker process, by each start method.
 //!
 //! *Spawn* re-executes this program (`/proc/self/exe`) with the worker's end of a socketpair at
 //! descriptor 3, its slot page (see `slot`) at 4, and `TRIAD_WORKER=<our pid>:3:4` in its
@@ -10,13 +10,15 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::process::CommandExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, OnceLock};
 
 use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
 
+use super::server::ServerClient;
 use super::slot::Slot;
-use super::{WORKER_ENV, WorkerEntry};
+use super::{FORK_SERVER_ENV, WORKER_ENV, WorkerEntry};
 
 /// The descriptor numbers a spawned worker finds its socket and its slot page at.
 const WORKER_FD: i32 = 3;
@@ -26,13 +28,192 @@ const SLOT_FD: i32 = 4;
 #[derive(Debug)]
 pub(crate) struct Started {
     pub(crate) socket: OwnedFd,
-    pub(crate) child: Child,
+    pub(crate) process: WorkerProcess,
     /// The pool's mapping of the worker's "now running" slot.
     pub(crate) slot: Slot,
 }
 
+/// How a pool starts its workers.
+#[derive(Debug, Clone)]
+pub(crate) enum Starter {
+    /// Re-execute this program for each worker.
+    Spawn,
+    /// Ask a fork server (the program's shared one, or the pool's own).
+    Server(Arc<ServerClient>),
+}
+
+/// A worker process: our own child, or a child of a fork server.
+#[derive(Debug)]
+pub(crate) enum WorkerProcess {
+    Child(Child),
+    Forked { pid: i32, server: Arc<ServerClient> },
+}
+
+impl WorkerProcess {
+    pub(crate) fn id(&self) -> u32 {
+        match self {
+            WorkerProcess::Child(child) => child.id(),
+            WorkerProcess::Forked { pid, .. } => *pid as u32,
+        }
+    }
+
+    pub(crate) fn kill(&mut self) {
+        match self {
+            WorkerProcess::Child(child) => {
+                let _ = child.kill();
+            }
+            // SAFETY: kill has no memory-safety preconditions; the pid is a live worker's,
+            // as the server has not reported it exited (it would not be in the pool then).
+            WorkerProcess::Forked { pid, .. } => unsafe {
+                libc::kill(*pid, libc::SIGKILL);
+            },
+        }
+    }
+
+    /// Waits for the process to end and returns (signal, exit code).
+    pub(crate) fn wait(&mut self) -> (Option<i32>, Option<i32>) {
+        match self {
+            WorkerProcess::Child(child) => match child.wait() {
+                Ok(status) => (status.signal(), status.code()),
+                Err(_) => (None, None),
+            },
+            WorkerProcess::Forked { pid, server } => server.wait(*pid),
+        }
+    }
+}
+
+/// Starts a worker the way `starter` says.
+pub(crate) fn start_worker(starter: &Starter) -> io::Result<Started> {
+    match starter {
+        Starter::Spawn => spawn_worker(),
+        Starter::Server(server) => {
+            let (ours, theirs) = socketpair(
+                AddressFamily::UNIX,
+                SocketType::STREAM,
+                SocketFlags::CLOEXEC,
+                None,
+            )?;
+            let (slot_page, slot) = Slot::create()?;
+            let pid = server.fork_worker(theirs, slot_page)?;
+            rustix::io::ioctl_fionbio(&ours, true)?;
+            Ok(Started {
+                socket: ours,
+                process: WorkerProcess::Forked {
+                    pid,
+                    server: server.clone(),
+                },
+                slot,
+            })
+        }
+    }
+}
+
+/// The program's shared fork server, started on first use by re-executing this program.
+pub(crate) fn shared_fork_server() -> io::Result<Arc<ServerClient>> {
+    static SERVER: OnceLock<Result<Arc<ServerClient>, String>> = OnceLock::new();
+    SERVER
+        .get_or_init(|| {
+            start_fork_server()
+                .map(Arc::new)
+                .map_err(|error| error.to_string())
+        })
+        .clone()
+        .map_err(io::Error::other)
+}
+
+/// Whether the shared fork server is running (the default start method then uses it).
+pub(crate) fn fork_server_running() -> bool {
+    SHARED_STARTED.load(std::sync::atomic::Ordering::Acquire)
+}
+
+/// Set once the shared fork server has started; read without starting it.
+static SHARED_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn start_fork_server() -> io::Result<ServerClient> {
+    let (ours, theirs) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    let parent = std::process::id() as i32;
+    let mut command = Command::new("/proc/self/exe");
+    for entry in inventory::iter::<WorkerEntry> {
+        command.args(entry.args);
+    }
+    command
+        .env(FORK_SERVER_ENV, format!("{parent}:{WORKER_FD}"))
+        .stdin(Stdio::null());
+    let theirs_raw = theirs.as_raw_fd();
+    // SAFETY: between fork and exec the closure only moves a descriptor (dup2/fcntl are
+    // async-signal-safe system calls) and allocates nothing. No PR_SET_PDEATHSIG here: it would
+    // follow the thread that happens to start the server; the server leaves when its control
+    // socket closes, which happens when this program ends however it ends.
+    unsafe {
+        command.pre_exec(move || {
+            if theirs_raw == WORKER_FD {
+                if libc::fcntl(WORKER_FD, libc::F_SETFD, 0) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            } else if libc::dup2(theirs_raw, WORKER_FD) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = command.spawn()?;
+    drop(theirs);
+    let pid = child.id() as i32;
+    // The server outlives this handle; reaping it is the kernel's (init's) job at exit, and
+    // dropping `Child` neither kills nor waits.
+    drop(child);
+    let client = ServerClient::new(pid, false, ours)?;
+    SHARED_STARTED.store(true, std::sync::atomic::Ordering::Release);
+    Ok(client)
+}
+
+/// Forks a fork server from this program, for a `Fork` pool: refused unless this process has
+/// exactly one thread, as `fork` is only safe then.
+pub(crate) fn fork_own_server() -> io::Result<ServerClient> {
+    let threads = thread_count()?;
+    if threads != 1 {
+        return Err(io::Error::other(format!(
+            "the fork start method needs a single-threaded process, and this one has {threads} \
+             threads; use StartMethod::ForkServer (or Spawn) instead"
+        )));
+    }
+    let (ours, theirs) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::STREAM,
+        SocketFlags::CLOEXEC,
+        None,
+    )?;
+    // SAFETY: this process has exactly one thread (checked above), so the child is a whole
+    // copy of it.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid == 0 {
+        drop(ours);
+        super::server::serve(theirs);
+    }
+    drop(theirs);
+    ServerClient::new(pid, true, ours)
+}
+
+/// How many threads this process has (from `/proc/self/status`).
+pub(crate) fn thread_count() -> io::Result<usize> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("Threads:"))
+        .and_then(|count| count.trim().parse().ok())
+        .ok_or_else(|| io::Error::other("no thread count in /proc/self/status"))
+}
+
 /// Starts a worker by re-executing this program.
-pub(crate) fn spawn_worker() -> io::Result<Started> {
+fn spawn_worker() -> io::Result<Started> {
     let (ours, theirs) = socketpair(
         AddressFamily::UNIX,
         SocketType::STREAM,
@@ -86,7 +267,7 @@ pub(crate) fn spawn_worker() -> io::Result<Started> {
     rustix::io::ioctl_fionbio(&ours, true)?;
     Ok(Started {
         socket: ours,
-        child,
+        process: WorkerProcess::Child(child),
         slot,
     })
 }
