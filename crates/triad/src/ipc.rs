@@ -320,6 +320,16 @@ fn decode_message<T: DeserializeOwned>(datagram: &[u8], fds: Vec<OwnedFd>) -> Re
     }
 }
 
+/// The received-message decoder, exposed only for the `ipc_message` fuzz target
+/// (`fuzz/fuzz_targets/ipc_message.rs`), which cannot reach the private function; not an API.
+#[doc(hidden)]
+pub fn fuzz_decode_message<T: DeserializeOwned>(
+    datagram: &[u8],
+    fds: Vec<OwnedFd>,
+) -> Result<T, IpcError> {
+    decode_message(datagram, fds)
+}
+
 thread_local! {
     /// The text of the last custom error raised while deserialising a [`PipeEnd`] or a
     /// [`Queue`] on this thread; postcard's error keeps only its kind.

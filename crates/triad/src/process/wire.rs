@@ -225,8 +225,12 @@ impl FrameReader {
         if available.is_empty() {
             return Ok(());
         }
+        // Saturating: bytes left unread (a whole frame never taken, or what follows an error)
+        // are reported as truncation with nothing missing, never an overflow.
         let missing = match available.first_chunk::<HEADER>() {
-            Some(header) => HEADER + u32::from_le_bytes(*header) as usize - available.len(),
+            Some(header) => {
+                (HEADER + u32::from_le_bytes(*header) as usize).saturating_sub(available.len())
+            }
             None => HEADER - available.len(),
         };
         Err(WireError::Truncated { missing })
@@ -385,6 +389,19 @@ mod tests {
         let mut reader = FrameReader::new();
         reader.extend(&bytes[..2]);
         assert_eq!(reader.finish(), Err(WireError::Truncated { missing: 2 }));
+    }
+
+    #[test]
+    fn finish_with_bytes_left_unread_is_an_error_not_a_panic() {
+        // Found by the `wire_frames` fuzz target: an empty frame's error, then `finish`.
+        let mut reader = FrameReader::new();
+        reader.extend(&[0, 0, 0, 0, 0, 0, 0, 8]);
+        assert_eq!(reader.next_frame(), Err(WireError::Empty));
+        assert_eq!(reader.finish(), Err(WireError::Truncated { missing: 0 }));
+        // A whole frame (and more) that was never taken.
+        let mut reader = FrameReader::new();
+        reader.extend(&frames_of(&[ToWorker::Stop, ToWorker::Stop]));
+        assert_eq!(reader.finish(), Err(WireError::Truncated { missing: 0 }));
     }
 
     #[test]
