@@ -3,7 +3,8 @@
 //! Scenarios (2 workers; each figure is the median of `REPEATS` runs on a warm pool):
 //! - `tiny/chunk=1` and `tiny/chunk=1000`: 200,000 tasks of `x * x` — pure dispatch cost;
 //! - `cpu-1ms`: 200 tasks that each spin the CPU for 1 ms — processes against threads;
-//! - `start`: start one worker and stop it again (pool of one: build + drop), per start method.
+//! - `start`: start one worker and stop it again (pool of one: build + drop), per start method;
+//!   fork is measured first, while this process is still single-threaded, as fork requires.
 //!
 //! Run with `cargo bench -p triad --bench process_pool`. CPython's side runs `python3` with only
 //! its standard library; without `python3` those columns are skipped.
@@ -11,7 +12,7 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use triad::{Mode, ProcessPool, Runner};
+use triad::{Mode, ProcessPool, Runner, StartMethod};
 
 const REPEATS: usize = 5;
 const TINY_TASKS: u64 = 200_000;
@@ -120,8 +121,21 @@ fn row(name: &str, ours: f64, tasks: Option<u64>, python: Option<f64>) {
     println!("{name:<26} {:>16} {theirs:>16} {ratio:>9}", rate(ours));
 }
 
+fn start_and_stop(method: StartMethod) -> f64 {
+    time(|| {
+        let pool = ProcessPool::builder()
+            .workers(1)
+            .start_method(method)
+            .build()
+            .expect("pool starts");
+        drop(pool);
+    })
+}
+
 fn main() {
     triad::init();
+    // Before any thread exists: the fork start method needs a single-threaded process.
+    let start_fork = start_and_stop(StartMethod::Fork);
     let python = python_figures();
     let cpython = |key: &str| python.as_ref().and_then(|figures| figures[key].as_f64());
 
@@ -176,18 +190,11 @@ fn main() {
     );
     drop(pool);
 
-    let start_spawn = time(|| {
-        drop(ProcessPool::new(1).expect("pool starts"));
-    });
+    row("start/fork", start_fork, None, cpython("start/fork"));
+    let start_spawn = start_and_stop(StartMethod::Spawn);
     row("start/spawn", start_spawn, None, cpython("start/spawn"));
-    for method in ["fork", "forkserver"] {
-        if let Some(seconds) = cpython(&format!("start/{method}")) {
-            println!(
-                "{:<26} {:>16} {:>13.3} ms",
-                format!("start/{method} (CPython)"),
-                "",
-                seconds * 1e3
-            );
-        }
-    }
+    // The first use starts the program's fork server; what is measured is a worker's start.
+    drop(ProcessPool::builder().workers(1).start_method(StartMethod::ForkServer).build());
+    let start_server = start_and_stop(StartMethod::ForkServer);
+    row("start/forkserver", start_server, None, cpython("start/forkserver"));
 }
