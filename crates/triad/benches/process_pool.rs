@@ -3,8 +3,11 @@
 //! Scenarios (2 workers; each figure is the median of `REPEATS` runs on a warm pool):
 //! - `tiny/chunk=1` and `tiny/chunk=1000`: 200,000 tasks of `x * x` — pure dispatch cost;
 //! - `cpu-1ms`: 200 tasks that each spin the CPU for 1 ms — processes against threads;
-//! - `start`: start one worker and stop it again (pool of one: build + drop), per start method;
-//!   fork is measured first, while this process is still single-threaded, as fork requires.
+//! - `start`: a worker process started and ended, per start method, as CPython's
+//!   `Process(target=noop).start(); join()`: a one-worker pool that replaces its worker after
+//!   every task (`max_tasks_per_child(1)`) runs `RECYCLED` tasks one by one, and each costs one
+//!   worker's start, hello, task and exit. Fork is measured first, while this process is still
+//!   single-threaded, as fork requires. `pool/…` rows add building and dropping a whole pool.
 //!
 //! Run with `cargo bench -p triad --bench process_pool`. CPython's side runs `python3` with only
 //! its standard library; without `python3` those columns are skipped.
@@ -17,6 +20,7 @@ use triad::{Mode, ProcessPool, Runner, StartMethod};
 const REPEATS: usize = 5;
 const TINY_TASKS: u64 = 200_000;
 const CPU_TASKS: u64 = 200;
+const RECYCLED: usize = 40;
 
 #[triad::task]
 fn square(x: u64) -> u64 {
@@ -121,6 +125,20 @@ fn row(name: &str, ours: f64, tasks: Option<u64>, python: Option<f64>) {
     println!("{name:<26} {:>16} {theirs:>16} {ratio:>9}", rate(ours));
 }
 
+/// Seconds per worker start and exit inside a running pool.
+fn worker_start(method: StartMethod) -> f64 {
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .max_tasks_per_child(1)
+        .start_method(method)
+        .build()
+        .expect("pool starts");
+    pool.map_chunked(square, 0..2, 1);
+    time(|| {
+        pool.map_chunked(square, 0..RECYCLED as u64, 1);
+    }) / RECYCLED as f64
+}
+
 fn start_and_stop(method: StartMethod) -> f64 {
     time(|| {
         let pool = ProcessPool::builder()
@@ -135,7 +153,8 @@ fn start_and_stop(method: StartMethod) -> f64 {
 fn main() {
     triad::init();
     // Before any thread exists: the fork start method needs a single-threaded process.
-    let start_fork = start_and_stop(StartMethod::Fork);
+    let pool_fork = start_and_stop(StartMethod::Fork);
+    let start_fork = worker_start(StartMethod::Fork);
     let python = python_figures();
     let cpython = |key: &str| python.as_ref().and_then(|figures| figures[key].as_f64());
 
@@ -191,10 +210,30 @@ fn main() {
     drop(pool);
 
     row("start/fork", start_fork, None, cpython("start/fork"));
-    let start_spawn = start_and_stop(StartMethod::Spawn);
-    row("start/spawn", start_spawn, None, cpython("start/spawn"));
-    // The first use starts the program's fork server; what is measured is a worker's start.
-    drop(ProcessPool::builder().workers(1).start_method(StartMethod::ForkServer).build());
-    let start_server = start_and_stop(StartMethod::ForkServer);
-    row("start/forkserver", start_server, None, cpython("start/forkserver"));
+    row(
+        "start/spawn",
+        worker_start(StartMethod::Spawn),
+        None,
+        cpython("start/spawn"),
+    );
+    let start_server = worker_start(StartMethod::ForkServer);
+    row(
+        "start/forkserver",
+        start_server,
+        None,
+        cpython("start/forkserver"),
+    );
+    row("pool/fork (build+drop)", pool_fork, None, None);
+    row(
+        "pool/spawn (build+drop)",
+        start_and_stop(StartMethod::Spawn),
+        None,
+        None,
+    );
+    row(
+        "pool/forkserver (build+drop)",
+        start_and_stop(StartMethod::ForkServer),
+        None,
+        None,
+    );
 }

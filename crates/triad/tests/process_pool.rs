@@ -115,6 +115,20 @@ fn reply_through(end: triad::PipeEnd<String, ()>) -> u32 {
     std::process::id()
 }
 
+static GREETING: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// An initializer: sets per-worker state that tasks read later.
+#[triad::task]
+fn set_greeting(greeting: String) {
+    assert!(!greeting.is_empty(), "an empty greeting");
+    *GREETING.lock().unwrap() = greeting;
+}
+
+#[triad::task]
+fn greet(name: String) -> String {
+    format!("{} {name}", GREETING.lock().unwrap())
+}
+
 /// A task this binary never registered: what a stale worker binary would see.
 #[derive(Debug, Clone, Copy, Default)]
 struct Unregistered;
@@ -289,6 +303,37 @@ fn a_pipe_end_sent_to_a_worker_carries_its_answer_back() {
     let (ours, theirs) = triad::pipe::<(), String>().unwrap();
     let pid = pool.submit(reply_through, theirs).unwrap().wait().unwrap();
     assert_eq!(ours.recv().unwrap(), format!("hello from {pid}"));
+}
+
+#[test]
+fn every_worker_runs_the_initializer_before_its_tasks() {
+    for method in [StartMethod::Spawn, StartMethod::ForkServer] {
+        let pool = ProcessPool::builder()
+            .workers(2)
+            .start_method(method)
+            .initializer(set_greeting, "hello".to_owned())
+            .max_tasks_per_child(3)
+            .build()
+            .unwrap();
+        // Recycling makes new workers mid-run: each runs the initializer too.
+        let results = pool.map_chunked(greet, (0..12).map(|n| n.to_string()), 1);
+        for (n, result) in results.into_iter().enumerate() {
+            assert_eq!(result, Ok(format!("hello {n}")), "{method:?}");
+        }
+    }
+}
+
+#[test]
+fn a_failing_initializer_stops_the_pool_from_starting_with_its_reason() {
+    let error = ProcessPool::builder()
+        .workers(1)
+        .start_method(StartMethod::Spawn)
+        .initializer(set_greeting, String::new())
+        .build()
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("initializer failed"), "{message}");
+    assert!(message.contains("an empty greeting"), "{message}");
 }
 
 #[test]

@@ -38,7 +38,8 @@ use serde_bytes::ByteBuf;
 use super::slot::Slot;
 use super::start::{Started, Starter, WorkerProcess, start_worker};
 use super::wire::{
-    Batch, FrameReader, FromWorker, Results, ToWorker, WireSpan, decode_payload, encode_frame,
+    Batch, FrameReader, FromWorker, Initializer, Results, ToWorker, WireSpan, decode_payload,
+    encode_frame,
 };
 use crate::error::TaskError;
 use crate::fdpass::{Encoder, MAX_FDS_PER_MESSAGE, recv_with_flags, send_with_fds};
@@ -154,6 +155,8 @@ pub(crate) struct Settings {
     pub(crate) workers: usize,
     pub(crate) max_tasks_per_child: Option<u64>,
     pub(crate) starter: Starter,
+    /// Run by every worker before its first task.
+    pub(crate) initializer: Option<Initializer>,
 }
 
 /// What the caller learns once the first workers are up (or could not start).
@@ -298,6 +301,8 @@ impl Dispatcher {
             if Instant::now() > deadline {
                 return Err("workers did not start within 30 s".into());
             }
+            // Each worker waits for its start message before it says hello.
+            self.write_all();
             self.wait_for_events();
             if let Some(reason) = &self.broken {
                 return Err(reason.clone());
@@ -312,13 +317,19 @@ impl Dispatcher {
             process,
             slot,
         } = start_worker(&self.settings.starter)?;
+        let mut out = Vec::new();
+        encode_frame(
+            &ToWorker::Start(self.settings.initializer.clone()),
+            &mut out,
+        )
+        .map_err(std::io::Error::other)?;
         self.workers.push(Worker {
             pid: process.id(),
             process,
             slot,
             socket,
             reader: FrameReader::new(),
-            out: Vec::new(),
+            out,
             written: 0,
             out_fds: VecDeque::new(),
             in_flight: VecDeque::new(),
@@ -594,6 +605,10 @@ impl Dispatcher {
                     worker.said_hello = true;
                     self.start_failures = 0;
                 }
+                FromWorker::InitFailed(error) => {
+                    self.break_pool(format!("the initializer failed: {error}"));
+                    return false;
+                }
                 FromWorker::Results(results) => {
                     if !self.deliver_results(index, results) {
                         self.workers[index].process.kill();
@@ -778,6 +793,11 @@ impl Dispatcher {
         }
         for queued in requeue.into_iter().rev() {
             self.queue.push_front(queued);
+        }
+        if let Some(reason) = self.broken.clone() {
+            // No worker can start: what it held fails with the reason, and none replaces it.
+            self.break_pool(reason);
+            return;
         }
         if !worker.said_hello {
             self.start_failures += 1;

@@ -14,6 +14,7 @@ use futures::channel::oneshot;
 
 use super::dispatcher::{Command, Dispatcher, Inputs, Job, Settings};
 use super::start::{self, Starter};
+use super::wire::Initializer;
 use crate::error::TaskError;
 use crate::runner::{Ordered, Runner, Unordered};
 use crate::task::{RegistryError, Task};
@@ -65,6 +66,7 @@ pub enum PoolError {
 pub struct ProcessPoolBuilder {
     workers: Option<usize>,
     start_method: Option<StartMethod>,
+    initializer: Option<Result<Initializer, String>>,
     max_tasks_per_child: Option<u64>,
     retries: u32,
 }
@@ -80,6 +82,21 @@ impl ProcessPoolBuilder {
     /// server is already running, else [`StartMethod::Spawn`]).
     pub fn start_method(mut self, method: StartMethod) -> Self {
         self.start_method = Some(method);
+        self
+    }
+
+    /// Runs `task` on `input` in every worker before its first task (`initializer`, `initargs`):
+    /// to open a connection, load a model, seed a generator. If it fails, the pool does not
+    /// start ([`PoolError::Start`] says why) instead of restarting workers for ever.
+    pub fn initializer<T: Task>(mut self, _task: T, input: T::Input) -> Self {
+        self.initializer = Some(
+            postcard::to_stdvec(&input)
+                .map(|input| Initializer {
+                    name: T::NAME.to_owned(),
+                    input: serde_bytes::ByteBuf::from(input),
+                })
+                .map_err(|error| format!("the initializer's input does not encode: {error}")),
+        );
         self
     }
 
@@ -106,6 +123,7 @@ impl ProcessPoolBuilder {
             return Err(PoolError::NotInitialised);
         }
         crate::task::registry()?;
+        let initializer = self.initializer.transpose().map_err(PoolError::Start)?;
         let method = self
             .start_method
             .unwrap_or(if start::fork_server_running() {
@@ -137,6 +155,7 @@ impl ProcessPoolBuilder {
             workers,
             max_tasks_per_child: self.max_tasks_per_child,
             starter,
+            initializer,
         };
         let dispatcher = Dispatcher::new(settings, received, wake, sleeping.clone());
         let (started_tx, started_rx) = crossbeam_channel::bounded(1);
@@ -201,6 +220,7 @@ impl ProcessPool {
         ProcessPoolBuilder {
             workers: None,
             start_method: None,
+            initializer: None,
             max_tasks_per_child: None,
             retries: 0,
         }

@@ -26,10 +26,21 @@ const HEADER: usize = 4;
 /// A message from the pool to a worker.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ToWorker {
+    /// The first message to every worker: run this initializer, if any, then say hello.
+    Start(Option<Initializer>),
     /// Run a batch of tasks, in order.
     Run(Batch),
     /// Finish the tasks already sent, then exit.
     Stop,
+}
+
+/// A task a worker runs once, before any other (the pool's `initializer`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Initializer {
+    /// The registry name of the task.
+    pub name: String,
+    /// Its postcard-encoded input.
+    pub input: ByteBuf,
 }
 
 /// Tasks of one registered task, with consecutive ids.
@@ -57,11 +68,13 @@ pub struct Batch {
 /// A message from a worker to the pool.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum FromWorker {
-    /// The first message of every worker: it is up and speaks this protocol.
+    /// The worker is up (its initializer, if any, ran) and speaks this protocol.
     Hello {
         /// The worker's process id.
         pid: u32,
     },
+    /// The initializer failed; the worker exits.
+    InitFailed(TaskError),
     /// Results of consecutive tasks.
     Results(Results),
 }
@@ -253,6 +266,13 @@ mod tests {
     fn arb_message() -> impl Strategy<Value = ToWorker> {
         prop_oneof![
             Just(ToWorker::Stop),
+            Just(ToWorker::Start(None)),
+            (".{0,10}", prop::collection::vec(any::<u8>(), 0..8)).prop_map(|(name, input)| {
+                ToWorker::Start(Some(Initializer {
+                    name,
+                    input: ByteBuf::from(input),
+                }))
+            }),
             (
                 ".{0,20}",
                 any::<bool>(),

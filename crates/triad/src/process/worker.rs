@@ -25,7 +25,8 @@ use crate::TaskError;
 use crate::fdpass::{MAX_FDS_PER_MESSAGE, recv_with_flags, send_with_fds};
 use crate::task::{Registration, Registry};
 
-/// Exit code of a worker whose stream from the pool was not valid protocol.
+/// Exit code of a worker whose stream from the pool was not valid protocol, or whose
+/// initializer failed.
 pub(crate) const EXIT_PROTOCOL: i32 = 86;
 
 /// How long finished results may wait to be batched with later ones.
@@ -90,9 +91,7 @@ impl Worker {
     }
 
     fn run(&mut self, registry: &'static Registry) -> Result<(), Broken> {
-        self.send(&FromWorker::Hello {
-            pid: std::process::id(),
-        })?;
+        self.start(registry)?;
         loop {
             if self.queue.is_empty() {
                 self.flush()?;
@@ -117,6 +116,44 @@ impl Worker {
                 }
             }
         }
+    }
+
+    /// Waits for the pool's start message, runs the initializer it names, and says hello (or
+    /// reports the initializer's failure and stops).
+    fn start(&mut self, registry: &'static Registry) -> Result<(), Broken> {
+        let mut buffer = [0_u8; 64 * 1024];
+        let initializer = loop {
+            if let Some(payload) = self.reader.next_frame().map_err(|_| Broken)? {
+                match decode_payload::<ToWorker>(payload).map_err(|_| Broken)? {
+                    ToWorker::Start(initializer) => break initializer,
+                    _ => return Err(Broken),
+                }
+            }
+            let (read, fds) = recv_with_flags(
+                self.socket.as_fd(),
+                &mut buffer,
+                MAX_FDS_PER_MESSAGE,
+                rustix::net::RecvFlags::empty(),
+            )
+            .map_err(|_| Broken)?;
+            if read == 0 {
+                return Err(Broken);
+            }
+            self.fds.extend(fds);
+            self.reader.extend(&buffer[..read]);
+        };
+        if let Some(initializer) = initializer {
+            let outcome = registry.invoke(&initializer.name, &initializer.input, Vec::new());
+            if let Err(error) = outcome {
+                self.send(&FromWorker::InitFailed(error))?;
+                return Err(Broken);
+            }
+        }
+        self.send(&FromWorker::Hello {
+            pid: std::process::id(),
+        })?;
+        // Frames that came with the start message.
+        self.parse(registry)
     }
 
     /// Runs the next task of the front batch and appends its result.
@@ -231,6 +268,7 @@ impl Worker {
                     }
                 }
                 ToWorker::Stop => self.stopping = true,
+                ToWorker::Start(_) => return Err(Broken),
             }
         }
         Ok(())
