@@ -524,3 +524,77 @@ fn fork_is_refused_in_a_threaded_process_with_a_pointer_to_the_fork_server() {
     assert!(message.contains("single-threaded"), "{message}");
     assert!(message.contains("ForkServer"), "{message}");
 }
+
+/// In the re-executed "parent" role: build pools, print the workers' pids, wait to be killed.
+const PARENT_ROLE: &str = "TRIAD_TEST_POOL_PARENT";
+
+#[test]
+fn workers_die_when_their_program_is_killed() {
+    if std::env::var_os(PARENT_ROLE).is_some() {
+        let spawn = pool_by(StartMethod::Spawn, 2);
+        let server = pool_by(StartMethod::ForkServer, 2);
+        let mut pids: Vec<u32> = Vec::new();
+        for pool in [&spawn, &server] {
+            pids.extend(
+                pool.map_chunked(worker_pid, 0..40, 1)
+                    .into_iter()
+                    .map(Result::unwrap),
+            );
+        }
+        pids.sort_unstable();
+        pids.dedup();
+        // Busy workers do not notice their socket closing: only the kernel's parent-death
+        // signal (spawn) or the fork server (fork server) can end them.
+        let _busy: Vec<_> = [&spawn, &server]
+            .iter()
+            .flat_map(|pool| (0..2).map(|_| pool.submit(sleep_ms, 60_000).unwrap()))
+            .collect();
+        std::thread::sleep(Duration::from_millis(300));
+        let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+        println!("WORKERS {}", list.join(","));
+        std::thread::sleep(Duration::from_secs(60));
+        return;
+    }
+    use std::io::BufRead;
+    let mut parent = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "workers_die_when_their_program_is_killed",
+            "--exact",
+            "--nocapture",
+        ])
+        .env(PARENT_ROLE, "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(parent.stdout.take().unwrap());
+    let line = stdout
+        .lines()
+        .map(Result::unwrap)
+        .find(|line| line.starts_with("WORKERS "))
+        .expect("the parent reports its workers");
+    let workers: Vec<u32> = line["WORKERS ".len()..]
+        .split(',')
+        .map(|pid| pid.parse().unwrap())
+        .collect();
+    assert!(workers.len() >= 2, "{workers:?}");
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+
+    let alive = |pid: u32| match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // Ended and waiting to be reaped by init counts as gone.
+        Ok(stat) => !stat[stat.rfind(')').unwrap() + 2..].starts_with('Z'),
+        Err(_) => false,
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while workers.iter().any(|&pid| alive(pid)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "orphaned workers: {:?}",
+            workers
+                .iter()
+                .filter(|&&pid| alive(pid))
+                .collect::<Vec<_>>()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
