@@ -20,9 +20,9 @@ use super::server::ServerClient;
 use super::slot::Slot;
 use super::{FORK_SERVER_ENV, WORKER_ENV, WorkerEntry};
 
-/// The descriptor numbers a spawned worker finds its socket and its slot page at.
-const WORKER_FD: i32 = 3;
-const SLOT_FD: i32 = 4;
+/// The descriptor number a re-executed process finds the first descriptor it is given at; the
+/// others follow.
+const FIRST_FD: i32 = 3;
 
 /// A worker process just started: its socket (non-blocking) and its handle.
 #[derive(Debug)]
@@ -137,31 +137,14 @@ fn start_fork_server() -> io::Result<ServerClient> {
         None,
     )?;
     let parent = std::process::id() as i32;
-    let mut command = Command::new("/proc/self/exe");
-    for entry in inventory::iter::<WorkerEntry> {
-        command.args(entry.args);
-    }
-    command
-        .env(FORK_SERVER_ENV, format!("{parent}:{WORKER_FD}"))
-        .stdin(Stdio::null());
-    let theirs_raw = theirs.as_raw_fd();
-    // SAFETY: between fork and exec the closure only moves a descriptor (dup2/fcntl are
-    // async-signal-safe system calls) and allocates nothing. No PR_SET_PDEATHSIG here: it would
-    // follow the thread that happens to start the server; the server leaves when its control
-    // socket closes, which happens when this program ends however it ends.
-    unsafe {
-        command.pre_exec(move || {
-            if theirs_raw == WORKER_FD {
-                if libc::fcntl(WORKER_FD, libc::F_SETFD, 0) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            } else if libc::dup2(theirs_raw, WORKER_FD) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    let child = command.spawn()?;
+    // No parent-death signal: it would follow the thread that happens to start the server;
+    // the server leaves when its control socket closes, which happens when this program ends
+    // however it ends.
+    let child = reexec(
+        (FORK_SERVER_ENV, format!("{parent}:{FIRST_FD}")),
+        &[theirs.as_raw_fd()],
+        false,
+    )?;
     drop(theirs);
     let pid = child.id() as i32;
     // The server outlives this handle; reaping it is the kernel's (init's) job at exit, and
@@ -222,46 +205,11 @@ fn spawn_worker() -> io::Result<Started> {
     )?;
     let (slot_page, slot) = Slot::create()?;
     let parent = std::process::id() as i32;
-    let mut command = Command::new("/proc/self/exe");
-    for entry in inventory::iter::<WorkerEntry> {
-        command.args(entry.args);
-    }
-    command
-        .env(WORKER_ENV, format!("{parent}:{WORKER_FD}:{SLOT_FD}"))
-        .stdin(Stdio::null());
-    let theirs_raw = theirs.as_raw_fd();
-    let slot_raw = slot_page.as_raw_fd();
-    // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
-    // calls are allowed: dup2, fcntl, prctl and getppid are plain system calls, and it
-    // allocates nothing.
-    unsafe {
-        command.pre_exec(move || {
-            // Move the slot out of the way first, in case it sits at the socket's target.
-            let slot_moved = libc::fcntl(slot_raw, libc::F_DUPFD_CLOEXEC, 10);
-            if slot_moved < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            for (from, to) in [(theirs_raw, WORKER_FD), (slot_moved, SLOT_FD)] {
-                if from == to {
-                    // dup2 onto itself would keep FD_CLOEXEC set; clear it instead.
-                    if libc::fcntl(to, libc::F_SETFD, 0) < 0 {
-                        return Err(io::Error::last_os_error());
-                    }
-                } else if libc::dup2(from, to) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The parent may have died before the request took effect.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
-            Ok(())
-        });
-    }
-    let child = command.spawn()?;
+    let child = reexec(
+        (WORKER_ENV, format!("{parent}:{FIRST_FD}:{}", FIRST_FD + 1)),
+        &[theirs.as_raw_fd(), slot_page.as_raw_fd()],
+        true,
+    )?;
     drop(theirs);
     drop(slot_page);
     rustix::io::ioctl_fionbio(&ours, true)?;
@@ -270,4 +218,49 @@ fn spawn_worker() -> io::Result<Started> {
         process: WorkerProcess::Child(child),
         slot,
     })
+}
+
+/// Re-executes this program with `env` set and `fds` at descriptors 3, 4, …; with
+/// `die_with_parent`, the kernel kills it when the calling thread ends (`PR_SET_PDEATHSIG`),
+/// and it exits at once if that has already happened.
+fn reexec(env: (&str, String), fds: &[i32], die_with_parent: bool) -> io::Result<Child> {
+    let parent = std::process::id() as i32;
+    let mut command = Command::new("/proc/self/exe");
+    for entry in inventory::iter::<WorkerEntry> {
+        command.args(entry.args);
+    }
+    command.env(env.0, env.1).stdin(Stdio::null());
+    assert!(fds.len() <= 8, "reexec places at most 8 descriptors");
+    let fds = fds.to_vec();
+    // SAFETY: the closure runs in the child between fork and exec, where only async-signal-safe
+    // calls are allowed: fcntl, dup2, prctl and getppid are plain system calls, and it reads
+    // `fds` without allocating.
+    unsafe {
+        command.pre_exec(move || {
+            // First move every descriptor above the targets, so no move overwrites another;
+            // the copies close at exec, and dup2 leaves the targets open across it.
+            let mut moved = [0; 8];
+            for (index, &fd) in fds.iter().enumerate() {
+                moved[index] = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 10);
+                if moved[index] < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            for (index, &fd) in moved[..fds.len()].iter().enumerate() {
+                if libc::dup2(fd, FIRST_FD + index as i32) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            if die_with_parent {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    libc::_exit(1);
+                }
+            }
+            Ok(())
+        });
+    }
+    command.spawn()
 }
