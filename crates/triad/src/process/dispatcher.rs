@@ -217,6 +217,8 @@ struct Worker {
     said_hello: bool,
     /// It has had its `max_tasks_per_child`: it gets a stop once its last result is in.
     retiring: bool,
+    /// Its successor has been started already (when it began to retire).
+    replaced: bool,
     stop_sent: bool,
     /// We killed it (a task ran past its deadline): its other tasks are not at fault.
     killed_by_us: bool,
@@ -337,6 +339,7 @@ impl Dispatcher {
             next_id: 0,
             said_hello: false,
             retiring: false,
+            replaced: false,
             stop_sent: false,
             killed_by_us: false,
         });
@@ -401,8 +404,10 @@ impl Dispatcher {
             if self.queue.is_empty() {
                 return;
             }
+            // A worker that has not said hello yet gets tasks too: they queue behind its start
+            // message, which saves it a round trip; if it never starts, they go back.
             let worker = &mut self.workers[index];
-            if !worker.said_hello || worker.retiring || worker.killed_by_us {
+            if worker.retiring || worker.killed_by_us {
                 continue;
             }
             let mut allowance = credit.saturating_sub(worker.in_flight_tasks);
@@ -417,6 +422,10 @@ impl Dispatcher {
                 && worker.next_id >= limit
             {
                 worker.retiring = true;
+                // Its successor starts now, while it finishes, not after it has gone.
+                if !worker.replaced && self.start_one().is_ok() {
+                    self.workers[index].replaced = true;
+                }
             }
         }
     }
@@ -737,6 +746,12 @@ impl Dispatcher {
     /// A worker's stream ended: reap it, settle its tasks, and start another if needed.
     fn worker_gone(&mut self, index: usize) {
         let mut worker = self.workers.swap_remove(index);
+        if worker.stop_sent && worker.in_flight.is_empty() {
+            // It was told to stop and had nothing left: how it ended does not matter.
+            worker.process.release();
+            self.start_successor(worker.replaced);
+            return;
+        }
         let (signal, code) = worker.process.wait();
         // Only the task that was running can have brought the worker down; the ones queued
         // behind it never started, and go to another worker as they are. (Tasks that had
@@ -809,8 +824,15 @@ impl Dispatcher {
                 return;
             }
         }
+        self.start_successor(worker.replaced);
+    }
+
+    /// Starts a worker in place of one that has gone, unless one was started already or no
+    /// work is left.
+    fn start_successor(&mut self, replaced: bool) {
         let work_left = !self.closing || !self.queue.is_empty() || !self.jobs.is_empty();
         if work_left
+            && !replaced
             && let Err(error) = self.start_one()
             && self.workers.is_empty()
         {

@@ -16,7 +16,7 @@
 //! program itself when a pool is built, so that every worker starts as a copy of the program's
 //! memory at that moment.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Condvar, Mutex};
@@ -234,6 +234,8 @@ pub(crate) struct ServerClient {
 struct ClientState {
     replies: VecDeque<Result<i32, String>>,
     exited: HashMap<i32, (Option<i32>, Option<i32>)>,
+    /// Workers whose exit nobody will wait for: their reports are dropped.
+    forgotten: HashSet<i32>,
     /// The server is gone: no reply or status will come.
     gone: bool,
 }
@@ -275,6 +277,15 @@ impl ServerClient {
                 return Err(std::io::Error::other("the fork server is gone"));
             }
             state = changed.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Gives up on `pid`'s exit report (the server reaps it all the same).
+    pub(crate) fn forget(&self, pid: i32) {
+        let (lock, _) = &*self.state;
+        let mut state = lock.lock().unwrap_or_else(|e| e.into_inner());
+        if state.exited.remove(&pid).is_none() {
+            state.forgotten.insert(pid);
         }
     }
 
@@ -327,7 +338,9 @@ fn read_server(control: OwnedFd, shared: &(Mutex<ClientState>, Condvar)) {
                 FromServer::Forked { pid } => state.replies.push_back(Ok(pid)),
                 FromServer::Failed { error } => state.replies.push_back(Err(error)),
                 FromServer::Exited { pid, signal, code } => {
-                    state.exited.insert(pid, (signal, code));
+                    if !state.forgotten.remove(&pid) {
+                        state.exited.insert(pid, (signal, code));
+                    }
                 }
             }
             changed.notify_all();

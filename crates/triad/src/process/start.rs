@@ -70,6 +70,18 @@ impl WorkerProcess {
         }
     }
 
+    /// Lets the process go without waiting for its end: a fork server's child is reaped by the
+    /// server; our own child is reaped here, as it must be (it was told to stop, so this is
+    /// short).
+    pub(crate) fn release(&mut self) {
+        match self {
+            WorkerProcess::Child(child) => {
+                let _ = child.wait();
+            }
+            WorkerProcess::Forked { pid, server } => server.forget(*pid),
+        }
+    }
+
     /// Waits for the process to end and returns (signal, exit code).
     pub(crate) fn wait(&mut self) -> (Option<i32>, Option<i32>) {
         match self {
