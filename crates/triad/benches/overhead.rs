@@ -6,6 +6,8 @@
 //! - `threads:2/auto-chunk`: `map`'s CPython-style chunking, ceil(N / (4 × threads));
 //! - `threads:2/auto-chunk/recording`: the same with a span recorded per task — compare with the
 //!   previous line for the cost of recording; recording off is one `Option` test per task;
+//! - `processes:2/chunk=1` and `processes:2/auto-chunk`: the same through two worker processes
+//!   (encode, frame, socket, decode on each side);
 //! - `async:256/async-body`: one tokio task per input on the event loop;
 //! - `async:256/blocking-body`: one `spawn_blocking` per input (asyncio's `to_thread`).
 //!
@@ -15,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 use triad::workloads::identity;
 use triad::{Mode, Recorder, Runner};
 
@@ -54,6 +56,14 @@ fn per_task_overhead(c: &mut Criterion) {
         })
     });
 
+    let processes = Runner::new(Mode::Processes(2)).unwrap();
+    group.bench_function(BenchmarkId::new("processes:2", "chunk=1"), |b| {
+        b.iter(|| processes.imap(identity, 0..TASKS).count())
+    });
+    group.bench_function(BenchmarkId::new("processes:2", "auto-chunk"), |b| {
+        b.iter(|| processes.map(identity, 0..TASKS))
+    });
+
     let event_loop = Runner::new(Mode::Async { concurrency: 256 }).unwrap();
     group.bench_function(BenchmarkId::new("async:256", "async-body"), |b| {
         b.iter(|| event_loop.map(async_identity, 0..TASKS))
@@ -65,4 +75,10 @@ fn per_task_overhead(c: &mut Criterion) {
 }
 
 criterion_group!(benches, per_task_overhead);
-criterion_main!(benches);
+
+fn main() {
+    // Worker processes are this bench binary run again: they stop here.
+    triad::init();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
