@@ -46,16 +46,32 @@ fn describe_death(signal: Option<i32>, code: Option<i32>) -> String {
     }
 }
 
+thread_local! {
+    // Where the last panic on this thread happened, when a panic hook noted it.
+    static PANIC_LOCATION: std::cell::RefCell<Option<String>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Records where a panic happened, for [`TaskError::from_panic`] to add to its message (worker
+/// processes install a panic hook that calls this instead of printing).
+pub(crate) fn note_panic_location(location: String) {
+    PANIC_LOCATION.with(|slot| *slot.borrow_mut() = Some(location));
+}
+
 impl TaskError {
-    /// Turns a panic payload, as returned by `catch_unwind`, into [`TaskError::Panicked`].
+    /// Turns a panic payload, as returned by `catch_unwind`, into [`TaskError::Panicked`]
+    /// (with ` (at file:line)` when the panic hook noted where it happened).
     pub fn from_panic(payload: Box<dyn std::any::Any + Send>) -> Self {
-        let message = if let Some(text) = payload.downcast_ref::<&'static str>() {
+        let mut message = if let Some(text) = payload.downcast_ref::<&'static str>() {
             (*text).to_owned()
         } else if let Some(text) = payload.downcast_ref::<String>() {
             text.clone()
         } else {
             "panic with a non-string payload".to_owned()
         };
+        if let Some(location) = PANIC_LOCATION.with(|slot| slot.borrow_mut().take()) {
+            message.push_str(&format!(" (at {location})"));
+        }
         TaskError::Panicked(message)
     }
 }

@@ -43,6 +43,13 @@ struct Queued {
 
 /// Serves the pool on `socket` until it says stop or goes away, then exits the process.
 pub(crate) fn serve(socket: OwnedFd, slot: Slot, registry: &'static Registry) -> ! {
+    // A task's panic travels back to the caller as its error, with where it happened (as an
+    // exception travels back from a `multiprocessing` worker); the worker prints nothing.
+    std::panic::set_hook(Box::new(|info| {
+        if let Some(location) = info.location() {
+            crate::error::note_panic_location(format!("{}:{}", location.file(), location.line()));
+        }
+    }));
     let code = match Worker::new(socket, slot).run(registry) {
         Ok(()) => 0,
         Err(Broken) => EXIT_PROTOCOL,
