@@ -716,14 +716,22 @@ impl<S, R: DeserializeOwned> PipeEnd<S, R> {
                 Err(Errno::AGAIN) => return None,
                 Err(error) => return Some(Err(IpcError::io("recv (peek)", error).into())),
             };
-            let mut buffer = vec![0_u8; size];
-            return match recv_datagram(socket, &mut buffer, true) {
+            // This thread's receive buffer, grown to the datagram's size when it is smaller.
+            let mut buffer = RECEIVE_BUFFER.take();
+            if buffer.len() < size {
+                buffer.resize(size, 0);
+            }
+            let result = match recv_datagram(socket, &mut buffer[..size], true) {
                 Ok(None) => Some(Err(Fail::Closed)),
-                Ok(Some(received)) => Some(finish_recv(received, &buffer).map_err(Fail::Ipc)),
+                Ok(Some(received)) => {
+                    Some(finish_recv(received, &buffer[..size]).map_err(Fail::Ipc))
+                }
                 // Another process took the datagram we peeked.
                 Err(Errno::AGAIN) => None,
                 Err(error) => Some(Err(IpcError::io("recvmsg", error).into())),
             };
+            RECEIVE_BUFFER.set(buffer);
+            return result;
         }
     }
 }
@@ -1072,10 +1080,10 @@ struct QueueWire {
 }
 
 thread_local! {
-    /// The receive buffer of this thread's queue gets, as large as the largest queue message
-    /// limit met. It is allocated zeroed, which maps untouched pages: only the bytes actually
-    /// received become resident.
-    static QUEUE_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// The receive buffer of this thread's pipe and queue receives, as large as the largest
+    /// message (or queue message limit) met. It is allocated zeroed, which maps untouched
+    /// pages: only the bytes actually received become resident.
+    static RECEIVE_BUFFER: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
 }
 
 impl<T> Queue<T> {
@@ -1282,7 +1290,7 @@ impl<T: DeserializeOwned> Queue<T> {
     fn get_waiting(&self, wait: Wait) -> Result<T, Fail> {
         let socket = self.inner.read.as_fd();
         let capacity = self.max_message_size();
-        let mut buffer = QUEUE_BUFFER.take();
+        let mut buffer = RECEIVE_BUFFER.take();
         if buffer.len() < capacity {
             buffer = vec![0; capacity];
         }
@@ -1305,7 +1313,7 @@ impl<T: DeserializeOwned> Queue<T> {
                 Err(error) => break Err(IpcError::io("recvmsg", error).into()),
             }
         };
-        QUEUE_BUFFER.set(buffer);
+        RECEIVE_BUFFER.set(buffer);
         result
     }
 }
