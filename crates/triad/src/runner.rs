@@ -24,7 +24,7 @@ use futures::FutureExt;
 use crate::error::{EngineError, TaskError};
 use crate::mode::Mode;
 use crate::process::ProcessPool;
-use crate::process::dispatcher::{Inputs, Job, SpanInWorker};
+use crate::process::dispatcher::{Delivery, Inputs, Job, SpanInWorker};
 use crate::process::pool::decode_output;
 use crate::task::{Body, Task};
 use crate::threads::ThreadPool;
@@ -404,13 +404,13 @@ fn dispatch_to_processes<T: Task>(
     );
     let job = Job {
         name: T::NAME,
+        delivery: Delivery::new(inputs.len(), deliver),
         inputs,
-        deliver,
         timeout: None,
         retries: pool.retries(),
         record,
     };
-    // On a closed pool `send_job` cancels the job's tasks itself, so the batch still comes.
+    // A job the pool does not take answers its tasks as cancelled, so the batch still comes.
     let _ = pool.send_job(job);
 }
 

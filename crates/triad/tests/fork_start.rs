@@ -29,8 +29,20 @@ fn pool(method: StartMethod) -> Result<ProcessPool, triad::PoolError> {
         .build()
 }
 
+/// Set in the copy of this test that checks buffered output is printed once.
+const PRINT_ONCE: &str = "TRIAD_TEST_PRINT_ONCE";
+
 fn main() {
     triad::init();
+    if std::env::var_os(PRINT_ONCE).is_some() {
+        // A partial line sits in stdout's buffer when the pool forks its server.
+        print!("PARTIAL-LINE ");
+        let pool = pool(StartMethod::Fork).expect("fork");
+        assert_eq!(pool.map(read_loaded, [0; 4]), vec![Ok(0); 4]);
+        drop(pool);
+        println!("done");
+        return;
+    }
     LOADED.store(42, Ordering::SeqCst);
     let mut passed = 0;
 
@@ -72,6 +84,18 @@ fn main() {
     passed += 1;
     stop.send(()).unwrap();
     let _ = thread.join();
+
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(PRINT_ONCE, "1")
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        "PARTIAL-LINE done\n"
+    );
+    println!("output buffered before a fork is printed once ... ok");
+    passed += 1;
 
     println!("{passed} passed, 0 failed");
 }

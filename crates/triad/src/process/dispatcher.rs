@@ -26,6 +26,7 @@ use std::collections::{HashMap, VecDeque};
 use std::io::IoSlice;
 use std::ops::Range;
 use std::os::fd::{AsFd, OwnedFd};
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -48,8 +49,10 @@ use crate::fdpass::{Encoder, MAX_FDS_PER_MESSAGE, recv_with_flags, send_with_fds
 const TARGET_QUEUE: Duration = Duration::from_millis(2);
 /// The most tasks a worker holds at once.
 const MAX_CREDIT: usize = 8192;
-/// The most input bytes in one batch frame (a frame may not pass the wire's limit).
+/// The most input bytes in one batch frame, unless its one input is larger.
 const MAX_BATCH_BYTES: usize = 16 << 20;
+/// The largest input: one input alone in a frame must stay within the wire's frame limit.
+pub(crate) const MAX_INPUT: usize = super::wire::MAX_FRAME - (1 << 20);
 /// Consecutive workers that die before saying hello after which the pool gives up.
 const MAX_START_FAILURES: u32 = 3;
 
@@ -57,6 +60,69 @@ const MAX_START_FAILURES: u32 = 3;
 /// error) and, if asked for, its span.
 pub(crate) type Deliver =
     Box<dyn FnMut(usize, Result<&[u8], TaskError>, Option<SpanInWorker>) + Send>;
+
+/// A job's answers: each position answered exactly once. Dropping it answers every position
+/// not yet answered with [`TaskError::Cancelled`], so no caller waits for ever, whatever path
+/// drops a job (a closed pool, a terminated one, a dispatcher that unwinds).
+pub(crate) struct Delivery {
+    deliver: Deliver,
+    answered: Vec<bool>,
+    remaining: usize,
+}
+
+impl Delivery {
+    pub(crate) fn new(count: usize, deliver: Deliver) -> Self {
+        Delivery {
+            deliver,
+            answered: vec![false; count],
+            remaining: count,
+        }
+    }
+
+    fn remaining(&self) -> usize {
+        self.remaining
+    }
+
+    /// Answers `position`, unless it was answered already. `deliver` runs user code (an output's
+    /// `Deserialize`); a panic there becomes this position's error, not the dispatcher's end.
+    fn answer(
+        &mut self,
+        position: usize,
+        outcome: Result<&[u8], TaskError>,
+        span: Option<SpanInWorker>,
+    ) {
+        if self.answered[position] {
+            return;
+        }
+        self.answered[position] = true;
+        self.remaining -= 1;
+        let deliver = &mut self.deliver;
+        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| deliver(position, outcome, span))) {
+            let error = TaskError::Codec(format!(
+                "decoding the output panicked: {}",
+                TaskError::from_panic(payload)
+            ));
+            let _ = catch_unwind(AssertUnwindSafe(|| deliver(position, Err(error), None)));
+        }
+    }
+
+    /// Answers every position not answered yet with `error`.
+    fn answer_rest(&mut self, error: &TaskError) {
+        for position in 0..self.answered.len() {
+            if !self.answered[position] {
+                self.answer(position, Err(error.clone()), None);
+            }
+        }
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if self.remaining > 0 {
+            self.answer_rest(&TaskError::Cancelled);
+        }
+    }
+}
 
 /// A task's span as measured in a worker.
 #[derive(Debug, Clone, Copy)]
@@ -85,8 +151,18 @@ impl Inputs {
         &mut self,
         encoder: &mut Encoder,
         value: &T,
-    ) -> Result<(), postcard::Error> {
-        let fds = encoder.append(value, &mut self.bytes)?;
+    ) -> Result<(), String> {
+        let start = self.bytes.len();
+        let fds = encoder
+            .append(value, &mut self.bytes)
+            .map_err(|error| error.to_string())?;
+        let size = self.bytes.len() - start;
+        if size > MAX_INPUT {
+            self.bytes.truncate(start);
+            return Err(format!(
+                "the input is {size} bytes, over the {MAX_INPUT}-byte limit of one message"
+            ));
+        }
         if !fds.is_empty() && self.fd_ends.is_none() {
             // The inputs before this one had none.
             self.fd_ends = Some(vec![0; self.ends.len()]);
@@ -134,7 +210,7 @@ impl Inputs {
 pub(crate) struct Job {
     pub(crate) name: &'static str,
     pub(crate) inputs: Inputs,
-    pub(crate) deliver: Deliver,
+    pub(crate) delivery: Delivery,
     pub(crate) timeout: Option<Duration>,
     /// How many times a task may run again after its worker died under it.
     pub(crate) retries: u32,
@@ -167,8 +243,7 @@ type JobKey = u64;
 struct JobRecord {
     name: &'static str,
     inputs: Inputs,
-    deliver: Deliver,
-    remaining: usize,
+    delivery: Delivery,
     deadline: Option<Instant>,
     retries: u32,
     record: bool,
@@ -208,8 +283,9 @@ struct Worker {
     /// Encoded frames not yet written, from `written` on.
     out: Vec<u8>,
     written: usize,
-    /// Descriptors of the frames in `out`, sent with the next write (never after their bytes).
-    out_fds: VecDeque<OwnedFd>,
+    /// Descriptors of the frames in `out`, by where each frame starts: a frame's descriptors go
+    /// with its first byte, and no write runs past the start of a frame whose descriptors wait.
+    out_fds: VecDeque<(usize, Vec<OwnedFd>)>,
     in_flight: VecDeque<Segment>,
     in_flight_tasks: usize,
     /// The id the next task sent to this worker gets; ids count up from 0 per worker.
@@ -235,6 +311,10 @@ pub(crate) struct Dispatcher {
     next_job: JobKey,
     /// Mean nanoseconds per task, from the workers' reports; starts at a guess.
     task_cost_ns: f64,
+    /// Tasks waiting in `queue`.
+    queued_tasks: usize,
+    /// The worker `assign` starts its next round with.
+    first_worker: usize,
     start_failures: u32,
     broken: Option<String>,
     closing: bool,
@@ -260,6 +340,8 @@ impl Dispatcher {
             jobs: HashMap::new(),
             next_job: 0,
             task_cost_ns: 100_000.0,
+            queued_tasks: 0,
+            first_worker: 0,
             start_failures: 0,
             broken: None,
             closing: false,
@@ -288,7 +370,7 @@ impl Dispatcher {
                 self.stop_all();
                 return;
             }
-            self.wait_for_events();
+            self.wait_for_events(None);
         }
     }
 
@@ -305,7 +387,7 @@ impl Dispatcher {
             }
             // Each worker waits for its start message before it says hello.
             self.write_all();
-            self.wait_for_events();
+            self.wait_for_events(Some(deadline));
             if let Some(reason) = &self.broken {
                 return Err(reason.clone());
             }
@@ -363,9 +445,8 @@ impl Dispatcher {
     fn submit(&mut self, mut job: Job) {
         let count = job.inputs.len();
         if let Some(reason) = &self.broken {
-            for position in 0..count {
-                (job.deliver)(position, Err(TaskError::WorkerStart(reason.clone())), None);
-            }
+            job.delivery
+                .answer_rest(&TaskError::WorkerStart(reason.clone()));
             return;
         }
         if count == 0 {
@@ -378,13 +459,13 @@ impl Dispatcher {
             positions: 0..count,
             attempts: 0,
         });
+        self.queued_tasks += count;
         self.jobs.insert(
             key,
             JobRecord {
                 name: job.name,
                 inputs: job.inputs,
-                deliver: job.deliver,
-                remaining: count,
+                delivery: job.delivery,
                 deadline: job.timeout.map(|timeout| Instant::now() + timeout),
                 retries: job.retries,
                 record: job.record,
@@ -400,7 +481,16 @@ impl Dispatcher {
     /// Hands queued tasks to workers with room: one batch frame per worker per round.
     fn assign(&mut self) {
         let credit = self.credit();
-        for index in 0..self.workers.len() {
+        let count = self.workers.len();
+        if count == 0 {
+            return;
+        }
+        // No worker takes more than its share of what waits, and each round starts at the next
+        // worker, so a fresh pool spreads its first tasks instead of filling one worker's credit.
+        let share = self.queued_tasks.div_ceil(count).max(1);
+        self.first_worker = (self.first_worker + 1) % count;
+        for turn in 0..count {
+            let index = (self.first_worker + turn) % count;
             if self.queue.is_empty() {
                 return;
             }
@@ -410,7 +500,7 @@ impl Dispatcher {
             if worker.retiring || worker.killed_by_us {
                 continue;
             }
-            let mut allowance = credit.saturating_sub(worker.in_flight_tasks);
+            let mut allowance = credit.saturating_sub(worker.in_flight_tasks).min(share);
             if let Some(limit) = self.settings.max_tasks_per_child {
                 allowance = allowance.min(limit.saturating_sub(worker.next_id) as usize);
             }
@@ -447,6 +537,7 @@ impl Dispatcher {
             fds: Vec::new(),
         };
         let mut fds_sent = 0;
+        let mut frame_fds: Vec<OwnedFd> = Vec::new();
         while batch.ends.len() < allowance && batch.inputs.len() < MAX_BATCH_BYTES {
             let Some(queued) = self.queue.front_mut() else {
                 break;
@@ -462,9 +553,11 @@ impl Dispatcher {
             while end < queued.positions.end && batch.ends.len() + (end - start) < allowance {
                 let fds = job.inputs.fd_count(end);
                 let bytes = job.inputs.ends[end] - job.inputs.start(start);
-                if end > start
-                    && (batch.inputs.len() + bytes > MAX_BATCH_BYTES
-                        || fds_sent + fds > MAX_FDS_PER_MESSAGE)
+                // Only the batch's very first input may pass the byte budget; no input may pass
+                // the descriptor limit of one message.
+                let first_of_batch = batch.ends.is_empty() && end == start;
+                if fds_sent + fds > MAX_FDS_PER_MESSAGE
+                    || (!first_of_batch && batch.inputs.len() + bytes > MAX_BATCH_BYTES)
                 {
                     break;
                 }
@@ -492,7 +585,7 @@ impl Dispatcher {
                     for fd in &job.inputs.fds[from..from + job.inputs.fd_count(position)] {
                         // A copy goes; the job keeps the original for a retry.
                         if let Ok(copy) = fd.try_clone() {
-                            worker.out_fds.push_back(copy);
+                            frame_fds.push(copy);
                         }
                     }
                 }
@@ -506,6 +599,7 @@ impl Dispatcher {
             });
             worker.next_id += (end - start) as u64;
             worker.in_flight_tasks += end - start;
+            self.queued_tasks -= end - start;
             queued.positions.start = end;
             if queued.positions.is_empty() {
                 self.queue.pop_front();
@@ -515,8 +609,13 @@ impl Dispatcher {
             if !batch.fds.is_empty() {
                 batch.fds.resize(batch.ends.len(), 0);
             }
+            let frame_start = worker.out.len();
+            // Inputs are each within MAX_INPUT, so a batch frame stays within the wire's limit.
             encode_frame(&ToWorker::Run(batch), &mut worker.out)
                 .expect("a batch within the byte budget encodes");
+            if !frame_fds.is_empty() {
+                worker.out_fds.push_back((frame_start, frame_fds));
+            }
         }
     }
 
@@ -526,8 +625,12 @@ impl Dispatcher {
         }
     }
 
-    fn wait_for_events(&mut self) {
-        let timeout = self.next_deadline().map(|deadline| {
+    fn wait_for_events(&mut self, until: Option<Instant>) {
+        let deadline = match (self.next_deadline(), until) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        let timeout = deadline.map(|deadline| {
             let left = deadline.saturating_duration_since(Instant::now());
             rustix::time::Timespec::try_from(left).unwrap_or(rustix::time::Timespec {
                 tv_sec: 1,
@@ -703,8 +806,7 @@ impl Dispatcher {
                 *current = self.jobs.remove(&key).map(|job| (key, job));
             }
             if let Some((_, job)) = current {
-                (job.deliver)(position, outcome, span);
-                job.remaining -= 1;
+                job.delivery.answer(position, outcome, span);
             }
         }
         true
@@ -712,7 +814,7 @@ impl Dispatcher {
 
     /// Returns a job taken out for delivery to the table, unless it is complete.
     fn put_back(&mut self, key: JobKey, job: JobRecord) {
-        if job.remaining > 0 {
+        if job.delivery.remaining() > 0 {
             self.jobs.insert(key, job);
         }
     }
@@ -728,9 +830,8 @@ impl Dispatcher {
         let Some(job) = self.jobs.get_mut(&key) else {
             return;
         };
-        (job.deliver)(position, outcome, span);
-        job.remaining -= 1;
-        if job.remaining == 0 {
+        job.delivery.answer(position, outcome, span);
+        if job.delivery.remaining() == 0 {
             self.jobs.remove(&key);
         }
     }
@@ -757,17 +858,42 @@ impl Dispatcher {
         // behind it never started, and go to another worker as they are. (Tasks that had
         // finished without their results being written yet run again; their results are
         // delivered once.)
-        let running = worker.slot.running();
+        // If the slot names no task (it died between tasks, or while writing results), the
+        // first unfinished task takes the blame, so that a task that kills every worker runs
+        // out of attempts instead of being re-sent for ever.
+        let undelivered_id = |segment: &Segment| segment.first_id + segment.done as u64;
+        let blame = if worker.killed_by_us {
+            None
+        } else {
+            worker
+                .slot
+                .running()
+                .filter(|id| {
+                    worker.in_flight.iter().any(|segment| {
+                        self.jobs.contains_key(&segment.job)
+                            && (undelivered_id(segment)..segment.end_id()).contains(id)
+                    })
+                })
+                .or_else(|| {
+                    worker
+                        .in_flight
+                        .iter()
+                        .find(|segment| {
+                            self.jobs.contains_key(&segment.job)
+                                && undelivered_id(segment) < segment.end_id()
+                        })
+                        .map(undelivered_id)
+                })
+        };
         let mut requeue = Vec::new();
         for segment in worker.in_flight.drain(..) {
             if !self.jobs.contains_key(&segment.job) {
                 continue;
             }
             let undelivered = segment.positions.start + segment.done..segment.positions.end;
-            let blamed = running
+            let blamed = blame
                 .filter(|id| (segment.first_id..segment.end_id()).contains(id))
-                .map(|id| segment.positions.start + (id - segment.first_id) as usize)
-                .filter(|_| !worker.killed_by_us);
+                .map(|id| segment.positions.start + (id - segment.first_id) as usize);
             let Some(blamed) = blamed else {
                 requeue.push(Queued {
                     job: segment.job,
@@ -807,6 +933,7 @@ impl Dispatcher {
             }
         }
         for queued in requeue.into_iter().rev() {
+            self.queued_tasks += queued.positions.len();
             self.queue.push_front(queued);
         }
         if let Some(reason) = self.broken.clone() {
@@ -814,7 +941,7 @@ impl Dispatcher {
             self.break_pool(reason);
             return;
         }
-        if !worker.said_hello {
+        if !worker.said_hello && !worker.killed_by_us {
             self.start_failures += 1;
             if self.start_failures >= MAX_START_FAILURES || !self.any_ready() {
                 self.break_pool(format!(
@@ -847,6 +974,7 @@ impl Dispatcher {
     /// No worker can start: fail everything queued and everything to come.
     fn break_pool(&mut self, reason: String) {
         self.broken = Some(reason.clone());
+        self.queued_tasks = 0;
         while let Some(queued) = self.queue.pop_front() {
             for position in queued.positions {
                 self.finish(
@@ -876,29 +1004,21 @@ impl Dispatcher {
             let Some(mut job) = self.jobs.remove(&key) else {
                 continue;
             };
-            let mut undelivered: Vec<usize> = Vec::new();
+            let mut dequeued = 0;
             self.queue.retain(|queued| {
                 if queued.job == key {
-                    undelivered.extend(queued.positions.clone());
+                    dequeued += queued.positions.len();
                 }
                 queued.job != key
             });
+            self.queued_tasks -= dequeued;
             for worker in &mut self.workers {
-                let mut holds_it = false;
-                for segment in worker.in_flight.iter().filter(|segment| segment.job == key) {
-                    undelivered
-                        .extend(segment.positions.start + segment.done..segment.positions.end);
-                    holds_it = true;
-                }
-                if holds_it {
+                if worker.in_flight.iter().any(|segment| segment.job == key) {
                     worker.killed_by_us = true;
                     worker.process.kill();
                 }
             }
-            undelivered.sort_unstable();
-            for position in undelivered {
-                (job.deliver)(position, Err(TaskError::Timeout), None);
-            }
+            job.delivery.answer_rest(&TaskError::Timeout);
         }
     }
 
@@ -922,49 +1042,46 @@ impl Dispatcher {
         for worker in &mut self.workers {
             worker.process.kill();
         }
-        // The queue's ranges and the workers' segments hold exactly the undelivered positions.
-        let mut undelivered: Vec<(JobKey, usize)> = Vec::new();
         for mut worker in std::mem::take(&mut self.workers) {
             let _ = worker.process.wait();
-            for segment in worker.in_flight {
-                let positions = segment.positions.start + segment.done..segment.positions.end;
-                undelivered.extend(positions.map(|position| (segment.job, position)));
-            }
         }
-        for queued in std::mem::take(&mut self.queue) {
-            undelivered.extend(queued.positions.map(|position| (queued.job, position)));
-        }
-        for (key, position) in undelivered {
-            self.finish(key, position, Err(TaskError::Cancelled), None);
-        }
-        while let Ok(command) = self.commands.try_recv() {
-            if let Command::Submit(mut job) = command {
-                for position in 0..job.inputs.len() {
-                    (job.deliver)(position, Err(TaskError::Cancelled), None);
-                }
-            }
-        }
+        self.queue.clear();
+        self.queued_tasks = 0;
+        // Dropping a job answers its unanswered positions with `Cancelled`.
+        self.jobs.clear();
+        // Jobs submitted after the thread stopped listening go the same way.
+        while self.commands.try_recv().is_ok() {}
     }
 }
 
 /// Writes as much of a worker's pending output as the socket takes now.
 fn write_some(worker: &mut Worker) {
     while worker.written < worker.out.len() {
-        let fds: Vec<OwnedFd> = worker
+        let due = matches!(worker.out_fds.front(), Some((start, _)) if *start <= worker.written);
+        let fds = if due {
+            worker
+                .out_fds
+                .pop_front()
+                .map(|(_, fds)| fds)
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let limit = worker
             .out_fds
-            .drain(..worker.out_fds.len().min(MAX_FDS_PER_MESSAGE))
-            .collect();
+            .front()
+            .map_or(worker.out.len(), |(start, _)| *start);
         match send_with_fds(
             worker.socket.as_fd(),
-            &[IoSlice::new(&worker.out[worker.written..])],
+            &[IoSlice::new(&worker.out[worker.written..limit])],
             &fds,
         ) {
             Ok(written) => worker.written += written,
             Err(_) => {
                 // Full (try again when poll says so) or broken (the read side will see the end);
-                // the descriptors were not sent, so keep them for the next try.
-                for fd in fds.into_iter().rev() {
-                    worker.out_fds.push_front(fd);
+                // the descriptors were not sent, so they wait for the next try.
+                if due {
+                    worker.out_fds.push_front((worker.written, fds));
                 }
                 break;
             }

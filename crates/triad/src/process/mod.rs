@@ -124,6 +124,9 @@ fn worker_fds_from_env() -> Option<(std::os::fd::OwnedFd, slot::Slot)> {
     };
     let is_stream_socket = rustix::net::sockopt::socket_type(&socket)
         .is_ok_and(|kind| kind == rustix::net::SocketType::STREAM);
+    // The socket came across exec without FD_CLOEXEC; a program a task starts must not inherit
+    // it, or the pool would not see this worker's end while that program lives.
+    rustix::io::fcntl_setfd(&socket, rustix::io::FdFlags::CLOEXEC).ok()?;
     let slot = slot::Slot::map(&slot_page).ok()?;
     is_stream_socket.then_some((socket, slot))
 }
@@ -147,7 +150,9 @@ fn fork_server_fd_from_env() -> Option<std::os::fd::OwnedFd> {
         return None;
     }
     // SAFETY: the parent placed this descriptor here for us alone; we take it once.
-    Some(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+    let control = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+    rustix::io::fcntl_setfd(&control, rustix::io::FdFlags::CLOEXEC).ok()?;
+    Some(control)
 }
 
 /// Whether this process was started as a worker or fork server and did not stop in [`init`].

@@ -12,7 +12,7 @@ use std::time::Duration;
 use crossbeam_channel::Sender;
 use futures::channel::oneshot;
 
-use super::dispatcher::{Command, Dispatcher, Inputs, Job, Settings};
+use super::dispatcher::{Command, Delivery, Dispatcher, Inputs, Job, Settings};
 use super::start::{self, Starter};
 use super::wire::Initializer;
 use crate::error::TaskError;
@@ -320,12 +320,18 @@ impl ProcessPool {
         let mut sender = Some(sender);
         let job = Job {
             name: T::NAME,
+            delivery: Delivery::new(
+                inputs.len(),
+                Box::new(move |_, outcome, _| {
+                    // Decode before taking the sender: if decoding panics, the pool answers
+                    // again with the panic as the error, and the sender must still be here.
+                    let result = outcome.and_then(decode_output::<T>);
+                    if let Some(sender) = sender.take() {
+                        let _ = sender.send(result);
+                    }
+                }),
+            ),
             inputs,
-            deliver: Box::new(move |_, outcome, _| {
-                if let Some(sender) = sender.take() {
-                    let _ = sender.send(outcome.and_then(decode_output::<T>));
-                }
-            }),
             timeout,
             retries: self.inner.retries,
             record: false,
@@ -334,12 +340,11 @@ impl ProcessPool {
         Ok(handle)
     }
 
-    /// Queues a job for the dispatcher; on a closed pool, cancels its tasks instead.
-    pub(crate) fn send_job(&self, mut job: Job) -> Result<(), PoolError> {
+    /// Queues a job for the dispatcher; on a closed pool its tasks are cancelled instead (a job
+    /// dropped unsent answers every task with [`TaskError::Cancelled`]).
+    pub(crate) fn send_job(&self, job: Job) -> Result<(), PoolError> {
         if self.inner.closed.load(Ordering::SeqCst) {
-            for position in 0..job.inputs.len() {
-                (job.deliver)(position, Err(TaskError::Cancelled), None);
-            }
+            drop(job);
             return Err(PoolError::Closed);
         }
         self.command(Command::Submit(job))
@@ -367,9 +372,11 @@ impl ProcessPool {
         }
     }
 
-    /// Waits until the pool has finished: after [`close`](Self::close), once the queued work is
-    /// done and the workers have exited; after [`terminate`](Self::terminate), at once.
+    /// Waits until the pool has finished: once the queued work is done and the workers have
+    /// exited (after [`terminate`](Self::terminate), at once). A pool still open is closed
+    /// first — where Python's `join` would raise, this one cannot wait for ever.
     pub fn join(&self) {
+        self.close();
         let thread = self
             .inner
             .thread

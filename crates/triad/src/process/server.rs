@@ -55,7 +55,9 @@ pub(crate) fn serve(control: OwnedFd) -> ! {
         Ok(()) => 0,
         Err(_) => super::worker::EXIT_PROTOCOL,
     };
-    std::process::exit(code)
+    // A `Fork` pool's server is a fork of the program: it must not run the program's exit
+    // handlers.
+    super::worker::exit_now(code)
 }
 
 struct Server {
@@ -209,12 +211,12 @@ fn become_worker(server: i32, socket: OwnedFd, slot_page: OwnedFd, inherited: &[
     }
     let slot = match Slot::map(&slot_page) {
         Ok(slot) => slot,
-        Err(_) => std::process::exit(super::worker::EXIT_PROTOCOL),
+        Err(_) => super::worker::exit_now(super::worker::EXIT_PROTOCOL),
     };
     drop(slot_page);
     match crate::task::registry() {
         Ok(registry) => super::worker::serve(socket, slot, registry),
-        Err(_) => std::process::exit(super::worker::EXIT_PROTOCOL),
+        Err(_) => super::worker::exit_now(super::worker::EXIT_PROTOCOL),
     }
 }
 

@@ -183,6 +183,12 @@ pub(crate) fn fork_own_server() -> io::Result<ServerClient> {
         SocketFlags::CLOEXEC,
         None,
     )?;
+    // Whatever sits in our output buffers would otherwise be printed again by the copy.
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().flush();
+    }
     // SAFETY: this process has exactly one thread (checked above), so the child is a whole
     // copy of it.
     let pid = unsafe { libc::fork() };

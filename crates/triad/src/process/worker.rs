@@ -29,6 +29,13 @@ use crate::task::{Registration, Registry};
 /// initializer failed.
 pub(crate) const EXIT_PROTOCOL: i32 = 86;
 
+/// Results are sent once this many output bytes have gathered (frames stay well within the
+/// wire's limit).
+const FLUSH_BYTES: usize = 16 << 20;
+
+/// The largest output a task may have: one output alone in a frame stays within the limit.
+const MAX_OUTPUT: usize = super::wire::MAX_FRAME - (1 << 20);
+
 /// How long finished results may wait to be batched with later ones.
 const FLUSH_AFTER: Duration = Duration::from_millis(1);
 
@@ -54,7 +61,17 @@ pub(crate) fn serve(socket: OwnedFd, slot: Slot, registry: &'static Registry) ->
         Ok(()) => 0,
         Err(Broken) => EXIT_PROTOCOL,
     };
-    std::process::exit(code)
+    exit_now(code)
+}
+
+/// Ends a worker: flushes what its tasks printed, then `_exit`s — a forked worker must not run
+/// its parent's exit handlers or flush the parent's buffers a second time.
+pub(crate) fn exit_now(code: i32) -> ! {
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    // SAFETY: `_exit` ends the process at once; it has no preconditions.
+    unsafe { libc::_exit(code) }
 }
 
 struct Worker {
@@ -112,7 +129,7 @@ impl Worker {
             // Look at the socket only when results go out (at most every millisecond, or when
             // the queue runs dry): a read per task would cost more than a tiny task.
             self.until_clock -= 1;
-            if self.queue.is_empty() {
+            if self.queue.is_empty() || self.results.outputs.len() >= FLUSH_BYTES {
                 self.flush()?;
                 self.receive(registry, false)?;
             } else if self.until_clock == 0 {
@@ -200,10 +217,19 @@ impl Worker {
                 fds.len()
             ))),
             Some(registration) => {
+                let before = results.outputs.len();
                 self.slot.set(id);
                 let outcome = registration.invoke_into(input, fds, &mut results.outputs);
                 self.slot.set(IDLE);
-                outcome
+                let size = results.outputs.len() - before;
+                if size > MAX_OUTPUT {
+                    results.outputs.truncate(before);
+                    Err(TaskError::Codec(format!(
+                        "the output is {size} bytes, over the {MAX_OUTPUT}-byte limit of one message"
+                    )))
+                } else {
+                    outcome
+                }
             }
         };
         if let Some((start_ns, cpu)) = span_start {
