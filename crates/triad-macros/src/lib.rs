@@ -66,7 +66,12 @@ fn expand(function: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
     }
 
     let vis = &function.vis;
-    let attrs = &function.attrs;
+    // Doc comments describe the task (the struct); every other attribute (`#[inline]`,
+    // `#[allow(...)]`, ...) belongs to the function, which is `call`.
+    let (docs, attrs): (Vec<_>, Vec<_>) = function
+        .attrs
+        .iter()
+        .partition(|attr| attr.path().is_ident("doc"));
     let name = &sig.ident;
     let name_text = name.to_string();
     let asyncness = &sig.asyncness;
@@ -117,13 +122,14 @@ fn expand(function: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
 
     Ok(quote! {
         #[doc = #doc]
-        #(#attrs)*
+        #(#docs)*
         #[allow(non_camel_case_types)]
         #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
         #vis struct #name;
 
         impl #name {
             /// Calls the task's function directly, in this thread.
+            #(#attrs)*
             #vis #asyncness fn call(#inputs) -> #output_type #block
         }
 
