@@ -5,9 +5,24 @@
 //! # Layout
 //!
 //! - [`recording`]: what a run recorded — the contract between sampling and analysis.
+//! - [`classify`]: [`analyse`] a recording into [`Figures`], a [`Verdict`] with confidence and
+//!   evidence, and [`Advice`] (model and worker count); the thresholds are named constants there.
+//! - [`report`]: [`render_text`] (the human report, ≤ 30 lines) and [`render_json`] (schema
+//!   `triad-profile/1`, documented in `SCHEMA.md`).
+//! - [`measure`](mod@measure): [`measure`](fn@measure) a closure on the calling thread and get
+//!   the same [`Analysis`].
 
 #![warn(missing_docs)]
 
+pub mod classify;
+pub mod measure;
 pub mod recording;
+pub mod report;
 
+pub use classify::{Advice, Analysis, Figures, IoWait, Model, Verdict, analyse};
+pub use measure::measure;
 pub use recording::{Exit, Lang, Recording, Sample, Totals};
+pub use report::{render_json, render_text};
+
+#[cfg(test)]
+mod synth;
