@@ -5,9 +5,15 @@
 //! # Layout
 //!
 //! - [`recording`]: what a run recorded — the contract between sampling and analysis.
+//! - [`run`]: run a command and sample its process tree from `/proc` into a [`Recording`]
+//!   (private helpers: `proc`, parsing `/proc`; `forward`, passing signals on to the command).
 
 #![warn(missing_docs)]
 
+mod forward;
+mod proc;
 pub mod recording;
+pub mod run;
 
 pub use recording::{Exit, Lang, Recording, Sample, Totals};
+pub use run::{RunError, RunOptions, profile};
