@@ -24,9 +24,8 @@ pub(crate) fn exit_code(error: &anyhow::Error) -> u8 {
         return 2;
     }
     match error.downcast_ref::<RunError>() {
-        Some(RunError::NotFound { .. }) => 127,
-        Some(RunError::NotExecutable { .. }) => 126,
-        _ => 1,
+        Some(run_error) => u8::try_from(run_error.exit_code()).unwrap_or(1),
+        None => 1,
     }
 }
 
@@ -48,7 +47,10 @@ pub(crate) fn profile(args: ProfileArgs) -> anyhow::Result<ExitCode> {
         writeln!(out)?;
     } else {
         let color = std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
-        eprint!("{}", triad_profile::render_text(&recording, &analysis, color));
+        eprint!(
+            "{}",
+            triad_profile::render_text(&recording, &analysis, color)
+        );
     }
     // The command's own exit status, as `time` does; 128 + N for a signal, as a shell does.
     Ok(match recording.exit {

@@ -49,10 +49,6 @@ pub const GIL_MIN_BUSY_THREADS: f64 = 1.5;
 /// 1 in total.
 pub const GIL_MIN_VOLUNTARY_PER_S: f64 = 20.0;
 
-/// Run-queue delay (as a share of wall time) above which a one-core plateau is blamed on a busy
-/// machine rather than on the GIL or a lock: GIL waiters sleep on a futex, they are not runnable.
-pub const GIL_MAX_RUN_DELAY_RATIO: f64 = 0.3;
-
 /// Share of thread-samples in state D above which the waits are disk waits. A CPU or sleep loop
 /// shows D almost never (a page fault now and then); the fsync loop spends much of its time there.
 pub const DISK_MIN_D_SHARE: f64 = 0.05;
@@ -441,8 +437,10 @@ impl Facts {
         );
         let syscalls_per_s = div(last.syscalls as f64, wall_s);
 
-        // IO rates over the intervals in which the active threads mostly waited — so that a
-        // start-up burst (imports reading files) does not pass for the waits' cause.
+        // IO rates over the intervals in which the active threads mostly waited, as the median of
+        // those intervals' rates — so that a start-up burst (imports reading files, a launcher
+        // script such as pyenv's shim) does not pass for the waits' cause: a program that waits
+        // on a network or a pipe moves bytes in most of its waiting intervals, not a few.
         let waiting: Vec<&Interval> = intervals
             .iter()
             .filter(|i| {
@@ -453,21 +451,26 @@ impl Facts {
                     ) < WAITING_INTERVAL_MAX_DEMAND
             })
             .collect();
-        let (waiting_storage_per_s, waiting_chars_per_s, waiting_syscalls_per_s) =
-            if waiting.is_empty() {
-                (
-                    div(storage_total, wall_s),
-                    rchar_per_s + wchar_per_s,
-                    syscalls_per_s,
-                )
-            } else {
-                let dt: f64 = waiting.iter().map(|i| i.dt_s).sum();
-                (
-                    div(waiting.iter().map(|i| i.storage).sum(), dt),
-                    div(waiting.iter().map(|i| i.chars).sum(), dt),
-                    div(waiting.iter().map(|i| i.syscalls).sum(), dt),
-                )
+        let (waiting_storage_per_s, waiting_chars_per_s, waiting_syscalls_per_s) = if waiting
+            .is_empty()
+        {
+            (
+                div(storage_total, wall_s),
+                rchar_per_s + wchar_per_s,
+                syscalls_per_s,
+            )
+        } else {
+            let median_rate = |amount: fn(&Interval) -> f64| {
+                let mut rates: Vec<f64> = waiting.iter().map(|i| div(amount(i), i.dt_s)).collect();
+                rates.sort_by(f64::total_cmp);
+                rates[rates.len() / 2]
             };
+            (
+                median_rate(|i| i.storage),
+                median_rate(|i| i.chars),
+                median_rate(|i| i.syscalls),
+            )
+        };
 
         // System time in the IO path is IO work, not compute (research note: a disk loop shows
         // high system time).
@@ -554,7 +557,10 @@ impl Facts {
             && f.active_threads >= GIL_MIN_BUSY_THREADS
             && (GIL_MIN_CORES..=GIL_MAX_CORES).contains(&f.avg_cores_busy)
             && f.voluntary_switches_per_s >= GIL_MIN_VOLUNTARY_PER_S
-            && div(f.run_delay_s, f.wall_s) < GIL_MAX_RUN_DELAY_RATIO
+            // GIL waiters sleep on a futex; threads starved by a busy machine are runnable. A
+            // one-core plateau is the GIL's when the threads spend more time asleep than queued
+            // for a CPU — which still holds when another program loads the machine.
+            && f.wait_s > f.run_delay_s
             && f.compute_s >= f.cpu_s * 0.5
     }
 

@@ -5,6 +5,8 @@
 //! # Layout
 //!
 //! - [`recording`]: what a run recorded — the contract between sampling and analysis.
+//! - [`run`]: run a command and sample its process tree from `/proc` into a [`Recording`]
+//!   (private helpers: `proc`, parsing `/proc`; `forward`, passing signals on to the command).
 //! - [`classify`]: [`analyse`] a recording into [`Figures`], a [`Verdict`] with confidence and
 //!   evidence, and [`Advice`] (model and worker count); the thresholds are named constants there.
 //! - [`report`]: [`render_text`] (the human report, ≤ 30 lines) and [`render_json`] (schema
@@ -15,14 +17,18 @@
 #![warn(missing_docs)]
 
 pub mod classify;
+mod forward;
 pub mod measure;
+mod proc;
 pub mod recording;
 pub mod report;
+pub mod run;
 
 pub use classify::{Advice, Analysis, Figures, IoWait, Model, Verdict, analyse};
 pub use measure::measure;
 pub use recording::{Exit, Lang, Recording, Sample, Totals};
 pub use report::{render_json, render_text};
+pub use run::{RunError, RunOptions, profile};
 
 #[cfg(test)]
 mod synth;
