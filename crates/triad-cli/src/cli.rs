@@ -10,6 +10,7 @@ Examples:
   triad run count_primes --mode threads:2 200000 200000 200000 200000
   triad run async_sleep_ms --mode async:1000 --repeat 10000 100
   triad run identity --mode threads --repeat 100000 1 --trace trace.json
+  triad profile -- python3 job.py
   triad tasks";
 
 /// Measure, choose and run concurrency: processes, threads and coroutines under one roof.
@@ -30,8 +31,46 @@ Examples:
   triad run sleep_ms --mode async:100 --repeat 100 50
   triad run identity --mode threads:2 --chunk-size 1000 --repeat 1000000 7")]
     Run(RunArgs),
+    /// Run a command and say whether it is CPU-bound, IO-bound or mixed, and what to run it with
+    #[command(after_help = "\
+Examples:
+  triad profile -- python3 job.py --input data.csv
+  triad profile --json -- ./build.sh
+  triad profile --interval 10 --lang python -- python3 -m mypackage
+
+The command keeps its own stdin, stdout and stderr; the report goes to stderr (with --json, one
+JSON document on the last line of stdout). The exit code is the command's own; 127 when the
+command is not found, 126 when it cannot be executed.")]
+    Profile(ProfileArgs),
     /// List the built-in workloads and every task registered in this binary
     Tasks(TasksArgs),
+}
+
+/// The language of a profiled program.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LangArg {
+    /// Tell from the executable's name
+    Auto,
+    /// CPython (threads share one GIL)
+    Python,
+    /// Compiled code (threads run in parallel)
+    Native,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProfileArgs {
+    /// Sampling interval in milliseconds
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub(crate) interval: u64,
+    /// Print one JSON document (last line of stdout) instead of the text report
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// The program's language, for the advice
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) lang: LangArg,
+    /// The command to run, after `--`
+    #[arg(required = true, last = true, value_name = "COMMAND")]
+    pub(crate) command: Vec<std::ffi::OsString>,
 }
 
 #[derive(Debug, Args)]

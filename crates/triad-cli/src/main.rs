@@ -20,6 +20,7 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         cli::Command::Run(args) => output::run(args),
+        cli::Command::Profile(args) => output::profile(args),
         cli::Command::Tasks(args) => output::tasks(args),
     };
     match outcome {

@@ -11,15 +11,52 @@ use serde::Serialize;
 use triad::workloads::{CATALOGUE, UnknownWorkload, run_named};
 use triad::{Recorder, Runner, TaskError};
 
-use crate::cli::{RunArgs, TasksArgs};
+use std::io::IsTerminal;
 
-/// Exit code for an error: 2 when the user asked for something that does not exist, else 1.
+use triad_profile::{Exit, Lang, RunError, RunOptions};
+
+use crate::cli::{LangArg, ProfileArgs, RunArgs, TasksArgs};
+
+/// Exit code for an error: 2 when the user asked for something that does not exist; 127 and
+/// 126 when a profiled command is not found or cannot be executed (as a shell says); else 1.
 pub(crate) fn exit_code(error: &anyhow::Error) -> u8 {
     if error.downcast_ref::<UnknownWorkload>().is_some() {
-        2
-    } else {
-        1
+        return 2;
     }
+    match error.downcast_ref::<RunError>() {
+        Some(run_error) => u8::try_from(run_error.exit_code()).unwrap_or(1),
+        None => 1,
+    }
+}
+
+pub(crate) fn profile(args: ProfileArgs) -> anyhow::Result<ExitCode> {
+    let options = RunOptions {
+        interval: std::time::Duration::from_millis(args.interval),
+        lang: match args.lang {
+            LangArg::Auto => None,
+            LangArg::Python => Some(Lang::Python),
+            LangArg::Native => Some(Lang::Native),
+        },
+    };
+    let recording = triad_profile::profile(&args.command, &options)?;
+    let analysis = triad_profile::analyse(&recording);
+    if args.json {
+        let document = triad_profile::render_json(&recording, &analysis);
+        let mut out = std::io::stdout().lock();
+        serde_json::to_writer(&mut out, &document)?;
+        writeln!(out)?;
+    } else {
+        let color = std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
+        eprint!(
+            "{}",
+            triad_profile::render_text(&recording, &analysis, color)
+        );
+    }
+    // The command's own exit status, as `time` does; 128 + N for a signal, as a shell does.
+    Ok(match recording.exit {
+        Exit::Code { code } => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+        Exit::Signal { signal } => ExitCode::from(u8::try_from(128 + signal).unwrap_or(1)),
+    })
 }
 
 /// Whether `error` is a write to a closed pipe.

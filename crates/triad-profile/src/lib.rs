@@ -1,0 +1,34 @@
+//! triad-profile: run a command (or a closure), watch it, and say whether it is CPU-bound,
+//! IO-bound or mixed, why, and what to run it with — the seed's `TaskProfiler` (section 8.1) and
+//! decision tree (section 7).
+//!
+//! # Layout
+//!
+//! - [`recording`]: what a run recorded — the contract between sampling and analysis.
+//! - [`run`]: run a command and sample its process tree from `/proc` into a [`Recording`]
+//!   (private helpers: `proc`, parsing `/proc`; `forward`, passing signals on to the command).
+//! - [`classify`]: [`analyse`] a recording into [`Figures`], a [`Verdict`] with confidence and
+//!   evidence, and [`Advice`] (model and worker count); the thresholds are named constants there.
+//! - [`report`]: [`render_text`] (the human report, ≤ 30 lines) and [`render_json`] (schema
+//!   `triad-profile/1`, documented in `SCHEMA.md`).
+//! - [`measure`](mod@measure): [`measure`](fn@measure) a closure on the calling thread and get
+//!   the same [`Analysis`].
+
+#![warn(missing_docs)]
+
+pub mod classify;
+mod forward;
+pub mod measure;
+mod proc;
+pub mod recording;
+pub mod report;
+pub mod run;
+
+pub use classify::{Advice, Analysis, Figures, IoWait, Model, Verdict, analyse};
+pub use measure::measure;
+pub use recording::{Exit, Lang, Recording, Sample, Totals};
+pub use report::{render_json, render_text};
+pub use run::{RunError, RunOptions, profile};
+
+#[cfg(test)]
+mod synth;
