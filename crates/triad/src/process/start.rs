@@ -99,12 +99,7 @@ pub(crate) fn start_worker(starter: &Starter) -> io::Result<Started> {
     match starter {
         Starter::Spawn => spawn_worker(),
         Starter::Server(server) => {
-            let (ours, theirs) = socketpair(
-                AddressFamily::UNIX,
-                SocketType::STREAM,
-                SocketFlags::CLOEXEC,
-                None,
-            )?;
+            let (ours, theirs) = stream_pair()?;
             let (slot_page, slot) = Slot::create()?;
             let pid = server.fork_worker(theirs, slot_page)?;
             rustix::io::ioctl_fionbio(&ours, true)?;
@@ -142,12 +137,7 @@ pub(crate) fn fork_server_running() -> bool {
 static SHARED_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn start_fork_server() -> io::Result<ServerClient> {
-    let (ours, theirs) = socketpair(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )?;
+    let (ours, theirs) = stream_pair()?;
     let parent = std::process::id() as i32;
     // No parent-death signal: it would follow the thread that happens to start the server;
     // the server leaves when its control socket closes, which happens when this program ends
@@ -177,12 +167,7 @@ pub(crate) fn fork_own_server() -> io::Result<ServerClient> {
              threads; use StartMethod::ForkServer (or Spawn) instead"
         )));
     }
-    let (ours, theirs) = socketpair(
-        AddressFamily::UNIX,
-        SocketType::STREAM,
-        SocketFlags::CLOEXEC,
-        None,
-    )?;
+    let (ours, theirs) = stream_pair()?;
     // Whatever sits in our output buffers would otherwise be printed again by the copy.
     {
         use std::io::Write;
@@ -213,14 +198,20 @@ pub(crate) fn thread_count() -> io::Result<usize> {
         .ok_or_else(|| io::Error::other("no thread count in /proc/self/status"))
 }
 
-/// Starts a worker by re-executing this program.
-fn spawn_worker() -> io::Result<Started> {
-    let (ours, theirs) = socketpair(
+/// A connected pair of Unix stream sockets, closed on exec: one end for the pool or server,
+/// one for the process it starts.
+fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(socketpair(
         AddressFamily::UNIX,
         SocketType::STREAM,
         SocketFlags::CLOEXEC,
         None,
-    )?;
+    )?)
+}
+
+/// Starts a worker by re-executing this program.
+fn spawn_worker() -> io::Result<Started> {
+    let (ours, theirs) = stream_pair()?;
     let (slot_page, slot) = Slot::create()?;
     let parent = std::process::id() as i32;
     let child = reexec(
