@@ -282,6 +282,11 @@ impl ServerClient {
         }
     }
 
+    /// Whether the server has gone (its control socket ended): no fork request can succeed.
+    pub(crate) fn is_gone(&self) -> bool {
+        self.state.0.lock().unwrap_or_else(|e| e.into_inner()).gone
+    }
+
     /// Gives up on `pid`'s exit report (the server reaps it all the same).
     pub(crate) fn forget(&self, pid: i32) {
         let (lock, _) = &*self.state;

@@ -12,7 +12,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
 
@@ -115,17 +115,17 @@ pub(crate) fn start_worker(starter: &Starter) -> io::Result<Started> {
     }
 }
 
-/// The program's shared fork server, started on first use by re-executing this program.
+/// The program's shared fork server, started on first use by re-executing this program, and
+/// started again if it has gone (killed, say): pools that exist keep the one they have.
 pub(crate) fn shared_fork_server() -> io::Result<Arc<ServerClient>> {
-    static SERVER: OnceLock<Result<Arc<ServerClient>, String>> = OnceLock::new();
-    SERVER
-        .get_or_init(|| {
-            start_fork_server()
-                .map(Arc::new)
-                .map_err(|error| error.to_string())
-        })
-        .clone()
-        .map_err(io::Error::other)
+    static SERVER: Mutex<Option<Arc<ServerClient>>> = Mutex::new(None);
+    let mut server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(running) = server.as_ref().filter(|server| !server.is_gone()) {
+        return Ok(running.clone());
+    }
+    let started = Arc::new(start_fork_server()?);
+    *server = Some(started.clone());
+    Ok(started)
 }
 
 /// Whether the shared fork server is running (the default start method then uses it).
