@@ -1,0 +1,8 @@
+//! The catalogue: every experiment, in the order the lab runs them (the seed's order).
+
+use crate::experiment::Experiment;
+
+/// Every experiment, in run order.
+pub fn catalogue() -> &'static [&'static dyn Experiment] {
+    &[]
+}

@@ -1,0 +1,81 @@
+//! Plain-text tables for the terminal (and, with pipes, for Markdown).
+
+use crate::results::{ExperimentReport, Outcome, Table};
+
+/// Renders `table` with aligned columns, a rule under the headings, and two leading spaces.
+pub fn table(table: &Table) -> String {
+    let widths: Vec<usize> = (0..table.columns.len())
+        .map(|column| {
+            std::iter::once(&table.columns[column])
+                .chain(table.rows.iter().map(|row| &row[column]))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: &[String]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        format!("  {}", padded.join("  ").trim_end())
+    };
+    let mut out = line(&table.columns);
+    out.push('\n');
+    let rule: Vec<String> = widths.iter().map(|w| "─".repeat(*w)).collect();
+    out.push_str(&format!("  {}\n", rule.join("  ")));
+    for row in &table.rows {
+        out.push_str(&line(row));
+        out.push('\n');
+    }
+    out
+}
+
+/// An experiment's block: title, table, verdicts and notes. `color` adds ANSI colours to the
+/// verdict words.
+pub fn experiment(report: &ExperimentReport, color: bool) -> String {
+    let mut out = format!(
+        "{} — {} (seed §{}, {:.1} s)\n",
+        report.id, report.title, report.seed_section, report.elapsed_s
+    );
+    out.push_str(&table(&report.table));
+    for verdict in &report.verdicts {
+        let word = verdict.outcome.word();
+        let word = if color {
+            let code = match verdict.outcome {
+                Outcome::Confirmed => "32",
+                Outcome::Refuted => "31",
+                Outcome::Depends => "33",
+            };
+            format!("\x1b[{code}m{word}\x1b[0m")
+        } else {
+            word.to_owned()
+        };
+        out.push_str(&format!(
+            "  claim: {} → {word}: {}\n",
+            verdict.claim, verdict.evidence
+        ));
+    }
+    for note in &report.notes {
+        out.push_str(&format!("  note: {note}\n"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up() {
+        let mut t = Table::new(["mode", "time"]);
+        t.row(["serial", "1.0 s"]);
+        t.row(["threads:2", "0.5 s"]);
+        let text = table(&t);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "  mode       time");
+        assert_eq!(lines[2], "  serial     1.0 s");
+        assert_eq!(lines[3], "  threads:2  0.5 s");
+    }
+}
