@@ -7,6 +7,8 @@ use triad::Mode;
 
 const EXAMPLES: &str = "\
 Examples:
+  triad lab
+  triad lab --only cpu-bound,switch-cost --out report/
   triad run count_primes --mode threads:2 200000 200000 200000 200000
   triad run async_sleep_ms --mode async:1000 --repeat 10000 100
   triad run identity --mode threads --repeat 100000 1 --trace trace.json
@@ -23,6 +25,18 @@ pub(crate) struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum Command {
+    /// Run the seed's experiments on this machine, beside its claims and beside CPython
+    #[command(after_help = "\
+Examples:
+  triad lab                              # quick: about 90 s on 2 cores
+  triad lab --full --out full-report/    # bigger sizes, more repetitions: up to 10 min
+  triad lab --only switch-cost,c10k --python off
+  triad lab --json > results.json
+
+Each experiment prints its table as soon as it is done; at the end DIR holds results.json (every
+raw sample, schema triad-lab/1), report.md and a self-contained index.html with the charts.
+Exit code 1 when an experiment failed (the others still run and are written).")]
+    Lab(LabArgs),
     /// Run a built-in workload in any mode, time it and show its results
     #[command(after_help = "\
 Examples:
@@ -93,6 +107,42 @@ pub(crate) struct RunArgs {
     #[arg(long, value_name = "FILE")]
     pub(crate) trace: Option<PathBuf>,
     /// Print one JSON document instead of text
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// Whether to run the CPython baselines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum PythonArg {
+    /// When python3 is found
+    Auto,
+    /// Always (a missing python3 is an error)
+    On,
+    /// Never
+    Off,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct LabArgs {
+    /// Small sizes, about 90 s on 2 cores (the default)
+    #[arg(long, conflicts_with_all = ["full", "toy"])]
+    pub(crate) quick: bool,
+    /// Larger sizes and more repetitions, up to 10 minutes
+    #[arg(long, conflicts_with = "toy")]
+    pub(crate) full: bool,
+    /// The smallest sizes, for tests: seconds, and the numbers mean little
+    #[arg(long, hide = true)]
+    pub(crate) toy: bool,
+    /// Run only these experiments (comma separated ids, see the list below)
+    #[arg(long, value_delimiter = ',', value_name = "ID,...")]
+    pub(crate) only: Option<Vec<String>>,
+    /// Run the CPython baselines beside Rust's figures
+    #[arg(long, value_enum, default_value = "auto")]
+    pub(crate) python: PythonArg,
+    /// Where to write results.json, report.md and index.html
+    #[arg(long, value_name = "DIR", default_value = "triad-report")]
+    pub(crate) out: PathBuf,
+    /// Print results.json on stdout (one line) instead of the tables
     #[arg(long)]
     pub(crate) json: bool,
 }

@@ -1,8 +1,8 @@
 //! The `triad` command. This crate only parses arguments, calls the libraries and prints; the
-//! work lives in the `triad` crate (and, as they arrive, `triad-lab`, `triad-profile`,
-//! `triad-apps`).
+//! work lives in the `triad`, `triad-lab` and `triad-profile` crates.
 
 mod cli;
+mod lab;
 mod output;
 
 use std::process::ExitCode;
@@ -19,6 +19,7 @@ fn main() -> ExitCode {
         Err(error) => return usage_error(error),
     };
     let outcome = match cli.command {
+        cli::Command::Lab(args) => lab::lab(args),
         cli::Command::Run(args) => output::run(args),
         cli::Command::Profile(args) => output::profile(args),
         cli::Command::Tasks(args) => output::tasks(args),

@@ -20,7 +20,12 @@ use crate::cli::{LangArg, ProfileArgs, RunArgs, TasksArgs};
 /// Exit code for an error: 2 when the user asked for something that does not exist; 127 and
 /// 126 when a profiled command is not found or cannot be executed (as a shell says); else 1.
 pub(crate) fn exit_code(error: &anyhow::Error) -> u8 {
-    if error.downcast_ref::<UnknownWorkload>().is_some() {
+    if error.downcast_ref::<UnknownWorkload>().is_some()
+        || matches!(
+            error.downcast_ref::<triad_lab::LabError>(),
+            Some(triad_lab::LabError::UnknownExperiment { .. })
+        )
+    {
         return 2;
     }
     match error.downcast_ref::<RunError>() {

@@ -40,6 +40,8 @@ pub struct Config {
 
 /// Hears about the lab's progress, for a progress bar and tables printed as they come.
 pub trait Observer {
+    /// The lab is about to start, on `machine`, with these run-wide notes.
+    fn begin(&mut self, machine: &Machine, notes: &[String]);
     /// Experiment `index` (from 0) of `count` is starting.
     fn started(&mut self, index: usize, count: usize, experiment: &dyn Experiment);
     /// The running experiment finished `done` of `total` steps.
@@ -55,6 +57,7 @@ pub trait Observer {
 pub struct Quiet;
 
 impl Observer for Quiet {
+    fn begin(&mut self, _: &Machine, _: &[String]) {}
     fn started(&mut self, _: usize, _: usize, _: &dyn Experiment) {}
     fn progress(&mut self, _: u64, _: u64) {}
     fn finished(&mut self, _: &ExperimentReport) {}
@@ -114,6 +117,7 @@ pub fn run(config: &Config, observer: &mut dyn Observer) -> Result<LabReport, La
         PythonChoice::On => Some(Python::find().map_err(LabError::PythonMissing)?),
     };
     machine.python = python.as_ref().map(|p| format!("CPython {}", p.version()));
+    observer.begin(&machine, &notes);
     let mut reports = Vec::new();
     let mut failures = Vec::new();
     for (index, experiment) in chosen.iter().enumerate() {

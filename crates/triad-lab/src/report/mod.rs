@@ -1,7 +1,9 @@
 //! Writers of a [`LabReport`](crate::LabReport): the terminal text, `report.md`, `results.json`
 //! and `index.html`, all read from the same data.
 
+pub mod html;
 pub mod markdown;
+pub mod svg;
 pub mod text;
 
 use std::path::{Path, PathBuf};
@@ -16,9 +18,11 @@ pub struct Written {
     pub json: PathBuf,
     /// `report.md`.
     pub markdown: PathBuf,
+    /// `index.html`.
+    pub html: PathBuf,
 }
 
-/// Writes `results.json` and `report.md` into `dir`, creating it if needed.
+/// Writes `results.json`, `report.md` and `index.html` into `dir`, creating it if needed.
 pub fn write_all(report: &LabReport, dir: &Path) -> Result<Written, LabError> {
     let write = |name: &str, contents: &[u8]| -> Result<PathBuf, LabError> {
         let path = dir.join(name);
@@ -36,5 +40,6 @@ pub fn write_all(report: &LabReport, dir: &Path) -> Result<Written, LabError> {
     Ok(Written {
         json: write("results.json", &json)?,
         markdown: write("report.md", markdown::render(report).as_bytes())?,
+        html: write("index.html", html::render(report).as_bytes())?,
     })
 }

@@ -1,0 +1,133 @@
+//! `triad lab`: runs the experiments with a progress bar each, prints each table as it is done,
+//! then writes the report files and prints the verdicts.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use triad_lab::report::{self, markdown, text};
+use triad_lab::{
+    Config, Experiment, ExperimentReport, LabError, Machine, Observer, PythonChoice, Scale,
+};
+
+use crate::cli::{LabArgs, PythonArg};
+
+pub(crate) fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
+    let config = Config {
+        scale: if args.toy {
+            Scale::Toy
+        } else if args.full {
+            Scale::Full
+        } else {
+            Scale::Quick
+        },
+        only: args.only.clone(),
+        python: match args.python {
+            PythonArg::Auto => PythonChoice::Auto,
+            PythonArg::On => PythonChoice::On,
+            PythonArg::Off => PythonChoice::Off,
+        },
+    };
+    let mut terminal = Terminal {
+        tables: !args.json,
+        color: std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
+        bar: None,
+        write_error: None,
+    };
+    let report = triad_lab::run(&config, &mut terminal)?;
+    if let Some(error) = terminal.write_error {
+        return Err(error.into());
+    }
+    let written = report::write_all(&report, &args.out)?;
+    let mut out = std::io::stdout().lock();
+    if args.json {
+        serde_json::to_writer(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        writeln!(out, "Summary: the seed's claims on this machine")?;
+        write!(out, "{}", text::table(&markdown::summary_table(&report)))?;
+        for failure in &report.failures {
+            writeln!(out, "  {} FAILED: {}", failure.id, failure.error)?;
+        }
+        writeln!(
+            out,
+            "{} experiment(s) in {:.1} s. Wrote {}, {} and {}",
+            report.experiments.len(),
+            report.elapsed_s,
+            written.html.display(),
+            written.markdown.display(),
+            written.json.display()
+        )?;
+    }
+    Ok(if report.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Shows the lab on the terminal: a bar on stderr per experiment, each table on stdout.
+struct Terminal {
+    tables: bool,
+    color: bool,
+    bar: Option<ProgressBar>,
+    /// The first error writing to stdout (a closed pipe): the lab stops printing, then reports it.
+    write_error: Option<std::io::Error>,
+}
+
+impl Terminal {
+    fn print(&mut self, text: &str) {
+        if !self.tables || self.write_error.is_some() {
+            return;
+        }
+        let mut out = std::io::stdout().lock();
+        if let Err(error) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+            self.write_error = Some(error);
+        }
+    }
+
+    fn clear_bar(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Terminal {
+    fn begin(&mut self, machine: &Machine, notes: &[String]) {
+        let mut header = String::from("triad lab\n");
+        for line in machine.header_lines().iter().chain(notes) {
+            header.push_str(&format!("  {line}\n"));
+        }
+        header.push('\n');
+        self.print(&header);
+    }
+
+    fn started(&mut self, index: usize, count: usize, experiment: &dyn Experiment) {
+        let bar = ProgressBar::new(1).with_style(
+            ProgressStyle::with_template("{prefix} {wide_bar} {pos}/{len} {elapsed}")
+                .expect("the template is valid"),
+        );
+        bar.set_prefix(format!("[{}/{count}] {}", index + 1, experiment.id()));
+        bar.tick();
+        self.bar = Some(bar);
+    }
+
+    fn progress(&mut self, done: u64, total: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_length(total);
+            bar.set_position(done);
+        }
+    }
+
+    fn finished(&mut self, report: &ExperimentReport) {
+        self.clear_bar();
+        let block = format!("{}\n", text::experiment(report, self.color));
+        self.print(&block);
+    }
+
+    fn failed(&mut self, experiment: &dyn Experiment, error: &LabError) {
+        self.clear_bar();
+        eprintln!("triad: experiment {} failed: {error}", experiment.id());
+    }
+}
