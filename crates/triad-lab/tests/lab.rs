@@ -1,0 +1,277 @@
+//! The whole lab at toy size, once: every experiment finishes with results of the right shape,
+//! `results.json` keeps its schema, and `index.html` renders every chart in headless Chromium.
+//!
+//! Chromium is Debian's `chromium` (installed by `.ci/run`). Where it is missing the browser
+//! check is skipped with a message, unless `TRIAD_REQUIRE_CHROMIUM` is set, as CI sets it.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use triad_lab::results::{ChartKind, Implementation, LabReport};
+use triad_lab::{Config, PythonChoice, Quiet, Scale};
+
+triad::test_support!();
+
+/// The toy run, shared by the tests of this file (it takes seconds).
+fn toy_run() -> &'static LabReport {
+    static REPORT: OnceLock<LabReport> = OnceLock::new();
+    REPORT.get_or_init(|| {
+        let config = Config {
+            scale: Scale::Toy,
+            only: None,
+            python: PythonChoice::Auto,
+        };
+        triad_lab::run(&config, &mut Quiet).expect("the lab runs")
+    })
+}
+
+fn out_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("triad-lab-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn every_experiment_reports_samples_tables_charts_and_verdicts() {
+    let report = toy_run();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    let catalogue: Vec<&str> = triad_lab::experiments::catalogue()
+        .iter()
+        .map(|e| e.id())
+        .collect();
+    let ran: Vec<&str> = report.experiments.iter().map(|e| e.id.as_str()).collect();
+    assert_eq!(ran, catalogue);
+    assert_eq!(catalogue.len(), 13, "the issue lists 13 experiments");
+    let python = triad_lab::Python::find().is_ok();
+    for experiment in &report.experiments {
+        let id = &experiment.id;
+        assert!(!experiment.method.is_empty(), "{id}: no method");
+        assert!(!experiment.seed_section.is_empty(), "{id}: no seed section");
+        assert!(!experiment.table.rows.is_empty(), "{id}: empty table");
+        assert!(!experiment.charts.is_empty(), "{id}: no chart");
+        assert!(!experiment.verdicts.is_empty(), "{id}: no verdict");
+        for verdict in &experiment.verdicts {
+            assert!(
+                !verdict.quote.is_empty() && !verdict.evidence.is_empty(),
+                "{id}: {verdict:?}"
+            );
+        }
+        for measurement in &experiment.measurements {
+            assert!(
+                !measurement.samples.is_empty(),
+                "{id}: {} has no samples",
+                measurement.name
+            );
+            assert!(
+                measurement.samples.iter().all(|s| s.is_finite()),
+                "{id}: {} has a sample that is not a number",
+                measurement.name
+            );
+        }
+        for chart in &experiment.charts {
+            assert!(
+                !chart.series.is_empty(),
+                "{id}: chart {:?} has no series",
+                chart.title
+            );
+            if chart.kind == ChartKind::Bar {
+                for series in &chart.series {
+                    assert!(
+                        series
+                            .points
+                            .iter()
+                            .all(|p| (p.x as usize) < chart.categories.len()),
+                        "{id}: a bar outside the categories of {:?}",
+                        chart.title
+                    );
+                }
+            }
+        }
+        let has = |implementation| {
+            experiment
+                .measurements
+                .iter()
+                .any(|m| m.implementation == implementation)
+        };
+        assert!(has(Implementation::Rust), "{id}: no Rust measurement");
+        if python {
+            assert!(
+                has(Implementation::Python),
+                "{id}: python3 is here, yet no CPython measurement"
+            );
+        }
+    }
+    assert!(
+        report.experiments.iter().any(|e| !e.timelines.is_empty()),
+        "no experiment drew a timeline"
+    );
+}
+
+#[test]
+fn results_json_keeps_its_schema() {
+    let report = toy_run();
+    let dir = out_dir("schema");
+    let written = triad_lab::report::write_all(report, &dir).unwrap();
+    let text = std::fs::read_to_string(&written.json).unwrap();
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(value["schema"], triad_lab::SCHEMA);
+    let keys = |v: &serde_json::Value| -> Vec<String> {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    };
+    assert_eq!(
+        keys(&value),
+        [
+            "elapsed_s",
+            "experiments",
+            "failures",
+            "machine",
+            "notes",
+            "scale",
+            "schema",
+            "started_unix_s"
+        ]
+    );
+    assert_eq!(
+        keys(&value["machine"]),
+        [
+            "cores",
+            "cpu_model",
+            "kernel",
+            "load_average_1m",
+            "memory_bytes",
+            "python",
+            "rust",
+            "virtualization"
+        ]
+    );
+    let experiment = &value["experiments"][0];
+    assert_eq!(
+        keys(experiment),
+        [
+            "charts",
+            "elapsed_s",
+            "id",
+            "measurements",
+            "method",
+            "notes",
+            "seed_section",
+            "table",
+            "timelines",
+            "title",
+            "verdicts"
+        ]
+    );
+    assert_eq!(
+        keys(&experiment["measurements"][0]),
+        [
+            "implementation",
+            "name",
+            "params",
+            "samples",
+            "summary",
+            "unit"
+        ]
+    );
+    assert_eq!(
+        keys(&experiment["verdicts"][0]),
+        ["claim", "evidence", "outcome", "quote"]
+    );
+    let back: LabReport = serde_json::from_str(&text).expect("results.json reads back");
+    assert_eq!(back.experiments.len(), report.experiments.len());
+    let markdown = std::fs::read_to_string(&written.markdown).unwrap();
+    for experiment in &report.experiments {
+        assert!(markdown.contains(&format!("## {} —", experiment.id)));
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Debian's Chromium, or `None` (and a message) when it is not installed.
+fn chromium() -> Option<PathBuf> {
+    let found = ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .find_map(|name| {
+            std::env::var_os("PATH")?
+                .to_str()?
+                .split(':')
+                .map(|dir| Path::new(dir).join(name))
+                .find(|path| path.is_file())
+        });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("TRIAD_REQUIRE_CHROMIUM").is_none(),
+            "TRIAD_REQUIRE_CHROMIUM is set, but no chromium is on PATH"
+        );
+        eprintln!("chromium not found: the browser check is skipped");
+    }
+    found
+}
+
+/// The page's DOM after its scripts ran, as Chromium dumps it.
+fn rendered_dom(browser: &Path, page: &Path, profile: &Path) -> String {
+    let output = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--window-size=1200,900",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium starts");
+    assert!(
+        output.status.success(),
+        "chromium: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
+fn body_attribute(dom: &str, name: &str) -> usize {
+    let body = &dom[dom.find("<body").expect("a body")..];
+    let body = &body[..body.find('>').unwrap()];
+    let start = body
+        .find(&format!("{name}=\""))
+        .unwrap_or_else(|| panic!("no {name} in {body}"))
+        + name.len()
+        + 2;
+    body[start..start + body[start..].find('"').unwrap()]
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn every_chart_renders_in_headless_chromium() {
+    let Some(browser) = chromium() else { return };
+    let report = toy_run();
+    let dir = out_dir("html");
+    let written = triad_lab::report::write_all(report, &dir).unwrap();
+    let html = std::fs::read_to_string(&written.html).unwrap();
+    assert!(
+        !html.contains("src=\"http") && !html.contains("href=\"http"),
+        "the page loads nothing from the network"
+    );
+    let expected: usize = report
+        .experiments
+        .iter()
+        .map(|e| e.charts.len() + e.timelines.len())
+        .sum();
+    let dom = rendered_dom(&browser, &written.html, &dir.join("chromium-profile"));
+    assert_eq!(body_attribute(&dom, "data-charts-total"), expected);
+    assert_eq!(
+        body_attribute(&dom, "data-charts-rendered"),
+        expected,
+        "charts that did not render: {:?}",
+        dom.match_indices("data-rendered=\"no\"").count()
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
