@@ -28,6 +28,8 @@ pub(crate) fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
             PythonArg::Off => PythonChoice::Off,
         },
     };
+    triad_lab::select(&config)?;
+    report::create_dir(&args.out)?;
     let mut terminal = Terminal {
         tables: !args.json,
         color: std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),

@@ -22,6 +22,15 @@ pub struct Written {
     pub html: PathBuf,
 }
 
+/// Creates `dir` (and its parents) if needed, so that a run can fail before it measures rather
+/// than after.
+pub fn create_dir(dir: &Path) -> Result<(), LabError> {
+    std::fs::create_dir_all(dir).map_err(|source| LabError::Write {
+        path: dir.to_owned(),
+        source,
+    })
+}
+
 /// Writes `results.json`, `report.md` and `index.html` into `dir`, creating it if needed.
 pub fn write_all(report: &LabReport, dir: &Path) -> Result<Written, LabError> {
     let write = |name: &str, contents: &[u8]| -> Result<PathBuf, LabError> {
@@ -32,10 +41,7 @@ pub fn write_all(report: &LabReport, dir: &Path) -> Result<Written, LabError> {
         })?;
         Ok(path)
     };
-    std::fs::create_dir_all(dir).map_err(|source| LabError::Write {
-        path: dir.to_owned(),
-        source,
-    })?;
+    create_dir(dir)?;
     let json = serde_json::to_vec_pretty(report).expect("a lab report always serialises");
     Ok(Written {
         json: write("results.json", &json)?,
