@@ -1,8 +1,12 @@
 //! The catalogue: every experiment, in the order the lab runs them (the seed's order).
 
+mod cost_support;
+mod spawn_cost;
+mod switch_cost;
+
 use crate::experiment::Experiment;
 
 /// Every experiment, in run order.
 pub fn catalogue() -> &'static [&'static dyn Experiment] {
-    &[]
+    &[&switch_cost::SwitchCost, &spawn_cost::SpawnCost]
 }
