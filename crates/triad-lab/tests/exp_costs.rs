@@ -140,3 +140,61 @@ fn spawn_cost_starts_every_kind_of_unit() {
         report.verdicts[3]
     );
 }
+
+fn bytes(report: &ExperimentReport, name: &str) -> (u64, f64) {
+    let measurement = report
+        .measurements
+        .iter()
+        .filter(|m| m.name == name)
+        .max_by_key(|m| m.params["count"].as_u64())
+        .unwrap_or_else(|| panic!("no {name}"));
+    (
+        measurement.params["count"].as_u64().unwrap(),
+        measurement.median(),
+    )
+}
+
+#[test]
+fn memory_per_unit_separates_reserved_from_resident() {
+    let report = run_toy("memory-per-unit");
+    assert_eq!(report.verdicts.len(), 3);
+    let (threads, reserved) = bytes(&report, "Rust thread, 8 MiB stack: reserved per unit");
+    let (_, resident) = bytes(&report, "Rust thread, 8 MiB stack: resident per unit");
+    assert_eq!(threads, 200);
+    assert!(
+        reserved >= (8 << 20) as f64,
+        "a thread reserved {reserved} bytes"
+    );
+    assert!(
+        resident > 0.0 && resident < (1 << 20) as f64,
+        "a thread holds {resident} bytes"
+    );
+    let (tasks, task) = bytes(&report, "tokio task: resident per unit");
+    assert_eq!(tasks, 10_000);
+    assert!(task > 16.0 && task < 16_384.0, "a task holds {task} bytes");
+    assert!(task < resident);
+    let thread_verdict = &report.verdicts[1];
+    assert_ne!(
+        thread_verdict.outcome,
+        Outcome::Confirmed,
+        "{thread_verdict:?}"
+    );
+}
+
+#[test]
+fn c10k_waits_concurrently() {
+    let report = run_toy("c10k");
+    assert_eq!(report.verdicts.len(), 3);
+    for waiters in ["tokio tasks", "triad Mode::Async", "Rust threads"] {
+        let (count, seconds) = bytes(&report, &format!("{waiters}: total time"));
+        assert_eq!(count, 200);
+        // 200 waits of 100 ms one after another would take 20 s.
+        assert!((0.1..2.0).contains(&seconds), "{waiters}: {seconds} s");
+    }
+    let (_, tasks) = bytes(&report, "tokio tasks: peak memory growth");
+    let (_, threads) = bytes(&report, "Rust threads: peak memory growth");
+    assert!(
+        tasks < threads,
+        "tasks {tasks} bytes, threads {threads} bytes"
+    );
+}
