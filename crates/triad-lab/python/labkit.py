@@ -6,6 +6,7 @@ and takes its sizes from command-line arguments, so the lab decides the scale.
 """
 
 import json
+import os
 import sys
 import time
 
@@ -33,6 +34,30 @@ def time_each(repetitions, body):
         body()
         samples.append(time.perf_counter() - start)
     return samples
+
+
+def in_fork(function, *arguments):
+    """function(*arguments) in a child forked for it, so that its memory readings start from
+    this process's heap and none of its own is reused; returns its result (sent back as JSON).
+    An exception in the child is raised here as a RuntimeError."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        try:
+            result = {"result": function(*arguments)}
+        except BaseException as error:
+            result = {"error": repr(error)}
+        with os.fdopen(write_end, "w") as out:
+            json.dump(result, out)
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as source:
+        result = json.load(source)
+    os.waitpid(pid, 0)
+    if "error" in result:
+        raise RuntimeError(f"{function.__name__}{arguments}: {result['error']}")
+    return result["result"]
 
 
 def args(*types):

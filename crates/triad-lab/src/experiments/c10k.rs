@@ -1,0 +1,413 @@
+//! `c10k` (seed 6.4.2): 10,000 concurrent waits of 100 ms each — the seed's `handle_client` —
+//! as tokio tasks, as triad's async engine, as OS threads, and as CPython asyncio coroutines:
+//! the total time, and the peak memory they add.
+//!
+//! Each run happens in a fresh worker process (triad's fork server, one task per process; a
+//! forked child in CPython): it resets the peak-resident counter (`/proc/self/clear_refs`),
+//! reads `VmRSS`, starts all the waits at once, waits for every one to end, and reads `VmHWM`.
+//! The time runs from before the runtime (or the first thread) starts to the last wait's end.
+//! Full runs add 1,000,000 waits for the coroutines.
+
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use triad::Mode;
+use triad::workloads::async_sleep_ms;
+
+use super::cost_support::{
+    Checks, count_of, labelled, python_measurements, read_memory, reset_peak, run_in_fresh_worker,
+    shortfall_note, spawn_threads,
+};
+use crate::error::LabError;
+use crate::experiment::{Context, Experiment};
+use crate::python::PythonOutput;
+use crate::results::{
+    Chart, ChartKind, ExperimentReport, Implementation, Measurement, Point, Scale, Series, Table,
+};
+use crate::stats::{format_bytes, format_seconds, format_with_spread};
+
+/// The `c10k` experiment.
+#[derive(Debug)]
+pub(crate) struct C10k;
+
+/// The seed's wait: `await asyncio.sleep(0.1)`.
+const WAIT_MS: u64 = 100;
+
+/// What does the waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Waiters {
+    /// Plain tokio tasks on a current-thread runtime, awaited one after another.
+    TokioTasks,
+    /// `triad::run(Mode::Async { concurrency: count }, async_sleep_ms, …)`.
+    TriadAsync,
+    /// One OS thread per wait (Rust's default stack), joined one after another.
+    Threads,
+}
+
+impl Waiters {
+    fn label(self) -> &'static str {
+        match self {
+            Waiters::TokioTasks => "tokio tasks",
+            Waiters::TriadAsync => "triad Mode::Async",
+            Waiters::Threads => "Rust threads",
+        }
+    }
+}
+
+/// One run: `count` waits at once.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Crowd {
+    waiters: Waiters,
+    count: u64,
+}
+
+/// What one run took.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Waited {
+    /// How many waits ran (fewer than asked if the system refused more threads).
+    reached: u64,
+    /// From the start to the last wait's end.
+    seconds: f64,
+    /// Peak resident memory above the resident memory at the start, bytes.
+    peak_growth: u64,
+    /// Why fewer waits than asked ran.
+    stopped: Option<String>,
+}
+
+/// Runs `crowd.count` concurrent waits in this (fresh worker) process and measures them.
+#[triad::task]
+pub(crate) fn wait_together(crowd: Crowd) -> Result<Waited, String> {
+    wait_and_measure(crowd).map_err(|e| e.to_string())
+}
+
+fn wait_and_measure(crowd: Crowd) -> std::io::Result<Waited> {
+    reset_peak()?;
+    let before = read_memory()?.resident;
+    let start = Instant::now();
+    let (reached, stopped) = match crowd.waiters {
+        Waiters::TokioTasks => (tokio_waits(crowd.count)?, None),
+        Waiters::TriadAsync => (triad_waits(crowd.count)?, None),
+        Waiters::Threads => thread_waits(crowd.count),
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(Waited {
+        reached,
+        seconds,
+        peak_growth: read_memory()?.peak_resident.saturating_sub(before),
+        stopped,
+    })
+}
+
+fn tokio_waits(count: u64) -> std::io::Result<u64> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let waits: Vec<_> = (0..count)
+            .map(|_| tokio::spawn(tokio::time::sleep(Duration::from_millis(WAIT_MS))))
+            .collect();
+        for wait in waits {
+            wait.await.map_err(std::io::Error::other)?;
+        }
+        Ok(count)
+    })
+}
+
+fn triad_waits(count: u64) -> std::io::Result<u64> {
+    let concurrency = usize::try_from(count).map_err(std::io::Error::other)?;
+    let results = triad::run(
+        Mode::Async { concurrency },
+        async_sleep_ms,
+        std::iter::repeat_n(WAIT_MS, concurrency),
+    )
+    .map_err(std::io::Error::other)?;
+    for result in results {
+        result.map_err(std::io::Error::other)?;
+    }
+    Ok(count)
+}
+
+fn thread_waits(count: u64) -> (u64, Option<String>) {
+    let (threads, stopped) = spawn_threads(count, None, || {
+        || std::thread::sleep(Duration::from_millis(WAIT_MS))
+    });
+    let reached = threads.len() as u64;
+    for thread in threads {
+        thread.join().expect("a sleeping thread does not panic");
+    }
+    (reached, stopped)
+}
+
+const TIME: &str = "total time";
+const PEAK: &str = "peak memory growth";
+const PY_ASYNCIO: &str = "asyncio coroutines";
+
+impl Experiment for C10k {
+    fn id(&self) -> &'static str {
+        "c10k"
+    }
+
+    fn title(&self) -> &'static str {
+        "10,000 concurrent waits of 100 ms: time and memory"
+    }
+
+    fn seed_section(&self) -> &'static str {
+        "6.4.2"
+    }
+
+    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
+        let count: u64 = ctx.pick(200, 10_000, 10_000);
+        let mut plan = vec![
+            (Waiters::TokioTasks, count, ctx.pick(2, 3, 7)),
+            (Waiters::TriadAsync, count, ctx.pick(2, 3, 7)),
+            (Waiters::Threads, count, ctx.pick(1, 1, 3)),
+        ];
+        let million = ctx.scale() == crate::experiment::Scale::Full;
+        if million {
+            plan.push((Waiters::TokioTasks, 1_000_000, 2));
+            plan.push((Waiters::TriadAsync, 1_000_000, 2));
+        }
+        let total = plan.iter().map(|(_, _, reps)| *reps as u64).sum::<u64>() + 1;
+        let mut done = 0;
+        let mut notes = Vec::new();
+        let mut measurements = Vec::new();
+        for (waiters, count, repetitions) in plan {
+            let mut seconds = Vec::new();
+            let mut peaks = Vec::new();
+            let mut reached = count;
+            for _ in 0..repetitions {
+                let waited = run_in_fresh_worker(
+                    wait_together,
+                    Crowd { waiters, count },
+                    "a crowd of waits",
+                )?;
+                if let Some(why) = &waited.stopped {
+                    notes.push(shortfall_note(waiters.label(), count, waited.reached, why));
+                }
+                reached = reached.min(waited.reached);
+                seconds.push(waited.seconds);
+                peaks.push(waited.peak_growth as f64);
+                done += 1;
+                ctx.progress(done, total);
+            }
+            for (what, unit, samples) in [(TIME, "s", seconds), (PEAK, "bytes", peaks)] {
+                measurements.push(
+                    Measurement::new(
+                        labelled(waiters.label(), what),
+                        Implementation::Rust,
+                        unit,
+                        samples,
+                    )
+                    .param("count", reached),
+                );
+            }
+        }
+        let python_counts = if million {
+            format!("{count},1000000")
+        } else {
+            count.to_string()
+        };
+        let python = ctx.python(
+            "c10k",
+            include_str!("../../python/c10k.py"),
+            &[python_counts, ctx.pick(2, 3, 5).to_string()],
+        )?;
+        ctx.progress(total, total);
+        Ok(report(count, measurements, python, notes))
+    }
+}
+
+fn report(
+    count: u64,
+    mut measurements: Vec<Measurement>,
+    python: Option<PythonOutput>,
+    mut notes: Vec<String>,
+) -> ExperimentReport {
+    let python = python_measurements(python, &mut notes);
+    let all: Vec<Measurement> = measurements.iter().chain(&python).cloned().collect();
+    let labels = [
+        Waiters::TokioTasks.label(),
+        Waiters::TriadAsync.label(),
+        Waiters::Threads.label(),
+        PY_ASYNCIO,
+    ];
+    let find = |label: &str, what: &str, count: u64| {
+        all.iter()
+            .find(|m| m.name == labelled(label, what) && count_of(m) == count)
+    };
+
+    let mut table = Table::new([
+        "waiters",
+        "count",
+        "total time",
+        "above the 100 ms wait",
+        "peak memory growth",
+        "per waiter",
+    ]);
+    let mut categories = Vec::new();
+    let mut time_series = [("Rust", Vec::new()), ("CPython", Vec::new())];
+    let mut memory_series = [("Rust", Vec::new()), ("CPython", Vec::new())];
+    for label in labels {
+        for time in all.iter().filter(|m| m.name == labelled(label, TIME)) {
+            let count = count_of(time);
+            let peak = find(label, PEAK, count);
+            let overhead = time.median() - WAIT_MS as f64 / 1000.0;
+            table.row([
+                label.to_owned(),
+                count.to_string(),
+                format_with_spread(&time.summary, format_seconds),
+                format_seconds(overhead),
+                peak.map_or("—".to_owned(), |m| {
+                    format_with_spread(&m.summary, format_bytes)
+                }),
+                peak.map_or("—".to_owned(), |m| {
+                    format_bytes(m.median() / count.max(1) as f64)
+                }),
+            ]);
+            let x = categories.len() as f64;
+            categories.push(format!("{label} × {count}"));
+            let side = usize::from(time.implementation == Implementation::Python);
+            time_series[side]
+                .1
+                .push(Point::from_summary(x, &time.summary));
+            if let Some(m) = peak {
+                memory_series[side]
+                    .1
+                    .push(Point::from_summary(x, &m.summary));
+            }
+        }
+    }
+
+    let coroutines = [
+        Waiters::TokioTasks.label(),
+        Waiters::TriadAsync.label(),
+        PY_ASYNCIO,
+    ];
+    let mut verdicts = Vec::new();
+    let mut about_a_tenth = Checks::default();
+    let mut twenty_mb = Checks::default();
+    for label in coroutines {
+        if let Some(time) = find(label, TIME, count) {
+            about_a_tenth.check(
+                format!("{label} × {count}: {}", format_seconds(time.median())),
+                time.median() <= 0.15,
+            );
+        }
+        if let Some(peak) = find(label, PEAK, count) {
+            twenty_mb.check(
+                format!("{label} × {count}: {}", format_bytes(peak.median())),
+                (10e6..=40e6).contains(&peak.median()),
+            );
+        }
+    }
+    verdicts.push(about_a_tenth.verdict(
+        "10,000 coroutines that each wait 0.1 s finish in about 0.1 s in all (here: within \
+         0.15 s), as they wait concurrently.",
+        "输出约0.1秒,因为10000个协程并发等待I/O",
+    ));
+    verdicts.push(twenty_mb.verdict(
+        "10,000 coroutines take about 20 MB (here: within a factor of two).",
+        "10000个协程约20MB",
+    ));
+    let mut cheaper = Checks::default();
+    let threads = Waiters::Threads.label();
+    for label in [Waiters::TokioTasks.label(), Waiters::TriadAsync.label()] {
+        for (what, format) in [
+            (TIME, format_seconds as fn(f64) -> String),
+            (PEAK, format_bytes),
+        ] {
+            if let (Some(task), Some(thread)) =
+                (find(label, what, count), find(threads, what, count))
+            {
+                cheaper.check(
+                    format!(
+                        "{what}: {label} {} vs {threads} {}",
+                        format(task.median()),
+                        format(thread.median())
+                    ),
+                    task.median() < thread.median(),
+                );
+            }
+        }
+    }
+    verdicts.push(cheaper.verdict(
+        "Coroutines carry large numbers of concurrent waits more cheaply than threads.",
+        "为什么协程能处理大规模并发",
+    ));
+
+    notes.push(
+        "Peak memory growth is VmHWM after the run minus VmRSS before it, in a process used \
+         for nothing else; it includes the runtime's own start (a few hundred KiB)."
+            .to_owned(),
+    );
+    measurements.extend(python);
+    ExperimentReport {
+        method: format!(
+            "{count} waits of {WAIT_MS} ms started at once, each run in a fresh process \
+             (Rust: a triad fork-server worker; CPython: a forked child). tokio tasks: \
+             tokio::spawn(sleep) on a current-thread runtime, then each awaited; triad \
+             Mode::Async: triad::run with concurrency {count} over the async_sleep_ms task; \
+             Rust threads: one std::thread (2 MiB stack) per wait, then joined; CPython: the \
+             seed's asyncio.gather of handle_client coroutines. Time: from before the runtime \
+             or first thread starts to the last wait's end. Memory: peak resident (VmHWM, \
+             reset through /proc/self/clear_refs) minus resident at the start."
+        ),
+        measurements,
+        table,
+        charts: vec![
+            Chart {
+                title: format!("Total time of {count} concurrent {WAIT_MS} ms waits"),
+                kind: ChartKind::Bar,
+                x_label: "waiters".into(),
+                y_label: "seconds".into(),
+                x_scale: Scale::Linear,
+                y_scale: Scale::Log,
+                categories: categories.clone(),
+                series: time_series
+                    .into_iter()
+                    .map(|(label, points)| Series {
+                        label: label.into(),
+                        points,
+                    })
+                    .collect(),
+            },
+            Chart {
+                title: "Peak memory they add".into(),
+                kind: ChartKind::Bar,
+                x_label: "waiters".into(),
+                y_label: "bytes".into(),
+                x_scale: Scale::Linear,
+                y_scale: Scale::Log,
+                categories,
+                series: memory_series
+                    .into_iter()
+                    .map(|(label, points)| Series {
+                        label: label.into(),
+                        points,
+                    })
+                    .collect(),
+            },
+        ],
+        verdicts,
+        notes,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_of_waiter_waits_concurrently() {
+        for waiters in [Waiters::TokioTasks, Waiters::TriadAsync, Waiters::Threads] {
+            let waited = wait_and_measure(Crowd { waiters, count: 50 }).unwrap();
+            assert_eq!(waited.reached, 50);
+            assert!(
+                waited.seconds >= 0.1 && waited.seconds < 2.0,
+                "{waiters:?}: {} s",
+                waited.seconds
+            );
+        }
+    }
+}

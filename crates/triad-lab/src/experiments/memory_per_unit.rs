@@ -1,0 +1,660 @@
+//! `memory-per-unit` (seed 6.4.2): the memory one thread and one coroutine take — resident (in
+//! RAM) and reserved (address space) — at 1,000 to 1,000,000 units.
+//!
+//! Each measurement runs in a fresh worker process (triad's fork server, one task per process),
+//! so that no earlier heap is reused: it reads `VmRSS` and `VmSize` from `/proc/self/status`,
+//! starts N threads that park on a condition variable (with an 8 MiB stack, glibc's default and
+//! the seed's figure, and with Rust's default) or N tokio tasks that await a `Notify`, waits
+//! until all of them are parked, reads again, releases them and joins them. The difference over
+//! N is the cost of one unit. The CPython script does the same in a forked child per
+//! measurement, with `threading.Thread`s and asyncio tasks waiting on an `Event`. Thread counts
+//! are capped below this machine's limits (threads-max, pid_max, the process limit,
+//! `vm.max_map_count`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use serde::{Deserialize, Serialize};
+
+use super::cost_support::{
+    Checks, count_of, labelled, python_measurements, read_memory, run_in_fresh_worker,
+    shortfall_note, spawn_threads,
+};
+use crate::error::LabError;
+use crate::experiment::{Context, Experiment};
+use crate::python::PythonOutput;
+use crate::results::{
+    Chart, ChartKind, ExperimentReport, Implementation, Measurement, Point, Scale, Series, Table,
+};
+use crate::stats::{format_bytes, format_with_spread};
+
+/// The `memory-per-unit` experiment.
+#[derive(Debug)]
+pub(crate) struct MemoryPerUnit;
+
+/// The seed's thread stack, and glibc's default for a new thread when `ulimit -s` is 8 MiB.
+const SEED_STACK: u64 = 8 << 20;
+
+/// What a worker holds while its memory is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Units {
+    /// OS threads with this stack size (`None`: Rust's default).
+    Threads {
+        /// Bytes of stack asked for each thread.
+        stack: Option<u64>,
+    },
+    /// Tasks on a tokio current-thread runtime.
+    Tasks,
+}
+
+/// One measurement: hold `count` units and read the memory.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub(crate) struct Probe {
+    units: Units,
+    count: u64,
+}
+
+/// What holding the units cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Held {
+    /// How many units were held (fewer than asked if the system refused more).
+    reached: u64,
+    /// Growth of `VmRSS`, bytes.
+    resident: u64,
+    /// Growth of `VmSize`, bytes.
+    reserved: u64,
+    /// Why fewer units than asked were started.
+    stopped: Option<String>,
+}
+
+/// Holds `probe.count` units in this (fresh worker) process and reports the memory they took.
+#[triad::task]
+pub(crate) fn hold_units(probe: Probe) -> Result<Held, String> {
+    match probe.units {
+        Units::Threads { stack } => hold_threads(probe.count, stack),
+        Units::Tasks => hold_tasks(probe.count),
+    }
+    .map_err(|e| e.to_string())
+}
+
+/// Parked threads count themselves in and wait to be released. Arrivals wake only the
+/// measuring thread, and the release wakes only the parked ones.
+#[derive(Debug, Default)]
+struct Gate {
+    /// How many arrived, and whether they are released.
+    state: Mutex<(u64, bool)>,
+    arrived: Condvar,
+    released: Condvar,
+}
+
+impl Gate {
+    fn arrive_and_wait(&self) {
+        let mut state = self.state.lock().expect("the gate is never poisoned");
+        state.0 += 1;
+        self.arrived.notify_one();
+        let _released = self
+            .released
+            .wait_while(state, |(_, released)| !*released)
+            .expect("the gate is never poisoned");
+    }
+
+    fn wait_for(&self, arrivals: u64) {
+        let _all = self
+            .arrived
+            .wait_while(
+                self.state.lock().expect("the gate is never poisoned"),
+                |(arrived, _)| *arrived < arrivals,
+            )
+            .expect("the gate is never poisoned");
+    }
+
+    fn release(&self) {
+        self.state.lock().expect("the gate is never poisoned").1 = true;
+        self.released.notify_all();
+    }
+}
+
+fn hold_threads(count: u64, stack: Option<u64>) -> std::io::Result<Held> {
+    let before = read_memory()?;
+    let gate = Arc::new(Gate::default());
+    let (mut threads, stopped) = spawn_threads(count, stack, || {
+        let gate = Arc::clone(&gate);
+        move || gate.arrive_and_wait()
+    });
+    gate.wait_for(threads.len() as u64);
+    let during = read_memory();
+    gate.release();
+    for thread in threads.drain(..) {
+        thread.join().expect("a parked thread does not panic");
+    }
+    let during = during?;
+    Ok(Held {
+        reached: gate.state.lock().expect("the gate is never poisoned").0,
+        resident: during.resident.saturating_sub(before.resident),
+        reserved: during.reserved.saturating_sub(before.reserved),
+        stopped,
+    })
+}
+
+/// What the parked tasks share: how many started and finished, and the notices between them
+/// and the measuring task.
+#[derive(Debug, Default)]
+struct Crowd {
+    count: u64,
+    started: AtomicU64,
+    finished: AtomicU64,
+    release: tokio::sync::Notify,
+    all_started: tokio::sync::Notify,
+    all_finished: tokio::sync::Notify,
+}
+
+impl Crowd {
+    async fn wait_for_release(self: Arc<Self>) {
+        let released = self.release.notified();
+        if self.started.fetch_add(1, Ordering::AcqRel) + 1 == self.count {
+            self.all_started.notify_one();
+        }
+        released.await;
+        if self.finished.fetch_add(1, Ordering::AcqRel) + 1 == self.count {
+            self.all_finished.notify_one();
+        }
+    }
+}
+
+fn hold_tasks(count: u64) -> std::io::Result<Held> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let before = read_memory()?;
+    let during = runtime.block_on(async {
+        let crowd = Arc::new(Crowd {
+            count,
+            ..Crowd::default()
+        });
+        for _ in 0..count {
+            tokio::spawn(Arc::clone(&crowd).wait_for_release());
+        }
+        crowd.all_started.notified().await;
+        let during = read_memory();
+        crowd.release.notify_waiters();
+        crowd.all_finished.notified().await;
+        during
+    })?;
+    Ok(Held {
+        reached: count,
+        resident: during.resident.saturating_sub(before.resident),
+        reserved: during.reserved.saturating_sub(before.reserved),
+        stopped: None,
+    })
+}
+
+/// How many threads this machine lets one more process start, with the limits that decide it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct ThreadRoom {
+    /// 90 % of the smallest headroom below.
+    cap: u64,
+    /// The limits read, for a note.
+    description: String,
+}
+
+/// Reads the limits on threads: `threads-max`, `pid_max` and `RLIMIT_NPROC` against the
+/// threads that exist now (from `/proc/loadavg`), and `vm.max_map_count` (each thread maps its
+/// stack and a guard page).
+fn thread_room() -> ThreadRoom {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok())
+    };
+    let threads_max = read("/proc/sys/kernel/threads-max");
+    let pid_max = read("/proc/sys/kernel/pid_max");
+    let map_count = read("/proc/sys/vm/max_map_count");
+    let nproc = rustix::process::getrlimit(rustix::process::Resource::Nproc).current;
+    let in_use = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| threads_in_loadavg(&text))
+        .unwrap_or(0);
+    room_from_limits(threads_max, pid_max, nproc, map_count, in_use)
+}
+
+fn room_from_limits(
+    threads_max: Option<u64>,
+    pid_max: Option<u64>,
+    nproc: Option<u64>,
+    map_count: Option<u64>,
+    in_use: u64,
+) -> ThreadRoom {
+    const MAPS_PER_THREAD: u64 = 2;
+    const MAPS_OF_THE_PROCESS: u64 = 1000;
+    let for_threads = [threads_max, pid_max, nproc]
+        .into_iter()
+        .flatten()
+        .min()
+        .map(|limit| limit.saturating_sub(in_use));
+    let for_maps = map_count.map(|maps| maps.saturating_sub(MAPS_OF_THE_PROCESS) / MAPS_PER_THREAD);
+    let room = [for_threads, for_maps]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap_or(u64::MAX);
+    let show = |value: Option<u64>| value.map_or("unknown".to_owned(), |v| v.to_string());
+    ThreadRoom {
+        cap: room / 10 * 9,
+        description: format!(
+            "threads-max {}, pid_max {}, process limit (ulimit -u) {}, vm.max_map_count {}, \
+             threads running on the machine {in_use}",
+            show(threads_max),
+            show(pid_max),
+            nproc.map_or("unlimited".to_owned(), |v| v.to_string()),
+            show(map_count),
+        ),
+    }
+}
+
+/// The number of threads in `/proc/loadavg` (the denominator of its fourth field).
+fn threads_in_loadavg(text: &str) -> Option<u64> {
+    text.split_whitespace()
+        .nth(3)?
+        .split_once('/')?
+        .1
+        .parse()
+        .ok()
+}
+
+/// glibc's default stack for a new thread: the soft `RLIMIT_STACK`, or 8 MiB if unlimited.
+fn pthread_default_stack() -> u64 {
+    rustix::process::getrlimit(rustix::process::Resource::Stack)
+        .current
+        .unwrap_or(SEED_STACK)
+}
+
+/// One kind of unit measured at several counts, with the names its measurements carry.
+#[derive(Debug, Clone, Copy)]
+struct Kind {
+    units: Units,
+    label: &'static str,
+}
+
+const RUST_KINDS: [Kind; 3] = [
+    Kind {
+        units: Units::Threads {
+            stack: Some(SEED_STACK),
+        },
+        label: "Rust thread, 8 MiB stack",
+    },
+    Kind {
+        units: Units::Threads { stack: None },
+        label: "Rust thread, Rust's default stack",
+    },
+    Kind {
+        units: Units::Tasks,
+        label: "tokio task",
+    },
+];
+const PY_THREAD: &str = "CPython thread, default stack";
+const PY_TASK: &str = "asyncio task";
+const RESIDENT: &str = "resident per unit";
+const RESERVED: &str = "reserved per unit";
+
+impl Experiment for MemoryPerUnit {
+    fn id(&self) -> &'static str {
+        "memory-per-unit"
+    }
+
+    fn title(&self) -> &'static str {
+        "Memory per thread and per coroutine, resident and reserved"
+    }
+
+    fn seed_section(&self) -> &'static str {
+        "6.4.2"
+    }
+
+    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
+        let room = thread_room();
+        let wanted_threads: Vec<u64> =
+            ctx.pick(vec![50, 200], vec![1000, 10_000], vec![1000, 10_000]);
+        let thread_counts: Vec<u64> = wanted_threads.iter().map(|&n| n.min(room.cap)).collect();
+        let task_counts: Vec<u64> = ctx.pick(
+            vec![1000, 10_000],
+            vec![10_000, 100_000, 1_000_000],
+            vec![10_000, 100_000, 1_000_000],
+        );
+        // Readings repeat to the byte, while starting and joining 10,000 threads takes a
+        // second or more here: the largest sizes run once outside full runs, and quick runs
+        // measure Rust's default stack at the first thread count only.
+        let default_stack_counts = ctx.pick(
+            thread_counts.clone(),
+            thread_counts[..1].to_vec(),
+            thread_counts.clone(),
+        );
+        let mut plan = Vec::new();
+        for kind in RUST_KINDS {
+            let counts = match kind.units {
+                Units::Threads { stack: Some(_) } => &thread_counts,
+                Units::Threads { stack: None } => &default_stack_counts,
+                Units::Tasks => &task_counts,
+            };
+            for &count in counts {
+                let repetitions = match (kind.units, count) {
+                    (Units::Threads { .. }, 0..=1000) => ctx.pick(2, 2, 5),
+                    (Units::Threads { .. }, _) => ctx.pick(1, 1, 3),
+                    (Units::Tasks, 0..=10_000) => ctx.pick(2, 2, 7),
+                    (Units::Tasks, 10_001..=100_000) => ctx.pick(1, 1, 5),
+                    (Units::Tasks, _) => ctx.pick(1, 1, 3),
+                };
+                plan.push((kind, count, repetitions));
+            }
+        }
+        let total = plan.iter().map(|(_, _, reps)| *reps as u64).sum::<u64>() + 1;
+        let mut done = 0;
+        let mut notes = Vec::new();
+        if thread_counts != wanted_threads {
+            notes.push(format!(
+                "Thread counts were capped at {} by this machine's limits ({}).",
+                room.cap, room.description
+            ));
+        }
+        let mut measurements = Vec::new();
+        for (kind, count, reps) in plan {
+            let mut resident = Vec::new();
+            let mut reserved = Vec::new();
+            let mut reached = count;
+            for _ in 0..reps {
+                let probe = Probe {
+                    units: kind.units,
+                    count,
+                };
+                let held = run_in_fresh_worker(hold_units, probe, "a memory probe")?;
+                if let Some(why) = &held.stopped {
+                    notes.push(shortfall_note(kind.label, count, held.reached, why));
+                }
+                reached = reached.min(held.reached);
+                resident.push(held.resident as f64 / held.reached.max(1) as f64);
+                reserved.push(held.reserved as f64 / held.reached.max(1) as f64);
+                done += 1;
+                ctx.progress(done, total);
+            }
+            for (what, samples) in [(RESIDENT, resident), (RESERVED, reserved)] {
+                measurements.push(
+                    Measurement::new(
+                        labelled(kind.label, what),
+                        Implementation::Rust,
+                        "bytes",
+                        samples,
+                    )
+                    .param("count", reached),
+                );
+            }
+        }
+
+        let join = |counts: &[u64]| {
+            counts
+                .iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let python_task_counts: Vec<u64> = ctx.pick(
+            vec![1000, 10_000],
+            vec![10_000, 100_000],
+            vec![10_000, 100_000, 1_000_000],
+        );
+        // CPython starts threads slowly when thousands exist (10,000 take seconds), so quick
+        // runs measure 1,000 of them.
+        let python_thread_counts: Vec<u64> = ctx.pick(
+            thread_counts[..1].to_vec(),
+            thread_counts[..1].to_vec(),
+            thread_counts.clone(),
+        );
+        let python = ctx.python(
+            "memory_per_unit",
+            include_str!("../../python/memory_per_unit.py"),
+            &[
+                join(&python_thread_counts),
+                join(&python_task_counts),
+                ctx.pick(2, 2, 5).to_string(),
+            ],
+        )?;
+        ctx.progress(total, total);
+        let sizes = format!(
+            "Counts: Rust threads {} with 8 MiB stacks and {} with Rust's default, tokio tasks \
+             {}, CPython threads {}, asyncio tasks {}. Repetitions: {} per size up to 1,000 \
+             threads or 10,000 tasks, fewer above (the readings repeat to the byte).",
+            join(&thread_counts),
+            join(&default_stack_counts),
+            join(&task_counts),
+            join(&python_thread_counts),
+            join(&python_task_counts),
+            ctx.pick(2, 2, 5),
+        );
+        Ok(report(measurements, python, notes, &room, &sizes))
+    }
+}
+
+/// The measurement of `label`'s `what` at the largest count measured.
+fn largest<'a>(set: &'a [Measurement], label: &str, what: &str) -> Option<&'a Measurement> {
+    let name = labelled(label, what);
+    set.iter()
+        .filter(|m| m.name == name)
+        .max_by_key(|m| m.params.get("count").and_then(|c| c.as_u64()))
+}
+
+fn report(
+    mut measurements: Vec<Measurement>,
+    python: Option<PythonOutput>,
+    mut notes: Vec<String>,
+    room: &ThreadRoom,
+    sizes: &str,
+) -> ExperimentReport {
+    let python = python_measurements(python, &mut notes);
+    let all: Vec<Measurement> = measurements.iter().chain(&python).cloned().collect();
+    let labels = [
+        RUST_KINDS[0].label,
+        RUST_KINDS[1].label,
+        RUST_KINDS[2].label,
+        PY_THREAD,
+        PY_TASK,
+    ];
+
+    let mut table = Table::new([
+        "unit",
+        "count",
+        "resident per unit",
+        "reserved per unit",
+        "resident in all",
+    ]);
+    let mut resident_chart = Vec::new();
+    let mut reserved_chart = Vec::new();
+    for label in labels {
+        let mut resident_points = Vec::new();
+        let mut reserved_points = Vec::new();
+        for resident in all.iter().filter(|m| m.name == labelled(label, RESIDENT)) {
+            let count = count_of(resident);
+            let reserved = all
+                .iter()
+                .find(|m| m.name == labelled(label, RESERVED) && count_of(m) == count);
+            table.row([
+                label.to_owned(),
+                count.to_string(),
+                format_with_spread(&resident.summary, format_bytes),
+                reserved.map_or("—".to_owned(), |m| {
+                    format_with_spread(&m.summary, format_bytes)
+                }),
+                format_bytes(resident.median() * count as f64),
+            ]);
+            resident_points.push(Point::from_summary(count as f64, &resident.summary));
+            if let Some(m) = reserved {
+                reserved_points.push(Point::from_summary(count as f64, &m.summary));
+            }
+        }
+        resident_chart.push(Series {
+            label: label.to_owned(),
+            points: resident_points,
+        });
+        reserved_chart.push(Series {
+            label: label.to_owned(),
+            points: reserved_points,
+        });
+    }
+
+    let mut verdicts = Vec::new();
+    let mut two_kb = Checks::default();
+    for label in [RUST_KINDS[2].label, PY_TASK] {
+        if let Some(m) = largest(&all, label, RESIDENT) {
+            two_kb.check(
+                format!(
+                    "{label}, {} of them: {} resident each",
+                    count_of(m),
+                    format_bytes(m.median())
+                ),
+                (1000.0..=4000.0).contains(&m.median()),
+            );
+        }
+    }
+    verdicts.push(two_kb.verdict(
+        "A coroutine takes about 2 KB (within a factor of two).",
+        "每个协程约2KB(栈帧)",
+    ));
+
+    let near_eight_mib = |bytes: f64| (0.75..=1.25).contains(&(bytes / SEED_STACK as f64));
+    let mut reserved_holds = Vec::new();
+    let mut resident_holds = Vec::new();
+    let mut evidence = Vec::new();
+    for label in [RUST_KINDS[0].label, PY_THREAD] {
+        if let (Some(resident), Some(reserved)) = (
+            largest(&all, label, RESIDENT),
+            largest(&all, label, RESERVED),
+        ) {
+            let count = count_of(resident) as f64;
+            reserved_holds.push(near_eight_mib(reserved.median()));
+            resident_holds.push(near_eight_mib(resident.median()));
+            evidence.push(format!(
+                "{label}, {count} of them: {} reserved ({} each), {} resident ({} each)",
+                format_bytes(reserved.median() * count),
+                format_bytes(reserved.median()),
+                format_bytes(resident.median() * count),
+                format_bytes(resident.median()),
+            ));
+        }
+    }
+    let outcome = if !resident_holds.is_empty() && resident_holds.iter().all(|&h| h) {
+        crate::results::Outcome::Confirmed
+    } else if reserved_holds.iter().all(|&h| !h) {
+        crate::results::Outcome::Refuted
+    } else {
+        crate::results::Outcome::Depends
+    };
+    verdicts.push(crate::results::Verdict {
+        claim: "A thread takes about 8 MB (its stack), so 10,000 threads need 80 GB.".to_owned(),
+        quote: "如果用线程,每个约8MB(线程栈),10000个需要80GB!".to_owned(),
+        outcome,
+        evidence: evidence.join("; "),
+    });
+
+    let mut default_stack = Checks::default();
+    let glibc = pthread_default_stack();
+    default_stack.check(
+        format!(
+            "glibc's default thread stack here (ulimit -s): {}",
+            format_bytes(glibc as f64)
+        ),
+        glibc == SEED_STACK,
+    );
+    for label in [PY_THREAD, RUST_KINDS[1].label] {
+        if let Some(m) = largest(&all, label, RESERVED) {
+            default_stack.check(
+                format!("{label}: {} reserved each", format_bytes(m.median())),
+                near_eight_mib(m.median()),
+            );
+        }
+    }
+    verdicts.push(default_stack.verdict(
+        "A thread's stack is 8 MB by default on Linux.",
+        "默认8MB(Linux)",
+    ));
+
+    notes.push(format!(
+        "Limits on threads here: {}. A thread's reserved stack costs address space, not RAM: \
+         only the pages it touches become resident.",
+        room.description
+    ));
+    notes.push(
+        "Reserved per thread is above the stack size at small counts: the first threads that \
+         allocate get glibc malloc arenas of their own (64 MiB of address space each, up to \
+         8 per core), shared out over fewer threads."
+            .to_owned(),
+    );
+    measurements.extend(python);
+    ExperimentReport {
+        method: format!(
+            "Each measurement runs in a fresh worker process (Rust: a triad fork-server \
+             worker; CPython: a forked child): it reads VmRSS (resident) and VmSize (reserved) \
+             from /proc/self/status, starts N units that park (threads on a condition \
+             variable, tokio tasks on a Notify, CPython threads and asyncio tasks on an \
+             Event), waits until every one is parked, reads again, then releases and joins \
+             them. Per unit = growth ÷ N. {sizes}"
+        ),
+        measurements,
+        table,
+        charts: vec![
+            Chart {
+                title: "Resident memory per unit".into(),
+                kind: ChartKind::Line,
+                x_label: "units held".into(),
+                y_label: "bytes per unit (resident)".into(),
+                x_scale: Scale::Log,
+                y_scale: Scale::Log,
+                categories: Vec::new(),
+                series: resident_chart,
+            },
+            Chart {
+                title: "Reserved address space per unit".into(),
+                kind: ChartKind::Line,
+                x_label: "units held".into(),
+                y_label: "bytes per unit (reserved)".into(),
+                x_scale: Scale::Log,
+                y_scale: Scale::Log,
+                categories: Vec::new(),
+                series: reserved_chart,
+            },
+        ],
+        verdicts,
+        notes,
+        ..Default::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loadavg_gives_the_thread_count() {
+        assert_eq!(
+            threads_in_loadavg("0.50 0.40 0.30 2/345 12345\n"),
+            Some(345)
+        );
+        assert_eq!(threads_in_loadavg("garbage"), None);
+    }
+
+    #[test]
+    fn the_room_is_the_tightest_limit_less_what_is_used() {
+        let room = room_from_limits(Some(100_000), Some(32_768), None, Some(65_530), 768);
+        assert_eq!(room.cap, 32_000 / 10 * 9);
+        let maps_bound = room_from_limits(Some(100_000), None, None, Some(11_000), 0);
+        assert_eq!(maps_bound.cap, 5000 / 10 * 9);
+        assert!(room.description.contains("unlimited"));
+        assert_eq!(
+            room_from_limits(None, None, None, None, 0).cap,
+            u64::MAX / 10 * 9
+        );
+    }
+
+    #[test]
+    fn threads_and_tasks_are_held_and_released() {
+        let threads = hold_threads(20, Some(256 << 10)).unwrap();
+        assert_eq!((threads.reached, threads.stopped), (20, None));
+        let tasks = hold_tasks(2000).unwrap();
+        assert_eq!(tasks.reached, 2000);
+    }
+}

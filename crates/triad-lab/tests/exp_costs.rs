@@ -1,0 +1,200 @@
+//! The cost experiments (`switch-cost`, `spawn-cost`, `memory-per-unit`, `c10k`) at toy size:
+//! every path runs, and the results have the shape and sanity the report relies on.
+
+use std::sync::Mutex;
+
+use triad_lab::experiment::Scale;
+use triad_lab::results::{ExperimentReport, Implementation, Outcome};
+use triad_lab::{Config, PythonChoice, Quiet};
+
+triad::test_support!();
+
+/// The experiments time threads and processes: one at a time, as the lab runs them, or each
+/// would time the others' threads.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Runs experiment `id` at toy size and checks what every experiment must have.
+fn run_toy(id: &str) -> ExperimentReport {
+    let _alone = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let config = Config {
+        scale: Scale::Toy,
+        only: Some(vec![id.to_owned()]),
+        python: PythonChoice::Auto,
+    };
+    let lab = triad_lab::run(&config, &mut Quiet).unwrap();
+    assert!(lab.failures.is_empty(), "{:?}", lab.failures);
+    let report = lab.experiments.into_iter().next().unwrap();
+    assert_eq!(report.id, id);
+    assert!(!report.method.is_empty());
+    assert!(!report.table.rows.is_empty());
+    assert!(!report.charts.is_empty());
+    for measurement in &report.measurements {
+        assert!(
+            !measurement.samples.is_empty(),
+            "{} has no samples",
+            measurement.name
+        );
+        assert!(
+            measurement
+                .samples
+                .iter()
+                .all(|s| s.is_finite() && *s >= 0.0),
+            "{}: {:?}",
+            measurement.name,
+            measurement.samples
+        );
+    }
+    for verdict in &report.verdicts {
+        assert!(!verdict.quote.is_empty() && !verdict.evidence.is_empty());
+    }
+    let python_ran = report
+        .measurements
+        .iter()
+        .any(|m| m.implementation == Implementation::Python);
+    assert_eq!(
+        python_ran,
+        triad_lab::Python::find().is_ok(),
+        "{:?}",
+        report.notes
+    );
+    report
+}
+
+fn median(report: &ExperimentReport, name: &str, key: &str, value: &str) -> f64 {
+    report
+        .measurements
+        .iter()
+        .find(|m| m.name == name && m.params.get(key).and_then(|v| v.as_str()) == Some(value))
+        .unwrap_or_else(|| panic!("no measurement {name} with {key}={value}"))
+        .median()
+}
+
+#[test]
+fn switch_cost_measures_every_hand_over() {
+    let report = run_toy("switch-cost");
+    assert_eq!(report.verdicts.len(), 5);
+    for name in [
+        "threads, Mutex + Condvar",
+        "threads, futex",
+        "threads, pipe",
+        "processes, pipe",
+    ] {
+        for placement in ["pinned", "free"] {
+            let seconds = median(&report, name, "placement", placement);
+            assert!(
+                seconds > 1e-8 && seconds < 1e-2,
+                "{name} {placement}: {seconds}"
+            );
+        }
+    }
+    let coroutine = median(
+        &report,
+        "coroutines, tokio yield_now",
+        "placement",
+        "one thread",
+    );
+    let thread = median(&report, "threads, Mutex + Condvar", "placement", "pinned");
+    assert!(
+        coroutine < thread,
+        "a yield {coroutine} s vs a thread switch {thread} s"
+    );
+    assert!(report.verdicts.iter().all(|v| v.evidence.contains("Rust")));
+    assert_eq!(report.table.rows.len(), 11);
+}
+
+#[test]
+fn spawn_cost_starts_every_kind_of_unit() {
+    let report = run_toy("spawn-cost");
+    assert_eq!(report.verdicts.len(), 4);
+    let rust = |name: &str| {
+        report
+            .measurements
+            .iter()
+            .find(|m| m.name == name && m.implementation == Implementation::Rust)
+            .unwrap_or_else(|| panic!("no {name}"))
+            .median()
+    };
+    let thread = rust("thread spawn + join");
+    let task = rust("tokio task spawn + await, current-thread runtime");
+    let spawned = rust("triad worker, spawn");
+    assert!(task < thread, "task {task} s, thread {thread} s");
+    assert!(
+        thread < spawned,
+        "thread {thread} s, spawned worker {spawned} s"
+    );
+    assert!(rust("fork + _exit + waitpid") > 0.0);
+    assert!(rust("triad worker, fork server") > 0.0);
+    // The test harness runs threads, so triad's fork method refuses, and says so.
+    assert!(
+        report.notes.iter().any(|n| n.contains("fork start method")),
+        "{:?}",
+        report.notes
+    );
+    // A task starts about a hundred times faster than a thread, in both languages.
+    assert_eq!(
+        report.verdicts[3].outcome,
+        Outcome::Confirmed,
+        "{:?}",
+        report.verdicts[3]
+    );
+}
+
+fn bytes(report: &ExperimentReport, name: &str) -> (u64, f64) {
+    let measurement = report
+        .measurements
+        .iter()
+        .filter(|m| m.name == name)
+        .max_by_key(|m| m.params["count"].as_u64())
+        .unwrap_or_else(|| panic!("no {name}"));
+    (
+        measurement.params["count"].as_u64().unwrap(),
+        measurement.median(),
+    )
+}
+
+#[test]
+fn memory_per_unit_separates_reserved_from_resident() {
+    let report = run_toy("memory-per-unit");
+    assert_eq!(report.verdicts.len(), 3);
+    let (threads, reserved) = bytes(&report, "Rust thread, 8 MiB stack: reserved per unit");
+    let (_, resident) = bytes(&report, "Rust thread, 8 MiB stack: resident per unit");
+    assert_eq!(threads, 200);
+    assert!(
+        reserved >= (8 << 20) as f64,
+        "a thread reserved {reserved} bytes"
+    );
+    assert!(
+        resident > 0.0 && resident < (1 << 20) as f64,
+        "a thread holds {resident} bytes"
+    );
+    let (tasks, task) = bytes(&report, "tokio task: resident per unit");
+    assert_eq!(tasks, 10_000);
+    assert!(task > 16.0 && task < 16_384.0, "a task holds {task} bytes");
+    assert!(task < resident);
+    let thread_verdict = &report.verdicts[1];
+    assert_ne!(
+        thread_verdict.outcome,
+        Outcome::Confirmed,
+        "{thread_verdict:?}"
+    );
+}
+
+#[test]
+fn c10k_waits_concurrently() {
+    let report = run_toy("c10k");
+    assert_eq!(report.verdicts.len(), 3);
+    for waiters in ["tokio tasks", "triad Mode::Async", "Rust threads"] {
+        let (count, seconds) = bytes(&report, &format!("{waiters}: total time"));
+        assert_eq!(count, 200);
+        // 200 waits of 100 ms one after another would take 20 s.
+        assert!((0.1..2.0).contains(&seconds), "{waiters}: {seconds} s");
+    }
+    let (_, tasks) = bytes(&report, "tokio tasks: peak memory growth");
+    let (_, threads) = bytes(&report, "Rust threads: peak memory growth");
+    assert!(
+        tasks < threads,
+        "tasks {tasks} bytes, threads {threads} bytes"
+    );
+}
