@@ -2,7 +2,9 @@
 
 use crate::experiment::Experiment;
 
+mod select_poll_epoll;
+
 /// Every experiment, in run order.
 pub fn catalogue() -> &'static [&'static dyn Experiment] {
-    &[]
+    &[&select_poll_epoll::SelectPollEpoll]
 }
