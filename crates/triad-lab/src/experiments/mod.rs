@@ -2,9 +2,13 @@
 
 use crate::experiment::Experiment;
 
+mod event_loop;
 mod select_poll_epoll;
 
 /// Every experiment, in run order.
 pub fn catalogue() -> &'static [&'static dyn Experiment] {
-    &[&select_poll_epoll::SelectPollEpoll]
+    &[
+        &select_poll_epoll::SelectPollEpoll,
+        &event_loop::EventLoopExhibit,
+    ]
 }
