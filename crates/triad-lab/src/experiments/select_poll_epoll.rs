@@ -103,7 +103,7 @@ impl Experiment for SelectPollEpoll {
                 Duration::from_millis(3),
                 Duration::from_millis(10),
             ),
-            samples: ctx.pick(3, 9, 21),
+            samples: ctx.pick(5, 9, 21),
         };
         let mut notes = Vec::new();
         let limit = RaisedFileLimit::raise_to(

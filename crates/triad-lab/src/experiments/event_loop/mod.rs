@@ -71,11 +71,11 @@ struct Plan {
 impl Plan {
     fn for_context(ctx: &Context<'_>) -> Self {
         Self {
-            repetitions: ctx.pick(3, 5, 10),
+            repetitions: ctx.pick(3, 5, 7),
             spawn_tasks: ctx.pick(1_000, 10_000, 50_000),
             yield_switches: ctx.pick(2_000, 20_000, 100_000),
             ping_pong_rounds: ctx.pick(1_000, 5_000, 20_000),
-            sleepers: ctx.pick(1_000, 10_000, 100_000),
+            sleepers: ctx.pick(1_000, 10_000, 50_000),
             sleep: Duration::from_millis(ctx.pick(5, 10, 10)),
             echo_rounds: ctx.pick(200, 1_000, 3_000),
             echo_bytes: 64,

@@ -69,19 +69,29 @@ impl Selector {
         })
     }
 
-    /// Waits up to `timeout` (`None`: until an event) and wakes the tasks whose descriptors
-    /// became ready. An interrupted wait (`EINTR`) counts as a wait with no events.
-    pub(super) fn select(&self, timeout: Option<Duration>) -> io::Result<()> {
+    /// Waits up to `timeout` (`None`: until an event), calls `before_waking` with whether the
+    /// loop's wake eventfd fired, then wakes the tasks whose descriptors became ready. An
+    /// interrupted wait (`EINTR`) counts as a wait with no events.
+    pub(super) fn select(
+        &self,
+        timeout: Option<Duration>,
+        before_waking: impl FnOnce(bool),
+    ) -> io::Result<()> {
         let timeout = timeout.map(|t| Timespec {
             tv_sec: t.as_secs().try_into().unwrap_or(i64::MAX),
             tv_nsec: t.subsec_nanos().into(),
         });
         let mut buffer = [MaybeUninit::<epoll::Event>::uninit(); EVENTS_PER_WAIT];
-        let events = match epoll::wait(&self.epoll, &mut buffer, timeout.as_ref()) {
+        let events: &[epoll::Event] = match epoll::wait(&self.epoll, &mut buffer, timeout.as_ref())
+        {
             Ok((events, _)) => events,
-            Err(Errno::INTR) => return Ok(()),
-            Err(error) => return Err(error.into()),
+            Err(Errno::INTR) => &[],
+            Err(error) => {
+                before_waking(false);
+                return Err(error.into());
+            }
         };
+        before_waking(events.iter().any(|event| event.data.u64() == WAKE_TOKEN));
         let mut to_wake = Vec::new();
         {
             let mut sources = self.sources.borrow_mut();

@@ -128,11 +128,15 @@ impl ReadyQueue {
         state.loop_is_waiting
     }
 
-    fn stop_waiting(&self) {
+    /// The loop is back from the selector; `wake_fd_fired`: the eventfd was written, and is
+    /// emptied here.
+    fn stop_waiting(&self, wake_fd_fired: bool) {
         self.lock().loop_is_waiting = false;
-        let mut counter = [0u8; 8];
-        // Empties the eventfd; EAGAIN means no wake was written, which is fine.
-        let _ = rustix::io::read(&self.wake_fd, &mut counter);
+        if wake_fd_fired {
+            let mut counter = [0u8; 8];
+            // EAGAIN (another read emptied it) is fine: there is nothing left to empty.
+            let _ = rustix::io::read(&self.wake_fd, &mut counter);
+        }
     }
 }
 
@@ -479,16 +483,20 @@ impl EventLoop {
             if core.ready.is_empty() {
                 busy_turns = 0;
                 if core.ready.start_waiting() {
-                    let waited = core.selector.select(core.time_to_next_timer());
-                    core.ready.stop_waiting();
-                    waited.expect("epoll_wait on the reference loop's selector");
+                    core.selector
+                        .select(core.time_to_next_timer(), |fired| {
+                            core.ready.stop_waiting(fired);
+                        })
+                        .expect("epoll_wait on the reference loop's selector");
                     core.fire_due_timers();
                 }
             } else {
                 busy_turns += 1;
                 if busy_turns.is_multiple_of(TURNS_BETWEEN_IO_CHECKS) {
                     core.selector
-                        .select(Some(Duration::ZERO))
+                        .select(Some(Duration::ZERO), |fired| {
+                            core.ready.stop_waiting(fired);
+                        })
                         .expect("epoll_wait on the reference loop's selector");
                 }
             }
