@@ -148,12 +148,14 @@ impl Experiment for SelectPollEpoll {
             }
         }
 
+        let sizes = plan
+            .sizes
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         let args = vec![
-            plan.sizes
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
+            sizes.replace(' ', ""),
             plan.batch_time.as_secs_f64().to_string(),
             plan.samples.to_string(),
         ];
@@ -186,8 +188,8 @@ impl Experiment for SelectPollEpoll {
 
         Ok(ExperimentReport {
             method: format!(
-                "Each of {sizes} watched descriptors is an AF_UNIX datagram socket; all are idle \
-                 but the last (highest-numbered) one, which holds an unread datagram, so every \
+                "N = {sizes} descriptors are watched for reading, each an AF_UNIX datagram \
+                 socket; all are idle but the last (highest-numbered) one, which holds an unread datagram, so every \
                  call returns exactly one ready descriptor at once. select rebuilds its 1024-bit \
                  set from a template before each call (as a C program must), poll reuses its \
                  array, epoll's set is built once and epoll_wait asks for up to 64 events. A \
@@ -197,12 +199,6 @@ impl Experiment for SelectPollEpoll {
                  kind and number of sockets (descriptors passed as integers). The verdicts draw \
                  cost = fixed + per-descriptor × n through each method's medians at its \
                  smallest and largest sizes.",
-                sizes = plan
-                    .sizes
-                    .iter()
-                    .map(usize::to_string)
-                    .collect::<Vec<_>>()
-                    .join(", "),
                 batch = format_seconds(plan.batch_time.as_secs_f64()),
                 samples = plan.samples,
             ),
