@@ -1,8 +1,11 @@
-//! The catalogue: every experiment, in the order the lab runs them (the seed's order).
+//! The catalogue: every experiment, in the order the lab runs them (the order, which
+//! follows the seed).
 
 mod c10k;
 mod cost_support;
+mod event_loop;
 mod memory_per_unit;
+mod select_poll_epoll;
 mod spawn_cost;
 mod switch_cost;
 
@@ -15,5 +18,7 @@ pub fn catalogue() -> &'static [&'static dyn Experiment] {
         &spawn_cost::SpawnCost,
         &memory_per_unit::MemoryPerUnit,
         &c10k::C10k,
+        &select_poll_epoll::SelectPollEpoll,
+        &event_loop::EventLoopExhibit,
     ]
 }

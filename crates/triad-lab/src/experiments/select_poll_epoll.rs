@@ -1,0 +1,811 @@
+//! `select-poll-epoll` (seed §5.3.4): the cost of one readiness wait against the number of
+//! descriptors watched.
+//!
+//! N descriptors are watched for reading: N − 1 idle datagram sockets (one descriptor each, so
+//! that 10,000 fit under the usual limit of open files) and one socket that always holds an
+//! unread datagram, opened last so that it has the highest number and comes last in every set.
+//! Every call therefore finds exactly one ready descriptor — many idle connections, one active —
+//! and `select(2)` and `poll(2)` look at every idle descriptor before they reach it, while
+//! `epoll_wait(2)` reads the ready list of an epoll set built once. The time per call is the
+//! median over batches of calls, after a warm-up that also sizes the batches. `select` stops at
+//! `FD_SETSIZE` (1024) descriptors, as glibc's `fd_set` and CPython's `select.select` do.
+
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use rustix::event::{FdSetElement, PollFd, PollFlags, Timespec, epoll, fd_set_insert};
+use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
+use rustix::process::{Resource, Rlimit};
+
+use crate::error::LabError;
+use crate::experiment::{Context, Experiment};
+use crate::results::{
+    Chart, ChartKind, ExperimentReport, Implementation, Measurement, Outcome, Point, Scale, Series,
+    Table, Verdict,
+};
+use crate::stats::{Summary, format_seconds, format_with_spread};
+
+/// The experiment.
+#[derive(Debug)]
+pub(crate) struct SelectPollEpoll;
+
+/// The highest descriptor number plus one that an `fd_set` holds (glibc and CPython).
+const FD_SETSIZE: usize = libc::FD_SETSIZE;
+
+/// Descriptors kept free beside the watched ones (standard streams, the epoll set, the
+/// ready socket's peer, the CPython child's pipes, whatever the test harness holds).
+const SPARE_DESCRIPTORS: u64 = 64;
+
+/// How long a wait may block; every call finds a ready descriptor at once, so it never does.
+const WAIT_TIMEOUT: Timespec = Timespec {
+    tv_sec: 1,
+    tv_nsec: 0,
+};
+
+/// When the per-descriptor term makes at least this share of the cost at the largest size, the
+/// cost is linear in the number of descriptors: O(n).
+const LINEAR_SHARE: f64 = 0.5;
+/// When it makes at most this share, the cost does not depend on the number: O(1).
+const FLAT_SHARE: f64 = 0.2;
+
+/// One of the three readiness interfaces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Select,
+    Poll,
+    Epoll,
+}
+
+impl Method {
+    const ALL: [Method; 3] = [Method::Select, Method::Poll, Method::Epoll];
+
+    fn name(self) -> &'static str {
+        match self {
+            Method::Select => "select",
+            Method::Poll => "poll",
+            Method::Epoll => "epoll",
+        }
+    }
+}
+
+/// Sizes and repetitions for one scale.
+#[derive(Debug, Clone)]
+struct Plan {
+    sizes: Vec<usize>,
+    /// Wall time of one batch of calls (one sample).
+    batch_time: Duration,
+    samples: usize,
+}
+
+impl Experiment for SelectPollEpoll {
+    fn id(&self) -> &'static str {
+        "select-poll-epoll"
+    }
+
+    fn title(&self) -> &'static str {
+        "select vs poll vs epoll: readiness-wait cost against the number of descriptors"
+    }
+
+    fn seed_section(&self) -> &'static str {
+        "5.3.4"
+    }
+
+    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
+        let mut plan = Plan {
+            sizes: ctx.pick(
+                vec![10, 100],
+                vec![10, 100, 1_000, 10_000],
+                vec![10, 30, 100, 300, 1_000, 3_000, 10_000],
+            ),
+            batch_time: ctx.pick(
+                Duration::from_micros(500),
+                Duration::from_millis(3),
+                Duration::from_millis(10),
+            ),
+            samples: ctx.pick(5, 9, 21),
+        };
+        let mut notes = Vec::new();
+        let limit = RaisedFileLimit::raise_to(
+            *plan.sizes.iter().max().unwrap_or(&0) as u64 + SPARE_DESCRIPTORS,
+        )?;
+        notes.extend(limit.note.clone());
+        let reachable = limit.usable.saturating_sub(SPARE_DESCRIPTORS) as usize;
+        if plan.sizes.iter().any(|&n| n > reachable) {
+            notes.push(format!(
+                "The open-file limit here ({}) leaves room for {reachable} watched descriptors: \
+                 larger sizes were skipped.",
+                limit.usable
+            ));
+            plan.sizes.retain(|&n| n <= reachable);
+        }
+
+        let total_steps = (plan.sizes.len() * Method::ALL.len()) as u64 + 1;
+        let mut done = 0;
+        let mut measurements = Vec::new();
+        for &n in &plan.sizes {
+            let watched = Watched::open(n)
+                .map_err(|e| LabError::os(format!("opening {n} sockets"), e.into()))?;
+            for method in Method::ALL {
+                if method == Method::Select && watched.highest_fd() as usize >= FD_SETSIZE {
+                    if n < FD_SETSIZE {
+                        notes.push(format!(
+                            "select was skipped at {n} descriptors: their numbers reach {}, \
+                             past FD_SETSIZE ({FD_SETSIZE}).",
+                            watched.highest_fd()
+                        ));
+                    }
+                } else {
+                    let (samples, batch) = measure(&watched, method, &plan)?;
+                    measurements.push(
+                        Measurement::new(method.name(), Implementation::Rust, "s", samples)
+                            .param("descriptors", n)
+                            .param("calls_per_sample", batch),
+                    );
+                }
+                done += 1;
+                ctx.progress(done, total_steps);
+            }
+        }
+
+        let sizes = plan
+            .sizes
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
+        let args = vec![
+            sizes.replace(' ', ""),
+            plan.batch_time.as_secs_f64().to_string(),
+            plan.samples.to_string(),
+        ];
+        let python = ctx.python(
+            "select_poll_epoll",
+            include_str!("../../python/select_poll_epoll.py"),
+            &args,
+        )?;
+        ctx.progress(total_steps, total_steps);
+        // CPython inherited the raised limit; it is put back now.
+        drop(limit);
+        let python_refused_high_fd = match python {
+            Some(output) => {
+                notes.extend(output.notes);
+                let refused = output
+                    .measurements
+                    .iter()
+                    .find(|m| m.name == "select refuses a descriptor >= FD_SETSIZE")
+                    .map(|m| m.median() > 0.0);
+                measurements.extend(output.measurements);
+                refused
+            }
+            None => {
+                notes.push(
+                    "No CPython column: python3 is not available to this lab run.".to_owned(),
+                );
+                None
+            }
+        };
+
+        Ok(ExperimentReport {
+            method: format!(
+                "N = {sizes} descriptors are watched for reading, each an AF_UNIX datagram \
+                 socket; all are idle but the last (highest-numbered) one, which holds an unread datagram, so every \
+                 call returns exactly one ready descriptor at once. select rebuilds its 1024-bit \
+                 set from a template before each call (as a C program must), poll reuses its \
+                 array, epoll's set is built once and epoll_wait asks for up to 64 events. A \
+                 sample is the mean time per call over a batch sized to about {batch} after a \
+                 warm-up; {samples} samples per point, median shown with its interquartile \
+                 spread. CPython runs select.select, select.poll and select.epoll on the same \
+                 kind and number of sockets (descriptors passed as integers). The verdicts draw \
+                 cost = fixed + per-descriptor × n through each method's medians at its \
+                 smallest and largest sizes.",
+                batch = format_seconds(plan.batch_time.as_secs_f64()),
+                samples = plan.samples,
+            ),
+            table: table(&plan.sizes, &measurements),
+            charts: vec![chart(&measurements)],
+            verdicts: verdicts(&plan.sizes, &measurements, python_refused_high_fd),
+            notes: with_fd_setsize_note(notes),
+            measurements,
+            ..Default::default()
+        })
+    }
+}
+
+fn with_fd_setsize_note(mut notes: Vec<String>) -> Vec<String> {
+    notes.push(format!(
+        "select is not measured past {FD_SETSIZE} descriptors: glibc's fd_set and CPython's \
+         select.select hold descriptor numbers below FD_SETSIZE = {FD_SETSIZE} only (the Linux \
+         system call itself takes larger bitmaps, but no portable program can pass them)."
+    ));
+    notes
+}
+
+/// The soft `RLIMIT_NOFILE`, raised towards the hard limit for this process while it lives.
+struct RaisedFileLimit {
+    original: Rlimit,
+    raised: bool,
+    /// The soft limit in force.
+    usable: u64,
+    note: Option<String>,
+}
+
+impl RaisedFileLimit {
+    fn raise_to(wanted: u64) -> Result<Self, LabError> {
+        let original = rustix::process::getrlimit(Resource::Nofile);
+        let soft = original.current.unwrap_or(u64::MAX);
+        let hard = original.maximum.unwrap_or(u64::MAX);
+        if soft >= wanted {
+            return Ok(Self {
+                original,
+                raised: false,
+                usable: soft,
+                note: None,
+            });
+        }
+        let target = wanted.min(hard);
+        rustix::process::setrlimit(
+            Resource::Nofile,
+            Rlimit {
+                current: Some(target),
+                maximum: original.maximum,
+            },
+        )
+        .map_err(|e| LabError::os("raising the open-file limit", e.into()))?;
+        Ok(Self {
+            original,
+            raised: true,
+            usable: target,
+            note: Some(format!(
+                "The soft open-file limit was raised from {soft} to {target} for this process \
+                 while the experiment ran, and put back after."
+            )),
+        })
+    }
+}
+
+impl Drop for RaisedFileLimit {
+    fn drop(&mut self) {
+        if self.raised {
+            let _ = rustix::process::setrlimit(Resource::Nofile, self.original);
+        }
+    }
+}
+
+/// The watched sockets: idle ones, then the one that is always readable.
+struct Watched {
+    idle: Vec<OwnedFd>,
+    ready: OwnedFd,
+    /// The ready socket's peer, kept open so that the datagram's sender stays connected.
+    _peer: OwnedFd,
+}
+
+impl Watched {
+    fn open(count: usize) -> rustix::io::Result<Self> {
+        let idle = (1..count)
+            .map(|_| {
+                rustix::net::socket_with(
+                    AddressFamily::UNIX,
+                    SocketType::DGRAM,
+                    SocketFlags::CLOEXEC,
+                    None,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let (ready, peer) = rustix::net::socketpair(
+            AddressFamily::UNIX,
+            SocketType::DGRAM,
+            SocketFlags::CLOEXEC,
+            None,
+        )?;
+        rustix::net::send(&peer, b"ready", SendFlags::empty())?;
+        Ok(Self {
+            idle,
+            ready,
+            _peer: peer,
+        })
+    }
+
+    /// Every watched descriptor, the ready one last.
+    fn all(&self) -> impl Iterator<Item = BorrowedFd<'_>> {
+        self.idle
+            .iter()
+            .map(AsFd::as_fd)
+            .chain(std::iter::once(self.ready.as_fd()))
+    }
+
+    fn highest_fd(&self) -> RawFd {
+        self.all().map(|fd| fd.as_raw_fd()).max().unwrap_or(0)
+    }
+}
+
+/// One readiness interface, set up over the watched sockets and ready to wait.
+enum Waiter<'a> {
+    Select {
+        template: Vec<FdSetElement>,
+        set: Vec<FdSetElement>,
+        nfds: i32,
+        _watched: &'a Watched,
+    },
+    Poll(Vec<PollFd<'a>>),
+    Epoll {
+        epoll: OwnedFd,
+        events: Box<[MaybeUninit<epoll::Event>; 64]>,
+    },
+}
+
+impl<'a> Waiter<'a> {
+    /// A waiter by `method`; `select` over descriptors numbered past `FD_SETSIZE` is `INVAL`.
+    fn new(watched: &'a Watched, method: Method) -> rustix::io::Result<Self> {
+        Ok(match method {
+            Method::Select if watched.highest_fd() as usize >= FD_SETSIZE => {
+                return Err(rustix::io::Errno::INVAL);
+            }
+            Method::Select => {
+                let elements = FD_SETSIZE / (8 * std::mem::size_of::<FdSetElement>());
+                let mut template = vec![FdSetElement::default(); elements];
+                for fd in watched.all() {
+                    fd_set_insert(&mut template, fd.as_raw_fd());
+                }
+                Waiter::Select {
+                    set: template.clone(),
+                    template,
+                    nfds: watched.highest_fd() + 1,
+                    _watched: watched,
+                }
+            }
+            Method::Poll => Waiter::Poll(
+                watched
+                    .idle
+                    .iter()
+                    .chain(std::iter::once(&watched.ready))
+                    .map(|fd| PollFd::new(fd, PollFlags::IN))
+                    .collect(),
+            ),
+            Method::Epoll => {
+                let epoll = epoll::create(epoll::CreateFlags::CLOEXEC)?;
+                for fd in watched.all() {
+                    epoll::add(
+                        &epoll,
+                        fd,
+                        epoll::EventData::new_u64(fd.as_raw_fd() as u64),
+                        epoll::EventFlags::IN,
+                    )?;
+                }
+                Waiter::Epoll {
+                    epoll,
+                    events: Box::new([MaybeUninit::uninit(); 64]),
+                }
+            }
+        })
+    }
+
+    /// One wait; returns how many descriptors were ready.
+    fn wait(&mut self) -> rustix::io::Result<usize> {
+        match self {
+            Waiter::Select {
+                template,
+                set,
+                nfds,
+                _watched,
+            } => {
+                set.copy_from_slice(template);
+                // SAFETY: every descriptor in the set belongs to `_watched`, which this waiter
+                // borrows, so all of them stay open for the call; the set holds FD_SETSIZE bits
+                // and `nfds` is at most FD_SETSIZE (`Waiter::new` checks it).
+                let ready = unsafe {
+                    rustix::event::select(*nfds, Some(set), None, None, Some(&WAIT_TIMEOUT))?
+                };
+                Ok(ready as usize)
+            }
+            Waiter::Poll(fds) => rustix::event::poll(fds, Some(&WAIT_TIMEOUT)),
+            Waiter::Epoll { epoll, events } => {
+                let (ready, _) = epoll::wait(&*epoll, &mut **events, Some(&WAIT_TIMEOUT))?;
+                Ok(ready.len())
+            }
+        }
+    }
+}
+
+/// Times waits by `method` over `watched`: per-call samples (seconds) and the batch size.
+fn measure(watched: &Watched, method: Method, plan: &Plan) -> Result<(Vec<f64>, usize), LabError> {
+    let context = || {
+        format!(
+            "{} over {} descriptors",
+            method.name(),
+            watched.idle.len() + 1
+        )
+    };
+    let mut waiter = Waiter::new(watched, method).map_err(|e| LabError::os(context(), e.into()))?;
+    let mut wait_once = || -> Result<(), LabError> {
+        match waiter.wait() {
+            Ok(1) => Ok(()),
+            Ok(ready) => Err(LabError::engine(
+                context(),
+                format!("{ready} descriptors were ready, expected exactly 1"),
+            )),
+            Err(e) => Err(LabError::os(context(), e.into())),
+        }
+    };
+    let warm_up = Instant::now();
+    let mut calls = 0u64;
+    while warm_up.elapsed() < plan.batch_time || calls < 3 {
+        wait_once()?;
+        calls += 1;
+    }
+    let per_call = warm_up.elapsed().as_secs_f64() / calls as f64;
+    let batch = ((plan.batch_time.as_secs_f64() / per_call) as usize).clamp(1, 1_000_000);
+    let mut samples = Vec::with_capacity(plan.samples);
+    for _ in 0..plan.samples {
+        let start = Instant::now();
+        for _ in 0..batch {
+            wait_once()?;
+        }
+        samples.push(start.elapsed().as_secs_f64() / batch as f64);
+    }
+    Ok((samples, batch))
+}
+
+fn implementation_label(implementation: Implementation) -> &'static str {
+    match implementation {
+        Implementation::Rust => "Rust",
+        Implementation::Python => "CPython",
+    }
+}
+
+/// The measurement of `method` by `implementation` at `n` descriptors, if it was taken.
+fn find(
+    measurements: &[Measurement],
+    method: Method,
+    implementation: Implementation,
+    n: usize,
+) -> Option<&Measurement> {
+    measurements.iter().find(|m| {
+        m.name == method.name()
+            && m.implementation == implementation
+            && m.params.get("descriptors") == Some(&serde_json::Value::from(n))
+    })
+}
+
+const IMPLEMENTATIONS: [Implementation; 2] = [Implementation::Rust, Implementation::Python];
+
+fn table(sizes: &[usize], measurements: &[Measurement]) -> Table {
+    let mut columns = vec!["descriptors".to_owned()];
+    for method in Method::ALL {
+        for implementation in IMPLEMENTATIONS {
+            columns.push(format!(
+                "{} ({})",
+                method.name(),
+                implementation_label(implementation)
+            ));
+        }
+    }
+    let mut table = Table::new(columns);
+    for &n in sizes {
+        let mut row = vec![n.to_string()];
+        for method in Method::ALL {
+            for implementation in IMPLEMENTATIONS {
+                row.push(match find(measurements, method, implementation, n) {
+                    Some(m) => format_with_spread(&m.summary, format_seconds),
+                    None if method == Method::Select && n >= FD_SETSIZE => {
+                        "— (FD_SETSIZE)".to_owned()
+                    }
+                    None => "—".to_owned(),
+                });
+            }
+        }
+        table.row(row);
+    }
+    let mut growth_row = vec!["fitted cost per descriptor".to_owned()];
+    for method in Method::ALL {
+        for implementation in IMPLEMENTATIONS {
+            growth_row.push(
+                growth(sizes, measurements, method, implementation)
+                    .map_or("—".to_owned(), |g| format_seconds(g.per_descriptor)),
+            );
+        }
+    }
+    table.row(growth_row);
+    table
+}
+
+fn chart(measurements: &[Measurement]) -> Chart {
+    let mut series = Vec::new();
+    for implementation in IMPLEMENTATIONS {
+        for method in Method::ALL {
+            let mut points: Vec<Point> = measurements
+                .iter()
+                .filter(|m| m.name == method.name() && m.implementation == implementation)
+                .filter_map(|m| {
+                    let n = m.params.get("descriptors")?.as_f64()?;
+                    Some(Point::from_summary(n, &in_microseconds(&m.summary)))
+                })
+                .collect();
+            points.sort_by(|a, b| a.x.total_cmp(&b.x));
+            if !points.is_empty() {
+                series.push(Series {
+                    label: format!(
+                        "{} ({})",
+                        method.name(),
+                        implementation_label(implementation)
+                    ),
+                    points,
+                });
+            }
+        }
+    }
+    Chart {
+        title: "Time per readiness wait, one descriptor ready".to_owned(),
+        kind: ChartKind::Line,
+        x_label: "watched descriptors".to_owned(),
+        y_label: "µs per call".to_owned(),
+        x_scale: Scale::Log,
+        y_scale: Scale::Log,
+        categories: Vec::new(),
+        series,
+    }
+}
+
+fn in_microseconds(summary: &Summary) -> Summary {
+    Summary {
+        median: summary.median * 1e6,
+        p25: summary.p25 * 1e6,
+        p75: summary.p75 * 1e6,
+        min: summary.min * 1e6,
+        max: summary.max * 1e6,
+        mean: summary.mean * 1e6,
+        n: summary.n,
+    }
+}
+
+/// How one method's cost grows with the number of descriptors: the line
+/// cost = fixed + per_descriptor × n through its medians at the smallest and largest sizes, and
+/// the share of the cost at the largest size that the per-descriptor term explains (1: all of
+/// it, O(n); 0: none, O(1)).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Growth {
+    fixed: f64,
+    per_descriptor: f64,
+    smallest: (usize, f64),
+    largest: (usize, f64),
+    share_at_largest: f64,
+}
+
+fn growth(
+    sizes: &[usize],
+    measurements: &[Measurement],
+    method: Method,
+    implementation: Implementation,
+) -> Option<Growth> {
+    let costs: Vec<(usize, f64)> = sizes
+        .iter()
+        .filter_map(|&n| Some((n, find(measurements, method, implementation, n)?.median())))
+        .collect();
+    growth_of(&costs)
+}
+
+/// The growth of `costs` (sizes ascending, at least two distinct).
+fn growth_of(costs: &[(usize, f64)]) -> Option<Growth> {
+    let (&smallest, &largest) = (costs.first()?, costs.last()?);
+    if largest.0 == smallest.0 {
+        return None;
+    }
+    let per_descriptor = (largest.1 - smallest.1) / (largest.0 - smallest.0) as f64;
+    Some(Growth {
+        fixed: smallest.1 - per_descriptor * smallest.0 as f64,
+        per_descriptor,
+        smallest,
+        largest,
+        share_at_largest: (per_descriptor.max(0.0) * largest.0 as f64 / largest.1).clamp(0.0, 1.0),
+    })
+}
+
+/// What the per-descriptor share of the cost says about an O(n) or O(1) claim.
+fn judge(share_at_largest: f64, claims_linear: bool) -> Outcome {
+    let linear = share_at_largest >= LINEAR_SHARE;
+    let flat = share_at_largest <= FLAT_SHARE;
+    match (claims_linear, linear, flat) {
+        (true, true, _) | (false, _, true) => Outcome::Confirmed,
+        (true, _, true) | (false, true, _) => Outcome::Refuted,
+        _ => Outcome::Depends,
+    }
+}
+
+/// All implementations' outcomes agreed: that outcome; otherwise it depends on which.
+fn combine(outcomes: &[Outcome]) -> Outcome {
+    match outcomes.split_first() {
+        Some((first, rest)) if rest.iter().all(|o| o == first) => *first,
+        _ => Outcome::Depends,
+    }
+}
+
+fn growth_verdict(
+    sizes: &[usize],
+    measurements: &[Measurement],
+    method: Method,
+    claim: &str,
+    quote: &str,
+) -> Verdict {
+    let claims_linear = method != Method::Epoll;
+    let mut outcomes = Vec::new();
+    let mut evidence = Vec::new();
+    for implementation in IMPLEMENTATIONS {
+        if let Some(g) = growth(sizes, measurements, method, implementation) {
+            outcomes.push(judge(g.share_at_largest, claims_linear));
+            evidence.push(format!(
+                "{}: {} per call at {} descriptors, {} at {} (×{:.1} for ×{:.0} descriptors); \
+                 fitted {} fixed + {} per descriptor, the per-descriptor part being {:.0}% of \
+                 the cost at {}",
+                implementation_label(implementation),
+                format_seconds(g.smallest.1),
+                g.smallest.0,
+                format_seconds(g.largest.1),
+                g.largest.0,
+                g.largest.1 / g.smallest.1,
+                g.largest.0 as f64 / g.smallest.0 as f64,
+                format_seconds(g.fixed),
+                format_seconds(g.per_descriptor),
+                g.share_at_largest * 100.0,
+                g.largest.0,
+            ));
+        }
+    }
+    let outcome = combine(&outcomes);
+    let evidence = if evidence.is_empty() {
+        format!("{} was measured at fewer than two sizes.", method.name())
+    } else {
+        format!(
+            "{}. A per-descriptor share of at least {:.0}% counts as O(n), at most {:.0}% as O(1).",
+            evidence.join("; "),
+            LINEAR_SHARE * 100.0,
+            FLAT_SHARE * 100.0
+        )
+    };
+    Verdict {
+        claim: claim.to_owned(),
+        quote: quote.to_owned(),
+        outcome: if outcomes.is_empty() {
+            Outcome::Depends
+        } else {
+            outcome
+        },
+        evidence,
+    }
+}
+
+fn verdicts(
+    sizes: &[usize],
+    measurements: &[Measurement],
+    python_refused_high_fd: Option<bool>,
+) -> Vec<Verdict> {
+    let largest_unlimited = sizes
+        .iter()
+        .copied()
+        .filter(|&n| {
+            find(measurements, Method::Poll, Implementation::Rust, n).is_some()
+                && find(measurements, Method::Epoll, Implementation::Rust, n).is_some()
+        })
+        .max()
+        .unwrap_or(0);
+    let limit_outcome = match python_refused_high_fd {
+        Some(false) => Outcome::Refuted,
+        _ if FD_SETSIZE == 1024 => Outcome::Confirmed,
+        _ => Outcome::Refuted,
+    };
+    let limit_evidence = format!(
+        "FD_SETSIZE is {FD_SETSIZE} in this C library; {}",
+        match python_refused_high_fd {
+            Some(true) => "CPython's select.select refused a descriptor numbered past it \
+                           (ValueError)."
+                .to_owned(),
+            Some(false) => "yet CPython's select.select accepted a descriptor past it.".to_owned(),
+            None => "CPython's select.select was not tried (no CPython run, or no descriptor \
+                     numbered past the limit)."
+                .to_owned(),
+        }
+    );
+    vec![
+        growth_verdict(
+            sizes,
+            measurements,
+            Method::Select,
+            "select is O(n): the kernel walks every descriptor in the set on each call.",
+            "O(n)复杂度，遍历所有fd",
+        ),
+        growth_verdict(
+            sizes,
+            measurements,
+            Method::Poll,
+            "poll is still O(n).",
+            "仍然是O(n)复杂度",
+        ),
+        growth_verdict(
+            sizes,
+            measurements,
+            Method::Epoll,
+            "epoll is O(1): it returns only the ready descriptors, so its cost does not grow with \
+             the number watched.",
+            "O(1)复杂度（只返回就绪的fd）",
+        ),
+        Verdict {
+            claim: "select is limited in the number of descriptors (usually 1024).".to_owned(),
+            quote: "fd数量限制（通常1024）".to_owned(),
+            outcome: limit_outcome,
+            evidence: limit_evidence,
+        },
+        Verdict {
+            claim: "poll (and epoll) have no limit on the number of descriptors.".to_owned(),
+            quote: "无fd数量限制".to_owned(),
+            outcome: if largest_unlimited > FD_SETSIZE {
+                Outcome::Confirmed
+            } else {
+                Outcome::Depends
+            },
+            evidence: if largest_unlimited > FD_SETSIZE {
+                format!(
+                    "poll and epoll watched {largest_unlimited} descriptors here, past \
+                     FD_SETSIZE; their only bound is the open-file limit (RLIMIT_NOFILE)."
+                )
+            } else {
+                format!(
+                    "This run went up to {largest_unlimited} descriptors only, not past \
+                     FD_SETSIZE = {FD_SETSIZE}; the quick and full runs go to 10,000."
+                )
+            },
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn growth_fits_a_fixed_and_a_per_descriptor_cost() {
+        let linear = growth_of(&[(10, 2.0e-6), (100, 30.0e-6), (1000, 101.0e-6)]).unwrap();
+        assert!((linear.per_descriptor - 1.0e-7).abs() < 1e-12);
+        assert!((linear.fixed - 1.0e-6).abs() < 1e-12);
+        assert_eq!(linear.smallest, (10, 2.0e-6));
+        assert_eq!(linear.largest, (1000, 101.0e-6));
+        assert!(linear.share_at_largest > 0.98);
+        let flat = growth_of(&[(10, 1.0e-6), (10_000, 1.0e-6)]).unwrap();
+        assert_eq!(flat.share_at_largest, 0.0);
+        let falling = growth_of(&[(10, 2.0e-6), (10_000, 1.0e-6)]).unwrap();
+        assert_eq!(falling.share_at_largest, 0.0);
+        assert!(growth_of(&[(10, 1.0)]).is_none());
+    }
+
+    #[test]
+    fn judging_linear_and_flat_claims() {
+        assert_eq!(judge(0.95, true), Outcome::Confirmed);
+        assert_eq!(judge(0.05, true), Outcome::Refuted);
+        assert_eq!(judge(0.35, true), Outcome::Depends);
+        assert_eq!(judge(0.05, false), Outcome::Confirmed);
+        assert_eq!(judge(0.95, false), Outcome::Refuted);
+        assert_eq!(judge(0.35, false), Outcome::Depends);
+    }
+
+    #[test]
+    fn outcomes_combine_only_when_they_agree() {
+        assert_eq!(
+            combine(&[Outcome::Confirmed, Outcome::Confirmed]),
+            Outcome::Confirmed
+        );
+        assert_eq!(
+            combine(&[Outcome::Confirmed, Outcome::Refuted]),
+            Outcome::Depends
+        );
+        assert_eq!(combine(&[Outcome::Refuted]), Outcome::Refuted);
+    }
+
+    #[test]
+    fn every_method_waits_for_the_one_ready_socket() {
+        let watched = Watched::open(20).unwrap();
+        for method in Method::ALL {
+            let mut waiter = Waiter::new(&watched, method).unwrap();
+            for _ in 0..3 {
+                assert_eq!(waiter.wait().unwrap(), 1, "{}", method.name());
+            }
+        }
+    }
+}

@@ -1,0 +1,240 @@
+//! The `select-poll-epoll` and `event-loop` experiments at toy scale: the shape and sanity of
+//! what they report.
+
+use triad_lab::results::{
+    ChartKind, ExperimentReport, Implementation, Measurement, Outcome, Scale,
+};
+use triad_lab::{Config, Python, PythonChoice, Quiet};
+
+fn run_toy(id: &str) -> ExperimentReport {
+    let report = triad_lab::run(
+        &Config {
+            scale: triad_lab::Scale::Toy,
+            only: Some(vec![id.to_owned()]),
+            python: PythonChoice::Auto,
+        },
+        &mut Quiet,
+    )
+    .unwrap();
+    assert!(report.failures.is_empty(), "{:?}", report.failures);
+    assert_eq!(report.experiments.len(), 1);
+    let experiment = report.experiments.into_iter().next().unwrap();
+    assert_eq!(experiment.id, id);
+    assert!(!experiment.method.is_empty());
+    for measurement in &experiment.measurements {
+        assert!(
+            !measurement.samples.is_empty(),
+            "{} has no samples",
+            measurement.name
+        );
+        assert!(
+            measurement.samples.iter().all(|s| s.is_finite()),
+            "{}: {:?}",
+            measurement.name,
+            measurement.samples
+        );
+    }
+    for verdict in &experiment.verdicts {
+        assert!(!verdict.claim.is_empty() && !verdict.evidence.is_empty());
+        assert!(
+            !verdict.quote.is_ascii(),
+            "the quote is the seed's own (Chinese) words: {}",
+            verdict.quote
+        );
+    }
+    assert!(!experiment.charts.is_empty());
+    for row in &experiment.table.rows {
+        assert_eq!(row.len(), experiment.table.columns.len());
+    }
+    experiment
+}
+
+fn has_python() -> bool {
+    Python::find().is_ok()
+}
+
+fn param_is(measurement: &Measurement, key: &str, value: impl Into<serde_json::Value>) -> bool {
+    measurement.params.get(key) == Some(&value.into())
+}
+
+fn median_of(
+    report: &ExperimentReport,
+    name: &str,
+    implementation: Implementation,
+    param: (&str, serde_json::Value),
+) -> Option<f64> {
+    report
+        .measurements
+        .iter()
+        .find(|m| {
+            m.name == name
+                && m.implementation == implementation
+                && param_is(m, param.0, param.1.clone())
+        })
+        .map(Measurement::median)
+}
+
+#[test]
+fn select_poll_epoll_measures_every_method_and_judges_each_claim() {
+    let report = run_toy("select-poll-epoll");
+    let rust = |method: &str, n: u64| {
+        median_of(
+            &report,
+            method,
+            Implementation::Rust,
+            ("descriptors", n.into()),
+        )
+        .unwrap_or_else(|| panic!("no Rust {method} at {n}"))
+    };
+    for method in ["select", "poll", "epoll"] {
+        for n in [10, 100] {
+            assert!(rust(method, n) > 0.0);
+        }
+    }
+    assert!(
+        rust("poll", 100) > rust("poll", 10) * 1.5,
+        "poll walks every descriptor: {} at 100 vs {} at 10",
+        rust("poll", 100),
+        rust("poll", 10)
+    );
+    assert!(
+        rust("select", 100) > rust("select", 10) * 1.5,
+        "select walks every descriptor"
+    );
+    assert!(
+        rust("epoll", 100) < rust("poll", 100),
+        "epoll at 100 descriptors is cheaper than poll"
+    );
+    assert_eq!(report.verdicts.len(), 5);
+    assert_eq!(report.table.rows.len(), 3, "two sizes and the fitted cost");
+    let chart = &report.charts[0];
+    assert_eq!(chart.kind, ChartKind::Line);
+    assert_eq!((chart.x_scale, chart.y_scale), (Scale::Log, Scale::Log));
+    let python_series = if has_python() { 3 } else { 0 };
+    assert_eq!(chart.series.len(), 3 + python_series);
+    if has_python() {
+        for method in ["select", "poll", "epoll"] {
+            assert!(
+                median_of(
+                    &report,
+                    method,
+                    Implementation::Python,
+                    ("descriptors", 100.into())
+                )
+                .is_some(),
+                "CPython's {method} is missing"
+            );
+        }
+    } else {
+        assert!(report.notes.iter().any(|n| n.contains("CPython")));
+    }
+}
+
+#[test]
+fn event_loop_runs_every_workload_on_every_loop_and_judges_each_claim() {
+    let report = run_toy("event-loop");
+    let loops: &[(&str, Implementation)] = if has_python() {
+        &[
+            ("reference", Implementation::Rust),
+            ("tokio", Implementation::Rust),
+            ("asyncio", Implementation::Python),
+        ]
+    } else {
+        &[
+            ("reference", Implementation::Rust),
+            ("tokio", Implementation::Rust),
+        ]
+    };
+    let value = |name: &str, runtime: &str, implementation: Implementation| {
+        median_of(&report, name, implementation, ("runtime", runtime.into()))
+            .unwrap_or_else(|| panic!("{name} is missing for {runtime}"))
+    };
+    for &(runtime, implementation) in loops {
+        for name in [
+            "spawn + join, per task",
+            "yield switch, per switch",
+            "ping-pong switch, per switch",
+            "echo round trip",
+            "sleepers, total",
+        ] {
+            let seconds = value(name, runtime, implementation);
+            assert!(
+                seconds > 0.0 && seconds < 1.0,
+                "{name} on {runtime}: {seconds}"
+            );
+        }
+        let blocked = value(
+            "timer behind a computation, lateness",
+            runtime,
+            implementation,
+        );
+        assert!(
+            blocked >= 0.004 * 0.95,
+            "{runtime}: a timer behind 5 ms of computation (due after 1 ms) woke {blocked} s late"
+        );
+        let earliest = value(
+            "sleepers, earliest wake vs deadline",
+            runtime,
+            implementation,
+        );
+        assert!(
+            earliest >= -10e-6,
+            "{runtime}: a timer fired {earliest} s early"
+        );
+        let total = value("sleepers, total", runtime, implementation);
+        assert!(
+            total >= 0.005,
+            "{runtime}: 5 ms sleepers finished in {total} s"
+        );
+        let switches = value(
+            "voluntary context switches during the yield run",
+            runtime,
+            implementation,
+        );
+        assert!(
+            switches <= 20.0,
+            "{runtime}: {switches} context switches in 2,000 yields"
+        );
+        let wall = value("idle wait, wall time", runtime, implementation);
+        let cpu = value("idle wait, CPU time", runtime, implementation);
+        assert!(
+            wall >= 0.010 && cpu < wall * 0.5,
+            "{runtime}: idle {cpu} s CPU in {wall} s"
+        );
+    }
+    assert_eq!(report.verdicts.len(), 6);
+    let confirmed = |quote: &str| {
+        report
+            .verdicts
+            .iter()
+            .find(|v| v.quote == quote)
+            .unwrap_or_else(|| panic!("no verdict quotes {quote}"))
+            .outcome
+            == Outcome::Confirmed
+    };
+    assert!(confirmed("协程遇到await，挂起并返回控制权"));
+    assert!(confirmed("执行到期的调度任务"));
+    assert!(confirmed("I/O完成时，通过回调恢复协程"));
+    assert_eq!(report.charts.len(), 2);
+    for chart in &report.charts {
+        assert_eq!(chart.kind, ChartKind::Bar);
+        assert_eq!(chart.series.len(), loops.len());
+        for series in &chart.series {
+            assert!(
+                series
+                    .points
+                    .iter()
+                    .all(|p| p.x >= 0.0 && (p.x as usize) < chart.categories.len() && p.y > 0.0)
+            );
+        }
+    }
+    let timeline = &report.timelines[0];
+    assert_eq!(timeline.lanes.len(), 3);
+    let mut spans: Vec<_> = timeline.lanes.iter().flat_map(|l| &l.spans).collect();
+    assert_eq!(spans.len(), 9);
+    spans.sort_by_key(|s| s.start_ns);
+    assert!(
+        spans.windows(2).all(|w| w[0].end_ns <= w[1].start_ns),
+        "one task at a time on the loop's thread"
+    );
+}
