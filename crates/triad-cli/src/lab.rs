@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use triad_lab::report::{self, markdown, text};
+use triad_lab::report::{self, text};
 use triad_lab::{
     Config, Experiment, ExperimentReport, LabError, Machine, Observer, PythonChoice, Scale,
 };
@@ -47,7 +47,7 @@ pub(crate) fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
         writeln!(out)?;
     } else {
         writeln!(out, "Summary: the seed's claims on this machine")?;
-        write!(out, "{}", text::table(&markdown::summary_table(&report)))?;
+        write!(out, "{}", text::table(&text::summary(&report)))?;
         for failure in &report.failures {
             writeln!(out, "  {} FAILED: {}", failure.id, failure.error)?;
         }

@@ -24,6 +24,7 @@ use rustix::process::{Pid, WaitOptions, waitpid};
 use rustix::thread::{CpuSet, futex, sched_getaffinity, sched_setaffinity};
 
 use super::cost_support::{Checks, cell, python_measurements, ratio_cell};
+use super::event_loop::{Runtime, ping_pong_switch_cost};
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment};
 use crate::machine::Machine;
@@ -106,6 +107,7 @@ const THREAD_PIPE: &str = "threads, pipe";
 const PROCESS_PIPE: &str = "processes, pipe";
 const TOKIO_CHANNEL: &str = "coroutines, tokio mpsc channel";
 const TOKIO_YIELD: &str = "coroutines, tokio yield_now";
+const REFERENCE_CHANNEL: &str = "coroutines, the lab's reference event loop, channel";
 const PY_CONDITION: &str = "threads, threading.Condition";
 const PY_SLEEP0: &str = "threads, time.sleep(0) loop (seed 6.6)";
 const PY_PIPE: &str = "processes, multiprocessing.Pipe";
@@ -186,6 +188,13 @@ const ROWS: &[Row] = &[
     },
     Row {
         unit: Unit::Coroutine,
+        hand_over: "channel, reference event loop (event-loop)",
+        placement: ONE_THREAD,
+        rust: Some(REFERENCE_CHANNEL),
+        python: None,
+    },
+    Row {
+        unit: Unit::Coroutine,
         hand_over: "yield, the seed's method",
         placement: ONE_THREAD,
         rust: Some(TOKIO_YIELD),
@@ -258,6 +267,18 @@ impl Experiment for SwitchCost {
         );
         let yields = tokio_yield(coroutine_plan).map_err(|e| LabError::os("tokio yield_now", e))?;
         record(TOKIO_YIELD, ONE_THREAD, coroutine_plan.round_trips, yields);
+        let reference = (0..coroutine_plan.repetitions)
+            .map(|_| {
+                ping_pong_switch_cost(Runtime::Reference, coroutine_plan.round_trips)
+                    .map(|per_switch| per_switch.as_secs_f64())
+            })
+            .collect::<Result<Vec<f64>, LabError>>()?;
+        record(
+            REFERENCE_CHANNEL,
+            ONE_THREAD,
+            coroutine_plan.round_trips,
+            reference,
+        );
         done += 2;
         ctx.progress(done, total);
 

@@ -1,6 +1,34 @@
 //! Plain-text tables for the terminal (and, with pipes, for Markdown).
 
-use crate::results::{ExperimentReport, Outcome, Table};
+use crate::results::{ExperimentReport, LabReport, Outcome, Table};
+
+/// The widest a claim is printed in the terminal summary; the full text is in each
+/// experiment's block and in the report files.
+const SUMMARY_CLAIM_CHARS: usize = 72;
+
+/// One row per claim, short enough for a terminal: experiment, verdict, claim (shortened).
+pub fn summary(report: &LabReport) -> Table {
+    let mut summary = Table::new(["experiment", "verdict", "the seed's claim"]);
+    for experiment in &report.experiments {
+        for verdict in &experiment.verdicts {
+            summary.row([
+                experiment.id.clone(),
+                verdict.outcome.word().to_owned(),
+                shorten(&verdict.claim, SUMMARY_CLAIM_CHARS),
+            ]);
+        }
+    }
+    summary
+}
+
+/// `text` cut to at most `limit` characters, with an ellipsis when cut.
+fn shorten(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_owned();
+    }
+    let kept: String = text.chars().take(limit - 1).collect();
+    format!("{}…", kept.trim_end())
+}
 
 /// Renders `table` with aligned columns, a rule under the headings, and two leading spaces.
 pub fn table(table: &Table) -> String {
@@ -66,6 +94,12 @@ pub fn experiment(report: &ExperimentReport, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_claims_are_shortened_on_a_character_boundary() {
+        assert_eq!(shorten("短い", 5), "短い");
+        assert_eq!(shorten("进程切换开销大约", 5), "进程切换…");
+    }
 
     #[test]
     fn columns_line_up() {
