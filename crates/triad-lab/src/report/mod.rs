@@ -1,4 +1,4 @@
-//! Writers of a [`LabReport`](crate::LabReport): the terminal text, `report.md`, `results.json`
+//! Writers of a [`LabReport`]: the terminal text, `report.md`, `results.json`
 //! and `index.html`, all read from the same data.
 
 pub mod markdown;
