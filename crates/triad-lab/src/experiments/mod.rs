@@ -1,8 +1,12 @@
 //! The catalogue: every experiment, in the order the lab runs them (the seed's order).
 
+mod findings;
+mod ipc;
+mod race;
+
 use crate::experiment::Experiment;
 
 /// Every experiment, in run order.
 pub fn catalogue() -> &'static [&'static dyn Experiment] {
-    &[]
+    &[&race::Race, &ipc::Ipc]
 }
