@@ -1,4 +1,4 @@
-//! The sharing experiments at toy size: `race`, `ipc`.
+//! The sharing experiments at toy size: `race`, `ipc`, `pool-chunking`.
 //!
 //! Each runs through `triad_lab::run` as the lab runs it, and its results are checked for shape
 //! (every measurement non-empty, a verdict per claim, CPython's numbers when `python3` is here)
@@ -206,4 +206,56 @@ fn ipc_measures_every_transport_and_shared_memory_wins_across_cpus() {
     }
     let postcard = median_of(&report, "serialise/record", Implementation::Rust, &[]);
     assert!(postcard > 0.0 && postcard < 1e-3);
+}
+
+#[test]
+fn pool_chunking_helps_tiny_tasks_and_reused_workers_are_cheaper() {
+    let report = run_toy("pool-chunking");
+    assert_eq!(report.verdicts.len(), 2);
+    let mut implementations = vec![Implementation::Rust];
+    if python_here() {
+        implementations.push(Implementation::Python);
+    }
+    for implementation in implementations {
+        let tiny = |chunk: serde_json::Value| {
+            median_of(
+                &report,
+                "tiny/throughput",
+                implementation,
+                &[("chunk", chunk)],
+            )
+        };
+        assert!(
+            tiny(1024.into()) > tiny(1.into()),
+            "{implementation:?}: chunks of 1024 not faster than single tasks"
+        );
+        for chunk in [1, 4, 16, 64, 256, 1024] {
+            let spin = median_of(
+                &report,
+                "spin/throughput",
+                implementation,
+                &[("chunk", chunk.into())],
+            );
+            assert!(spin > 0.0);
+        }
+        let auto = median_of(
+            &report,
+            "spin/throughput",
+            implementation,
+            &[("chunk", "auto".into())],
+        );
+        assert!(auto > 0.0);
+        let per_task = |worker: &str| {
+            median_of(
+                &report,
+                "reuse/per-task",
+                implementation,
+                &[("worker", worker.into())],
+            )
+        };
+        assert!(
+            per_task("new-per-task") > per_task("reused"),
+            "{implementation:?}: a new worker per task is not dearer than a reused one"
+        );
+    }
 }

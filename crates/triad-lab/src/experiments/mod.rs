@@ -2,11 +2,12 @@
 
 mod findings;
 mod ipc;
+mod pool_chunking;
 mod race;
 
 use crate::experiment::Experiment;
 
 /// Every experiment, in run order.
 pub fn catalogue() -> &'static [&'static dyn Experiment] {
-    &[&race::Race, &ipc::Ipc]
+    &[&race::Race, &ipc::Ipc, &pool_chunking::PoolChunking]
 }
