@@ -1,4 +1,4 @@
-//! The sharing experiments at toy size: `race`, `ipc`, `pool-chunking`.
+//! The sharing experiments at toy size: `race`, `ipc`, `pool-chunking`, `fork-cow`.
 //!
 //! Each runs through `triad_lab::run` as the lab runs it, and its results are checked for shape
 //! (every measurement non-empty, a verdict per claim, CPython's numbers when `python3` is here)
@@ -257,5 +257,44 @@ fn pool_chunking_helps_tiny_tasks_and_reused_workers_are_cheaper() {
             per_task("new-per-task") > per_task("reused"),
             "{implementation:?}: a new worker per task is not dearer than a reused one"
         );
+    }
+}
+
+#[test]
+fn fork_cow_copies_pages_only_when_the_child_writes() {
+    let report = run_toy("fork-cow");
+    assert_eq!(report.verdicts.len(), 4);
+    let size = |mib: usize| serde_json::Value::from(mib << 20);
+    for implementation in [Implementation::Rust, Implementation::Python] {
+        if implementation == Implementation::Python && !python_here() {
+            continue;
+        }
+        for mib in [1, 16] {
+            let at = [("size", size(mib))];
+            let whole = median_of(&report, "fork/total", implementation, &at);
+            let returned = median_of(&report, "fork/return", implementation, &at);
+            assert!(
+                returned <= whole,
+                "fork returned after the child was reaped"
+            );
+        }
+        let at = [("size", size(16))];
+        let copy = median_of(&report, "cow/child-write-per-page", implementation, &at);
+        let plain = median_of(&report, "cow/parent-plain-per-page", implementation, &at);
+        assert!(
+            copy > plain,
+            "{implementation:?}: COW {copy} s, plain {plain} s"
+        );
+        let private = |moment: &str| {
+            median_of(
+                &report,
+                &format!("memory/child-private-after-{moment}"),
+                implementation,
+                &at,
+            )
+        };
+        let buffer = (16 << 20) as f64;
+        assert!(private("fork") < 0.5 * buffer, "{}", private("fork"));
+        assert!(private("writes") >= 0.9 * buffer, "{}", private("writes"));
     }
 }
