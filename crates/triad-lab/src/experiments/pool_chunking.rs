@@ -238,10 +238,11 @@ impl Experiment for PoolChunking {
         ctx.progress(steps, steps);
         findings::add_python(&mut report, python.as_ref());
         report.notes.push(
-            "triad's dispatcher already packs many queued tasks into one frame per worker (as \
-             many as keep it busy about 2 ms), whatever the chunk size: a chunk there only \
-             saves the caller's per-job bookkeeping, so chunking helps it less than CPython, \
-             whose Pool pickles and sends every chunk as one message."
+            "triad's dispatcher packs queued tasks into one frame per worker by itself (as \
+             many as keep a worker busy about 2 ms) and spreads a chunk's tasks over all \
+             workers: a chunk there only saves the caller's per-job bookkeeping and never \
+             leaves a worker idle, so chunking helps it less than CPython, whose Pool pickles \
+             and sends each chunk as one message to one worker."
                 .to_owned(),
         );
         let results = Results {
