@@ -4,7 +4,12 @@
 mod c10k;
 mod cost_support;
 mod event_loop;
+mod findings;
+mod fork_cow;
+mod ipc;
 mod memory_per_unit;
+mod pool_chunking;
+mod race;
 mod select_poll_epoll;
 mod spawn_cost;
 mod switch_cost;
@@ -18,7 +23,11 @@ pub fn catalogue() -> &'static [&'static dyn Experiment] {
         &spawn_cost::SpawnCost,
         &memory_per_unit::MemoryPerUnit,
         &c10k::C10k,
+        &race::Race,
+        &ipc::Ipc,
+        &pool_chunking::PoolChunking,
         &select_poll_epoll::SelectPollEpoll,
+        &fork_cow::ForkCow,
         &event_loop::EventLoopExhibit,
     ]
 }

@@ -1,0 +1,839 @@
+//! `ipc` (seed §5.1.2): pipe, OS pipe, socket, queue and shared memory between two processes —
+//! round-trip latency and one-way bandwidth at 64 B, 4 KiB, 64 KiB and 1 MiB — with what
+//! serialisation costs beside them, and how much a pipe and a socket buffer before a writer
+//! blocks.
+//!
+//! The other process is a [`ProcessPool`] worker running [`transport::ipc_peer`], whose input
+//! carries the far end of the transport under test; it echoes each message (latency: every
+//! round trip timed on its own, after a warm-up) or sinks a stream and acknowledges it
+//! (bandwidth: bytes ÷ time of each repetition, after a warm-up one). Serialisation is postcard
+//! encode + decode in this process ([`codec`]). CPython does the same with
+//! `multiprocessing.Pipe`, `multiprocessing.Queue`, `os.pipe`, `socket.socketpair` and a
+//! `SharedMemory` ring in a forked child, and times `pickle.dumps` + `pickle.loads`.
+
+mod codec;
+mod transport;
+
+use triad::ProcessPool;
+
+use super::findings::{self, Findings, outcome_by_threshold};
+use crate::error::LabError;
+use crate::experiment::{Context, Experiment};
+use crate::results::{
+    Chart, ChartKind, ExperimentReport, Implementation, Measurement, Outcome, Point, Scale, Series,
+    Table, Verdict,
+};
+use crate::stats::{Summary, format_bytes, format_seconds, format_with_spread};
+use transport::{Kind, Placement};
+
+/// The message sizes, in bytes: all of them, and the smallest and largest for toy runs.
+const SIZES: [usize; 4] = [64, 4 << 10, 64 << 10, 1 << 20];
+const TOY_SIZES: [usize; 2] = [64, 1 << 20];
+
+/// A pipe's buffer as the seed gives it ("usually 64KB"), and the tolerance of the verdict.
+const SEED_PIPE_BUFFER: f64 = 64.0 * 1024.0;
+
+/// The share of a message's cost above which serialisation counts as a real part of it.
+const SERIALISATION_MATTERS: f64 = 0.10;
+
+/// Pipes, sockets, queues and shared memory between two processes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ipc;
+
+/// Sizes for one scale.
+struct Sizes {
+    /// The message sizes.
+    messages: &'static [usize],
+    /// Bytes moved by the timed round trips of one size (within the bounds below).
+    latency_bytes: usize,
+    min_rounds: usize,
+    max_rounds: usize,
+    /// Bytes per bandwidth repetition (within the bounds below).
+    stream_bytes: usize,
+    min_messages: usize,
+    max_messages: usize,
+    repetitions: usize,
+    python_repetitions: usize,
+    codec_iterations: usize,
+    /// Bytes serialised per codec sample at most (fewer calls for large messages).
+    codec_bytes: usize,
+}
+
+/// What is run at one message size.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    size: usize,
+    warm_up: usize,
+    rounds: usize,
+    messages: usize,
+}
+
+impl Sizes {
+    fn plan(&self, size: usize) -> Plan {
+        let rounds = (self.latency_bytes / size).clamp(self.min_rounds, self.max_rounds);
+        Plan {
+            size,
+            warm_up: (rounds / 10).max(2),
+            rounds,
+            messages: (self.stream_bytes / size).clamp(self.min_messages, self.max_messages),
+        }
+    }
+}
+
+impl Experiment for Ipc {
+    fn id(&self) -> &'static str {
+        "ipc"
+    }
+
+    fn title(&self) -> &'static str {
+        "Pipe, socket, queue, shared memory: latency, bandwidth, serialisation"
+    }
+
+    fn seed_section(&self) -> &'static str {
+        "5.1.2"
+    }
+
+    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
+        let sizes = ctx.pick(
+            Sizes {
+                messages: &TOY_SIZES,
+                latency_bytes: 1 << 20,
+                min_rounds: 5,
+                max_rounds: 50,
+                stream_bytes: 1 << 20,
+                min_messages: 2,
+                max_messages: 200,
+                repetitions: 2,
+                python_repetitions: 2,
+                codec_iterations: 200,
+                codec_bytes: 2 << 20,
+            },
+            Sizes {
+                messages: &SIZES,
+                latency_bytes: 4 << 20,
+                min_rounds: 20,
+                max_rounds: 200,
+                stream_bytes: 2 << 20,
+                min_messages: 8,
+                max_messages: 1_000,
+                repetitions: 5,
+                python_repetitions: 3,
+                codec_iterations: 2_000,
+                codec_bytes: 32 << 20,
+            },
+            Sizes {
+                messages: &SIZES,
+                latency_bytes: 64 << 20,
+                min_rounds: 50,
+                max_rounds: 5_000,
+                stream_bytes: 32 << 20,
+                min_messages: 16,
+                max_messages: 20_000,
+                repetitions: 10,
+                python_repetitions: 5,
+                codec_iterations: 20_000,
+                codec_bytes: 256 << 20,
+            },
+        );
+        let plans: Vec<Plan> = sizes
+            .messages
+            .iter()
+            .map(|&size| sizes.plan(size))
+            .collect();
+        let mut report = ExperimentReport {
+            method: format!(
+                "Two processes: this one and a ProcessPool worker that receives the far end of \
+                 each transport in its task input. Latency: every round trip of a message of \
+                 each size is timed on its own ({} to {} per size after a warm-up), median and \
+                 quartiles of those. Bandwidth: a one-way stream of {} to {} messages per \
+                 repetition, then a 1-byte acknowledgement; {} repetitions after a warm-up, \
+                 bytes ÷ time. Shared memory is a ring of 4 slots per direction: each message \
+                 is copied in by the sender and out by the receiver, with atomics for the head \
+                 and tail. Serialisation: postcard encode + decode in one process ({} calls per \
+                 sample). CPython does the same with a forked child ({} repetitions) and \
+                 pickle.",
+                sizes.min_rounds,
+                sizes.max_rounds,
+                sizes.min_messages,
+                sizes.max_messages,
+                sizes.repetitions,
+                sizes.codec_iterations,
+                sizes.python_repetitions,
+            ),
+            ..Default::default()
+        };
+
+        let placements =
+            Placement::available().map_err(|e| LabError::engine("CPU placement", e))?;
+        let streaming = *placements.last().expect("at least one placement");
+        if placements.len() == 1 {
+            report.notes.push(
+                "Only one CPU is available: both processes share it in every measurement."
+                    .to_owned(),
+            );
+        }
+        let steps = (Kind::ALL.len() * plans.len() * (placements.len() + 1) + 2) as u64;
+        let pool = ProcessPool::new(1).map_err(|e| LabError::engine("the peer process", e))?;
+        let mut step = 0;
+        for kind in Kind::ALL {
+            for plan in &plans {
+                let fail = |e: String| {
+                    LabError::engine(format!("{} at {} bytes", kind.key(), plan.size), e)
+                };
+                if !transport::fits(kind, plan.size).map_err(fail)? {
+                    report.notes.push(format!(
+                        "{} cannot carry a {} message in one datagram here (the socket's send \
+                         buffer limit, net.core.wmem_max): not measured.",
+                        kind.rust_label(),
+                        format_bytes(plan.size as f64)
+                    ));
+                    continue;
+                }
+                for &placement in &placements {
+                    let latency = transport::round_trips(
+                        &pool,
+                        placement,
+                        kind,
+                        plan.size,
+                        plan.warm_up,
+                        plan.rounds,
+                    )
+                    .map_err(fail)?;
+                    report.measurements.push(
+                        Measurement::new(
+                            format!("{}/round-trip", kind.key()),
+                            Implementation::Rust,
+                            "s",
+                            latency,
+                        )
+                        .param("size", plan.size)
+                        .param("placement", placement.key()),
+                    );
+                    step += 1;
+                    ctx.progress(step, steps);
+                }
+                let bandwidth = transport::bandwidth(
+                    &pool,
+                    streaming,
+                    kind,
+                    plan.size,
+                    plan.messages,
+                    sizes.repetitions,
+                )
+                .map_err(fail)?;
+                report.measurements.push(
+                    Measurement::new(
+                        format!("{}/bandwidth", kind.key()),
+                        Implementation::Rust,
+                        "bytes/s",
+                        bandwidth,
+                    )
+                    .param("size", plan.size)
+                    .param("messages", plan.messages)
+                    .param("placement", streaming.key()),
+                );
+                step += 1;
+                ctx.progress(step, steps);
+            }
+        }
+        pool.join();
+
+        let (pipe_capacity, socket_capacity) =
+            transport::buffer_capacities().map_err(|e| LabError::engine("buffer capacity", e))?;
+        report.measurements.push(Measurement::new(
+            "os-pipe/capacity",
+            Implementation::Rust,
+            "bytes",
+            vec![pipe_capacity],
+        ));
+        report.measurements.push(Measurement::new(
+            "socket/capacity",
+            Implementation::Rust,
+            "bytes",
+            vec![socket_capacity],
+        ));
+        for plan in &plans {
+            let iterations = codec_iterations(sizes.codec_iterations, sizes.codec_bytes, plan.size);
+            report.measurements.push(
+                Measurement::new(
+                    "serialise/bytes",
+                    Implementation::Rust,
+                    "s",
+                    codec::postcard_bytes(plan.size, iterations, sizes.repetitions),
+                )
+                .param("size", plan.size),
+            );
+            report.measurements.push(
+                Measurement::new(
+                    "copy/bytes",
+                    Implementation::Rust,
+                    "s",
+                    codec::copy_bytes(plan.size, iterations, sizes.repetitions),
+                )
+                .param("size", plan.size),
+            );
+        }
+        let (seed_message, record) =
+            codec::postcard_structured(sizes.codec_iterations, sizes.repetitions);
+        report.measurements.push(Measurement::new(
+            "serialise/seed-message",
+            Implementation::Rust,
+            "s",
+            seed_message,
+        ));
+        report.measurements.push(Measurement::new(
+            "serialise/record",
+            Implementation::Rust,
+            "s",
+            record,
+        ));
+        step += 1;
+        ctx.progress(step, steps);
+
+        let plan_json = serde_json::to_string(
+            &plans
+                .iter()
+                .map(|p| [p.size, p.warm_up, p.rounds, p.messages])
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| LabError::engine("the CPython plan", e))?;
+        let placement_json = serde_json::to_string(
+            &placements
+                .iter()
+                .map(|p| (p.key(), p.ours, p.theirs))
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| LabError::engine("the CPython placements", e))?;
+        let python = ctx.python(
+            "ipc",
+            include_str!("../../../python/ipc.py"),
+            &[
+                plan_json,
+                placement_json,
+                sizes.python_repetitions.to_string(),
+                sizes.codec_iterations.to_string(),
+                sizes.codec_bytes.to_string(),
+            ],
+        )?;
+        ctx.progress(steps, steps);
+        findings::add_python(&mut report, python.as_ref());
+        let results = Results {
+            findings: Findings::new(&report.measurements),
+            placements: &placements,
+            streaming,
+            sizes: sizes.messages,
+        };
+        report.table = results.table();
+        report.charts = results.charts();
+        report.verdicts = results.verdicts();
+        report.notes.push(
+            "Shared memory here moves each message through two copies (into the slot and out \
+             of it), as a pipe does through the kernel; code that works in place in the shared \
+             buffer saves both."
+                .to_owned(),
+        );
+        Ok(report)
+    }
+}
+
+/// Calls per codec sample for messages of `size` bytes: `iterations`, fewer for large messages
+/// (at most `bytes` in all), and at least 4. The CPython script uses the same rule.
+fn codec_iterations(iterations: usize, bytes: usize, size: usize) -> usize {
+    iterations.min(bytes / size).max(4)
+}
+
+/// Reads the report's measurements back for the table, charts and verdicts.
+struct Results<'a> {
+    findings: Findings<'a>,
+    placements: &'a [Placement],
+    /// Where the bandwidth runs ran.
+    streaming: Placement,
+    /// The message sizes measured.
+    sizes: &'a [usize],
+}
+
+impl Results<'_> {
+    fn find(
+        &self,
+        name: &str,
+        implementation: Implementation,
+        params: &[(&str, serde_json::Value)],
+    ) -> Option<&Summary> {
+        self.findings.summary(name, implementation, params)
+    }
+
+    fn latency(
+        &self,
+        kind: Kind,
+        implementation: Implementation,
+        size: usize,
+        placement: Placement,
+    ) -> Option<&Summary> {
+        self.find(
+            &format!("{}/round-trip", kind.key()),
+            implementation,
+            &[("size", size.into()), ("placement", placement.key().into())],
+        )
+    }
+
+    fn bandwidth(
+        &self,
+        kind: Kind,
+        implementation: Implementation,
+        size: usize,
+    ) -> Option<&Summary> {
+        self.find(
+            &format!("{}/bandwidth", kind.key()),
+            implementation,
+            &[("size", size.into())],
+        )
+    }
+
+    fn implementations(&self) -> Vec<Implementation> {
+        self.findings.implementations()
+    }
+
+    /// A table row per implementation and transport: `figure` gives each size's summary.
+    fn rows<'s>(
+        &'s self,
+        table: &mut Table,
+        measure: &str,
+        figure: impl Fn(Kind, Implementation, usize) -> Option<&'s Summary>,
+        format: fn(f64) -> String,
+    ) {
+        for implementation in self.implementations() {
+            for kind in Kind::ALL {
+                let cells = self.sizes.iter().map(|&size| {
+                    let Some(summary) = figure(kind, implementation, size) else {
+                        return "—".to_owned();
+                    };
+                    let versus = match (implementation, figure(kind, Implementation::Rust, size)) {
+                        (Implementation::Python, Some(rust)) => {
+                            format!(" ({:.1}× Rust)", summary.median / rust.median)
+                        }
+                        _ => String::new(),
+                    };
+                    format!("{}{versus}", format_with_spread(summary, format))
+                });
+                let label = match implementation {
+                    Implementation::Rust => kind.rust_label(),
+                    Implementation::Python => kind.python_label(),
+                };
+                table.row(
+                    [measure.to_owned(), label.to_owned()]
+                        .into_iter()
+                        .chain(cells),
+                );
+            }
+        }
+    }
+
+    fn table(&self) -> Table {
+        let mut table = Table::new(
+            ["measure", "implementation"]
+                .into_iter()
+                .map(str::to_owned)
+                .chain(self.sizes.iter().map(|&s| format_bytes(s as f64))),
+        );
+        for &placement in self.placements {
+            self.rows(
+                &mut table,
+                &format!("round trip, {}", placement.label()),
+                |kind, implementation, size| self.latency(kind, implementation, size, placement),
+                format_seconds,
+            );
+        }
+        self.rows(
+            &mut table,
+            &format!("bandwidth, {}", self.streaming.label()),
+            |kind, implementation, size| self.bandwidth(kind, implementation, size),
+            format_rate,
+        );
+        for (measure, name, implementation, how) in [
+            (
+                "encode + decode",
+                "serialise/bytes",
+                Implementation::Rust,
+                "Rust postcard",
+            ),
+            ("copy", "copy/bytes", Implementation::Rust, "Rust Vec clone"),
+            (
+                "encode + decode",
+                "serialise/bytes",
+                Implementation::Python,
+                "CPython pickle",
+            ),
+        ] {
+            if !self.implementations().contains(&implementation) {
+                continue;
+            }
+            let cells = self.sizes.iter().map(|&size| {
+                self.find(name, implementation, &[("size", size.into())])
+                    .map_or("—".to_owned(), |s| format_with_spread(s, format_seconds))
+            });
+            table.row(
+                [measure.to_owned(), how.to_owned()]
+                    .into_iter()
+                    .chain(cells),
+            );
+        }
+        table
+    }
+
+    fn charts(&self) -> Vec<Chart> {
+        let mib = (1 << 20) as f64;
+        let mut bandwidth = Chart {
+            title: format!(
+                "One-way bandwidth against message size ({})",
+                self.streaming.label()
+            ),
+            kind: ChartKind::Line,
+            x_label: "message size (bytes)".to_owned(),
+            y_label: "bandwidth (MiB/s)".to_owned(),
+            x_scale: Scale::Log,
+            y_scale: Scale::Log,
+            ..Default::default()
+        };
+        for implementation in self.implementations() {
+            for kind in Kind::ALL {
+                bandwidth.series.push(Series {
+                    label: format!("{} {}", findings::name(implementation), kind.key()),
+                    points: self
+                        .sizes
+                        .iter()
+                        .filter_map(|&size| {
+                            self.bandwidth(kind, implementation, size).map(|s| Point {
+                                x: size as f64,
+                                y: s.median / mib,
+                                low: Some(s.p25 / mib),
+                                high: Some(s.p75 / mib),
+                            })
+                        })
+                        .collect(),
+                });
+            }
+        }
+        let mut charts = vec![bandwidth];
+        for &placement in self.placements {
+            let mut latency = Chart {
+                title: format!("Round-trip latency, {}", placement.label()),
+                kind: ChartKind::Bar,
+                x_label: "transport".to_owned(),
+                y_label: "round trip (µs, log)".to_owned(),
+                y_scale: Scale::Log,
+                categories: Kind::ALL.iter().map(|k| k.key().to_owned()).collect(),
+                ..Default::default()
+            };
+            for implementation in self.implementations() {
+                for &size in self.sizes {
+                    latency.series.push(Series {
+                        label: format!(
+                            "{} {}",
+                            findings::name(implementation),
+                            format_bytes(size as f64)
+                        ),
+                        points: Kind::ALL
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(index, &kind)| {
+                                self.latency(kind, implementation, size, placement)
+                                    .map(|s| micros_point(index as f64, s))
+                            })
+                            .collect(),
+                    });
+                }
+            }
+            charts.push(latency);
+        }
+        let mut serialisation = Chart {
+            title: "Serialisation (encode + decode) against a plain copy".to_owned(),
+            kind: ChartKind::Line,
+            x_label: "message size (bytes)".to_owned(),
+            y_label: "time per message (µs)".to_owned(),
+            x_scale: Scale::Log,
+            y_scale: Scale::Log,
+            ..Default::default()
+        };
+        for (label, name, implementation) in [
+            ("Rust postcard", "serialise/bytes", Implementation::Rust),
+            ("Rust copy", "copy/bytes", Implementation::Rust),
+            ("CPython pickle", "serialise/bytes", Implementation::Python),
+        ] {
+            let points: Vec<Point> = self
+                .sizes
+                .iter()
+                .filter_map(|&size| {
+                    self.find(name, implementation, &[("size", size.into())])
+                        .map(|s| micros_point(size as f64, s))
+                })
+                .collect();
+            if !points.is_empty() {
+                serialisation.series.push(Series {
+                    label: label.to_owned(),
+                    points,
+                });
+            }
+        }
+        charts.push(serialisation);
+        charts
+    }
+
+    fn verdicts(&self) -> Vec<Verdict> {
+        vec![
+            self.shared_memory_fastest(),
+            self.queue_slower_than_pipe(),
+            self.pipe_buffer(),
+            self.serialisation_cost(),
+        ]
+    }
+
+    /// How many comparisons shared memory entered for `implementation`, and where it did not
+    /// beat another transport.
+    fn shared_memory_losses(&self, implementation: Implementation) -> (usize, Vec<String>) {
+        let mut compared = 0;
+        let mut losses = Vec::new();
+        let mut judge = |what: String,
+                         shm: Option<&Summary>,
+                         other: &dyn Fn(Kind) -> Option<f64>,
+                         lower_is_better: bool| {
+            let Some(shm) = shm else {
+                return;
+            };
+            let beaten_by: Vec<&str> = Kind::ALL
+                .into_iter()
+                .filter(|k| *k != Kind::SharedMemory)
+                .filter_map(|kind| other(kind).map(|value| (kind, value)))
+                .filter(|(_, value)| {
+                    compared += 1;
+                    if lower_is_better {
+                        *value <= shm.median
+                    } else {
+                        *value >= shm.median
+                    }
+                })
+                .map(|(kind, _)| kind.key())
+                .collect();
+            if !beaten_by.is_empty() {
+                losses.push(format!("{what}: {}", beaten_by.join(", ")));
+            }
+        };
+        for &size in self.sizes {
+            for &placement in self.placements {
+                judge(
+                    format!(
+                        "round trip of {} {}",
+                        format_bytes(size as f64),
+                        placement.label()
+                    ),
+                    self.latency(Kind::SharedMemory, implementation, size, placement),
+                    &|kind| {
+                        self.latency(kind, implementation, size, placement)
+                            .map(|s| s.median)
+                    },
+                    true,
+                );
+            }
+            judge(
+                format!("bandwidth at {}", format_bytes(size as f64)),
+                self.bandwidth(Kind::SharedMemory, implementation, size),
+                &|kind| self.bandwidth(kind, implementation, size).map(|s| s.median),
+                false,
+            );
+        }
+        (compared, losses)
+    }
+
+    fn shared_memory_fastest(&self) -> Verdict {
+        let mut compared = 0;
+        let mut lost = 0;
+        let mut parts = Vec::new();
+        for implementation in self.implementations() {
+            let (n, losses) = self.shared_memory_losses(implementation);
+            compared += n;
+            lost += losses.len();
+            parts.push(format!(
+                "{}: shared memory is beaten in {} of {} (measure, size, placement) cases{}",
+                findings::name(implementation),
+                losses.len(),
+                self.sizes.len() * (self.placements.len() + 1),
+                if losses.is_empty() {
+                    String::new()
+                } else {
+                    format!(" — {}", losses.join("; "))
+                }
+            ));
+        }
+        let cases = self.implementations().len() * self.sizes.len() * (self.placements.len() + 1);
+        let outcome = if compared > 0 && lost == 0 {
+            Outcome::Confirmed
+        } else if lost >= cases {
+            Outcome::Refuted
+        } else {
+            Outcome::Depends
+        };
+        Verdict {
+            claim: "Shared memory is the fastest way for processes to talk (no copying)."
+                .to_owned(),
+            quote: "✅ 最快的IPC方式（无需拷贝）".to_owned(),
+            outcome,
+            evidence: parts.join(". "),
+        }
+    }
+
+    fn queue_slower_than_pipe(&self) -> Verdict {
+        let implementations = self.implementations();
+        let judge = *implementations.last().expect("Rust is always measured");
+        let mut slower = 0;
+        let mut compared = 0;
+        let mut parts = Vec::new();
+        for implementation in implementations {
+            let mut cells = Vec::new();
+            for &placement in self.placements {
+                for &size in self.sizes {
+                    if let (Some(queue), Some(pipe)) = (
+                        self.latency(Kind::Queue, implementation, size, placement),
+                        self.latency(Kind::Pipe, implementation, size, placement),
+                    ) {
+                        let ratio = queue.median / pipe.median;
+                        if implementation == judge {
+                            compared += 1;
+                            slower += usize::from(ratio > 1.0);
+                        }
+                        cells.push(format!(
+                            "{ratio:.2}× at {} {}",
+                            format_bytes(size as f64),
+                            placement.label()
+                        ));
+                    }
+                }
+            }
+            let ratio_of = match implementation {
+                Implementation::Rust => "triad::Queue ÷ triad::pipe round trip",
+                Implementation::Python => "multiprocessing.Queue ÷ multiprocessing.Pipe round trip",
+            };
+            parts.push(format!("{ratio_of}: {}", cells.join(", ")));
+        }
+        let outcome = if compared > 0 && slower == compared {
+            Outcome::Confirmed
+        } else if slower == 0 {
+            Outcome::Refuted
+        } else {
+            Outcome::Depends
+        };
+        Verdict {
+            claim: "A Queue is a pipe plus a feeder thread, a lock and a semaphore, so it is \
+                    slower than a pipe."
+                .to_owned(),
+            quote: "1. put() → 序列化 → Writer线程 → Pipe → Reader线程 → 反序列化 → get()"
+                .to_owned(),
+            outcome,
+            evidence: format!(
+                "{} (judged on {})",
+                parts.join("; "),
+                match judge {
+                    Implementation::Python => "CPython, whose Queue the seed describes",
+                    Implementation::Rust => "triad, CPython being absent",
+                }
+            ),
+        }
+    }
+
+    fn pipe_buffer(&self) -> Verdict {
+        let pipe = self.find("os-pipe/capacity", Implementation::Rust, &[]);
+        let socket = self.find("socket/capacity", Implementation::Rust, &[]);
+        let (outcome, evidence) = match pipe {
+            Some(p) => (
+                if (p.median - SEED_PIPE_BUFFER).abs() <= SEED_PIPE_BUFFER / 16.0 {
+                    Outcome::Confirmed
+                } else {
+                    Outcome::Refuted
+                },
+                format!(
+                    "a fresh pipe(2) took {} before a write would block; a Unix stream \
+                     socketpair (what multiprocessing.Pipe() is) took {}",
+                    format_bytes(p.median),
+                    socket.map_or("—".to_owned(), |s| format_bytes(s.median))
+                ),
+            ),
+            None => (
+                Outcome::Depends,
+                "the pipe's buffer was not measured".to_owned(),
+            ),
+        };
+        Verdict {
+            claim: "A pipe has a limited buffer, usually 64 KB.".to_owned(),
+            quote: "有限的缓冲区大小（通常64KB）".to_owned(),
+            outcome,
+            evidence,
+        }
+    }
+
+    fn serialisation_cost(&self) -> Verdict {
+        let mut shares = Vec::new();
+        let mut parts = Vec::new();
+        for implementation in self.implementations() {
+            let (Some(record), Some(seed)) = (
+                self.find("serialise/record", implementation, &[]),
+                self.find("serialise/seed-message", implementation, &[]),
+            ) else {
+                continue;
+            };
+            let mut of_message = Vec::new();
+            for &placement in self.placements {
+                if let Some(round_trip) = self.latency(Kind::Pipe, implementation, 64, placement) {
+                    let one_way = round_trip.median / 2.0;
+                    let share = record.median / one_way;
+                    shares.push(share);
+                    of_message.push(format!(
+                        "{:.0}% of a one-way 64 B pipe message {} ({})",
+                        100.0 * share,
+                        placement.label(),
+                        format_seconds(one_way)
+                    ));
+                }
+            }
+            let codec = match implementation {
+                Implementation::Rust => "postcard",
+                Implementation::Python => "pickle",
+            };
+            parts.push(format!(
+                "{}: {codec} encode + decode of a 16-float record {} ({}), of the seed's \
+                 {{'data': 'Hello'}} {}",
+                findings::name(implementation),
+                format_seconds(record.median),
+                of_message.join(", "),
+                format_seconds(seed.median)
+            ));
+        }
+        let outcome = outcome_by_threshold(&shares, SERIALISATION_MATTERS);
+        Verdict {
+            claim: format!(
+                "Sending through a pipe serialises the object first (pickle), a real part of the \
+                 cost (counted as real from {:.0}% of a one-way message).",
+                100.0 * SERIALISATION_MATTERS
+            ),
+            quote: "1. 序列化对象（pickle）".to_owned(),
+            outcome,
+            evidence: if parts.is_empty() {
+                "not measured".to_owned()
+            } else {
+                parts.join("; ")
+            },
+        }
+    }
+}
+
+/// A point in microseconds with the quartiles of `summary` (in seconds).
+fn micros_point(x: f64, summary: &Summary) -> Point {
+    Point {
+        x,
+        y: summary.median * 1e6,
+        low: Some(summary.p25 * 1e6),
+        high: Some(summary.p75 * 1e6),
+    }
+}
+
+/// Bytes per second as MiB/s or GiB/s.
+fn format_rate(bytes_per_second: f64) -> String {
+    format!("{}/s", format_bytes(bytes_per_second))
+}
