@@ -10,7 +10,7 @@ use std::fmt::Write;
 
 use super::markdown::summary_table;
 use super::svg;
-use crate::results::{ExperimentReport, LabReport, Outcome, Table};
+use crate::results::{Chart, ExperimentReport, LabReport, Outcome, Table};
 
 const STYLE: &str = "
 body { font: 15px/1.5 system-ui, sans-serif; color: #222; max-width: 1000px; margin: 2em auto; padding: 0 1em; }
@@ -22,7 +22,10 @@ th { background: #f4f4f4; }
 .verdict { font-weight: 600; padding: 0 .4em; border-radius: 3px; white-space: nowrap; }
 .confirmed { background: #d8f0dc; color: #17602a; } .refuted { background: #f8d9d6; color: #8a1f11; }
 .depends { background: #fbeec8; color: #7a5300; }
-figure { margin: 1em 0; } figure svg { max-width: 100%; height: auto; border: 1px solid #eee; }
+figure { margin: 1.4em 0; } figure svg { max-width: 100%; height: auto; border: 1px solid #eee; display: block; }
+figcaption { font-weight: 600; margin-bottom: .3em; } figcaption small { font-weight: normal; color: #777; }
+.legend { font-size: 13px; margin-top: .3em; } .legend span { margin-right: 1.2em; white-space: nowrap; }
+.legend i { display: inline-block; width: .9em; height: .9em; margin-right: .35em; vertical-align: -.1em; }
 .quote { color: #666; } .note { color: #555; border-left: 3px solid #ccc; padding-left: .6em; }
 .meta { color: #666; } nav a { margin-right: .8em; } .failed { color: #8a1f11; }
 #render-check { color: #888; font-size: 13px; margin-top: 3em; }
@@ -155,16 +158,13 @@ fn section(experiment: &ExperimentReport) -> String {
         id = escape(&experiment.id),
     );
     for chart in &experiment.charts {
-        let _ = writeln!(
-            out,
-            "<figure class=\"chart\">{}</figure>",
-            svg::chart(chart)
-        );
+        out.push_str(&figure(chart));
     }
     for timeline in &experiment.timelines {
         let _ = writeln!(
             out,
-            "<figure class=\"chart gantt\">{}</figure>",
+            "<figure class=\"chart gantt\"><figcaption>{}</figcaption>{}</figure>",
+            escape(&timeline.title),
             svg::gantt(timeline)
         );
     }
@@ -187,6 +187,36 @@ fn section(experiment: &ExperimentReport) -> String {
         let _ = writeln!(out, "<p class=\"note\">{}</p>", escape(note));
     }
     out.push_str("</section>\n");
+    out
+}
+
+/// A chart with its title above and its legend below, both HTML so that they wrap and never
+/// cover the data.
+fn figure(chart: &Chart) -> String {
+    let drawn = svg::chart(chart);
+    let mut out = format!(
+        "<figure class=\"chart\"><figcaption>{}",
+        escape(&chart.title)
+    );
+    if drawn.hidden > 0 {
+        let _ = write!(
+            out,
+            " <small>({} value(s) at or below zero cannot be shown on the log axis)</small>",
+            drawn.hidden
+        );
+    }
+    out.push_str("</figcaption>");
+    out.push_str(&drawn.svg);
+    out.push_str("<div class=\"legend\">");
+    for (index, series) in chart.series.iter().enumerate() {
+        let _ = write!(
+            out,
+            "<span><i style=\"background:{}\"></i>{}</span>",
+            svg::css_colour(index),
+            escape(&series.label)
+        );
+    }
+    out.push_str("</div></figure>\n");
     out
 }
 
