@@ -73,3 +73,31 @@ def finish():
     json.dump({"measurements": _measurements, "notes": _notes}, sys.stdout)
     sys.stdout.write("\n")
     sys.stdout.flush()
+
+
+# The seed's CPU workloads, written as triad::workloads writes them, so that Rust and CPython do
+# the same work.
+
+
+def is_prime(n):
+    """Trial division by odd divisors."""
+    if n < 4:
+        return n >= 2
+    if n % 2 == 0:
+        return False
+    divisor = 3
+    while divisor * divisor <= n:
+        if n % divisor == 0:
+            return False
+        divisor += 2
+    return True
+
+
+def count_primes(limit):
+    """The number of primes below limit (the seed's section 4 workload)."""
+    return sum(1 for n in range(2, limit) if is_prime(n))
+
+
+def sum_squares(n):
+    """The sum of i*i for i below n (the seed's section 2 workload)."""
+    return sum(i * i for i in range(n))

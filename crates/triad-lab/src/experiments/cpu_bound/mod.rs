@@ -1,0 +1,963 @@
+//! `cpu-bound` (seed §2, §4): which model speeds up CPU-bound work, and by how much per core.
+//!
+//! The seed's two CPU workloads — its prime count by trial division (§4) and its sum of squares
+//! (§2) — run as a batch of equal tasks through triad's one call ([`triad::Runner`]) in every
+//! mode: serially, on a pool of threads, on a pool of worker processes, and as coroutines on one
+//! event loop (an `async` body that computes without awaiting, as a CPU-bound coroutine does in
+//! asyncio). Threads and processes get 1, 2, the core count and twice the core count workers,
+//! so the speed-up and the parallel efficiency (speed-up per core used) show where the cores
+//! run out. Engines are started before the clock starts; each batch runs once untimed, then
+//! several times timed. The CPython baseline runs the same algorithms serially, on a
+//! `ThreadPoolExecutor`, on a `multiprocessing.Pool` and under asyncio, on a smaller batch.
+//! [`gantt`] measures the seed's §2 diagram: interleaving on one CPU against simultaneity.
+
+mod gantt;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use triad::workloads::{count_primes, sum_squares};
+use triad::{Mode, Runner, TaskError};
+
+use super::scaling::{NO_PYTHON, find, outcome_of, speedup, speedup_point, times};
+use crate::error::LabError;
+use crate::experiment::{Context, Experiment, Scale};
+use crate::results::{
+    Chart, ChartKind, ExperimentReport, Implementation, Measurement, Outcome, Point, Series, Table,
+    Verdict,
+};
+use crate::stats::{Summary, format_seconds, format_with_spread, timed};
+use gantt::Setting;
+
+/// The seed's prime count as a coroutine that computes on the event loop without awaiting.
+#[triad::task]
+async fn count_primes_on_loop(limit: u64) -> u64 {
+    count_primes::call(limit)
+}
+
+/// The seed's sum of squares as a coroutine that computes on the event loop without awaiting.
+#[triad::task]
+async fn sum_squares_on_loop(n: u64) -> u64 {
+    sum_squares::call(n)
+}
+
+/// The `cpu-bound` experiment.
+#[derive(Debug)]
+pub(crate) struct CpuBound;
+
+/// The seed's two CPU-bound workloads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Workload {
+    Primes,
+    Squares,
+}
+
+impl Workload {
+    const ALL: [Workload; 2] = [Workload::Primes, Workload::Squares];
+
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Primes => "count_primes",
+            Workload::Squares => "sum_squares",
+        }
+    }
+
+    fn size(self, sizes: &Sizes, implementation: Implementation) -> u64 {
+        match (self, implementation) {
+            (Workload::Primes, Implementation::Rust) => sizes.primes_limit,
+            (Workload::Squares, Implementation::Rust) => sizes.squares_n,
+            (Workload::Primes, Implementation::Python) => sizes.python_primes_limit,
+            (Workload::Squares, Implementation::Python) => sizes.python_squares_n,
+        }
+    }
+
+    fn answer(self, size: u64) -> u64 {
+        match self {
+            Workload::Primes => count_primes::call(size),
+            Workload::Squares => sum_squares::call(size),
+        }
+    }
+
+    /// Runs `tasks` copies of this workload at `size` on `runner`: async runners get the
+    /// coroutine that computes on the loop, the others the plain function.
+    fn run(self, runner: &Runner, size: u64, tasks: usize) -> Vec<Result<u64, TaskError>> {
+        let inputs = std::iter::repeat_n(size, tasks);
+        match (self, runner.mode()) {
+            (Workload::Primes, Mode::Async { .. }) => runner.map(count_primes_on_loop, inputs),
+            (Workload::Squares, Mode::Async { .. }) => runner.map(sum_squares_on_loop, inputs),
+            (Workload::Primes, _) => runner.map(count_primes, inputs),
+            (Workload::Squares, _) => runner.map(sum_squares, inputs),
+        }
+    }
+}
+
+/// How a batch runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Serial,
+    Threads,
+    Processes,
+    Async,
+}
+
+impl Engine {
+    /// The measurement name, the same in Rust and in the CPython script.
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Serial => "serial",
+            Engine::Threads => "threads",
+            Engine::Processes => "processes",
+            Engine::Async => "async",
+        }
+    }
+
+    fn mode(self, workers: usize, tasks: usize) -> Mode {
+        match self {
+            Engine::Serial => Mode::Serial,
+            Engine::Threads => Mode::Threads(workers),
+            Engine::Processes => Mode::Processes(workers),
+            Engine::Async => Mode::Async { concurrency: tasks },
+        }
+    }
+}
+
+/// Sizes by scale.
+#[derive(Debug, Clone)]
+struct Sizes {
+    tasks: usize,
+    primes_limit: u64,
+    squares_n: u64,
+    python_primes_limit: u64,
+    python_squares_n: u64,
+    repetitions: usize,
+    python_repetitions: usize,
+    gantt_work: Duration,
+    gantt_repetitions: usize,
+}
+
+impl Sizes {
+    fn at(scale: Scale) -> Self {
+        Sizes {
+            tasks: 8,
+            primes_limit: scale.pick(40_000, 120_000, 400_000),
+            squares_n: scale.pick(300_000, 8_000_000, 30_000_000),
+            python_primes_limit: scale.pick(2_000, 20_000, 60_000),
+            python_squares_n: scale.pick(10_000, 150_000, 600_000),
+            repetitions: scale.pick(2, 5, 9),
+            python_repetitions: scale.pick(1, 3, 5),
+            gantt_work: Duration::from_millis(scale.pick(6, 15, 25)),
+            gantt_repetitions: scale.pick(1, 3, 5),
+        }
+    }
+}
+
+/// Time slice after which a coroutine of the timeline yields.
+const COROUTINE_SLICE: Duration = Duration::from_millis(2);
+
+/// 1, 2, the core count and twice the core count, without repeats.
+fn worker_counts(cores: usize) -> Vec<usize> {
+    let mut counts = vec![1, 2, cores, 2 * cores];
+    counts.sort_unstable();
+    counts.dedup();
+    counts
+}
+
+/// Every (engine, workers) pair measured, in table order.
+fn configurations(workers: &[usize]) -> Vec<(Engine, usize)> {
+    let mut all = vec![(Engine::Serial, 1)];
+    for engine in [Engine::Threads, Engine::Processes] {
+        all.extend(workers.iter().map(|w| (engine, *w)));
+    }
+    all.push((Engine::Async, 1));
+    all
+}
+
+fn params(workload: Workload, workers: usize) -> [(&'static str, Value); 2] {
+    [
+        ("workload", workload.name().into()),
+        ("workers", workers.into()),
+    ]
+}
+
+/// Times `repetitions` runs of the batch after one untimed run; every result is checked.
+fn time_batch(
+    runner: &Runner,
+    workload: Workload,
+    size: u64,
+    tasks: usize,
+    repetitions: usize,
+) -> Result<Vec<f64>, LabError> {
+    let answer = workload.answer(size);
+    let context = format!("{} on {}", workload.name(), runner.mode());
+    let check = |results: Vec<Result<u64, TaskError>>| -> Result<(), LabError> {
+        for result in results {
+            match result {
+                Ok(value) if value == answer => {}
+                Ok(value) => {
+                    return Err(LabError::engine(
+                        &context,
+                        format!("a task returned {value} instead of {answer}"),
+                    ));
+                }
+                Err(error) => return Err(LabError::engine(&context, error)),
+            }
+        }
+        Ok(())
+    };
+    check(workload.run(runner, size, tasks))?;
+    let mut samples = Vec::with_capacity(repetitions);
+    for _ in 0..repetitions {
+        let (results, seconds) = timed(|| workload.run(runner, size, tasks));
+        check(results)?;
+        samples.push(seconds);
+    }
+    Ok(samples)
+}
+
+/// All measurements, read back by language, workload, engine and workers.
+struct Findings<'a> {
+    rust: &'a [Measurement],
+    python: Option<&'a [Measurement]>,
+    cores: usize,
+}
+
+impl Findings<'_> {
+    fn summary(
+        &self,
+        implementation: Implementation,
+        workload: Workload,
+        engine: Engine,
+        workers: usize,
+    ) -> Option<&Summary> {
+        let measurements = match implementation {
+            Implementation::Rust => self.rust,
+            Implementation::Python => self.python?,
+        };
+        find(measurements, engine.name(), &params(workload, workers)).map(|m| &m.summary)
+    }
+
+    fn speedup(
+        &self,
+        implementation: Implementation,
+        workload: Workload,
+        engine: Engine,
+        workers: usize,
+    ) -> Option<f64> {
+        let serial = self.summary(implementation, workload, Engine::Serial, 1)?;
+        let run = self.summary(implementation, workload, engine, workers)?;
+        Some(speedup(serial, run))
+    }
+
+    /// The languages that ran.
+    fn implementations(&self) -> Vec<Implementation> {
+        let mut all = vec![Implementation::Rust];
+        if self.python.is_some() {
+            all.push(Implementation::Python);
+        }
+        all
+    }
+
+    /// `engine`'s speed-ups at `workers` for every language and workload that ran, with a label.
+    fn speedups(&self, engine: Engine, workers: usize) -> Vec<(String, f64)> {
+        let mut found = Vec::new();
+        for implementation in self.implementations() {
+            for workload in Workload::ALL {
+                if let Some(s) = self.speedup(implementation, workload, engine, workers) {
+                    found.push((
+                        format!("{} {}", language(implementation), workload.name()),
+                        s,
+                    ));
+                }
+            }
+        }
+        found
+    }
+
+    /// The best speed-up parallel workers may give: one per core, at most one per task.
+    fn ideal(&self, workers: usize) -> f64 {
+        workers.min(self.cores) as f64
+    }
+}
+
+fn language(implementation: Implementation) -> &'static str {
+    match implementation {
+        Implementation::Rust => "Rust",
+        Implementation::Python => "CPython",
+    }
+}
+
+fn listed(speedups: &[(String, f64)]) -> String {
+    speedups
+        .iter()
+        .map(|(label, s)| format!("{label} {}", times(*s)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Experiment for CpuBound {
+    fn id(&self) -> &'static str {
+        "cpu-bound"
+    }
+
+    fn title(&self) -> &'static str {
+        "CPU-bound work: serial, threads, processes, coroutines"
+    }
+
+    fn seed_section(&self) -> &'static str {
+        "2, 4"
+    }
+
+    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
+        let sizes = Sizes::at(ctx.scale());
+        let cores = triad::available_cores();
+        let workers = worker_counts(cores);
+        let configs = configurations(&workers);
+        let total = configs.len() as u64 + 3;
+        let mut done = 0;
+        let mut measurements = Vec::new();
+        for &(engine, count) in &configs {
+            let runner = Runner::new(engine.mode(count, sizes.tasks))
+                .map_err(|e| LabError::engine(format!("starting {}", engine.name()), e))?;
+            for workload in Workload::ALL {
+                let size = workload.size(&sizes, Implementation::Rust);
+                let samples = time_batch(&runner, workload, size, sizes.tasks, sizes.repetitions)?;
+                measurements.push(
+                    Measurement::new(engine.name(), Implementation::Rust, "s", samples)
+                        .param("workload", workload.name())
+                        .param("workers", count)
+                        .param("tasks", sizes.tasks)
+                        .param("size", size),
+                );
+            }
+            done += 1;
+            ctx.progress(done, total);
+        }
+        let serial = Runner::new(Mode::Serial).map_err(|e| LabError::engine("serial", e))?;
+        for workload in Workload::ALL {
+            let size = workload.size(&sizes, Implementation::Python);
+            let samples = time_batch(&serial, workload, size, sizes.tasks, sizes.repetitions)?;
+            measurements.push(
+                Measurement::new(
+                    "serial, CPython's batch",
+                    Implementation::Rust,
+                    "s",
+                    samples,
+                )
+                .param("workload", workload.name())
+                .param("tasks", sizes.tasks)
+                .param("size", size),
+            );
+        }
+        done += 1;
+        ctx.progress(done, total);
+
+        let worker_list = workers
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let python = ctx.python(
+            "cpu_bound",
+            include_str!("../../../python/cpu_bound.py"),
+            &[
+                sizes.tasks.to_string(),
+                sizes.python_primes_limit.to_string(),
+                sizes.python_squares_n.to_string(),
+                worker_list,
+                sizes.python_repetitions.to_string(),
+            ],
+        )?;
+        done += 1;
+        ctx.progress(done, total);
+
+        let gantt = gantt::record(sizes.gantt_work, COROUTINE_SLICE, sizes.gantt_repetitions)?;
+        ctx.progress(total, total);
+
+        let mut notes = Vec::new();
+        let python_measurements = python.as_ref().map(|p| p.measurements.as_slice());
+        let findings = Findings {
+            rust: &measurements,
+            python: python_measurements,
+            cores,
+        };
+        match &python {
+            Some(output) => {
+                notes.extend(output.notes.iter().cloned());
+                notes.extend(same_work_notes(&measurements, &output.measurements, &sizes));
+            }
+            None => notes.push(NO_PYTHON.to_owned()),
+        }
+        if cores < 2 {
+            notes.push(
+                "This machine gives the lab one core: no mode can run tasks in parallel here."
+                    .to_owned(),
+            );
+        }
+        notes.extend(gantt.notes.iter().cloned());
+
+        let mut verdicts = speed_verdicts(&findings);
+        verdicts.extend(timeline_verdicts(&gantt, cores));
+        let table = table(&findings, &configs);
+        let charts = Workload::ALL
+            .iter()
+            .map(|w| chart(&findings, *w, &workers))
+            .collect();
+        let method = format!(
+            "A batch of {tasks} equal tasks — count_primes({primes}) (the seed's §4 trial \
+             division) or sum_squares({squares}) (§2) — runs through triad::Runner in each mode: \
+             serial; threads and processes with {workers} workers; async with all tasks on one \
+             tokio event-loop thread (the task body computes without awaiting, like a CPU-bound \
+             asyncio coroutine). Engines start before timing (pool start-up is not counted); \
+             each batch runs once untimed, then {reps} times timed. Speed-up = serial median / \
+             median; efficiency = speed-up / min(workers, {cores} cores). CPython runs the same \
+             algorithms on a smaller batch ({tasks} × count_primes({py_primes}), {tasks} × \
+             sum_squares({py_squares})), {py_reps} times each: serial, ThreadPoolExecutor, \
+             multiprocessing.Pool (started and warmed before timing), and asyncio.gather on one \
+             loop. The timelines spin each of 2 tasks for {work} ms of CPU time, reading the \
+             clock between tiny steps so that every span drawn is time the task was really on a \
+             CPU ({gantt_reps} runs per setting).",
+            tasks = sizes.tasks,
+            primes = sizes.primes_limit,
+            squares = sizes.squares_n,
+            workers = workers
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(", "),
+            reps = sizes.repetitions,
+            py_primes = sizes.python_primes_limit,
+            py_squares = sizes.python_squares_n,
+            py_reps = sizes.python_repetitions,
+            work = sizes.gantt_work.as_millis(),
+            gantt_reps = sizes.gantt_repetitions,
+        );
+        if let Some(output) = python {
+            measurements.extend(output.measurements);
+        }
+        let mut timelines = Vec::new();
+        for result in gantt.results {
+            measurements.extend(result.measurements);
+            timelines.push(result.timeline);
+        }
+        Ok(ExperimentReport {
+            method,
+            measurements,
+            table,
+            charts,
+            timelines,
+            verdicts,
+            notes,
+            ..Default::default()
+        })
+    }
+}
+
+/// Rust and CPython on the very same batch, serially: the cost of interpreting.
+fn same_work_notes(rust: &[Measurement], python: &[Measurement], sizes: &Sizes) -> Vec<String> {
+    Workload::ALL
+        .iter()
+        .filter_map(|workload| {
+            let rust = find(
+                rust,
+                "serial, CPython's batch",
+                &[("workload", workload.name().into())],
+            )?;
+            let python = find(python, "serial", &params(*workload, 1))?;
+            Some(format!(
+                "Same work, one core: {} × {}({}) took {} in Rust and {} in CPython ({} faster).",
+                sizes.tasks,
+                workload.name(),
+                workload.size(sizes, Implementation::Python),
+                format_seconds(rust.median()),
+                format_seconds(python.median()),
+                times(python.median() / rust.median()),
+            ))
+        })
+        .collect()
+}
+
+fn table(findings: &Findings<'_>, configs: &[(Engine, usize)]) -> Table {
+    let mut table = Table::new([
+        "workload",
+        "mode",
+        "workers",
+        "Rust",
+        "Rust speed-up",
+        "Rust efficiency",
+        "CPython",
+        "CPython speed-up",
+        "CPython efficiency",
+    ]);
+    for workload in Workload::ALL {
+        for &(engine, workers) in configs {
+            let mut row = vec![
+                workload.name().to_owned(),
+                engine.name().to_owned(),
+                match engine {
+                    Engine::Async => "1 loop".to_owned(),
+                    _ => workers.to_string(),
+                },
+            ];
+            for implementation in [Implementation::Rust, Implementation::Python] {
+                let cells = match (
+                    findings.summary(implementation, workload, engine, workers),
+                    findings.speedup(implementation, workload, engine, workers),
+                ) {
+                    (Some(summary), Some(s)) => {
+                        let used = match engine {
+                            Engine::Threads | Engine::Processes => findings.ideal(workers),
+                            Engine::Serial | Engine::Async => 1.0,
+                        };
+                        [
+                            format_with_spread(summary, format_seconds),
+                            times(s),
+                            format!("{:.0}%", 100.0 * s / used),
+                        ]
+                    }
+                    _ => ["—".to_owned(), "—".to_owned(), "—".to_owned()],
+                };
+                row.extend(cells);
+            }
+            table.row(row);
+        }
+    }
+    table
+}
+
+fn chart(findings: &Findings<'_>, workload: Workload, workers: &[usize]) -> Chart {
+    let mut series = Vec::new();
+    for implementation in findings.implementations() {
+        let Some(serial) = findings.summary(implementation, workload, Engine::Serial, 1) else {
+            continue;
+        };
+        for engine in [Engine::Threads, Engine::Processes, Engine::Async] {
+            let counts: &[usize] = if engine == Engine::Async {
+                &[1]
+            } else {
+                workers
+            };
+            let points: Vec<Point> = counts
+                .iter()
+                .filter_map(|w| {
+                    let run = findings.summary(implementation, workload, engine, *w)?;
+                    Some(speedup_point(*w as f64, serial, run))
+                })
+                .collect();
+            let label = match engine {
+                Engine::Async => format!("{} async (one loop)", language(implementation)),
+                _ => format!("{} {}", language(implementation), engine.name()),
+            };
+            series.push(Series { label, points });
+        }
+    }
+    series.push(Series {
+        label: "ideal: min(workers, cores)".to_owned(),
+        points: workers
+            .iter()
+            .map(|w| Point {
+                x: *w as f64,
+                y: findings.ideal(*w),
+                low: None,
+                high: None,
+            })
+            .collect(),
+    });
+    Chart {
+        title: format!("Speed-up over serial against workers: {}", workload.name()),
+        kind: ChartKind::Line,
+        x_label: "workers".to_owned(),
+        y_label: "speed-up over serial (×)".to_owned(),
+        series,
+        ..Default::default()
+    }
+}
+
+/// A parallel speed-up counts as real when it reaches this share of the ideal.
+const PARALLEL_SHARE: f64 = 0.7;
+/// A speed-up below this is "none" (noise on a shared machine stays under it).
+const NO_SPEEDUP: f64 = 1.3;
+
+fn speed_verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
+    let cores = findings.cores;
+    let parallel = |s: f64| s >= PARALLEL_SHARE * findings.ideal(cores);
+    let one_core = || Verdict {
+        claim: String::new(),
+        quote: String::new(),
+        outcome: Outcome::Depends,
+        evidence: format!("this machine gives the lab {cores} core: nothing can run in parallel"),
+    };
+    let rust_threads: Vec<(String, f64)> = findings
+        .speedups(Engine::Threads, cores)
+        .into_iter()
+        .filter(|(label, _)| label.starts_with("Rust"))
+        .collect();
+    let python_threads: Vec<(String, f64)> = findings
+        .speedups(Engine::Threads, cores)
+        .into_iter()
+        .filter(|(label, _)| label.starts_with("CPython"))
+        .collect();
+    let processes = findings.speedups(Engine::Processes, cores);
+    let python_processes: Vec<&(String, f64)> = processes
+        .iter()
+        .filter(|(label, _)| label.starts_with("CPython"))
+        .collect();
+    let mut verdicts = Vec::new();
+
+    let claim = "A thread pool does not speed CPU-bound work up in Python (the GIL).";
+    let quote = "线程池（GIL限制，性能差）";
+    verdicts.push(if cores < 2 {
+        Verdict {
+            claim: claim.into(),
+            quote: quote.into(),
+            ..one_core()
+        }
+    } else if findings.python.is_none() {
+        Verdict {
+            claim: claim.into(),
+            quote: quote.into(),
+            outcome: Outcome::Depends,
+            evidence: format!(
+                "CPython did not run; Rust threads ({cores} workers), which have no GIL: {}",
+                listed(&rust_threads)
+            ),
+        }
+    } else {
+        Verdict {
+            claim: claim.into(),
+            quote: quote.into(),
+            outcome: outcome_of(
+                &python_threads
+                    .iter()
+                    .map(|(_, s)| *s < NO_SPEEDUP)
+                    .collect::<Vec<_>>(),
+            ),
+            evidence: format!(
+                "speed-up of {cores} threads over serial: {}; Rust threads, without a GIL: {}",
+                listed(&python_threads),
+                listed(&rust_threads)
+            ),
+        }
+    });
+
+    let claim = "A process pool runs CPU-bound work truly in parallel, and fast.";
+    let quote = "进程池（真正并行，性能好）";
+    verdicts.push(if cores < 2 {
+        Verdict {
+            claim: claim.into(),
+            quote: quote.into(),
+            ..one_core()
+        }
+    } else {
+        Verdict {
+            claim: claim.into(),
+            quote: quote.into(),
+            outcome: outcome_of(
+                &processes
+                    .iter()
+                    .map(|(_, s)| parallel(*s))
+                    .collect::<Vec<_>>(),
+            ),
+            evidence: format!(
+                "speed-up of {cores} worker processes over serial: {}",
+                listed(&processes)
+            ),
+        }
+    });
+
+    let claim = "Parallelism is done with processes; threads and coroutines only interleave.";
+    let quote = "**实现方式** | 线程、协程 | 多进程";
+    let rust_threads_parallel = rust_threads.iter().all(|(_, s)| parallel(*s));
+    let python_holds = !python_processes.is_empty()
+        && python_processes.iter().all(|(_, s)| parallel(*s))
+        && python_threads.iter().all(|(_, s)| *s < NO_SPEEDUP);
+    let evidence = format!(
+        "{cores} workers — threads: {}; processes: {}",
+        listed(&findings.speedups(Engine::Threads, cores)),
+        listed(&processes)
+    );
+    verdicts.push(if cores < 2 {
+        Verdict {
+            claim: claim.into(),
+            quote: quote.into(),
+            ..one_core()
+        }
+    } else {
+        let (outcome, why) = match (
+            findings.python.is_some(),
+            python_holds,
+            rust_threads_parallel,
+        ) {
+            (true, true, false) => (Outcome::Confirmed, ""),
+            (true, true, true) => (
+                Outcome::Depends,
+                "true of CPython, whose threads share one GIL; Rust threads run in parallel",
+            ),
+            (true, false, _) => (Outcome::Refuted, ""),
+            (false, _, true) => (
+                Outcome::Depends,
+                "CPython did not run; Rust threads run in parallel",
+            ),
+            (false, _, false) => (Outcome::Confirmed, ""),
+        };
+        Verdict {
+            claim: claim.into(),
+            quote: quote.into(),
+            outcome,
+            evidence: if why.is_empty() {
+                evidence
+            } else {
+                format!("{why} ({evidence})")
+            },
+        }
+    });
+
+    let claim = "Parallel speed-up needs several cores: workers beyond the core count add nothing.";
+    let quote = "**CPU需求** | 单核可以 | 需要多核";
+    let over = 2 * cores;
+    let mut checks = Vec::new();
+    let mut seen = Vec::new();
+    for engine in [Engine::Threads, Engine::Processes] {
+        for implementation in findings.implementations() {
+            if engine == Engine::Threads && implementation == Implementation::Python {
+                continue;
+            }
+            for workload in Workload::ALL {
+                let (Some(at_cores), Some(beyond)) = (
+                    findings.speedup(implementation, workload, engine, cores),
+                    findings.speedup(implementation, workload, engine, over),
+                ) else {
+                    continue;
+                };
+                checks.push(parallel(at_cores) && beyond <= 1.15 * findings.ideal(cores));
+                seen.push(format!(
+                    "{} {} {}: {} → {}",
+                    language(implementation),
+                    engine.name(),
+                    workload.name(),
+                    times(at_cores),
+                    times(beyond)
+                ));
+            }
+        }
+    }
+    verdicts.push(if cores < 2 {
+        Verdict {
+            claim: claim.into(),
+            quote: quote.into(),
+            ..one_core()
+        }
+    } else {
+        Verdict {
+            claim: claim.into(),
+            quote: quote.into(),
+            outcome: outcome_of(&checks),
+            evidence: format!(
+                "speed-up with {cores} → {over} workers on {cores} cores: {}",
+                seen.join("; ")
+            ),
+        }
+    });
+
+    let coroutines = findings.speedups(Engine::Async, 1);
+    verdicts.push(Verdict {
+        claim: "Coroutines give single-core concurrency only: no speed-up on CPU-bound work."
+            .into(),
+        quote: "**CPU利用** | 多核并行 | 受GIL限制 | 单核并发".into(),
+        outcome: outcome_of(
+            &coroutines
+                .iter()
+                .map(|(_, s)| *s < NO_SPEEDUP)
+                .collect::<Vec<_>>(),
+        ),
+        evidence: format!(
+            "all tasks as coroutines on one loop, speed-up over serial: {}",
+            listed(&coroutines)
+        ),
+    });
+
+    let claim = "On n cores a process pool takes about 1/n of the serial time.";
+    let quote = "在4核CPU上,耗时约为单线程的1/4";
+    let fractions: Vec<String> = processes
+        .iter()
+        .map(|(label, s)| format!("{label} {:.2}", 1.0 / s))
+        .collect();
+    verdicts.push(if cores < 2 {
+        Verdict {
+            claim: claim.into(),
+            quote: quote.into(),
+            ..one_core()
+        }
+    } else {
+        let share = |s: f64| s / findings.ideal(cores);
+        let outcome = if processes.iter().all(|(_, s)| share(*s) >= 0.8) {
+            Outcome::Confirmed
+        } else if processes.iter().all(|(_, s)| share(*s) >= 0.5) {
+            Outcome::Depends
+        } else {
+            Outcome::Refuted
+        };
+        Verdict {
+            claim: claim.into(),
+            quote: quote.into(),
+            outcome,
+            evidence: format!(
+                "{cores} cores, so about 1/{cores} of serial is predicted; {cores} processes \
+                 took (fraction of serial): {}{}",
+                fractions.join(", "),
+                if outcome == Outcome::Depends {
+                    " — near, with start-up, dispatch and other load on the machine in the way"
+                } else {
+                    ""
+                }
+            ),
+        }
+    });
+    verdicts
+}
+
+fn timeline_verdicts(gantt: &gantt::Gantt, cores: usize) -> Vec<Verdict> {
+    let median = |samples: &[f64]| Summary::of(samples).median;
+    let mut verdicts = Vec::new();
+
+    let claim = "Concurrency alternates tasks on one core; parallelism runs them at the same time.";
+    let quote = "**执行方式** | 交替执行 | 同时执行";
+    let mut checks = Vec::new();
+    let mut seen = Vec::new();
+    for setting in [Setting::Pinned, Setting::Coroutines] {
+        if let Some(result) = gantt.get(setting) {
+            let overlap = median(&result.overlap);
+            let alternations = median(&result.alternations);
+            checks.push(overlap < 0.05 && alternations >= 2.0);
+            seen.push(format!(
+                "{}: both ran {:.0}% of the time, {alternations:.0} alternations",
+                setting.name(),
+                100.0 * overlap
+            ));
+        }
+    }
+    if let Some(result) = gantt.get(Setting::Free) {
+        let overlap = median(&result.overlap);
+        if cores >= 2 {
+            checks.push(overlap >= 0.5);
+        }
+        seen.push(format!(
+            "{} ({cores} cores): both ran {:.0}% of the time",
+            Setting::Free.name(),
+            100.0 * overlap
+        ));
+    }
+    verdicts.push(Verdict {
+        claim: claim.into(),
+        quote: quote.into(),
+        outcome: outcome_of(&checks),
+        evidence: seen.join("; "),
+    });
+
+    let claim = "The kernel switches threads sharing a core every few milliseconds (e.g. 5 ms).";
+    let quote = "定时器中断(如每5ms)触发";
+    verdicts.push(match gantt.get(Setting::Pinned) {
+        Some(result) if !result.run_lengths_s.is_empty() => {
+            let run = Summary::of(&result.run_lengths_s);
+            let few_ms = (0.5e-3..=10e-3).contains(&run.median);
+            Verdict {
+                claim: claim.into(),
+                quote: quote.into(),
+                outcome: if few_ms {
+                    Outcome::Confirmed
+                } else {
+                    Outcome::Refuted
+                },
+                evidence: format!(
+                    "a pinned thread ran {} (median of {} stretches, quartiles {} – {}) before \
+                     the kernel switched to the other",
+                    format_seconds(run.median),
+                    run.n,
+                    format_seconds(run.p25),
+                    format_seconds(run.p75)
+                ),
+            }
+        }
+        _ => Verdict {
+            claim: claim.into(),
+            quote: quote.into(),
+            outcome: Outcome::Depends,
+            evidence: "no thread was switched out while pinned (or pinning was refused)".into(),
+        },
+    });
+    verdicts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_counts_cover_one_two_cores_and_oversubscription() {
+        assert_eq!(worker_counts(1), vec![1, 2]);
+        assert_eq!(worker_counts(2), vec![1, 2, 4]);
+        assert_eq!(worker_counts(8), vec![1, 2, 8, 16]);
+    }
+
+    #[test]
+    fn configurations_start_serial_and_end_async() {
+        let configs = configurations(&[1, 2]);
+        assert_eq!(configs.first(), Some(&(Engine::Serial, 1)));
+        assert_eq!(configs.last(), Some(&(Engine::Async, 1)));
+        assert_eq!(configs.len(), 6);
+    }
+
+    fn measured(name: &str, implementation: Implementation, workers: usize, s: f64) -> Measurement {
+        Measurement::new(name, implementation, "s", vec![s])
+            .param("workload", "count_primes")
+            .param("workers", workers)
+    }
+
+    #[test]
+    fn verdicts_follow_the_numbers() {
+        use Implementation::{Python, Rust};
+        let rust = vec![
+            measured("serial", Rust, 1, 1.0),
+            measured("threads", Rust, 2, 0.5),
+            measured("threads", Rust, 4, 0.5),
+            measured("processes", Rust, 2, 0.52),
+            measured("processes", Rust, 4, 0.51),
+            measured("async", Rust, 1, 1.0),
+        ];
+        let python = vec![
+            measured("serial", Python, 1, 1.0),
+            measured("threads", Python, 2, 1.05),
+            measured("processes", Python, 2, 0.55),
+            measured("processes", Python, 4, 0.54),
+            measured("async", Python, 1, 1.01),
+        ];
+        let findings = Findings {
+            rust: &rust,
+            python: Some(&python),
+            cores: 2,
+        };
+        let verdicts = speed_verdicts(&findings);
+        let outcomes: Vec<Outcome> = verdicts.iter().map(|v| v.outcome).collect();
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::Confirmed, // CPython threads: no speed-up
+                Outcome::Confirmed, // processes: ~2×
+                Outcome::Depends,   // processes for parallelism: Rust threads too
+                Outcome::Confirmed, // 4 workers on 2 cores: no more
+                Outcome::Confirmed, // coroutines: 1×
+                Outcome::Confirmed, // 1/2 of serial on 2 cores
+            ]
+        );
+        let slow_processes = vec![
+            measured("serial", Rust, 1, 1.0),
+            measured("processes", Rust, 2, 0.95),
+        ];
+        let findings = Findings {
+            rust: &slow_processes,
+            python: None,
+            cores: 2,
+        };
+        assert_eq!(speed_verdicts(&findings)[1].outcome, Outcome::Refuted);
+        assert_eq!(speed_verdicts(&findings)[5].outcome, Outcome::Refuted);
+    }
+}
