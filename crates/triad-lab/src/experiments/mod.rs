@@ -3,13 +3,17 @@
 
 mod c10k;
 mod cost_support;
+mod cpu_bound;
 mod event_loop;
 mod findings;
 mod fork_cow;
+mod gil;
+mod io_bound;
 mod ipc;
 mod memory_per_unit;
 mod pool_chunking;
 mod race;
+mod scaling;
 mod select_poll_epoll;
 mod spawn_cost;
 mod switch_cost;
@@ -19,6 +23,9 @@ use crate::experiment::Experiment;
 /// Every experiment, in run order.
 pub fn catalogue() -> &'static [&'static dyn Experiment] {
     &[
+        &cpu_bound::CpuBound,
+        &io_bound::IoBound,
+        &gil::GilEffect,
         &switch_cost::SwitchCost,
         &spawn_cost::SpawnCost,
         &memory_per_unit::MemoryPerUnit,
