@@ -1,12 +1,14 @@
 """cpu-bound: the seed's prime count and sum of squares, serial / threads / processes / asyncio.
 
 Arguments: tasks, primes_limit, squares_n, workers (comma separated), repetitions.
-The algorithms are the ones the Rust side runs (triad::workloads, copied in labkit).
-Pools are started and warmed before the clock starts.
+The algorithms are the ones the Rust side runs (triad::workloads, copied in labkit). Every pool
+is started and runs each batch once before the clock starts; then each repetition times every
+configuration once, in turn, so that a burst of load elsewhere does not fall on one alone.
 """
 
 import asyncio
 import multiprocessing
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import labkit
@@ -31,36 +33,44 @@ def main():
         ("sum_squares", labkit.sum_squares, squares_n),
     ]
     context = multiprocessing.get_context()
-    labkit.note(
-        f"CPython's multiprocessing start method here: {context.get_start_method()}."
-    )
+    labkit.note(f"CPython's multiprocessing start method here: {context.get_start_method()}.")
     loop = asyncio.new_event_loop()
-    for name, function, size in workloads:
-        inputs = [size] * tasks
-        answer = [function(size)] * tasks
+    executors = {count: ThreadPoolExecutor(max_workers=count) for count in workers}
+    pools = {count: context.Pool(processes=count) for count in workers}
+    try:
+        trials = []
+        for name, function, size in workloads:
+            inputs = [size] * tasks
+            answer = [function(size)] * tasks
 
-        def timed(run):
+            def trial(engine, count, run, name=name, size=size, answer=answer):
+                trials.append((engine, count, name, size, answer, run, []))
+
+            trial("serial", 1, lambda f=function, i=inputs: [f(x) for x in i])
+            for count in workers:
+                trial("threads", count, lambda e=executors[count], f=function, i=inputs: list(e.map(f, i)))
+            for count in workers:
+                trial("processes", count, lambda p=pools[count], f=function, i=inputs: p.map(f, i))
+            trial("async", 1, lambda f=function, i=inputs: run_async(loop, f, i))
+        for engine, count, name, size, answer, run, samples in trials:
             if run() != answer:
-                raise SystemExit(f"{name}: wrong results")
-            return labkit.time_each(repetitions, run)
-
-        labkit.record(
-            "serial", "s", timed(lambda: [function(x) for x in inputs]),
-            workload=name, workers=1, tasks=tasks, size=size,
-        )
-        for count in workers:
-            with ThreadPoolExecutor(max_workers=count) as executor:
-                samples = timed(lambda: list(executor.map(function, inputs)))
-            labkit.record("threads", "s", samples, workload=name, workers=count, tasks=tasks, size=size)
-        for count in workers:
-            with context.Pool(processes=count) as pool:
-                samples = timed(lambda: pool.map(function, inputs))
-            labkit.record("processes", "s", samples, workload=name, workers=count, tasks=tasks, size=size)
-        labkit.record(
-            "async", "s", timed(lambda: run_async(loop, function, inputs)),
-            workload=name, workers=1, tasks=tasks, size=size,
-        )
-    loop.close()
+                raise SystemExit(f"{name} on {engine}: wrong results")
+        for _ in range(repetitions):
+            for engine, count, name, size, answer, run, samples in trials:
+                start = time.perf_counter()
+                results = run()
+                samples.append(time.perf_counter() - start)
+                if results != answer:
+                    raise SystemExit(f"{name} on {engine}: wrong results")
+        for engine, count, name, size, answer, run, samples in trials:
+            labkit.record(engine, "s", samples, workload=name, workers=count, tasks=tasks, size=size)
+    finally:
+        for pool in pools.values():
+            pool.terminate()
+            pool.join()
+        for executor in executors.values():
+            executor.shutdown()
+        loop.close()
     labkit.finish()
 
 

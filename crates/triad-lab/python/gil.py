@@ -36,20 +36,6 @@ def io_rounds(rounds, delay_s, bytecodes, limit):
     return total
 
 
-def on_threads(count, function, *args):
-    results = [None] * count
-
-    def one(index):
-        results[index] = function(*args)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
 def holds(count, seconds):
     """How long each spinning thread ran between two gaps in its clock reads."""
     stretches = []
@@ -70,7 +56,7 @@ def holds(count, seconds):
         # whole turn.
         stretches.extend(mine[1:])
 
-    on_threads(count, spin)
+    labkit.on_threads(count, spin)
     return stretches
 
 
@@ -86,33 +72,37 @@ def main():
         if results != expected:
             raise SystemExit(f"wrong results: {results} != {expected}")
 
-    serial, threaded, cpu = [], [], []
-    check([interpret(steps, limit) for _ in range(threads)], [answer] * threads)
-    check(on_threads(threads, interpret, steps, limit), [answer] * threads)
-    for _ in range(repetitions):
-        start = time.perf_counter()
-        check([interpret(steps, limit) for _ in range(threads)], [answer] * threads)
-        serial.append(time.perf_counter() - start)
-        cpu_start = time.process_time()
-        start = time.perf_counter()
-        check(on_threads(threads, interpret, steps, limit), [answer] * threads)
-        threaded.append(time.perf_counter() - start)
-        cpu.append(time.process_time() - cpu_start)
+    work = [(steps, limit)] * threads
+    expected = [answer] * threads
+    serial, threaded, cpu, processes = [], [], [], []
+    with multiprocessing.get_context().Pool(processes=threads) as pool:
+        check([interpret(steps, limit) for _ in range(threads)], expected)
+        check(labkit.on_threads(threads, interpret, steps, limit), expected)
+        check(pool.starmap(interpret, work), expected)
+        # Each repetition times every mode once, in turn, so that a burst of load from
+        # elsewhere falls on several modes, not on every sample of one.
+        for _ in range(repetitions):
+            start = time.perf_counter()
+            check([interpret(steps, limit) for _ in range(threads)], expected)
+            serial.append(time.perf_counter() - start)
+            cpu_start = time.process_time()
+            start = time.perf_counter()
+            check(labkit.on_threads(threads, interpret, steps, limit), expected)
+            threaded.append(time.perf_counter() - start)
+            cpu.append(time.process_time() - cpu_start)
+            start = time.perf_counter()
+            check(pool.starmap(interpret, work), expected)
+            processes.append(time.perf_counter() - start)
     labkit.record("cpu serial", "s", serial, threads=threads, steps=steps)
     labkit.record("cpu threads under the GIL", "s", threaded, threads=threads, steps=steps)
     labkit.record("cpu time of threads under the GIL", "s", cpu, threads=threads, steps=steps)
+    labkit.record("cpu processes", "s", processes, threads=threads, steps=steps)
 
-    with multiprocessing.get_context().Pool(processes=threads) as pool:
-        work = [(steps, limit)] * threads
-        check(pool.starmap(interpret, work), [answer] * threads)
-        samples = []
-        for _ in range(repetitions):
-            start = time.perf_counter()
-            check(pool.starmap(interpret, work), [answer] * threads)
-            samples.append(time.perf_counter() - start)
-    labkit.record("cpu processes", "s", samples, threads=threads, steps=steps)
-
-    labkit.record("hold before a switch", "s", holds(threads, hold_seconds), threads=threads)
+    turns = holds(threads, hold_seconds)
+    if turns:
+        labkit.record("hold before a switch", "s", turns, threads=threads)
+    else:
+        labkit.note("No thread lost the GIL during the hold measurement: it was too short.")
 
     delay_s = delay_ms / 1000
     round_answer = io_rounds(rounds, 0, io_bytecodes, limit)
@@ -123,7 +113,7 @@ def main():
         io_serial.append(time.perf_counter() - start)
         start = time.perf_counter()
         check(
-            on_threads(io_threads, io_rounds, rounds, delay_s, io_bytecodes, limit),
+            labkit.on_threads(io_threads, io_rounds, rounds, delay_s, io_bytecodes, limit),
             [round_answer] * io_threads,
         )
         io_threaded.append(time.perf_counter() - start)

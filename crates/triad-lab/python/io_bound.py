@@ -9,7 +9,6 @@ as the seed's section 2 does.
 import asyncio
 import multiprocessing
 import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -53,20 +52,6 @@ def call(args):
     return function(port, delay_ms)
 
 
-def thread_per_wait(function, port, delay_ms, count):
-    results = [None] * count
-
-    def one(index):
-        results[index] = function(port, delay_ms)
-
-    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
-
-
 def main():
     delay_ms, serial_counts, counts, processes, repetitions, port = labkit.args(
         int, str, str, int, int, int
@@ -101,7 +86,7 @@ def main():
                     labkit.record(engine, "s", samples, workload=name, n=count, delay_ms=delay_ms, **extra)
 
             measure("serial", lambda d, c: [function(port, d) for _ in range(c)], serial_counts)
-            measure("thread per wait", lambda d, c: thread_per_wait(function, port, d, c), counts)
+            measure("thread per wait", lambda d, c: labkit.on_threads(c, function, port, d), counts)
             for count in counts:
                 with ThreadPoolExecutor(max_workers=count) as executor:
                     measure(

@@ -8,6 +8,7 @@ and takes its sizes from command-line arguments, so the lab decides the scale.
 import json
 import os
 import sys
+import threading
 import time
 
 _measurements = []
@@ -58,6 +59,21 @@ def in_fork(function, *arguments):
     if "error" in result:
         raise RuntimeError(f"{function.__name__}{arguments}: {result['error']}")
     return result["result"]
+
+
+def on_threads(count, function, *arguments):
+    """Runs function(*arguments) on count new threads at once; their results, in order."""
+    results = [None] * count
+
+    def one(index):
+        results[index] = function(*arguments)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
 
 
 def args(*types):

@@ -1,8 +1,10 @@
 //! What the compute experiments (`cpu-bound`, `io-bound`, `gil`) share: speed-ups with their
-//! spread, the rule that turns several checks into one verdict, and the lookup of a measurement
-//! by its name and parameters.
+//! spread, the rule that turns several checks into one verdict, labelled values as evidence,
+//! and the lookup of a measurement by its name and parameters.
 
-use crate::results::{Measurement, Outcome, Point};
+use serde_json::Value;
+
+use crate::results::{Implementation, Measurement, Outcome, Point, Verdict};
 use crate::stats::Summary;
 
 /// A note for a report whose CPython column is empty because the lab ran without `python3`.
@@ -44,11 +46,68 @@ pub(crate) fn outcome_of(checks: &[bool]) -> Outcome {
     }
 }
 
+/// A verdict on the seed's claim (in English) and its `quote` (its own words).
+pub(crate) fn verdict(claim: &str, quote: &str, outcome: Outcome, evidence: String) -> Verdict {
+    Verdict {
+        claim: claim.to_owned(),
+        quote: quote.to_owned(),
+        outcome,
+        evidence,
+    }
+}
+
+/// [`outcome_of`] the check `holds` on every labelled value.
+pub(crate) fn outcome_where(values: &[(String, f64)], holds: impl Fn(f64) -> bool) -> Outcome {
+    outcome_of(&values.iter().map(|(_, v)| holds(*v)).collect::<Vec<_>>())
+}
+
+/// Labelled values as evidence: `label value, label value`.
+pub(crate) fn listed(values: &[(String, f64)], format: impl Fn(f64) -> String) -> String {
+    values
+        .iter()
+        .map(|(label, value)| format!("{label} {}", format(*value)))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The language's name in tables and evidence.
+pub(crate) fn language(implementation: Implementation) -> &'static str {
+    match implementation {
+        Implementation::Rust => "Rust",
+        Implementation::Python => "CPython",
+    }
+}
+
+/// Rust, and CPython when it ran.
+pub(crate) fn languages(python_ran: bool) -> Vec<Implementation> {
+    let mut all = vec![Implementation::Rust];
+    if python_ran {
+        all.push(Implementation::Python);
+    }
+    all
+}
+
+/// The summary of `implementation`'s measurement called `name` with these parameters, among
+/// Rust's measurements and, when it ran, CPython's.
+pub(crate) fn summary_of<'a>(
+    rust: &'a [Measurement],
+    python: Option<&'a [Measurement]>,
+    implementation: Implementation,
+    name: &str,
+    params: &[(&str, Value)],
+) -> Option<&'a Summary> {
+    let measurements = match implementation {
+        Implementation::Rust => rust,
+        Implementation::Python => python?,
+    };
+    find(measurements, name, params).map(|m| &m.summary)
+}
+
 /// The measurement called `name` whose parameters include every `(key, value)` given.
 pub(crate) fn find<'a>(
     measurements: &'a [Measurement],
     name: &str,
-    params: &[(&str, serde_json::Value)],
+    params: &[(&str, Value)],
 ) -> Option<&'a Measurement> {
     measurements.iter().find(|m| {
         m.name == name
@@ -61,7 +120,6 @@ pub(crate) fn find<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::Implementation;
 
     #[test]
     fn checks_become_one_outcome() {
@@ -69,6 +127,15 @@ mod tests {
         assert_eq!(outcome_of(&[false, false]), Outcome::Refuted);
         assert_eq!(outcome_of(&[true, false]), Outcome::Depends);
         assert_eq!(outcome_of(&[]), Outcome::Depends);
+    }
+
+    #[test]
+    fn labelled_values_are_judged_and_listed() {
+        let values = [("a".to_owned(), 1.0), ("b".to_owned(), 3.0)];
+        assert_eq!(outcome_where(&values, |v| v > 2.0), Outcome::Depends);
+        assert_eq!(outcome_where(&values, |v| v > 0.5), Outcome::Confirmed);
+        assert_eq!(listed(&values, times), "a 1.00×, b 3.00×");
+        assert_eq!(languages(false), [Implementation::Rust]);
     }
 
     #[test]

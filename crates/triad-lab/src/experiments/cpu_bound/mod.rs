@@ -6,8 +6,9 @@
 //! event loop (an `async` body that computes without awaiting, as a CPU-bound coroutine does in
 //! asyncio). Threads and processes get 1, 2, the core count and twice the core count workers,
 //! so the speed-up and the parallel efficiency (speed-up per core used) show where the cores
-//! run out. Engines are started before the clock starts; each batch runs once untimed, then
-//! several times timed. The CPython baseline runs the same algorithms serially, on a
+//! run out. Every engine is started, and runs each batch once untimed, before the clock
+//! starts; then each repetition times every engine once, in turn, so that a burst of load from
+//! elsewhere falls on several engines rather than on every sample of one. The CPython baseline runs the same algorithms serially, on a
 //! `ThreadPoolExecutor`, on a `multiprocessing.Pool` and under asyncio, on a smaller batch.
 //! [`gantt`] measures the seed's §2 diagram: interleaving on one CPU against simultaneity.
 
@@ -19,7 +20,10 @@ use serde_json::Value;
 use triad::workloads::{count_primes, sum_squares};
 use triad::{Mode, Runner, TaskError};
 
-use super::scaling::{NO_PYTHON, find, outcome_of, speedup, speedup_point, times};
+use super::scaling::{
+    NO_PYTHON, find, language, languages, listed, outcome_of, outcome_where, speedup,
+    speedup_point, summary_of, times, verdict,
+};
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment, Scale};
 use crate::results::{
@@ -138,12 +142,12 @@ struct Sizes {
 impl Sizes {
     fn at(scale: Scale) -> Self {
         Sizes {
-            tasks: 8,
-            primes_limit: scale.pick(40_000, 120_000, 400_000),
+            tasks: scale.pick(4, 8, 8),
+            primes_limit: scale.pick(60_000, 120_000, 400_000),
             squares_n: scale.pick(300_000, 8_000_000, 30_000_000),
             python_primes_limit: scale.pick(2_000, 20_000, 60_000),
             python_squares_n: scale.pick(10_000, 150_000, 600_000),
-            repetitions: scale.pick(2, 5, 9),
+            repetitions: scale.pick(3, 5, 9),
             python_repetitions: scale.pick(1, 3, 5),
             gantt_work: Duration::from_millis(scale.pick(6, 15, 25)),
             gantt_repetitions: scale.pick(1, 3, 5),
@@ -162,7 +166,7 @@ fn worker_counts(cores: usize) -> Vec<usize> {
     counts
 }
 
-/// Every (engine, workers) pair measured, in table order.
+/// Every (engine, workers) pair measured, in table order; serial first.
 fn configurations(workers: &[usize]) -> Vec<(Engine, usize)> {
     let mut all = vec![(Engine::Serial, 1)];
     for engine in [Engine::Threads, Engine::Processes] {
@@ -179,39 +183,57 @@ fn params(workload: Workload, workers: usize) -> [(&'static str, Value); 2] {
     ]
 }
 
-/// Times `repetitions` runs of the batch after one untimed run; every result is checked.
+/// One checked run of a batch of `tasks` copies of `workload` at `size`: its wall time in seconds.
 fn time_batch(
     runner: &Runner,
     workload: Workload,
     size: u64,
     tasks: usize,
-    repetitions: usize,
-) -> Result<Vec<f64>, LabError> {
-    let answer = workload.answer(size);
-    let context = format!("{} on {}", workload.name(), runner.mode());
-    let check = |results: Vec<Result<u64, TaskError>>| -> Result<(), LabError> {
-        for result in results {
-            match result {
-                Ok(value) if value == answer => {}
-                Ok(value) => {
-                    return Err(LabError::engine(
-                        &context,
-                        format!("a task returned {value} instead of {answer}"),
-                    ));
-                }
-                Err(error) => return Err(LabError::engine(&context, error)),
+    answer: u64,
+) -> Result<f64, LabError> {
+    let (results, seconds) = timed(|| workload.run(runner, size, tasks));
+    for result in results {
+        match result {
+            Ok(value) if value == answer => {}
+            Ok(value) => {
+                return Err(LabError::engine(
+                    format!("{} on {}", workload.name(), runner.mode()),
+                    format!("a task returned {value} instead of {answer}"),
+                ));
+            }
+            Err(error) => {
+                return Err(LabError::engine(
+                    format!("{} on {}", workload.name(), runner.mode()),
+                    error,
+                ));
             }
         }
-        Ok(())
-    };
-    check(workload.run(runner, size, tasks))?;
-    let mut samples = Vec::with_capacity(repetitions);
-    for _ in 0..repetitions {
-        let (results, seconds) = timed(|| workload.run(runner, size, tasks));
-        check(results)?;
-        samples.push(seconds);
     }
-    Ok(samples)
+    Ok(seconds)
+}
+
+/// One series of timed batches: a workload at a size on one of the runners.
+struct Trial {
+    runner: usize,
+    name: &'static str,
+    workers: Option<usize>,
+    workload: Workload,
+    size: u64,
+    answer: u64,
+    samples: Vec<f64>,
+}
+
+impl Trial {
+    fn into_measurement(self, tasks: usize) -> Measurement {
+        let measurement = Measurement::new(self.name, Implementation::Rust, "s", self.samples)
+            .param("workload", self.workload.name())
+            .param("tasks", tasks)
+            .param("size", self.size);
+        match self.workers {
+            Some(workers) => measurement.param("workers", workers),
+            None => measurement,
+        }
+    }
 }
 
 /// All measurements, read back by language, workload, engine and workers.
@@ -229,11 +251,13 @@ impl Findings<'_> {
         engine: Engine,
         workers: usize,
     ) -> Option<&Summary> {
-        let measurements = match implementation {
-            Implementation::Rust => self.rust,
-            Implementation::Python => self.python?,
-        };
-        find(measurements, engine.name(), &params(workload, workers)).map(|m| &m.summary)
+        summary_of(
+            self.rust,
+            self.python,
+            implementation,
+            engine.name(),
+            &params(workload, workers),
+        )
     }
 
     fn speedup(
@@ -250,11 +274,7 @@ impl Findings<'_> {
 
     /// The languages that ran.
     fn implementations(&self) -> Vec<Implementation> {
-        let mut all = vec![Implementation::Rust];
-        if self.python.is_some() {
-            all.push(Implementation::Python);
-        }
-        all
+        languages(self.python.is_some())
     }
 
     /// `engine`'s speed-ups at `workers` for every language and workload that ran, with a label.
@@ -279,21 +299,6 @@ impl Findings<'_> {
     }
 }
 
-fn language(implementation: Implementation) -> &'static str {
-    match implementation {
-        Implementation::Rust => "Rust",
-        Implementation::Python => "CPython",
-    }
-}
-
-fn listed(speedups: &[(String, f64)]) -> String {
-    speedups
-        .iter()
-        .map(|(label, s)| format!("{label} {}", times(*s)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 impl Experiment for CpuBound {
     fn id(&self) -> &'static str {
         "cpu-bound"
@@ -312,44 +317,72 @@ impl Experiment for CpuBound {
         let cores = triad::available_cores();
         let workers = worker_counts(cores);
         let configs = configurations(&workers);
-        let total = configs.len() as u64 + 3;
-        let mut done = 0;
-        let mut measurements = Vec::new();
-        for &(engine, count) in &configs {
-            let runner = Runner::new(engine.mode(count, sizes.tasks))
-                .map_err(|e| LabError::engine(format!("starting {}", engine.name()), e))?;
+        let total = sizes.repetitions as u64 + 3;
+        let runners = configs
+            .iter()
+            .map(|&(engine, count)| {
+                Runner::new(engine.mode(count, sizes.tasks))
+                    .map_err(|e| LabError::engine(format!("starting {}", engine.name()), e))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut trials = Vec::new();
+        for (runner, &(engine, count)) in configs.iter().enumerate() {
             for workload in Workload::ALL {
                 let size = workload.size(&sizes, Implementation::Rust);
-                let samples = time_batch(&runner, workload, size, sizes.tasks, sizes.repetitions)?;
-                measurements.push(
-                    Measurement::new(engine.name(), Implementation::Rust, "s", samples)
-                        .param("workload", workload.name())
-                        .param("workers", count)
-                        .param("tasks", sizes.tasks)
-                        .param("size", size),
-                );
+                trials.push(Trial {
+                    runner,
+                    name: engine.name(),
+                    workers: Some(count),
+                    workload,
+                    size,
+                    answer: workload.answer(size),
+                    samples: Vec::new(),
+                });
             }
-            done += 1;
-            ctx.progress(done, total);
         }
-        let serial = Runner::new(Mode::Serial).map_err(|e| LabError::engine("serial", e))?;
         for workload in Workload::ALL {
             let size = workload.size(&sizes, Implementation::Python);
-            let samples = time_batch(&serial, workload, size, sizes.tasks, sizes.repetitions)?;
-            measurements.push(
-                Measurement::new(
-                    "serial, CPython's batch",
-                    Implementation::Rust,
-                    "s",
-                    samples,
-                )
-                .param("workload", workload.name())
-                .param("tasks", sizes.tasks)
-                .param("size", size),
-            );
+            trials.push(Trial {
+                // The serial runner: configurations start with it.
+                runner: 0,
+                name: "serial, CPython's batch",
+                workers: None,
+                workload,
+                size,
+                answer: workload.answer(size),
+                samples: Vec::new(),
+            });
         }
-        done += 1;
-        ctx.progress(done, total);
+        // Every engine is started and warmed first; then each repetition goes round all of them,
+        // so that a burst of load from elsewhere falls on several engines, not on every sample
+        // of one.
+        for trial in &trials {
+            time_batch(
+                &runners[trial.runner],
+                trial.workload,
+                trial.size,
+                sizes.tasks,
+                trial.answer,
+            )?;
+        }
+        ctx.progress(1, total);
+        for repetition in 0..sizes.repetitions {
+            for trial in &mut trials {
+                trial.samples.push(time_batch(
+                    &runners[trial.runner],
+                    trial.workload,
+                    trial.size,
+                    sizes.tasks,
+                    trial.answer,
+                )?);
+            }
+            ctx.progress(repetition as u64 + 2, total);
+        }
+        drop(runners);
+        let mut measurements: Vec<Measurement> = trials
+            .into_iter()
+            .map(|trial| trial.into_measurement(sizes.tasks))
+            .collect();
 
         let worker_list = workers
             .iter()
@@ -367,8 +400,7 @@ impl Experiment for CpuBound {
                 sizes.python_repetitions.to_string(),
             ],
         )?;
-        done += 1;
-        ctx.progress(done, total);
+        ctx.progress(total - 1, total);
 
         let gantt = gantt::record(sizes.gantt_work, COROUTINE_SLICE, sizes.gantt_repetitions)?;
         ctx.progress(total, total);
@@ -407,11 +439,12 @@ impl Experiment for CpuBound {
              division) or sum_squares({squares}) (§2) — runs through triad::Runner in each mode: \
              serial; threads and processes with {workers} workers; async with all tasks on one \
              tokio event-loop thread (the task body computes without awaiting, like a CPU-bound \
-             asyncio coroutine). Engines start before timing (pool start-up is not counted); \
-             each batch runs once untimed, then {reps} times timed. Speed-up = serial median / \
+             asyncio coroutine). Every engine starts and runs each batch once before timing \
+             (pool start-up is not counted); then {reps} rounds each time every engine once, in \
+             turn. Speed-up = serial median / \
              median; efficiency = speed-up / min(workers, {cores} cores). CPython runs the same \
              algorithms on a smaller batch ({tasks} × count_primes({py_primes}), {tasks} × \
-             sum_squares({py_squares})), {py_reps} times each: serial, ThreadPoolExecutor, \
+             sum_squares({py_squares})), {py_reps} rounds likewise: serial, ThreadPoolExecutor, \
              multiprocessing.Pool (started and warmed before timing), and asyncio.gather on one \
              loop. The timelines spin each of 2 tasks for {work} ms of CPU time, reading the \
              clock between tiny steps so that every span drawn is time the task was really on a \
@@ -580,139 +613,111 @@ const NO_SPEEDUP: f64 = 1.3;
 fn speed_verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
     let cores = findings.cores;
     let parallel = |s: f64| s >= PARALLEL_SHARE * findings.ideal(cores);
-    let one_core = || Verdict {
-        claim: String::new(),
-        quote: String::new(),
-        outcome: Outcome::Depends,
-        evidence: format!("this machine gives the lab {cores} core: nothing can run in parallel"),
+    // On one core nothing runs in parallel: every claim about parallelism depends on that.
+    let judge = |claim: &str, quote: &str, finding: (Outcome, String)| {
+        if cores < 2 {
+            verdict(
+                claim,
+                quote,
+                Outcome::Depends,
+                format!("this machine gives the lab {cores} core: nothing can run in parallel"),
+            )
+        } else {
+            verdict(claim, quote, finding.0, finding.1)
+        }
     };
-    let rust_threads: Vec<(String, f64)> = findings
-        .speedups(Engine::Threads, cores)
-        .into_iter()
-        .filter(|(label, _)| label.starts_with("Rust"))
-        .collect();
-    let python_threads: Vec<(String, f64)> = findings
-        .speedups(Engine::Threads, cores)
-        .into_iter()
-        .filter(|(label, _)| label.starts_with("CPython"))
-        .collect();
+    let of = |implementation: Implementation, speedups: Vec<(String, f64)>| -> Vec<(String, f64)> {
+        let prefix = format!("{} ", language(implementation));
+        speedups
+            .into_iter()
+            .filter(|(label, _)| label.starts_with(&prefix))
+            .collect()
+    };
+    let rust_threads = of(
+        Implementation::Rust,
+        findings.speedups(Engine::Threads, cores),
+    );
+    let python_threads = of(
+        Implementation::Python,
+        findings.speedups(Engine::Threads, cores),
+    );
     let processes = findings.speedups(Engine::Processes, cores);
-    let python_processes: Vec<&(String, f64)> = processes
-        .iter()
-        .filter(|(label, _)| label.starts_with("CPython"))
-        .collect();
     let mut verdicts = Vec::new();
 
-    let claim = "A thread pool does not speed CPU-bound work up in Python (the GIL).";
-    let quote = "线程池（GIL限制，性能差）";
-    verdicts.push(if cores < 2 {
-        Verdict {
-            claim: claim.into(),
-            quote: quote.into(),
-            ..one_core()
-        }
-    } else if findings.python.is_none() {
-        Verdict {
-            claim: claim.into(),
-            quote: quote.into(),
-            outcome: Outcome::Depends,
-            evidence: format!(
-                "CPython did not run; Rust threads ({cores} workers), which have no GIL: {}",
-                listed(&rust_threads)
-            ),
-        }
-    } else {
-        Verdict {
-            claim: claim.into(),
-            quote: quote.into(),
-            outcome: outcome_of(
-                &python_threads
-                    .iter()
-                    .map(|(_, s)| *s < NO_SPEEDUP)
-                    .collect::<Vec<_>>(),
-            ),
-            evidence: format!(
-                "speed-up of {cores} threads over serial: {}; Rust threads, without a GIL: {}",
-                listed(&python_threads),
-                listed(&rust_threads)
-            ),
-        }
-    });
+    verdicts.push(judge(
+        "A thread pool does not speed CPU-bound work up in Python (the GIL).",
+        "线程池（GIL限制，性能差）",
+        if findings.python.is_none() {
+            (
+                Outcome::Depends,
+                format!(
+                    "CPython did not run; Rust threads ({cores} workers), which have no GIL: {}",
+                    listed(&rust_threads, times)
+                ),
+            )
+        } else {
+            (
+                outcome_where(&python_threads, |s| s < NO_SPEEDUP),
+                format!(
+                    "speed-up of {cores} threads over serial: {}; Rust threads, without a GIL: {}",
+                    listed(&python_threads, times),
+                    listed(&rust_threads, times)
+                ),
+            )
+        },
+    ));
 
-    let claim = "A process pool runs CPU-bound work truly in parallel, and fast.";
-    let quote = "进程池（真正并行，性能好）";
-    verdicts.push(if cores < 2 {
-        Verdict {
-            claim: claim.into(),
-            quote: quote.into(),
-            ..one_core()
-        }
-    } else {
-        Verdict {
-            claim: claim.into(),
-            quote: quote.into(),
-            outcome: outcome_of(
-                &processes
-                    .iter()
-                    .map(|(_, s)| parallel(*s))
-                    .collect::<Vec<_>>(),
-            ),
-            evidence: format!(
+    verdicts.push(judge(
+        "A process pool runs CPU-bound work truly in parallel, and fast.",
+        "进程池（真正并行，性能好）",
+        (
+            outcome_where(&processes, parallel),
+            format!(
                 "speed-up of {cores} worker processes over serial: {}",
-                listed(&processes)
+                listed(&processes, times)
             ),
-        }
-    });
+        ),
+    ));
 
-    let claim = "Parallelism is done with processes; threads and coroutines only interleave.";
-    let quote = "**实现方式** | 线程、协程 | 多进程";
+    let processes_parallel = !processes.is_empty() && processes.iter().all(|(_, s)| parallel(*s));
+    let python_threads_idle = python_threads.iter().all(|(_, s)| *s < NO_SPEEDUP);
     let rust_threads_parallel = rust_threads.iter().all(|(_, s)| parallel(*s));
-    let python_holds = !python_processes.is_empty()
-        && python_processes.iter().all(|(_, s)| parallel(*s))
-        && python_threads.iter().all(|(_, s)| *s < NO_SPEEDUP);
-    let evidence = format!(
+    let seen = format!(
         "{cores} workers — threads: {}; processes: {}",
-        listed(&findings.speedups(Engine::Threads, cores)),
-        listed(&processes)
+        listed(&findings.speedups(Engine::Threads, cores), times),
+        listed(&processes, times)
     );
-    verdicts.push(if cores < 2 {
-        Verdict {
-            claim: claim.into(),
-            quote: quote.into(),
-            ..one_core()
-        }
-    } else {
-        let (outcome, why) = match (
-            findings.python.is_some(),
-            python_holds,
-            rust_threads_parallel,
-        ) {
-            (true, true, false) => (Outcome::Confirmed, ""),
-            (true, true, true) => (
-                Outcome::Depends,
-                "true of CPython, whose threads share one GIL; Rust threads run in parallel",
-            ),
-            (true, false, _) => (Outcome::Refuted, ""),
-            (false, _, true) => (
-                Outcome::Depends,
-                "CPython did not run; Rust threads run in parallel",
-            ),
-            (false, _, false) => (Outcome::Confirmed, ""),
-        };
-        Verdict {
-            claim: claim.into(),
-            quote: quote.into(),
-            outcome,
-            evidence: if why.is_empty() {
-                evidence
+    let (outcome, why) = if !processes_parallel {
+        (
+            Outcome::Refuted,
+            Some("processes did not run in parallel here"),
+        )
+    } else if !python_threads_idle {
+        (
+            Outcome::Refuted,
+            Some("CPython's threads sped CPU work up too"),
+        )
+    } else if rust_threads_parallel {
+        (
+            Outcome::Depends,
+            Some(if findings.python.is_some() {
+                "true of CPython, whose threads share one GIL; Rust threads run in parallel too"
             } else {
-                format!("{why} ({evidence})")
-            },
-        }
-    });
+                "CPython did not run; Rust threads run in parallel too"
+            }),
+        )
+    } else {
+        (Outcome::Confirmed, None)
+    };
+    verdicts.push(judge(
+        "Parallelism is done with processes; threads and coroutines only interleave.",
+        "**实现方式** | 线程、协程 | 多进程",
+        (
+            outcome,
+            why.map_or(seen.clone(), |why| format!("{why} ({seen})")),
+        ),
+    ));
 
-    let claim = "Parallel speed-up needs several cores: workers beyond the core count add nothing.";
-    let quote = "**CPU需求** | 单核可以 | 需要多核";
     let over = 2 * cores;
     let mut checks = Vec::new();
     let mut seen = Vec::new();
@@ -740,87 +745,63 @@ fn speed_verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
             }
         }
     }
-    verdicts.push(if cores < 2 {
-        Verdict {
-            claim: claim.into(),
-            quote: quote.into(),
-            ..one_core()
-        }
-    } else {
-        Verdict {
-            claim: claim.into(),
-            quote: quote.into(),
-            outcome: outcome_of(&checks),
-            evidence: format!(
+    verdicts.push(judge(
+        "Parallel speed-up needs several cores: workers beyond the core count add nothing.",
+        "**CPU需求** | 单核可以 | 需要多核",
+        (
+            outcome_of(&checks),
+            format!(
                 "speed-up with {cores} → {over} workers on {cores} cores: {}",
                 seen.join("; ")
             ),
-        }
-    });
+        ),
+    ));
 
     let coroutines = findings.speedups(Engine::Async, 1);
-    verdicts.push(Verdict {
-        claim: "Coroutines give single-core concurrency only: no speed-up on CPU-bound work."
-            .into(),
-        quote: "**CPU利用** | 多核并行 | 受GIL限制 | 单核并发".into(),
-        outcome: outcome_of(
-            &coroutines
-                .iter()
-                .map(|(_, s)| *s < NO_SPEEDUP)
-                .collect::<Vec<_>>(),
-        ),
-        evidence: format!(
+    verdicts.push(verdict(
+        "Coroutines give single-core concurrency only: no speed-up on CPU-bound work.",
+        "**CPU利用** | 多核并行 | 受GIL限制 | 单核并发",
+        outcome_where(&coroutines, |s| s < NO_SPEEDUP),
+        format!(
             "all tasks as coroutines on one loop, speed-up over serial: {}",
-            listed(&coroutines)
+            listed(&coroutines, times)
         ),
-    });
+    ));
 
-    let claim = "On n cores a process pool takes about 1/n of the serial time.";
-    let quote = "在4核CPU上,耗时约为单线程的1/4";
-    let fractions: Vec<String> = processes
-        .iter()
-        .map(|(label, s)| format!("{label} {:.2}", 1.0 / s))
-        .collect();
-    verdicts.push(if cores < 2 {
-        Verdict {
-            claim: claim.into(),
-            quote: quote.into(),
-            ..one_core()
-        }
+    let share = |s: f64| s / findings.ideal(cores);
+    let outcome = if processes.iter().all(|(_, s)| share(*s) >= 0.8) {
+        Outcome::Confirmed
+    } else if processes.iter().all(|(_, s)| share(*s) >= 0.5) {
+        Outcome::Depends
     } else {
-        let share = |s: f64| s / findings.ideal(cores);
-        let outcome = if processes.iter().all(|(_, s)| share(*s) >= 0.8) {
-            Outcome::Confirmed
-        } else if processes.iter().all(|(_, s)| share(*s) >= 0.5) {
-            Outcome::Depends
-        } else {
-            Outcome::Refuted
-        };
-        Verdict {
-            claim: claim.into(),
-            quote: quote.into(),
+        Outcome::Refuted
+    };
+    let fractions: Vec<(String, f64)> = processes
+        .iter()
+        .map(|(label, s)| (label.clone(), 1.0 / s))
+        .collect();
+    verdicts.push(judge(
+        "On n cores a process pool takes about 1/n of the serial time.",
+        "在4核CPU上,耗时约为单线程的1/4",
+        (
             outcome,
-            evidence: format!(
+            format!(
                 "{cores} cores, so about 1/{cores} of serial is predicted; {cores} processes \
                  took (fraction of serial): {}{}",
-                fractions.join(", "),
+                listed(&fractions, |f| format!("{f:.2}")),
                 if outcome == Outcome::Depends {
                     " — near, with start-up, dispatch and other load on the machine in the way"
                 } else {
                     ""
                 }
             ),
-        }
-    });
+        ),
+    ));
     verdicts
 }
 
 fn timeline_verdicts(gantt: &gantt::Gantt, cores: usize) -> Vec<Verdict> {
     let median = |samples: &[f64]| Summary::of(samples).median;
-    let mut verdicts = Vec::new();
-
-    let claim = "Concurrency alternates tasks on one core; parallelism runs them at the same time.";
-    let quote = "**执行方式** | 交替执行 | 同时执行";
     let mut checks = Vec::new();
     let mut seen = Vec::new();
     for setting in [Setting::Pinned, Setting::Coroutines] {
@@ -846,28 +827,27 @@ fn timeline_verdicts(gantt: &gantt::Gantt, cores: usize) -> Vec<Verdict> {
             100.0 * overlap
         ));
     }
-    verdicts.push(Verdict {
-        claim: claim.into(),
-        quote: quote.into(),
-        outcome: outcome_of(&checks),
-        evidence: seen.join("; "),
-    });
+    let alternating = verdict(
+        "Concurrency alternates tasks on one core; parallelism runs them at the same time.",
+        "**执行方式** | 交替执行 | 同时执行",
+        outcome_of(&checks),
+        seen.join("; "),
+    );
 
     let claim = "The kernel switches threads sharing a core every few milliseconds (e.g. 5 ms).";
     let quote = "定时器中断(如每5ms)触发";
-    verdicts.push(match gantt.get(Setting::Pinned) {
+    let slicing = match gantt.get(Setting::Pinned) {
         Some(result) if !result.run_lengths_s.is_empty() => {
             let run = Summary::of(&result.run_lengths_s);
-            let few_ms = (0.5e-3..=10e-3).contains(&run.median);
-            Verdict {
-                claim: claim.into(),
-                quote: quote.into(),
-                outcome: if few_ms {
+            verdict(
+                claim,
+                quote,
+                if (0.5e-3..=10e-3).contains(&run.median) {
                     Outcome::Confirmed
                 } else {
                     Outcome::Refuted
                 },
-                evidence: format!(
+                format!(
                     "a pinned thread ran {} (median of {} stretches, quartiles {} – {}) before \
                      the kernel switched to the other",
                     format_seconds(run.median),
@@ -875,16 +855,16 @@ fn timeline_verdicts(gantt: &gantt::Gantt, cores: usize) -> Vec<Verdict> {
                     format_seconds(run.p25),
                     format_seconds(run.p75)
                 ),
-            }
+            )
         }
-        _ => Verdict {
-            claim: claim.into(),
-            quote: quote.into(),
-            outcome: Outcome::Depends,
-            evidence: "no thread was switched out while pinned (or pinning was refused)".into(),
-        },
-    });
-    verdicts
+        _ => verdict(
+            claim,
+            quote,
+            Outcome::Depends,
+            "no thread was switched out while pinned (or pinning was refused)".to_owned(),
+        ),
+    };
+    vec![alternating, slicing]
 }
 
 #[cfg(test)]
@@ -950,7 +930,7 @@ mod tests {
         );
         let slow_processes = vec![
             measured("serial", Rust, 1, 1.0),
-            measured("processes", Rust, 2, 0.95),
+            measured("processes", Rust, 2, 1.2),
         ];
         let findings = Findings {
             rust: &slow_processes,

@@ -21,7 +21,7 @@ use std::time::Duration;
 use triad::workloads::count_primes;
 use triad::{Mode, Runner, Span};
 
-use super::scaling::{NO_PYTHON, find, outcome_of, speedup, speedup_point, times};
+use super::scaling::{NO_PYTHON, find, outcome_of, speedup, speedup_point, summary_of, times};
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment, Scale};
 use crate::results::{
@@ -73,13 +73,13 @@ impl Sizes {
         Sizes {
             threads: triad::available_cores().max(2),
             steps: scale.pick(4_000, 60_000, 200_000),
-            python_steps: scale.pick(100, 3_000, 8_000),
+            python_steps: scale.pick(300, 3_000, 8_000),
             io_threads: scale.pick(4, 8, 16),
-            io_rounds: scale.pick(2, 3, 5),
+            io_rounds: scale.pick(2, 2, 5),
             io_delay_ms: scale.pick(5, 10, 20),
             python_hold_s: scale.pick(0.05, 0.3, 1.0),
-            repetitions: scale.pick(2, 5, 9),
-            python_repetitions: scale.pick(1, 3, 5),
+            repetitions: scale.pick(3, 5, 9),
+            python_repetitions: scale.pick(3, 3, 5),
         }
     }
 }
@@ -186,37 +186,27 @@ fn io_bound_body(rounds: u64, delay: Duration) -> impl Fn(&mut simulator::Held<'
     }
 }
 
-/// Times `runner` on `inputs` (one untimed run first), checking every result.
-fn time_runner(
-    runner: &Runner,
-    inputs: &[u64],
-    answer: u64,
-    repetitions: usize,
-) -> Result<Vec<f64>, LabError> {
-    let context = format!("bytecodes on {}", runner.mode());
-    let check = |results: Vec<Result<u64, triad::TaskError>>| -> Result<(), LabError> {
-        for result in results {
-            match result {
-                Ok(value) if value == answer => {}
-                Ok(value) => {
-                    return Err(LabError::engine(
-                        &context,
-                        format!("{value} instead of {answer}"),
-                    ));
-                }
-                Err(error) => return Err(LabError::engine(&context, error)),
+/// One checked run of `runner` on `inputs`: its wall time in seconds.
+fn time_runner(runner: &Runner, inputs: &[u64], answer: u64) -> Result<f64, LabError> {
+    let (results, seconds) = timed(|| runner.map(interpret, inputs.iter().copied()));
+    for result in results {
+        match result {
+            Ok(value) if value == answer => {}
+            Ok(value) => {
+                return Err(LabError::engine(
+                    format!("bytecodes on {}", runner.mode()),
+                    format!("{value} instead of {answer}"),
+                ));
+            }
+            Err(error) => {
+                return Err(LabError::engine(
+                    format!("bytecodes on {}", runner.mode()),
+                    error,
+                ));
             }
         }
-        Ok(())
-    };
-    check(runner.map(interpret, inputs.iter().copied()))?;
-    let mut samples = Vec::with_capacity(repetitions);
-    for _ in 0..repetitions {
-        let (results, seconds) = timed(|| runner.map(interpret, inputs.iter().copied()));
-        check(results)?;
-        samples.push(seconds);
     }
-    Ok(samples)
+    Ok(seconds)
 }
 
 fn start(mode: Mode) -> Result<Runner, LabError> {
@@ -269,23 +259,35 @@ impl Experiment for GilEffect {
     fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
         let sizes = Sizes::at(ctx.scale());
         let threads = sizes.threads;
-        let total = 6;
+        let total = sizes.repetitions as u64 + 2;
         let answer = interpret::call(sizes.steps);
         let inputs = vec![sizes.steps; threads];
         let mut measurements = Vec::new();
 
-        let serial = time_runner(&start(Mode::Serial)?, &inputs, answer, sizes.repetitions)?;
-        measurements.push(rust(CPU_MODES[0].0, "s", serial));
+        let serial = start(Mode::Serial)?;
+        let native = start(Mode::Threads(threads))?;
+        let processes = start(Mode::Processes(threads))?;
+        let delay = Duration::from_millis(sizes.io_delay_ms);
+        let all_rounds = sizes.io_rounds * sizes.io_threads as u64;
+        let round_answer = interpret::call(IO_BYTECODES);
+        let simulated_cpu = || under_simulated_gil(threads, answer, cpu_bound_body(sizes.steps));
+        for runner in [&serial, &native, &processes] {
+            time_runner(runner, &inputs, answer)?;
+        }
+        simulated_cpu()?;
         ctx.progress(1, total);
 
-        let mut simulated = Vec::new();
+        // Each repetition times every mode once, in turn, so that a burst of load from
+        // elsewhere falls on several modes, not on every sample of one.
+        let mut samples: [Vec<f64>; 4] = Default::default();
+        let mut io_samples: [Vec<f64>; 2] = Default::default();
         let mut cpu_seconds = Vec::new();
         let mut forced_holds = Vec::new();
         let mut last_holds = Vec::new();
-        under_simulated_gil(threads, answer, cpu_bound_body(sizes.steps))?;
-        for _ in 0..sizes.repetitions {
-            let run = under_simulated_gil(threads, answer, cpu_bound_body(sizes.steps))?;
-            simulated.push(run.seconds);
+        for repetition in 0..sizes.repetitions {
+            samples[0].push(time_runner(&serial, &inputs, answer)?);
+            let run = simulated_cpu()?;
+            samples[1].push(run.seconds);
             cpu_seconds.push(run.cpu_seconds);
             forced_holds.extend(
                 run.holds
@@ -294,43 +296,40 @@ impl Experiment for GilEffect {
                     .map(|h| h.duration().as_secs_f64()),
             );
             last_holds = run.holds;
-        }
-        measurements.push(rust(CPU_MODES[1].0, "s", simulated));
-        measurements.push(rust(CPU_TIME, "s", cpu_seconds));
-        measurements.push(rust(HOLD, "s", forced_holds));
-        ctx.progress(2, total);
-
-        for (mode, (name, _)) in [Mode::Threads(threads), Mode::Processes(threads)]
-            .into_iter()
-            .zip([CPU_MODES[2], CPU_MODES[3]])
-        {
-            let samples = time_runner(&start(mode)?, &inputs, answer, sizes.repetitions)?;
-            measurements.push(rust(name, "s", samples));
-        }
-        ctx.progress(3, total);
-
-        let delay = Duration::from_millis(sizes.io_delay_ms);
-        let io_answer = interpret::call(IO_BYTECODES).wrapping_mul(sizes.io_rounds);
-        let mut io_serial = Vec::new();
-        let mut io_threads = Vec::new();
-        for _ in 0..sizes.repetitions {
-            let all_rounds = sizes.io_rounds * sizes.io_threads as u64;
+            samples[2].push(time_runner(&native, &inputs, answer)?);
+            samples[3].push(time_runner(&processes, &inputs, answer)?);
             let one = under_simulated_gil(
                 1,
-                interpret::call(IO_BYTECODES).wrapping_mul(all_rounds),
+                round_answer.wrapping_mul(all_rounds),
                 io_bound_body(all_rounds, delay),
             )?;
-            io_serial.push(one.seconds);
+            io_samples[0].push(one.seconds);
             let many = under_simulated_gil(
                 sizes.io_threads,
-                io_answer,
+                round_answer.wrapping_mul(sizes.io_rounds),
                 io_bound_body(sizes.io_rounds, delay),
             )?;
-            io_threads.push(many.seconds);
+            io_samples[1].push(many.seconds);
+            ctx.progress(repetition as u64 + 2, total);
         }
-        measurements.push(rust(IO_MODES[0].0, "s", io_serial));
-        measurements.push(rust(IO_MODES[1].0, "s", io_threads));
-        ctx.progress(4, total);
+        drop((serial, native, processes));
+        for ((name, _), series) in CPU_MODES.iter().zip(samples) {
+            measurements.push(rust(name, "s", series));
+        }
+        for ((name, _), series) in IO_MODES.iter().zip(io_samples) {
+            measurements.push(rust(name, "s", series));
+        }
+        measurements.push(rust(CPU_TIME, "s", cpu_seconds));
+        let mut notes = Vec::new();
+        if forced_holds.is_empty() {
+            notes.push(
+                "No thread held the simulated GIL long enough to be asked to drop it: the runs \
+                 were shorter than a switch interval."
+                    .to_owned(),
+            );
+        } else {
+            measurements.push(rust(HOLD, "s", forced_holds));
+        }
 
         let python = ctx.python(
             "gil",
@@ -349,7 +348,6 @@ impl Experiment for GilEffect {
         )?;
         ctx.progress(total, total);
 
-        let mut notes = Vec::new();
         match &python {
             Some(output) => notes.extend(output.notes.iter().cloned()),
             None => notes.push(NO_PYTHON.to_owned()),
@@ -396,8 +394,8 @@ impl Experiment for GilEffect {
              after a {interval} ms switch interval, the holder hands it over at its next check \
              between bytecodes and waits until another thread has it); on {threads} plain Rust \
              threads and on {threads} worker processes (triad::Runner, started before timing). \
-             One untimed run, then {reps} timed runs each; the process CPU time is read around \
-             the simulated runs. IO-bound: {io_threads} threads each run {rounds} rounds of \
+             One untimed run of each, then {reps} rounds that time every mode once, in turn; \
+             the process CPU time is read around the simulated runs. IO-bound: {io_threads} threads each run {rounds} rounds of \
              {IO_BYTECODES} bytecodes and a {delay} ms sleep with the lock released, against one \
              thread doing all the rounds. CPython runs the same loops ({py_steps} bytecodes per \
              thread, {PYTHON_IO_BYTECODES} per IO round, {py_reps} runs): serial, threading, \
@@ -441,11 +439,7 @@ struct Findings<'a> {
 
 impl Findings<'_> {
     fn summary(&self, implementation: Implementation, name: &str) -> Option<&Summary> {
-        let measurements = match implementation {
-            Implementation::Rust => self.rust,
-            Implementation::Python => self.python?,
-        };
-        find(measurements, name, &[]).map(|m| &m.summary)
+        summary_of(self.rust, self.python, implementation, name, &[])
     }
 
     /// Speed-up of `name` over the serial row of its kind (`cpu …` or `io …`).

@@ -286,31 +286,31 @@ mod tests {
         let interval = Duration::from_millis(2);
         let gil = Gil::new(interval);
         let turns = [AtomicUsize::new(0), AtomicUsize::new(0)];
+        let enough =
+            |turns: &[AtomicUsize; 2]| turns.iter().all(|t| t.load(Ordering::Relaxed) >= 3);
         let start = Barrier::new(2);
+        // Until each thread has had three turns; the deadline only bounds a broken lock.
+        let deadline = Instant::now() + Duration::from_secs(5);
         std::thread::scope(|scope| {
-            for turns in &turns {
-                let (gil, start) = (&gil, &start);
+            for mine in &turns {
+                let (gil, start, turns) = (&gil, &start, &turns);
                 scope.spawn(move || {
                     start.wait();
                     let mut held = gil.acquire();
-                    let until = Instant::now() + Duration::from_millis(40);
                     let mut last = gil.switches();
-                    while Instant::now() < until {
+                    while !enough(turns) && Instant::now() < deadline {
                         std::hint::black_box(bytecode());
                         held.check();
                         let now = gil.switches();
                         if now != last {
-                            turns.fetch_add(1, Ordering::Relaxed);
+                            mine.fetch_add(1, Ordering::Relaxed);
                             last = now;
                         }
                     }
                 });
             }
         });
-        assert!(
-            turns.iter().all(|t| t.load(Ordering::Relaxed) >= 2),
-            "{turns:?}"
-        );
+        assert!(enough(&turns), "{turns:?}");
         let mut sorted: Vec<Duration> = gil
             .holds()
             .iter()

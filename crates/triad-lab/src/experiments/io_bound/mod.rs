@@ -20,7 +20,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use triad::workloads::{async_sleep_ms, sleep_ms};
 use triad::{Mode, Runner, TaskError};
 
-use super::scaling::{NO_PYTHON, find, outcome_of, speedup, times};
+use super::scaling::{
+    NO_PYTHON, language, languages, listed, outcome_where, speedup, summary_of, times,
+};
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment, Scale};
 use crate::results::{
@@ -150,9 +152,9 @@ struct Sizes {
 impl Sizes {
     fn at(scale: Scale) -> Self {
         Sizes {
-            delay_ms: scale.pick(10, 50, 100),
+            delay_ms: scale.pick(10, 40, 100),
             serial_counts: scale.pick(vec![1, 2], vec![1, 4], vec![1, 4, 16]),
-            counts: scale.pick(vec![1, 4], vec![1, 4, 16], vec![1, 4, 16, 64, 256]),
+            counts: scale.pick(vec![1, 2, 4], vec![1, 4, 16], vec![1, 4, 16, 64, 256]),
             processes: scale.pick(2, 8, 16),
             repetitions: scale.pick(1, 2, 3),
             python_repetitions: scale.pick(1, 2, 3),
@@ -285,11 +287,13 @@ impl Findings<'_> {
         engine: Engine,
         count: usize,
     ) -> Option<&Summary> {
-        let measurements = match implementation {
-            Implementation::Rust => self.rust,
-            Implementation::Python => self.python?,
-        };
-        find(measurements, engine.name(), &params(workload, count)).map(|m| &m.summary)
+        summary_of(
+            self.rust,
+            self.python,
+            implementation,
+            engine.name(),
+            &params(workload, count),
+        )
     }
 
     fn speedup(
@@ -305,11 +309,7 @@ impl Findings<'_> {
     }
 
     fn implementations(&self) -> Vec<Implementation> {
-        let mut all = vec![Implementation::Rust];
-        if self.python.is_some() {
-            all.push(Implementation::Python);
-        }
-        all
+        languages(self.python.is_some())
     }
 
     /// `(label, value)` of `measure` for every language and workload that has it.
@@ -330,21 +330,6 @@ impl Findings<'_> {
         }
         found
     }
-}
-
-fn language(implementation: Implementation) -> &'static str {
-    match implementation {
-        Implementation::Rust => "Rust",
-        Implementation::Python => "CPython",
-    }
-}
-
-fn listed(values: &[(String, f64)], format: impl Fn(f64) -> String) -> String {
-    values
-        .iter()
-        .map(|(label, value)| format!("{label} {}", format(*value)))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 impl Experiment for IoBound {
@@ -436,7 +421,11 @@ impl Experiment for IoBound {
         };
         let verdicts = verdicts(&findings);
         let table = table(&findings);
-        let charts = Workload::ALL.iter().map(|w| chart(&findings, *w)).collect();
+        let charts = findings
+            .implementations()
+            .into_iter()
+            .flat_map(|i| Workload::ALL.map(|w| chart(&findings, i, w)))
+            .collect();
         let method = format!(
             "N tasks each wait {delay} ms — a sleep, or a round trip to a local TCP server (in \
              this process, tokio) that answers after {delay} ms; each round trip connects, \
@@ -509,11 +498,16 @@ fn table(findings: &Findings<'_>) -> Table {
     table
 }
 
-fn chart(findings: &Findings<'_>, workload: Workload) -> Chart {
-    let mut series = Vec::new();
-    for implementation in findings.implementations() {
-        for engine in Engine::ALL {
-            let points: Vec<Point> = findings
+/// Total time against N for one language and workload, a line per engine.
+fn chart(findings: &Findings<'_>, implementation: Implementation, workload: Workload) -> Chart {
+    let series = Engine::ALL
+        .iter()
+        .map(|&engine| Series {
+            label: match engine {
+                Engine::Processes => format!("processes ({})", findings.sizes.processes),
+                _ => engine.name().to_owned(),
+            },
+            points: findings
                 .sizes
                 .counts(engine)
                 .iter()
@@ -521,20 +515,16 @@ fn chart(findings: &Findings<'_>, workload: Workload) -> Chart {
                     let summary = findings.summary(implementation, workload, engine, *n)?;
                     Some(Point::from_summary(*n as f64, summary))
                 })
-                .collect();
-            if !points.is_empty() {
-                series.push(Series {
-                    label: format!("{} {}", language(implementation), engine.name()),
-                    points,
-                });
-            }
-        }
-    }
+                .collect(),
+        })
+        .filter(|series| !series.points.is_empty())
+        .collect();
     Chart {
         title: format!(
-            "Total time of N waits of {} ms: {}",
-            findings.sizes.delay_ms,
-            workload.name()
+            "{}: total time of N {}s of {} ms",
+            language(implementation),
+            workload.name(),
+            findings.sizes.delay_ms
         ),
         kind: ChartKind::Line,
         x_label: "N (waits)".to_owned(),
@@ -568,12 +558,7 @@ fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
     verdicts.push(Verdict {
         claim: "For IO-bound work, concurrency improves performance markedly.".into(),
         quote: "并发可以显著提升性能".into(),
-        outcome: outcome_of(
-            &concurrent
-                .iter()
-                .map(|(_, s)| *s >= OVERLAP_SHARE * n as f64)
-                .collect::<Vec<_>>(),
-        ),
+        outcome: outcome_where(&concurrent, |s| s >= OVERLAP_SHARE * n as f64),
         evidence: format!(
             "speed-up over serial at N = {n} (ideal {n}×): {}",
             listed(&concurrent, times)
@@ -597,12 +582,7 @@ fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
         claim: "What concurrency saves is the time spent waiting on IO: N waits take about one."
             .into(),
         quote: "**性能提升** | I/O等待时间 | 计算速度".into(),
-        outcome: outcome_of(
-            &at_largest
-                .iter()
-                .map(|(_, r)| *r <= 2.0)
-                .collect::<Vec<_>>(),
-        ),
+        outcome: outcome_where(&at_largest, |r| r <= 2.0),
         evidence: format!(
             "{largest} waits of {} ms took, in units of one wait: {}",
             sizes.delay_ms,
@@ -615,12 +595,7 @@ fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
         claim: "Concurrency works on a single core: one event-loop thread overlaps all the waits."
             .into(),
         quote: "**CPU需求** | 单核可以 | 需要多核".into(),
-        outcome: outcome_of(
-            &one_thread
-                .iter()
-                .map(|(_, s)| *s >= OVERLAP_SHARE * n as f64)
-                .collect::<Vec<_>>(),
-        ),
+        outcome: outcome_where(&one_thread, |s| s >= OVERLAP_SHARE * n as f64),
         evidence: format!(
             "coroutines on one thread, speed-up over serial at N = {n}: {}",
             listed(&one_thread, times)
@@ -676,12 +651,7 @@ fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
                 coroutines do not."
             .into(),
         quote: "**适用场景** | CPU密集型 | I/O密集型 | 高并发I/O".into(),
-        outcome: outcome_of(
-            &processes_over_pool
-                .iter()
-                .map(|(_, r)| *r >= 0.9)
-                .collect::<Vec<_>>(),
-        ),
+        outcome: outcome_where(&processes_over_pool, |r| r >= 0.9),
         evidence: format!(
             "time on {} worker processes / time on a pool of N threads: {} (each process \
              overlaps one wait; beyond {} waits they queue)",
@@ -735,23 +705,24 @@ mod tests {
     #[test]
     fn verdicts_follow_the_numbers() {
         let sizes = Sizes::at(Scale::Toy);
+        let concurrent = |n: usize| {
+            [
+                measured("thread per wait", Implementation::Rust, n, 0.0101),
+                measured("thread pool", Implementation::Rust, n, 0.0102),
+                measured("async", Implementation::Rust, n, 0.0100),
+                // Two worker processes: a second round of waits beyond two.
+                measured(
+                    "processes",
+                    Implementation::Rust,
+                    n,
+                    0.0101 * n.div_ceil(2) as f64,
+                ),
+            ]
+        };
         let rust: Vec<Measurement> = [(1, 0.01), (2, 0.02)]
             .into_iter()
             .map(|(n, s)| measured("serial", Implementation::Rust, n, s))
-            .chain([1, 4].into_iter().flat_map(|n| {
-                [
-                    measured("thread per wait", Implementation::Rust, n, 0.0101),
-                    measured("thread pool", Implementation::Rust, n, 0.0102),
-                    measured("async", Implementation::Rust, n, 0.0100),
-                    measured(
-                        "processes",
-                        Implementation::Rust,
-                        n,
-                        0.0105 * n as f64 / 2.0,
-                    ),
-                ]
-            }))
-            .chain([measured("thread pool", Implementation::Rust, 2, 0.0102)])
+            .chain([1, 2, 4].into_iter().flat_map(concurrent))
             .collect();
         let findings = Findings {
             rust: &rust,
@@ -766,7 +737,7 @@ mod tests {
                 Outcome::Confirmed, // 4 waits in about one
                 Outcome::Confirmed, // one loop thread overlaps them
                 Outcome::Depends,   // pool and coroutines within 5 %
-                Outcome::Depends,   // processes faster at N = 1, slower at N = 4
+                Outcome::Confirmed, // processes never beat the pool; beyond 2 waits they queue
             ]
         );
     }
