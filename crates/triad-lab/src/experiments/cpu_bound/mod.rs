@@ -426,6 +426,7 @@ impl Experiment for CpuBound {
             );
         }
         notes.extend(gantt.notes.iter().cloned());
+        notes.extend(disturbed_baseline_note(&findings, &workers));
 
         let mut verdicts = speed_verdicts(&findings);
         verdicts.extend(timeline_verdicts(&gantt, cores));
@@ -441,9 +442,8 @@ impl Experiment for CpuBound {
              tokio event-loop thread (the task body computes without awaiting, like a CPU-bound \
              asyncio coroutine). Every engine starts and runs each batch once before timing \
              (pool start-up is not counted); then {reps} rounds each time every engine once, in \
-             turn. Speed-up = serial median / \
-             median; efficiency = speed-up / min(workers, {cores} cores). CPython runs the same \
-             algorithms on a smaller batch ({tasks} × count_primes({py_primes}), {tasks} × \
+             turn. Speed-up = serial median / median; efficiency = speed-up / min(workers, \
+             {cores} cores). CPython runs the same algorithms on a smaller batch ({tasks} × count_primes({py_primes}), {tasks} × \
              sum_squares({py_squares})), {py_reps} rounds likewise: serial, ThreadPoolExecutor, \
              multiprocessing.Pool (started and warmed before timing), and asyncio.gather on one \
              loop. The timelines spin each of 2 tasks for {work} ms of CPU time, reading the \
@@ -507,6 +507,39 @@ fn same_work_notes(rust: &[Measurement], python: &[Measurement], sizes: &Sizes) 
             ))
         })
         .collect()
+}
+
+/// A note when some speed-up is beyond what the cores allow (more than 20 % over the ideal):
+/// only a serial baseline slowed by other work on the machine gives that.
+fn disturbed_baseline_note(findings: &Findings<'_>, workers: &[usize]) -> Option<String> {
+    let mut impossible = Vec::new();
+    for engine in [Engine::Threads, Engine::Processes, Engine::Async] {
+        let counts: &[usize] = if engine == Engine::Async {
+            &[1]
+        } else {
+            workers
+        };
+        for &count in counts {
+            let ideal = match engine {
+                Engine::Async => 1.0,
+                _ => findings.ideal(count),
+            };
+            impossible.extend(
+                findings
+                    .speedups(engine, count)
+                    .into_iter()
+                    .filter(|(_, s)| *s > 1.2 * ideal)
+                    .map(|(label, s)| (format!("{label}, {} {count}", engine.name()), s)),
+            );
+        }
+    }
+    (!impossible.is_empty()).then(|| {
+        format!(
+            "Some speed-ups are beyond what the cores allow ({}): the serial baseline was slowed \
+             by other work on this machine while it ran, so read those rows with care.",
+            listed(&impossible, times)
+        )
+    })
 }
 
 fn table(findings: &Findings<'_>, configs: &[(Engine, usize)]) -> Table {

@@ -153,8 +153,8 @@ impl Sizes {
     fn at(scale: Scale) -> Self {
         Sizes {
             delay_ms: scale.pick(10, 40, 100),
-            serial_counts: scale.pick(vec![1, 2], vec![1, 4], vec![1, 4, 16]),
-            counts: scale.pick(vec![1, 2, 4], vec![1, 4, 16], vec![1, 4, 16, 64, 256]),
+            serial_counts: scale.pick(vec![1, 2], vec![1, 4], vec![1, 8]),
+            counts: scale.pick(vec![1, 2, 4], vec![1, 4, 16], vec![1, 8, 64, 256]),
             processes: scale.pick(2, 8, 16),
             repetitions: scale.pick(1, 2, 3),
             python_repetitions: scale.pick(1, 2, 3),
@@ -684,6 +684,16 @@ mod tests {
         }
         let threads = run_waits(Engine::ThreadPerWait, None, Workload::RoundTrip, 3, 2, port);
         assert_eq!(threads, vec![Ok(2); 3]);
+    }
+
+    #[test]
+    fn every_serial_count_is_also_measured_concurrently() {
+        for scale in [Scale::Toy, Scale::Quick, Scale::Full] {
+            let sizes = Sizes::at(scale);
+            for n in &sizes.serial_counts {
+                assert!(sizes.counts.contains(n), "{scale:?}: N = {n}");
+            }
+        }
     }
 
     #[test]
