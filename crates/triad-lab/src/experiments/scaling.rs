@@ -1,15 +1,9 @@
-//! What the compute experiments (`cpu-bound`, `io-bound`, `gil`) share: speed-ups with their
-//! spread, the rule that turns several checks into one verdict, labelled values as evidence,
-//! and the lookup of a measurement by its name and parameters.
+//! What the compute experiments (`cpu-bound`, `io-bound`, `gil`) share beyond
+//! [`findings`](super::findings): speed-ups with their spread, the rule that turns several checks
+//! into one verdict, and labelled values as evidence.
 
-use serde_json::Value;
-
-use crate::results::{Implementation, Measurement, Outcome, Point, Verdict};
+use crate::results::{Outcome, Point, Verdict};
 use crate::stats::Summary;
-
-/// A note for a report whose CPython column is empty because the lab ran without `python3`.
-pub(crate) const NO_PYTHON: &str =
-    "The CPython column is empty: this lab ran without python3, so only Rust was measured.";
 
 /// How many times faster `run` is than `baseline` (median over median).
 pub(crate) fn speedup(baseline: &Summary, run: &Summary) -> f64 {
@@ -70,53 +64,6 @@ pub(crate) fn listed(values: &[(String, f64)], format: impl Fn(f64) -> String) -
         .join(", ")
 }
 
-/// The language's name in tables and evidence.
-pub(crate) fn language(implementation: Implementation) -> &'static str {
-    match implementation {
-        Implementation::Rust => "Rust",
-        Implementation::Python => "CPython",
-    }
-}
-
-/// Rust, and CPython when it ran.
-pub(crate) fn languages(python_ran: bool) -> Vec<Implementation> {
-    let mut all = vec![Implementation::Rust];
-    if python_ran {
-        all.push(Implementation::Python);
-    }
-    all
-}
-
-/// The summary of `implementation`'s measurement called `name` with these parameters, among
-/// Rust's measurements and, when it ran, CPython's.
-pub(crate) fn summary_of<'a>(
-    rust: &'a [Measurement],
-    python: Option<&'a [Measurement]>,
-    implementation: Implementation,
-    name: &str,
-    params: &[(&str, Value)],
-) -> Option<&'a Summary> {
-    let measurements = match implementation {
-        Implementation::Rust => rust,
-        Implementation::Python => python?,
-    };
-    find(measurements, name, params).map(|m| &m.summary)
-}
-
-/// The measurement called `name` whose parameters include every `(key, value)` given.
-pub(crate) fn find<'a>(
-    measurements: &'a [Measurement],
-    name: &str,
-    params: &[(&str, Value)],
-) -> Option<&'a Measurement> {
-    measurements.iter().find(|m| {
-        m.name == name
-            && params
-                .iter()
-                .all(|(key, value)| m.params.get(*key) == Some(value))
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,7 +82,6 @@ mod tests {
         assert_eq!(outcome_where(&values, |v| v > 2.0), Outcome::Depends);
         assert_eq!(outcome_where(&values, |v| v > 0.5), Outcome::Confirmed);
         assert_eq!(listed(&values, times), "a 1.00×, b 3.00×");
-        assert_eq!(languages(false), [Implementation::Rust]);
     }
 
     #[test]
@@ -146,17 +92,5 @@ mod tests {
         assert_eq!(point.y, 2.0);
         assert!(point.low.unwrap() < point.y && point.y < point.high.unwrap());
         assert_eq!(times(1.934), "1.93×");
-    }
-
-    #[test]
-    fn measurements_are_found_by_name_and_parameters() {
-        let all = [
-            Measurement::new("threads", Implementation::Rust, "s", vec![1.0]).param("workers", 2),
-            Measurement::new("threads", Implementation::Rust, "s", vec![2.0]).param("workers", 4),
-        ];
-        let found = find(&all, "threads", &[("workers", 4.into())]).unwrap();
-        assert_eq!(found.samples, vec![2.0]);
-        assert!(find(&all, "threads", &[("workers", 8.into())]).is_none());
-        assert!(find(&all, "serial", &[]).is_none());
     }
 }

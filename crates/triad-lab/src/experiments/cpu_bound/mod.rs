@@ -20,10 +20,8 @@ use serde_json::Value;
 use triad::workloads::{count_primes, sum_squares};
 use triad::{Mode, Runner, TaskError};
 
-use super::scaling::{
-    NO_PYTHON, find, language, languages, listed, outcome_of, outcome_where, speedup,
-    speedup_point, summary_of, times, verdict,
-};
+use super::findings::{self, Findings, name as language};
+use super::scaling::{listed, outcome_of, outcome_where, speedup, speedup_point, times, verdict};
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment, Scale};
 use crate::results::{
@@ -236,14 +234,13 @@ impl Trial {
     }
 }
 
-/// All measurements, read back by language, workload, engine and workers.
-struct Findings<'a> {
-    rust: &'a [Measurement],
-    python: Option<&'a [Measurement]>,
+/// All measurements (Rust's and CPython's), read back by language, workload, engine and workers.
+struct Results<'a> {
+    found: Findings<'a>,
     cores: usize,
 }
 
-impl Findings<'_> {
+impl Results<'_> {
     fn summary(
         &self,
         implementation: Implementation,
@@ -251,13 +248,8 @@ impl Findings<'_> {
         engine: Engine,
         workers: usize,
     ) -> Option<&Summary> {
-        summary_of(
-            self.rust,
-            self.python,
-            implementation,
-            engine.name(),
-            &params(workload, workers),
-        )
+        self.found
+            .summary(engine.name(), implementation, &params(workload, workers))
     }
 
     fn speedup(
@@ -274,7 +266,11 @@ impl Findings<'_> {
 
     /// The languages that ran.
     fn implementations(&self) -> Vec<Implementation> {
-        languages(self.python.is_some())
+        self.found.implementations()
+    }
+
+    fn python_ran(&self) -> bool {
+        self.implementations().contains(&Implementation::Python)
     }
 
     /// `engine`'s speed-ups at `workers` for every language and workload that ran, with a label.
@@ -379,7 +375,7 @@ impl Experiment for CpuBound {
             ctx.progress(repetition as u64 + 2, total);
         }
         drop(runners);
-        let mut measurements: Vec<Measurement> = trials
+        let measurements: Vec<Measurement> = trials
             .into_iter()
             .map(|trial| trial.into_measurement(sizes.tasks))
             .collect();
@@ -405,37 +401,39 @@ impl Experiment for CpuBound {
         let gantt = gantt::record(sizes.gantt_work, COROUTINE_SLICE, sizes.gantt_repetitions)?;
         ctx.progress(total, total);
 
-        let mut notes = Vec::new();
-        let python_measurements = python.as_ref().map(|p| p.measurements.as_slice());
-        let findings = Findings {
-            rust: &measurements,
-            python: python_measurements,
+        let mut report = ExperimentReport {
+            measurements,
+            ..Default::default()
+        };
+        findings::add_python(&mut report, python.as_ref());
+        let mut verdicts_from_timelines = timeline_verdicts(&gantt, cores);
+        for result in gantt.results {
+            report.measurements.extend(result.measurements);
+            report.timelines.push(result.timeline);
+        }
+        let results = Results {
+            found: Findings::new(&report.measurements),
             cores,
         };
-        match &python {
-            Some(output) => {
-                notes.extend(output.notes.iter().cloned());
-                notes.extend(same_work_notes(&measurements, &output.measurements, &sizes));
-            }
-            None => notes.push(NO_PYTHON.to_owned()),
-        }
+        report.notes.extend(same_work_notes(&results, &sizes));
         if cores < 2 {
-            notes.push(
+            report.notes.push(
                 "This machine gives the lab one core: no mode can run tasks in parallel here."
                     .to_owned(),
             );
         }
-        notes.extend(gantt.notes.iter().cloned());
-        notes.extend(disturbed_baseline_note(&findings, &workers));
-
-        let mut verdicts = speed_verdicts(&findings);
-        verdicts.extend(timeline_verdicts(&gantt, cores));
-        let table = table(&findings, &configs);
-        let charts = Workload::ALL
+        report.notes.extend(gantt.notes);
+        report
+            .notes
+            .extend(disturbed_baseline_note(&results, &workers));
+        report.verdicts = speed_verdicts(&results);
+        report.verdicts.append(&mut verdicts_from_timelines);
+        report.table = table(&results, &configs);
+        report.charts = Workload::ALL
             .iter()
-            .map(|w| chart(&findings, *w, &workers))
+            .map(|w| chart(&results, *w, &workers))
             .collect();
-        let method = format!(
+        report.method = format!(
             "A batch of {tasks} equal tasks — count_primes({primes}) (the seed's §4 trial \
              division) or sum_squares({squares}) (§2) — runs through triad::Runner in each mode: \
              serial; threads and processes with {workers} workers; async with all tasks on one \
@@ -443,12 +441,12 @@ impl Experiment for CpuBound {
              asyncio coroutine). Every engine starts and runs each batch once before timing \
              (pool start-up is not counted); then {reps} rounds each time every engine once, in \
              turn. Speed-up = serial median / median; efficiency = speed-up / min(workers, \
-             {cores} cores). CPython runs the same algorithms on a smaller batch ({tasks} × count_primes({py_primes}), {tasks} × \
-             sum_squares({py_squares})), {py_reps} rounds likewise: serial, ThreadPoolExecutor, \
-             multiprocessing.Pool (started and warmed before timing), and asyncio.gather on one \
-             loop. The timelines spin each of 2 tasks for {work} ms of CPU time, reading the \
-             clock between tiny steps so that every span drawn is time the task was really on a \
-             CPU ({gantt_reps} runs per setting).",
+             {cores} cores). CPython runs the same algorithms on a smaller batch ({tasks} × \
+             count_primes({py_primes}), {tasks} × sum_squares({py_squares})), {py_reps} rounds \
+             likewise: serial, ThreadPoolExecutor, multiprocessing.Pool (started and warmed \
+             before timing), and asyncio.gather on one loop. The timelines spin each of 2 tasks \
+             for {work} ms of CPU time, reading the clock between tiny steps so that every span \
+             drawn is time the task was really on a CPU ({gantt_reps} runs per setting).",
             tasks = sizes.tasks,
             primes = sizes.primes_limit,
             squares = sizes.squares_n,
@@ -464,46 +462,29 @@ impl Experiment for CpuBound {
             work = sizes.gantt_work.as_millis(),
             gantt_reps = sizes.gantt_repetitions,
         );
-        if let Some(output) = python {
-            measurements.extend(output.measurements);
-        }
-        let mut timelines = Vec::new();
-        for result in gantt.results {
-            measurements.extend(result.measurements);
-            timelines.push(result.timeline);
-        }
-        Ok(ExperimentReport {
-            method,
-            measurements,
-            table,
-            charts,
-            timelines,
-            verdicts,
-            notes,
-            ..Default::default()
-        })
+        Ok(report)
     }
 }
 
 /// Rust and CPython on the very same batch, serially: the cost of interpreting.
-fn same_work_notes(rust: &[Measurement], python: &[Measurement], sizes: &Sizes) -> Vec<String> {
+fn same_work_notes(results: &Results<'_>, sizes: &Sizes) -> Vec<String> {
     Workload::ALL
         .iter()
         .filter_map(|workload| {
-            let rust = find(
-                rust,
+            let rust = results.found.summary(
                 "serial, CPython's batch",
+                Implementation::Rust,
                 &[("workload", workload.name().into())],
             )?;
-            let python = find(python, "serial", &params(*workload, 1))?;
+            let python = results.summary(Implementation::Python, *workload, Engine::Serial, 1)?;
             Some(format!(
                 "Same work, one core: {} × {}({}) took {} in Rust and {} in CPython ({} faster).",
                 sizes.tasks,
                 workload.name(),
                 workload.size(sizes, Implementation::Python),
-                format_seconds(rust.median()),
-                format_seconds(python.median()),
-                times(python.median() / rust.median()),
+                format_seconds(rust.median),
+                format_seconds(python.median),
+                times(python.median / rust.median),
             ))
         })
         .collect()
@@ -511,7 +492,7 @@ fn same_work_notes(rust: &[Measurement], python: &[Measurement], sizes: &Sizes) 
 
 /// A note when some speed-up is beyond what the cores allow (more than 20 % over the ideal):
 /// only a serial baseline slowed by other work on the machine gives that.
-fn disturbed_baseline_note(findings: &Findings<'_>, workers: &[usize]) -> Option<String> {
+fn disturbed_baseline_note(results: &Results<'_>, workers: &[usize]) -> Option<String> {
     let mut impossible = Vec::new();
     for engine in [Engine::Threads, Engine::Processes, Engine::Async] {
         let counts: &[usize] = if engine == Engine::Async {
@@ -522,10 +503,10 @@ fn disturbed_baseline_note(findings: &Findings<'_>, workers: &[usize]) -> Option
         for &count in counts {
             let ideal = match engine {
                 Engine::Async => 1.0,
-                _ => findings.ideal(count),
+                _ => results.ideal(count),
             };
             impossible.extend(
-                findings
+                results
                     .speedups(engine, count)
                     .into_iter()
                     .filter(|(_, s)| *s > 1.2 * ideal)
@@ -542,7 +523,7 @@ fn disturbed_baseline_note(findings: &Findings<'_>, workers: &[usize]) -> Option
     })
 }
 
-fn table(findings: &Findings<'_>, configs: &[(Engine, usize)]) -> Table {
+fn table(results: &Results<'_>, configs: &[(Engine, usize)]) -> Table {
     let mut table = Table::new([
         "workload",
         "mode",
@@ -566,12 +547,12 @@ fn table(findings: &Findings<'_>, configs: &[(Engine, usize)]) -> Table {
             ];
             for implementation in [Implementation::Rust, Implementation::Python] {
                 let cells = match (
-                    findings.summary(implementation, workload, engine, workers),
-                    findings.speedup(implementation, workload, engine, workers),
+                    results.summary(implementation, workload, engine, workers),
+                    results.speedup(implementation, workload, engine, workers),
                 ) {
                     (Some(summary), Some(s)) => {
                         let used = match engine {
-                            Engine::Threads | Engine::Processes => findings.ideal(workers),
+                            Engine::Threads | Engine::Processes => results.ideal(workers),
                             Engine::Serial | Engine::Async => 1.0,
                         };
                         [
@@ -590,10 +571,10 @@ fn table(findings: &Findings<'_>, configs: &[(Engine, usize)]) -> Table {
     table
 }
 
-fn chart(findings: &Findings<'_>, workload: Workload, workers: &[usize]) -> Chart {
+fn chart(results: &Results<'_>, workload: Workload, workers: &[usize]) -> Chart {
     let mut series = Vec::new();
-    for implementation in findings.implementations() {
-        let Some(serial) = findings.summary(implementation, workload, Engine::Serial, 1) else {
+    for implementation in results.implementations() {
+        let Some(serial) = results.summary(implementation, workload, Engine::Serial, 1) else {
             continue;
         };
         for engine in [Engine::Threads, Engine::Processes, Engine::Async] {
@@ -605,7 +586,7 @@ fn chart(findings: &Findings<'_>, workload: Workload, workers: &[usize]) -> Char
             let points: Vec<Point> = counts
                 .iter()
                 .filter_map(|w| {
-                    let run = findings.summary(implementation, workload, engine, *w)?;
+                    let run = results.summary(implementation, workload, engine, *w)?;
                     Some(speedup_point(*w as f64, serial, run))
                 })
                 .collect();
@@ -622,7 +603,7 @@ fn chart(findings: &Findings<'_>, workload: Workload, workers: &[usize]) -> Char
             .iter()
             .map(|w| Point {
                 x: *w as f64,
-                y: findings.ideal(*w),
+                y: results.ideal(*w),
                 low: None,
                 high: None,
             })
@@ -643,9 +624,9 @@ const PARALLEL_SHARE: f64 = 0.7;
 /// A speed-up below this is "none" (noise on a shared machine stays under it).
 const NO_SPEEDUP: f64 = 1.3;
 
-fn speed_verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
-    let cores = findings.cores;
-    let parallel = |s: f64| s >= PARALLEL_SHARE * findings.ideal(cores);
+fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
+    let cores = results.cores;
+    let parallel = |s: f64| s >= PARALLEL_SHARE * results.ideal(cores);
     // On one core nothing runs in parallel: every claim about parallelism depends on that.
     let judge = |claim: &str, quote: &str, finding: (Outcome, String)| {
         if cores < 2 {
@@ -668,19 +649,19 @@ fn speed_verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
     };
     let rust_threads = of(
         Implementation::Rust,
-        findings.speedups(Engine::Threads, cores),
+        results.speedups(Engine::Threads, cores),
     );
     let python_threads = of(
         Implementation::Python,
-        findings.speedups(Engine::Threads, cores),
+        results.speedups(Engine::Threads, cores),
     );
-    let processes = findings.speedups(Engine::Processes, cores);
+    let processes = results.speedups(Engine::Processes, cores);
     let mut verdicts = Vec::new();
 
     verdicts.push(judge(
         "A thread pool does not speed CPU-bound work up in Python (the GIL).",
         "线程池（GIL限制，性能差）",
-        if findings.python.is_none() {
+        if !results.python_ran() {
             (
                 Outcome::Depends,
                 format!(
@@ -717,7 +698,7 @@ fn speed_verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
     let rust_threads_parallel = rust_threads.iter().all(|(_, s)| parallel(*s));
     let seen = format!(
         "{cores} workers — threads: {}; processes: {}",
-        listed(&findings.speedups(Engine::Threads, cores), times),
+        listed(&results.speedups(Engine::Threads, cores), times),
         listed(&processes, times)
     );
     let (outcome, why) = if !processes_parallel {
@@ -733,7 +714,7 @@ fn speed_verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
     } else if rust_threads_parallel {
         (
             Outcome::Depends,
-            Some(if findings.python.is_some() {
+            Some(if results.python_ran() {
                 "true of CPython, whose threads share one GIL; Rust threads run in parallel too"
             } else {
                 "CPython did not run; Rust threads run in parallel too"
@@ -755,18 +736,18 @@ fn speed_verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
     let mut checks = Vec::new();
     let mut seen = Vec::new();
     for engine in [Engine::Threads, Engine::Processes] {
-        for implementation in findings.implementations() {
+        for implementation in results.implementations() {
             if engine == Engine::Threads && implementation == Implementation::Python {
                 continue;
             }
             for workload in Workload::ALL {
                 let (Some(at_cores), Some(beyond)) = (
-                    findings.speedup(implementation, workload, engine, cores),
-                    findings.speedup(implementation, workload, engine, over),
+                    results.speedup(implementation, workload, engine, cores),
+                    results.speedup(implementation, workload, engine, over),
                 ) else {
                     continue;
                 };
-                checks.push(parallel(at_cores) && beyond <= 1.15 * findings.ideal(cores));
+                checks.push(parallel(at_cores) && beyond <= 1.15 * results.ideal(cores));
                 seen.push(format!(
                     "{} {} {}: {} → {}",
                     language(implementation),
@@ -790,7 +771,7 @@ fn speed_verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
         ),
     ));
 
-    let coroutines = findings.speedups(Engine::Async, 1);
+    let coroutines = results.speedups(Engine::Async, 1);
     verdicts.push(verdict(
         "Coroutines give single-core concurrency only: no speed-up on CPU-bound work.",
         "**CPU利用** | 多核并行 | 受GIL限制 | 单核并发",
@@ -801,7 +782,7 @@ fn speed_verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
         ),
     ));
 
-    let share = |s: f64| s / findings.ideal(cores);
+    let share = |s: f64| s / results.ideal(cores);
     let outcome = if processes.iter().all(|(_, s)| share(*s) >= 0.8) {
         Outcome::Confirmed
     } else if processes.iter().all(|(_, s)| share(*s) >= 0.5) {
@@ -943,12 +924,12 @@ mod tests {
             measured("processes", Python, 4, 0.54),
             measured("async", Python, 1, 1.01),
         ];
-        let findings = Findings {
-            rust: &rust,
-            python: Some(&python),
+        let all = [rust, python].concat();
+        let results = Results {
+            found: Findings::new(&all),
             cores: 2,
         };
-        let verdicts = speed_verdicts(&findings);
+        let verdicts = speed_verdicts(&results);
         let outcomes: Vec<Outcome> = verdicts.iter().map(|v| v.outcome).collect();
         assert_eq!(
             outcomes,
@@ -965,12 +946,11 @@ mod tests {
             measured("serial", Rust, 1, 1.0),
             measured("processes", Rust, 2, 1.2),
         ];
-        let findings = Findings {
-            rust: &slow_processes,
-            python: None,
+        let results = Results {
+            found: Findings::new(&slow_processes),
             cores: 2,
         };
-        assert_eq!(speed_verdicts(&findings)[1].outcome, Outcome::Refuted);
-        assert_eq!(speed_verdicts(&findings)[5].outcome, Outcome::Refuted);
+        assert_eq!(speed_verdicts(&results)[1].outcome, Outcome::Refuted);
+        assert_eq!(speed_verdicts(&results)[5].outcome, Outcome::Refuted);
     }
 }

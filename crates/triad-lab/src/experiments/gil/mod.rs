@@ -21,7 +21,8 @@ use std::time::Duration;
 use triad::workloads::count_primes;
 use triad::{Mode, Runner, Span};
 
-use super::scaling::{NO_PYTHON, find, outcome_of, speedup, speedup_point, summary_of, times};
+use super::findings::{self, Findings};
+use super::scaling::{outcome_of, speedup, speedup_point, times};
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment, Scale};
 use crate::results::{
@@ -320,14 +321,8 @@ impl Experiment for GilEffect {
             measurements.push(rust(name, "s", series));
         }
         measurements.push(rust(CPU_TIME, "s", cpu_seconds));
-        let mut notes = Vec::new();
-        if forced_holds.is_empty() {
-            notes.push(
-                "No thread held the simulated GIL long enough to be asked to drop it: the runs \
-                 were shorter than a switch interval."
-                    .to_owned(),
-            );
-        } else {
+        let no_forced_holds = forced_holds.is_empty();
+        if !no_forced_holds {
             measurements.push(rust(HOLD, "s", forced_holds));
         }
 
@@ -348,37 +343,43 @@ impl Experiment for GilEffect {
         )?;
         ctx.progress(total, total);
 
-        match &python {
-            Some(output) => notes.extend(output.notes.iter().cloned()),
-            None => notes.push(NO_PYTHON.to_owned()),
+        let mut report = ExperimentReport {
+            measurements,
+            ..Default::default()
+        };
+        findings::add_python(&mut report, python.as_ref());
+        if no_forced_holds {
+            report.notes.push(
+                "No thread held the simulated GIL long enough to be asked to drop it: the runs \
+                 were shorter than a switch interval."
+                    .to_owned(),
+            );
         }
-        let python_measurements = python.as_ref().map(|p| p.measurements.as_slice());
-        let findings = Findings {
-            rust: &measurements,
-            python: python_measurements,
+        let results = Results {
+            found: Findings::new(&report.measurements),
             threads,
             io_threads: sizes.io_threads,
             cores: triad::available_cores(),
         };
-        if let Some(s) = findings.speedup(Implementation::Rust, CPU_MODES[1].0)
+        if let Some(s) = results.speedup(Implementation::Rust, CPU_MODES[1].0)
             && s > 1.2
         {
-            notes.push(format!(
+            report.notes.push(format!(
                 "Threads under the simulated GIL cannot beat one thread, yet measured {}: the \
                  one-thread baseline was slowed by other work on this machine while it ran.",
                 times(s)
             ));
         }
-        let verdicts = verdicts(&findings);
-        let table = table(&findings);
-        let charts = vec![
+        report.verdicts = verdicts(&results);
+        report.table = table(&results);
+        report.charts = vec![
             speedup_chart(
-                &findings,
+                &results,
                 &CPU_MODES,
                 &format!("CPU-bound: {threads} threads' bytecodes, speed-up over one thread"),
             ),
             speedup_chart(
-                &findings,
+                &results,
                 &IO_MODES,
                 &format!(
                     "IO-bound: {} threads sleeping {} ms between bytecodes, speed-up over one \
@@ -387,16 +388,16 @@ impl Experiment for GilEffect {
                 ),
             ),
         ];
-        let timelines = vec![from_spans(
+        report.timelines = vec![from_spans(
             format!(
-                "{threads} threads under the simulated GIL: one holds it at a time, turns of about \
-                 {} ms",
+                "{threads} threads under the simulated GIL: one holds it at a time, turns of \
+                 about {} ms",
                 SWITCH_INTERVAL.as_millis()
             ),
             &hold_spans(&last_holds),
             LaneBy::Task,
         )];
-        let method = format!(
+        report.method = format!(
             "A bytecode is count_primes({BYTECODE}). CPU-bound: {threads} threads × {steps} \
              bytecodes (Rust) — serially on one thread; on {threads} threads under the simulated \
              GIL (a mutex-and-condvar lock as CPython's ceval_gil.c: a waiter asks for the lock \
@@ -404,13 +405,14 @@ impl Experiment for GilEffect {
              between bytecodes and waits until another thread has it); on {threads} plain Rust \
              threads and on {threads} worker processes (triad::Runner, started before timing). \
              One untimed run of each, then {reps} rounds that time every mode once, in turn; \
-             the process CPU time is read around the simulated runs. IO-bound: {io_threads} threads each run {rounds} rounds of \
-             {IO_BYTECODES} bytecodes and a {delay} ms sleep with the lock released, against one \
-             thread doing all the rounds. CPython runs the same loops ({py_steps} bytecodes per \
-             thread, {PYTHON_IO_BYTECODES} per IO round, {py_reps} runs): serial, threading, \
-             multiprocessing.Pool (started before timing), the same IO loop with time.sleep, \
-             and for {hold} s {threads} spinning threads that each note a gap of more than 0.5 ms between two reads of their clock \
-             as a lost GIL, giving how long a thread keeps it.",
+             the process CPU time is read around the simulated runs. IO-bound: {io_threads} \
+             threads each run {rounds} rounds of {IO_BYTECODES} bytecodes and a {delay} ms sleep \
+             with the lock released, against one thread doing all the rounds. CPython runs the \
+             same loops ({py_steps} bytecodes per thread, {PYTHON_IO_BYTECODES} per IO round, \
+             {py_reps} runs): serial, threading, multiprocessing.Pool (started before timing), \
+             the same IO loop with time.sleep, and for {hold} s {threads} spinning threads that \
+             each note a gap of more than 0.5 ms between two reads of their clock as a lost \
+             GIL, giving how long a thread keeps it.",
             steps = sizes.steps,
             interval = SWITCH_INTERVAL.as_millis(),
             reps = sizes.repetitions,
@@ -421,34 +423,21 @@ impl Experiment for GilEffect {
             py_reps = sizes.python_repetitions,
             hold = sizes.python_hold_s,
         );
-        if let Some(output) = python {
-            measurements.extend(output.measurements);
-        }
-        Ok(ExperimentReport {
-            method,
-            measurements,
-            table,
-            charts,
-            timelines,
-            verdicts,
-            notes,
-            ..Default::default()
-        })
+        Ok(report)
     }
 }
 
-/// All measurements, read back by language and name.
-struct Findings<'a> {
-    rust: &'a [Measurement],
-    python: Option<&'a [Measurement]>,
+/// All measurements (Rust's and CPython's), read back by language and name.
+struct Results<'a> {
+    found: Findings<'a>,
     threads: usize,
     io_threads: usize,
     cores: usize,
 }
 
-impl Findings<'_> {
+impl Results<'_> {
     fn summary(&self, implementation: Implementation, name: &str) -> Option<&Summary> {
-        summary_of(self.rust, self.python, implementation, name, &[])
+        self.found.summary(name, implementation, &[])
     }
 
     /// Speed-up of `name` over the serial row of its kind (`cpu …` or `io …`).
@@ -470,7 +459,7 @@ impl Findings<'_> {
     }
 }
 
-fn table(findings: &Findings<'_>) -> Table {
+fn table(results: &Results<'_>) -> Table {
     let mut table = Table::new([
         "work",
         "mode",
@@ -491,12 +480,12 @@ fn table(findings: &Findings<'_>) -> Table {
         let mut row = vec![work.to_owned(), label.to_owned()];
         for implementation in [Implementation::Rust, Implementation::Python] {
             row.push(
-                findings
+                results
                     .summary(implementation, name)
                     .map_or("—".to_owned(), |s| format_with_spread(s, format_seconds)),
             );
             row.push(
-                findings
+                results
                     .speedup(implementation, name)
                     .map_or("—".to_owned(), times),
             );
@@ -506,7 +495,7 @@ fn table(findings: &Findings<'_>) -> Table {
     let mut row = vec!["GIL".to_owned(), "hold before a switch".to_owned()];
     for implementation in [Implementation::Rust, Implementation::Python] {
         row.push(
-            findings
+            results
                 .summary(implementation, HOLD)
                 .map_or("—".to_owned(), |s| format_with_spread(s, format_seconds)),
         );
@@ -519,7 +508,7 @@ fn table(findings: &Findings<'_>) -> Table {
     ];
     for implementation in [Implementation::Rust, Implementation::Python] {
         row.push(
-            cpu_per_wall(findings, implementation).map_or("—".to_owned(), |r| format!("{r:.2}")),
+            cpu_per_wall(results, implementation).map_or("—".to_owned(), |r| format!("{r:.2}")),
         );
         row.push(String::new());
     }
@@ -528,28 +517,28 @@ fn table(findings: &Findings<'_>) -> Table {
 }
 
 /// CPU seconds burnt per wall second while threads ran under the GIL.
-fn cpu_per_wall(findings: &Findings<'_>, implementation: Implementation) -> Option<f64> {
+fn cpu_per_wall(results: &Results<'_>, implementation: Implementation) -> Option<f64> {
     Some(
-        findings.summary(implementation, CPU_TIME)?.median
-            / findings.summary(implementation, CPU_MODES[1].0)?.median,
+        results.summary(implementation, CPU_TIME)?.median
+            / results.summary(implementation, CPU_MODES[1].0)?.median,
     )
 }
 
-fn speedup_chart(findings: &Findings<'_>, modes: &[(&str, &str)], title: &str) -> Chart {
+fn speedup_chart(results: &Results<'_>, modes: &[(&str, &str)], title: &str) -> Chart {
     let mut series = Vec::new();
     for (implementation, label) in [
         (Implementation::Rust, "Rust (simulated GIL)"),
         (Implementation::Python, "CPython"),
     ] {
         let serial_name = modes[0].0;
-        let Some(serial) = findings.summary(implementation, serial_name) else {
+        let Some(serial) = results.summary(implementation, serial_name) else {
             continue;
         };
         let points = modes
             .iter()
             .enumerate()
             .filter_map(|(index, (name, _))| {
-                let run = findings.summary(implementation, name)?;
+                let run = results.summary(implementation, name)?;
                 Some(speedup_point(index as f64, serial, run))
             })
             .collect();
@@ -574,15 +563,15 @@ const NO_SPEEDUP: f64 = 1.3;
 /// A parallel speed-up counts as real when it reaches this share of the ideal.
 const PARALLEL_SHARE: f64 = 0.7;
 
-fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
+fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
     use Implementation::{Python, Rust};
-    let threads = findings.threads;
-    let multi_core = findings.cores >= 2;
+    let threads = results.threads;
+    let multi_core = results.cores >= 2;
     let one_core = format!(
         "this machine gives the lab {} core: no threads could run in parallel anyway",
-        findings.cores
+        results.cores
     );
-    let rate = |implementation, name| findings.speedup(implementation, name);
+    let rate = |implementation, name| results.speedup(implementation, name);
     let shown = |value: Option<f64>| value.map_or("—".to_owned(), times);
     let mut verdicts = Vec::new();
 
@@ -606,7 +595,7 @@ fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
             format!(
                 "{threads} threads on {} cores, speed-up over one thread: simulated GIL {}, \
                  CPython {}; Rust threads without a GIL {}",
-                findings.cores,
+                results.cores,
                 shown(under_gil[0]),
                 shown(under_gil[1]),
                 shown(rate(Rust, CPU_MODES[2].0))
@@ -616,7 +605,7 @@ fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
         },
     });
 
-    let (source, slowdown) = match findings.summary(Python, CPU_MODES[1].0) {
+    let (source, slowdown) = match results.summary(Python, CPU_MODES[1].0) {
         Some(_) => ("CPython", rate(Python, CPU_MODES[1].0).map(|s| 1.0 / s)),
         None => (
             "the simulated GIL",
@@ -644,9 +633,12 @@ fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
         ),
     });
 
-    let interval = find_samples(findings.python, SWITCH_INTERVAL_NAME);
-    let python_hold = findings.summary(Python, HOLD);
-    let rust_hold = findings.summary(Rust, HOLD);
+    let interval = results
+        .found
+        .find(SWITCH_INTERVAL_NAME, Python, &[])
+        .and_then(|m| m.samples.first().copied());
+    let python_hold = results.summary(Python, HOLD);
+    let rust_hold = results.summary(Rust, HOLD);
     let (outcome, evidence) = match (interval, python_hold) {
         (Some(interval), Some(hold)) => {
             let holds_about_5ms = (2.5e-3..=10e-3).contains(&hold.median);
@@ -688,9 +680,9 @@ fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
         evidence,
     });
 
-    let python_cpu = cpu_per_wall(findings, Python);
-    let rust_cpu = cpu_per_wall(findings, Rust);
-    let spinning = findings.ideal();
+    let python_cpu = cpu_per_wall(results, Python);
+    let rust_cpu = cpu_per_wall(results, Rust);
+    let spinning = results.ideal();
     let outcome = match python_cpu {
         _ if !multi_core => Outcome::Depends,
         Some(ratio) if ratio < NO_SPEEDUP => Outcome::Refuted,
@@ -716,7 +708,7 @@ fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
         },
     });
 
-    let io_threads = findings.io_threads as f64;
+    let io_threads = results.io_threads as f64;
     let io = [rate(Rust, IO_MODES[1].0), rate(Python, IO_MODES[1].0)];
     verdicts.push(Verdict {
         claim: "Despite the GIL, threads overlap IO: a blocking wait releases it.".into(),
@@ -730,7 +722,7 @@ fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
         evidence: format!(
             "{} IO-bound threads, speed-up over one thread (ideal {io_threads:.0}×): simulated \
              GIL {}, CPython {}",
-            findings.io_threads,
+            results.io_threads,
             shown(io[0]),
             shown(io[1])
         ),
@@ -738,7 +730,7 @@ fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
 
     let python_processes = rate(Python, CPU_MODES[3].0);
     let rust_processes = rate(Rust, CPU_MODES[3].0);
-    let ideal = findings.ideal();
+    let ideal = results.ideal();
     verdicts.push(Verdict {
         claim: "Several processes run Python bytecode truly in parallel on several cores, each \
                 with its own GIL."
@@ -780,11 +772,6 @@ fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
         },
     });
     verdicts
-}
-
-/// The first sample of the CPython measurement `name`.
-fn find_samples(python: Option<&[Measurement]>, name: &str) -> Option<f64> {
-    find(python?, name, &[])?.samples.first().copied()
 }
 
 #[cfg(test)]
@@ -844,14 +831,14 @@ mod tests {
             measured("io serial", Python, 0.25),
             measured("io threads under the GIL", Python, 0.033),
         ];
-        let findings = Findings {
-            rust: &rust,
-            python: Some(&python),
+        let all = [rust, python].concat();
+        let results = Results {
+            found: Findings::new(&all),
             threads: 2,
             io_threads: 8,
             cores: 2,
         };
-        let outcomes: Vec<Outcome> = verdicts(&findings).iter().map(|v| v.outcome).collect();
+        let outcomes: Vec<Outcome> = verdicts(&results).iter().map(|v| v.outcome).collect();
         assert_eq!(
             outcomes,
             [

@@ -20,9 +20,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use triad::workloads::{async_sleep_ms, sleep_ms};
 use triad::{Mode, Runner, TaskError};
 
-use super::scaling::{
-    NO_PYTHON, language, languages, listed, outcome_where, speedup, summary_of, times,
-};
+use super::findings::{self, Findings, name as language};
+use super::scaling::{listed, outcome_where, speedup, times};
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment, Scale};
 use crate::results::{
@@ -272,14 +271,13 @@ fn params(workload: Workload, count: usize) -> [(&'static str, Value); 2] {
     [("workload", workload.name().into()), ("n", count.into())]
 }
 
-/// All measurements, read back by language, workload, engine and N.
-struct Findings<'a> {
-    rust: &'a [Measurement],
-    python: Option<&'a [Measurement]>,
+/// All measurements (Rust's and CPython's), read back by language, workload, engine and N.
+struct Results<'a> {
+    found: Findings<'a>,
     sizes: &'a Sizes,
 }
 
-impl Findings<'_> {
+impl Results<'_> {
     fn summary(
         &self,
         implementation: Implementation,
@@ -287,13 +285,8 @@ impl Findings<'_> {
         engine: Engine,
         count: usize,
     ) -> Option<&Summary> {
-        summary_of(
-            self.rust,
-            self.python,
-            implementation,
-            engine.name(),
-            &params(workload, count),
-        )
+        self.found
+            .summary(engine.name(), implementation, &params(workload, count))
     }
 
     fn speedup(
@@ -309,7 +302,7 @@ impl Findings<'_> {
     }
 
     fn implementations(&self) -> Vec<Implementation> {
-        languages(self.python.is_some())
+        self.found.implementations()
     }
 
     /// `(label, value)` of `measure` for every language and workload that has it.
@@ -409,24 +402,23 @@ impl Experiment for IoBound {
         drop(server);
         ctx.progress(total, total);
 
-        let mut notes = Vec::new();
-        match &python {
-            Some(output) => notes.extend(output.notes.iter().cloned()),
-            None => notes.push(NO_PYTHON.to_owned()),
-        }
-        let findings = Findings {
-            rust: &measurements,
-            python: python.as_ref().map(|p| p.measurements.as_slice()),
+        let mut report = ExperimentReport {
+            measurements,
+            ..Default::default()
+        };
+        findings::add_python(&mut report, python.as_ref());
+        let results = Results {
+            found: Findings::new(&report.measurements),
             sizes: &sizes,
         };
-        let verdicts = verdicts(&findings);
-        let table = table(&findings);
-        let charts = findings
+        report.verdicts = verdicts(&results);
+        report.table = table(&results);
+        report.charts = results
             .implementations()
             .into_iter()
-            .flat_map(|i| Workload::ALL.map(|w| chart(&findings, i, w)))
+            .flat_map(|i| Workload::ALL.map(|w| chart(&results, i, w)))
             .collect();
-        let method = format!(
+        report.method = format!(
             "N tasks each wait {delay} ms — a sleep, or a round trip to a local TCP server (in \
              this process, tokio) that answers after {delay} ms; each round trip connects, \
              sends, waits, reads the echo and closes. N = {counts} ({serial} for serial, which \
@@ -446,22 +438,11 @@ impl Experiment for IoBound {
             reps = sizes.repetitions,
             py_reps = sizes.python_repetitions,
         );
-        if let Some(output) = python {
-            measurements.extend(output.measurements);
-        }
-        Ok(ExperimentReport {
-            method,
-            measurements,
-            table,
-            charts,
-            verdicts,
-            notes,
-            ..Default::default()
-        })
+        Ok(report)
     }
 }
 
-fn table(findings: &Findings<'_>) -> Table {
+fn table(results: &Results<'_>) -> Table {
     let mut table = Table::new([
         "workload",
         "mode",
@@ -473,20 +454,20 @@ fn table(findings: &Findings<'_>) -> Table {
     ]);
     for workload in Workload::ALL {
         for engine in Engine::ALL {
-            for &count in findings.sizes.counts(engine) {
+            for &count in results.sizes.counts(engine) {
                 let mode = match engine {
-                    Engine::Processes => format!("processes ({})", findings.sizes.processes),
+                    Engine::Processes => format!("processes ({})", results.sizes.processes),
                     _ => engine.name().to_owned(),
                 };
                 let mut row = vec![workload.name().to_owned(), mode, count.to_string()];
                 for implementation in [Implementation::Rust, Implementation::Python] {
                     row.push(
-                        findings
+                        results
                             .summary(implementation, workload, engine, count)
                             .map_or("—".to_owned(), |s| format_with_spread(s, format_seconds)),
                     );
                     row.push(
-                        findings
+                        results
                             .speedup(implementation, workload, engine, count)
                             .map_or("—".to_owned(), times),
                     );
@@ -499,20 +480,20 @@ fn table(findings: &Findings<'_>) -> Table {
 }
 
 /// Total time against N for one language and workload, a line per engine.
-fn chart(findings: &Findings<'_>, implementation: Implementation, workload: Workload) -> Chart {
+fn chart(results: &Results<'_>, implementation: Implementation, workload: Workload) -> Chart {
     let series = Engine::ALL
         .iter()
         .map(|&engine| Series {
             label: match engine {
-                Engine::Processes => format!("processes ({})", findings.sizes.processes),
+                Engine::Processes => format!("processes ({})", results.sizes.processes),
                 _ => engine.name().to_owned(),
             },
-            points: findings
+            points: results
                 .sizes
                 .counts(engine)
                 .iter()
                 .filter_map(|n| {
-                    let summary = findings.summary(implementation, workload, engine, *n)?;
+                    let summary = results.summary(implementation, workload, engine, *n)?;
                     Some(Point::from_summary(*n as f64, summary))
                 })
                 .collect(),
@@ -524,7 +505,7 @@ fn chart(findings: &Findings<'_>, implementation: Implementation, workload: Work
             "{}: total time of N {}s of {} ms",
             language(implementation),
             workload.name(),
-            findings.sizes.delay_ms
+            results.sizes.delay_ms
         ),
         kind: ChartKind::Line,
         x_label: "N (waits)".to_owned(),
@@ -539,8 +520,8 @@ fn chart(findings: &Findings<'_>, implementation: Implementation, workload: Work
 /// Concurrency counts as overlapping the waits when it reaches this share of the ideal N×.
 const OVERLAP_SHARE: f64 = 0.6;
 
-fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
-    let sizes = findings.sizes;
+fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
+    let sizes = results.sizes;
     let n = sizes.largest_serial();
     let largest = sizes.largest();
     let delay_s = sizes.delay_ms as f64 / 1e3;
@@ -549,8 +530,8 @@ fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
     let mut concurrent = Vec::new();
     for engine in Engine::CONCURRENT {
         concurrent.extend(
-            findings
-                .each(|i, w| findings.speedup(i, w, engine, n))
+            results
+                .each(|i, w| results.speedup(i, w, engine, n))
                 .into_iter()
                 .map(|(label, s)| (format!("{label}, {}", engine.name()), s)),
         );
@@ -568,9 +549,9 @@ fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
     let mut at_largest = Vec::new();
     for engine in [Engine::ThreadPool, Engine::Async] {
         at_largest.extend(
-            findings
+            results
                 .each(|i, w| {
-                    findings
+                    results
                         .summary(i, w, engine, largest)
                         .map(|s| s.median / delay_s)
                 })
@@ -590,7 +571,7 @@ fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
         ),
     });
 
-    let one_thread = findings.each(|i, w| findings.speedup(i, w, Engine::Async, n));
+    let one_thread = results.each(|i, w| results.speedup(i, w, Engine::Async, n));
     verdicts.push(Verdict {
         claim: "Concurrency works on a single core: one event-loop thread overlaps all the waits."
             .into(),
@@ -602,9 +583,9 @@ fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
         ),
     });
 
-    let pool_over_async = findings.each(|i, w| {
-        let pool = findings.summary(i, w, Engine::ThreadPool, largest)?;
-        let coroutines = findings.summary(i, w, Engine::Async, largest)?;
+    let pool_over_async = results.each(|i, w| {
+        let pool = results.summary(i, w, Engine::ThreadPool, largest)?;
+        let coroutines = results.summary(i, w, Engine::Async, largest)?;
         Some(pool.median / coroutines.median)
     });
     let outcome = if pool_over_async.is_empty() {
@@ -636,10 +617,10 @@ fn verdicts(findings: &Findings<'_>) -> Vec<Verdict> {
         .counts
         .iter()
         .flat_map(|&count| {
-            findings
+            results
                 .each(|i, w| {
-                    let processes = findings.summary(i, w, Engine::Processes, count)?;
-                    let pool = findings.summary(i, w, Engine::ThreadPool, count)?;
+                    let processes = results.summary(i, w, Engine::Processes, count)?;
+                    let pool = results.summary(i, w, Engine::ThreadPool, count)?;
                     Some(processes.median / pool.median)
                 })
                 .into_iter()
@@ -734,12 +715,11 @@ mod tests {
             .map(|(n, s)| measured("serial", Implementation::Rust, n, s))
             .chain([1, 2, 4].into_iter().flat_map(concurrent))
             .collect();
-        let findings = Findings {
-            rust: &rust,
-            python: None,
+        let results = Results {
+            found: Findings::new(&rust),
             sizes: &sizes,
         };
-        let outcomes: Vec<Outcome> = verdicts(&findings).iter().map(|v| v.outcome).collect();
+        let outcomes: Vec<Outcome> = verdicts(&results).iter().map(|v| v.outcome).collect();
         assert_eq!(
             outcomes,
             [
