@@ -56,6 +56,27 @@ impl PythonOutput {
     }
 }
 
+/// The note an experiment adds when the lab runs without CPython.
+pub const NO_PYTHON_NOTE: &str = "No python3 in this run: the CPython figures are missing.";
+
+/// CPython's measurements, with its notes appended to `notes`; without CPython, none, and
+/// [`NO_PYTHON_NOTE`] in `notes`.
+pub fn measurements_and_notes(
+    python: Option<PythonOutput>,
+    notes: &mut Vec<String>,
+) -> Vec<Measurement> {
+    match python {
+        Some(output) => {
+            notes.extend(output.notes);
+            output.measurements
+        }
+        None => {
+            notes.push(NO_PYTHON_NOTE.to_owned());
+            Vec::new()
+        }
+    }
+}
+
 #[derive(Deserialize)]
 struct ScriptOutput {
     measurements: Vec<ScriptMeasurement>,

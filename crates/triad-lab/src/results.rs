@@ -281,6 +281,26 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// One verdict from several checks of one claim (one per implementation, variant or
+    /// size): confirmed when every check holds, refuted when none does, depends when they
+    /// disagree or there was nothing to check.
+    pub fn from_checks(checks: impl IntoIterator<Item = bool>) -> Self {
+        let (mut held, mut failed) = (0usize, 0usize);
+        for check in checks {
+            if check {
+                held += 1;
+            } else {
+                failed += 1;
+            }
+        }
+        match (held, failed) {
+            (0, 0) => Outcome::Depends,
+            (_, 0) => Outcome::Confirmed,
+            (0, _) => Outcome::Refuted,
+            _ => Outcome::Depends,
+        }
+    }
+
     /// The word printed in tables.
     pub fn word(self) -> &'static str {
         match self {
@@ -302,4 +322,17 @@ pub struct Verdict {
     pub outcome: Outcome,
     /// The measured value behind the verdict, or what it depends on.
     pub evidence: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_make_one_verdict() {
+        assert_eq!(Outcome::from_checks([true, true]), Outcome::Confirmed);
+        assert_eq!(Outcome::from_checks([false, false]), Outcome::Refuted);
+        assert_eq!(Outcome::from_checks([true, false]), Outcome::Depends);
+        assert_eq!(Outcome::from_checks([]), Outcome::Depends);
+    }
 }

@@ -101,7 +101,7 @@ fn switch_cost_measures_every_hand_over() {
         "a yield {coroutine} s vs a thread switch {thread} s"
     );
     assert!(report.verdicts.iter().all(|v| v.evidence.contains("Rust")));
-    assert_eq!(report.table.rows.len(), 11);
+    assert_eq!(report.table.rows.len(), 12);
 }
 
 #[test]

@@ -15,8 +15,8 @@ use triad::Mode;
 use triad::workloads::async_sleep_ms;
 
 use super::cost_support::{
-    Checks, count_of, labelled, python_measurements, read_memory, reset_peak, run_in_fresh_worker,
-    shortfall_note, spawn_threads,
+    Checks, count_of, labelled, read_memory, reset_peak, run_in_fresh_worker, shortfall_note,
+    spawn_threads,
 };
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment};
@@ -223,7 +223,7 @@ fn report(
     python: Option<PythonOutput>,
     mut notes: Vec<String>,
 ) -> ExperimentReport {
-    let python = python_measurements(python, &mut notes);
+    let python = crate::python::measurements_and_notes(python, &mut notes);
     let all: Vec<Measurement> = measurements.iter().chain(&python).cloned().collect();
     let labels = [
         Waiters::TokioTasks.label(),

@@ -9,13 +9,8 @@ use std::thread::JoinHandle;
 use triad::{ProcessPool, StartMethod, Task};
 
 use crate::error::LabError;
-use crate::python::PythonOutput;
 use crate::results::{Measurement, Outcome, Verdict};
 use crate::stats::format_with_spread;
-
-/// The note every cost experiment adds when the lab runs without CPython.
-const NO_PYTHON_NOTE: &str =
-    "python3 was not available to this run, so the CPython column is empty.";
 
 /// This process's memory, in bytes, from `/proc/self/status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,23 +77,6 @@ where
         .map_err(|error| LabError::engine(what, error))
 }
 
-/// CPython's measurements, its notes moved to `notes` — or none, with a note saying so.
-pub(crate) fn python_measurements(
-    python: Option<PythonOutput>,
-    notes: &mut Vec<String>,
-) -> Vec<Measurement> {
-    match python {
-        Some(output) => {
-            notes.extend(output.notes);
-            output.measurements
-        }
-        None => {
-            notes.push(NO_PYTHON_NOTE.to_owned());
-            Vec::new()
-        }
-    }
-}
-
 /// The name of a measurement of `what` for `unit`, such as `tokio task: resident per unit`.
 pub(crate) fn labelled(unit: &str, what: &str) -> String {
     format!("{unit}: {what}")
@@ -161,13 +139,7 @@ impl Checks {
 
     /// Confirmed, refuted or depends, as the checks say (depends when there are none).
     pub(crate) fn outcome(&self) -> Outcome {
-        let holding = self.items.iter().filter(|(_, holds)| *holds).count();
-        match holding {
-            _ if self.items.is_empty() => Outcome::Depends,
-            0 => Outcome::Refuted,
-            n if n == self.items.len() => Outcome::Confirmed,
-            _ => Outcome::Depends,
-        }
+        Outcome::from_checks(self.items.iter().map(|(_, holds)| *holds))
     }
 
     /// Every check, with whether the claim holds for it.

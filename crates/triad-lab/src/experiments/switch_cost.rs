@@ -23,7 +23,7 @@ use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Pid, WaitOptions, waitpid};
 use rustix::thread::{CpuSet, futex, sched_getaffinity, sched_setaffinity};
 
-use super::cost_support::{Checks, cell, python_measurements, ratio_cell};
+use super::cost_support::{Checks, cell, ratio_cell};
 use super::event_loop::{Runtime, ping_pong_switch_cost};
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment};
@@ -318,7 +318,7 @@ fn report(
     python: Option<PythonOutput>,
 ) -> ExperimentReport {
     let mut notes = Vec::new();
-    let python = python_measurements(python, &mut notes);
+    let python = crate::python::measurements_and_notes(python, &mut notes);
     let find = |set: &[Measurement], name: Option<&str>, placement: &str| {
         let name = name?;
         set.iter()

