@@ -35,7 +35,11 @@ fn is_prime(n: u64) -> bool {
 }
 
 /// The sum of `i * i` for `i` below `n` (wrapping), the seed's `cpu_bound_task`.
+///
+/// Never inlined: inlined into a caller's loop the compiler may make different (here, 2×
+/// slower) code of it, and every mode must time the same machine code.
 #[crate::task]
+#[inline(never)]
 pub fn sum_squares(n: u64) -> u64 {
     (0..n).fold(0_u64, |sum, i| {
         sum.wrapping_add(std::hint::black_box(i * i))
