@@ -824,7 +824,7 @@ fn timeline_verdicts(gantt: &gantt::Gantt, cores: usize) -> Vec<Verdict> {
             let alternations = median(&result.alternations);
             checks.push(overlap < 0.05 && alternations >= 2.0);
             seen.push(format!(
-                "{}: both ran {:.0}% of the time, {alternations:.0} alternations",
+                "{}: both running at once {:.0}% of the time, {alternations:.0} alternations",
                 setting.name(),
                 100.0 * overlap
             ));
@@ -836,7 +836,7 @@ fn timeline_verdicts(gantt: &gantt::Gantt, cores: usize) -> Vec<Verdict> {
             checks.push(overlap >= 0.5);
         }
         seen.push(format!(
-            "{} ({cores} cores): both ran {:.0}% of the time",
+            "{} ({cores} cores): both running at once {:.0}% of the time",
             Setting::Free.name(),
             100.0 * overlap
         ));
