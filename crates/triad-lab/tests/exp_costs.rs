@@ -1,66 +1,12 @@
 //! The cost experiments (`switch-cost`, `spawn-cost`, `memory-per-unit`, `c10k`) at toy size:
 //! every path runs, and the results have the shape and sanity the report relies on.
 
-use std::sync::Mutex;
+mod common;
 
-use triad_lab::experiment::Scale;
+use common::run_toy;
 use triad_lab::results::{ExperimentReport, Implementation, Outcome};
-use triad_lab::{Config, PythonChoice, Quiet};
 
 triad::test_support!();
-
-/// The experiments time threads and processes: one at a time, as the lab runs them, or each
-/// would time the others' threads.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// Runs experiment `id` at toy size and checks what every experiment must have.
-fn run_toy(id: &str) -> ExperimentReport {
-    let _alone = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let config = Config {
-        scale: Scale::Toy,
-        only: Some(vec![id.to_owned()]),
-        python: PythonChoice::Auto,
-    };
-    let lab = triad_lab::run(&config, &mut Quiet).unwrap();
-    assert!(lab.failures.is_empty(), "{:?}", lab.failures);
-    let report = lab.experiments.into_iter().next().unwrap();
-    assert_eq!(report.id, id);
-    assert!(!report.method.is_empty());
-    assert!(!report.table.rows.is_empty());
-    assert!(!report.charts.is_empty());
-    for measurement in &report.measurements {
-        assert!(
-            !measurement.samples.is_empty(),
-            "{} has no samples",
-            measurement.name
-        );
-        assert!(
-            measurement
-                .samples
-                .iter()
-                .all(|s| s.is_finite() && *s >= 0.0),
-            "{}: {:?}",
-            measurement.name,
-            measurement.samples
-        );
-    }
-    for verdict in &report.verdicts {
-        assert!(!verdict.quote.is_empty() && !verdict.evidence.is_empty());
-    }
-    let python_ran = report
-        .measurements
-        .iter()
-        .any(|m| m.implementation == Implementation::Python);
-    assert_eq!(
-        python_ran,
-        triad_lab::Python::find().is_ok(),
-        "{:?}",
-        report.notes
-    );
-    report
-}
 
 fn median(report: &ExperimentReport, name: &str, key: &str, value: &str) -> f64 {
     report

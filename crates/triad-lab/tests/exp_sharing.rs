@@ -5,63 +5,12 @@
 //! and for sanity (no update lost under a lock, shared memory faster than a socket, chunks not
 //! slower than single tasks, a copy-on-write page dearer than a plain write).
 
+mod common;
+
+use common::{python_here, run_toy};
 use triad_lab::results::{ExperimentReport, Implementation, Measurement, Outcome};
-use triad_lab::{Config, PythonChoice, Quiet, Scale};
 
 triad::test_support!();
-
-/// Runs experiment `id` at toy scale and checks what every experiment must have.
-fn run_toy(id: &str) -> ExperimentReport {
-    let config = Config {
-        scale: Scale::Toy,
-        only: Some(vec![id.to_owned()]),
-        python: PythonChoice::Auto,
-    };
-    let lab = triad_lab::run(&config, &mut Quiet).expect("the lab runs");
-    assert!(lab.failures.is_empty(), "{:?}", lab.failures);
-    let report = lab.experiments.into_iter().next().expect("one report");
-    assert_eq!(report.id, id);
-    assert!(!report.method.is_empty());
-    assert!(!report.table.rows.is_empty());
-    assert!(!report.charts.is_empty(), "at least one chart");
-    for chart in &report.charts {
-        assert!(
-            chart.series.iter().any(|s| !s.points.is_empty()),
-            "{}: an empty chart",
-            chart.title
-        );
-    }
-    for measurement in &report.measurements {
-        assert!(
-            !measurement.samples.is_empty(),
-            "{} has no samples",
-            measurement.name
-        );
-        assert!(
-            measurement
-                .samples
-                .iter()
-                .all(|s| s.is_finite() && *s >= 0.0),
-            "{}: {:?}",
-            measurement.name,
-            measurement.samples
-        );
-    }
-    for verdict in &report.verdicts {
-        assert!(!verdict.evidence.is_empty(), "{}", verdict.claim);
-        assert!(!verdict.quote.is_empty(), "{}", verdict.claim);
-    }
-    let has_python = report
-        .measurements
-        .iter()
-        .any(|m| m.implementation == Implementation::Python);
-    assert_eq!(
-        has_python,
-        triad_lab::Python::find().is_ok(),
-        "CPython's measurements are there exactly when python3 is"
-    );
-    report
-}
 
 fn find<'a>(
     report: &'a ExperimentReport,
@@ -73,10 +22,6 @@ fn find<'a>(
         .iter()
         .find(|m| m.name == name && m.implementation == implementation)
         .unwrap_or_else(|| panic!("no {implementation:?} measurement {name}"))
-}
-
-fn python_here() -> bool {
-    triad_lab::Python::find().is_ok()
 }
 
 #[test]
