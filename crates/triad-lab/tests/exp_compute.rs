@@ -10,8 +10,8 @@ triad::test_support!();
 
 mod common;
 
-use common::{python_here, run_toy};
-use triad_lab::results::{ExperimentReport, Implementation, Measurement, Timeline};
+use common::{find, median, python_here, run_toy};
+use triad_lab::results::{ExperimentReport, Implementation, Timeline};
 
 /// How many toy runs a timing fact gets.
 const ATTEMPTS: usize = 3;
@@ -47,30 +47,6 @@ fn languages() -> Vec<Implementation> {
         languages.push(Implementation::Python);
     }
     languages
-}
-
-fn median(
-    report: &ExperimentReport,
-    implementation: Implementation,
-    name: &str,
-    params: &[(&str, serde_json::Value)],
-) -> f64 {
-    find(report, implementation, name, params)
-        .unwrap_or_else(|| panic!("no {implementation:?} {name} {params:?}"))
-        .median()
-}
-
-fn find<'a>(
-    report: &'a ExperimentReport,
-    implementation: Implementation,
-    name: &str,
-    params: &[(&str, serde_json::Value)],
-) -> Option<&'a Measurement> {
-    report.measurements.iter().find(|m| {
-        m.implementation == implementation
-            && m.name == name
-            && params.iter().all(|(k, v)| m.params.get(*k) == Some(v))
-    })
 }
 
 /// Nanoseconds during which spans of two different lanes overlap.

@@ -3,24 +3,23 @@
 
 mod common;
 
-use common::run_toy;
+use common::{median, run_toy};
 use triad_lab::results::{ExperimentReport, Implementation, Outcome};
 
 triad::test_support!();
-
-fn median(report: &ExperimentReport, name: &str, key: &str, value: &str) -> f64 {
-    report
-        .measurements
-        .iter()
-        .find(|m| m.name == name && m.params.get(key).and_then(|v| v.as_str()) == Some(value))
-        .unwrap_or_else(|| panic!("no measurement {name} with {key}={value}"))
-        .median()
-}
 
 #[test]
 fn switch_cost_measures_every_hand_over() {
     let report = run_toy("switch-cost");
     assert_eq!(report.verdicts.len(), 5);
+    let rust = |name: &str, placement: &str| {
+        median(
+            &report,
+            Implementation::Rust,
+            name,
+            &[("placement", placement.into())],
+        )
+    };
     for name in [
         "threads, Mutex + Condvar",
         "threads, futex",
@@ -28,20 +27,15 @@ fn switch_cost_measures_every_hand_over() {
         "processes, pipe",
     ] {
         for placement in ["pinned", "free"] {
-            let seconds = median(&report, name, "placement", placement);
+            let seconds = rust(name, placement);
             assert!(
                 seconds > 1e-8 && seconds < 1e-2,
                 "{name} {placement}: {seconds}"
             );
         }
     }
-    let coroutine = median(
-        &report,
-        "coroutines, tokio yield_now",
-        "placement",
-        "one thread",
-    );
-    let thread = median(&report, "threads, Mutex + Condvar", "placement", "pinned");
+    let coroutine = rust("coroutines, tokio yield_now", "one thread");
+    let thread = rust("threads, Mutex + Condvar", "pinned");
     assert!(
         coroutine < thread,
         "a yield {coroutine} s vs a thread switch {thread} s"
@@ -54,14 +48,7 @@ fn switch_cost_measures_every_hand_over() {
 fn spawn_cost_starts_every_kind_of_unit() {
     let report = run_toy("spawn-cost");
     assert_eq!(report.verdicts.len(), 4);
-    let rust = |name: &str| {
-        report
-            .measurements
-            .iter()
-            .find(|m| m.name == name && m.implementation == Implementation::Rust)
-            .unwrap_or_else(|| panic!("no {name}"))
-            .median()
-    };
+    let rust = |name: &str| median(&report, Implementation::Rust, name, &[]);
     let thread = rust("thread spawn + join");
     let task = rust("tokio task spawn + await, current-thread runtime");
     let spawned = rust("triad worker, spawn");

@@ -3,43 +3,19 @@
 
 mod common;
 
-use common::{python_here, run_toy};
-use triad_lab::results::{
-    ChartKind, ExperimentReport, Implementation, Measurement, Outcome, Scale,
-};
-
-fn param_is(measurement: &Measurement, key: &str, value: impl Into<serde_json::Value>) -> bool {
-    measurement.params.get(key) == Some(&value.into())
-}
-
-fn median_of(
-    report: &ExperimentReport,
-    name: &str,
-    implementation: Implementation,
-    param: (&str, serde_json::Value),
-) -> Option<f64> {
-    report
-        .measurements
-        .iter()
-        .find(|m| {
-            m.name == name
-                && m.implementation == implementation
-                && param_is(m, param.0, param.1.clone())
-        })
-        .map(Measurement::median)
-}
+use common::{find, median, python_here, run_toy};
+use triad_lab::results::{ChartKind, Implementation, Outcome, Scale};
 
 #[test]
 fn select_poll_epoll_measures_every_method_and_judges_each_claim() {
     let report = run_toy("select-poll-epoll");
     let rust = |method: &str, n: u64| {
-        median_of(
+        median(
             &report,
-            method,
             Implementation::Rust,
-            ("descriptors", n.into()),
+            method,
+            &[("descriptors", n.into())],
         )
-        .unwrap_or_else(|| panic!("no Rust {method} at {n}"))
     };
     for method in ["select", "poll", "epoll"] {
         for n in [10, 100] {
@@ -70,11 +46,11 @@ fn select_poll_epoll_measures_every_method_and_judges_each_claim() {
     if python_here() {
         for method in ["select", "poll", "epoll"] {
             assert!(
-                median_of(
+                find(
                     &report,
-                    method,
                     Implementation::Python,
-                    ("descriptors", 100.into())
+                    method,
+                    &[("descriptors", 100.into())]
                 )
                 .is_some(),
                 "CPython's {method} is missing"
@@ -101,8 +77,12 @@ fn event_loop_runs_every_workload_on_every_loop_and_judges_each_claim() {
         ]
     };
     let value = |name: &str, runtime: &str, implementation: Implementation| {
-        median_of(&report, name, implementation, ("runtime", runtime.into()))
-            .unwrap_or_else(|| panic!("{name} is missing for {runtime}"))
+        median(
+            &report,
+            implementation,
+            name,
+            &[("runtime", runtime.into())],
+        )
     };
     for &(runtime, implementation) in loops {
         for name in [

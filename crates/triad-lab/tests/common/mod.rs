@@ -1,5 +1,6 @@
 //! What the toy tests share: running one experiment at toy scale as the lab runs it
-//! ([`run_toy`]), and the shape every experiment's report must have ([`check_shape`]).
+//! ([`run_toy`]), the shape every experiment's report must have ([`check_shape`]), and finding
+//! a measurement in a report ([`find`], [`median`]).
 
 use std::sync::{Mutex, PoisonError};
 
@@ -27,6 +28,32 @@ pub(crate) fn run_toy(id: &str) -> ExperimentReport {
     assert_eq!(report.id, id);
     check_shape(&report);
     report
+}
+
+/// The measurement `name` of `implementation` whose parameters include every `(key, value)`.
+pub(crate) fn find<'a>(
+    report: &'a ExperimentReport,
+    implementation: Implementation,
+    name: &str,
+    params: &[(&str, serde_json::Value)],
+) -> Option<&'a Measurement> {
+    report.measurements.iter().find(|m| {
+        m.implementation == implementation
+            && m.name == name
+            && params.iter().all(|(k, v)| m.params.get(*k) == Some(v))
+    })
+}
+
+/// The median of the measurement [`find`] finds; panics when there is none.
+pub(crate) fn median(
+    report: &ExperimentReport,
+    implementation: Implementation,
+    name: &str,
+    params: &[(&str, serde_json::Value)],
+) -> f64 {
+    find(report, implementation, name, params)
+        .unwrap_or_else(|| panic!("no {implementation:?} {name} with {params:?}"))
+        .median()
 }
 
 /// Whether `python3` is here, so that the experiments measure CPython too.
