@@ -8,30 +8,10 @@
 
 triad::test_support!();
 
-use std::sync::Mutex;
+mod common;
 
-use triad_lab::experiment::Scale;
-use triad_lab::results::{ExperimentReport, Implementation, Measurement, Timeline};
-use triad_lab::{Config, Python, PythonChoice, Quiet};
-
-/// One experiment at a time: they time themselves, and would slow each other down.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-fn run_toy(id: &str) -> ExperimentReport {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let config = Config {
-        scale: Scale::Toy,
-        only: Some(vec![id.to_owned()]),
-        python: PythonChoice::Auto,
-    };
-    let mut lab = triad_lab::run(&config, &mut Quiet).expect("the lab runs");
-    assert!(lab.failures.is_empty(), "{:?}", lab.failures);
-    assert_eq!(lab.experiments.len(), 1);
-    let report = lab.experiments.remove(0);
-    assert_eq!(report.id, id);
-    assert_general_shape(&report);
-    report
-}
+use common::{find, median, python_here, run_toy};
+use triad_lab::results::{ExperimentReport, Implementation, Timeline};
 
 /// How many toy runs a timing fact gets.
 const ATTEMPTS: usize = 3;
@@ -63,81 +43,10 @@ fn expect(holds: bool, message: impl FnOnce() -> String) -> Result<(), String> {
 
 fn languages() -> Vec<Implementation> {
     let mut languages = vec![Implementation::Rust];
-    if python_present() {
+    if python_here() {
         languages.push(Implementation::Python);
     }
     languages
-}
-
-fn python_present() -> bool {
-    Python::find().is_ok()
-}
-
-/// What every report must have: a method, a full table, charts with data, measurements with
-/// samples, verdicts with quotes and evidence, and (with python3) CPython's numbers.
-fn assert_general_shape(report: &ExperimentReport) {
-    assert!(!report.method.is_empty());
-    assert!(!report.table.rows.is_empty());
-    for row in &report.table.rows {
-        assert_eq!(row.len(), report.table.columns.len());
-    }
-    assert!(!report.charts.is_empty());
-    for chart in &report.charts {
-        assert!(
-            chart.series.iter().any(|s| !s.points.is_empty()),
-            "{}",
-            chart.title
-        );
-        for point in chart.series.iter().flat_map(|s| &s.points) {
-            assert!(point.y.is_finite() && point.y >= 0.0, "{}", chart.title);
-        }
-    }
-    for measurement in &report.measurements {
-        assert!(!measurement.samples.is_empty(), "{}", measurement.name);
-        assert!(
-            measurement
-                .samples
-                .iter()
-                .all(|s| s.is_finite() && *s >= 0.0),
-            "{}: {:?}",
-            measurement.name,
-            measurement.samples
-        );
-    }
-    for verdict in &report.verdicts {
-        assert!(!verdict.claim.is_empty());
-        assert!(!verdict.quote.is_empty());
-        assert!(!verdict.evidence.is_empty(), "{}", verdict.claim);
-    }
-    let has_python = report
-        .measurements
-        .iter()
-        .any(|m| m.implementation == Implementation::Python);
-    assert_eq!(has_python, python_present(), "CPython measurements");
-}
-
-fn median(
-    report: &ExperimentReport,
-    implementation: Implementation,
-    name: &str,
-    params: &[(&str, serde_json::Value)],
-) -> f64 {
-    find(report, implementation, name, params)
-        .unwrap_or_else(|| panic!("no {implementation:?} {name} {params:?}"))
-        .median()
-}
-
-fn find<'a>(
-    report: &'a ExperimentReport,
-    implementation: Implementation,
-    name: &str,
-    params: &[(&str, serde_json::Value)],
-) -> Option<&'a Measurement> {
-    report.measurements.iter().find(|m| {
-        m.implementation == implementation
-            && m.name == name
-            && params.iter().all(|(k, v)| m.params.get(*k) == Some(v))
-    })
 }
 
 /// Nanoseconds during which spans of two different lanes overlap.
@@ -265,7 +174,7 @@ fn gil_at_toy_scale() {
             )
         })?;
         let gil_enabled = !report.notes.iter().any(|n| n.contains("without a GIL"));
-        if python_present() && gil_enabled {
+        if python_here() && gil_enabled {
             let python = |name: &str| median(report, Implementation::Python, name, &[]);
             let (serial, threaded) = (python("cpu serial"), python("cpu threads under the GIL"));
             expect(threaded > 0.7 * serial, || {
@@ -281,7 +190,7 @@ fn gil_at_toy_scale() {
     let holds = &report.timelines[0];
     assert_eq!(holds.lanes.len(), threads, "one lane per simulated thread");
     assert_eq!(overlap_between_lanes(holds), 0, "two holders at once");
-    if python_present() {
+    if python_here() {
         let interval = find(&report, Implementation::Python, "switch interval", &[]).unwrap();
         assert_eq!(interval.samples.len(), 1);
     }

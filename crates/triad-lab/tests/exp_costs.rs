@@ -1,80 +1,25 @@
 //! The cost experiments (`switch-cost`, `spawn-cost`, `memory-per-unit`, `c10k`) at toy size:
 //! every path runs, and the results have the shape and sanity the report relies on.
 
-use std::sync::Mutex;
+mod common;
 
-use triad_lab::experiment::Scale;
+use common::{median, run_toy};
 use triad_lab::results::{ExperimentReport, Implementation, Outcome};
-use triad_lab::{Config, PythonChoice, Quiet};
 
 triad::test_support!();
-
-/// The experiments time threads and processes: one at a time, as the lab runs them, or each
-/// would time the others' threads.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
-
-/// Runs experiment `id` at toy size and checks what every experiment must have.
-fn run_toy(id: &str) -> ExperimentReport {
-    let _alone = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let config = Config {
-        scale: Scale::Toy,
-        only: Some(vec![id.to_owned()]),
-        python: PythonChoice::Auto,
-    };
-    let lab = triad_lab::run(&config, &mut Quiet).unwrap();
-    assert!(lab.failures.is_empty(), "{:?}", lab.failures);
-    let report = lab.experiments.into_iter().next().unwrap();
-    assert_eq!(report.id, id);
-    assert!(!report.method.is_empty());
-    assert!(!report.table.rows.is_empty());
-    assert!(!report.charts.is_empty());
-    for measurement in &report.measurements {
-        assert!(
-            !measurement.samples.is_empty(),
-            "{} has no samples",
-            measurement.name
-        );
-        assert!(
-            measurement
-                .samples
-                .iter()
-                .all(|s| s.is_finite() && *s >= 0.0),
-            "{}: {:?}",
-            measurement.name,
-            measurement.samples
-        );
-    }
-    for verdict in &report.verdicts {
-        assert!(!verdict.quote.is_empty() && !verdict.evidence.is_empty());
-    }
-    let python_ran = report
-        .measurements
-        .iter()
-        .any(|m| m.implementation == Implementation::Python);
-    assert_eq!(
-        python_ran,
-        triad_lab::Python::find().is_ok(),
-        "{:?}",
-        report.notes
-    );
-    report
-}
-
-fn median(report: &ExperimentReport, name: &str, key: &str, value: &str) -> f64 {
-    report
-        .measurements
-        .iter()
-        .find(|m| m.name == name && m.params.get(key).and_then(|v| v.as_str()) == Some(value))
-        .unwrap_or_else(|| panic!("no measurement {name} with {key}={value}"))
-        .median()
-}
 
 #[test]
 fn switch_cost_measures_every_hand_over() {
     let report = run_toy("switch-cost");
     assert_eq!(report.verdicts.len(), 5);
+    let rust = |name: &str, placement: &str| {
+        median(
+            &report,
+            Implementation::Rust,
+            name,
+            &[("placement", placement.into())],
+        )
+    };
     for name in [
         "threads, Mutex + Condvar",
         "threads, futex",
@@ -82,20 +27,15 @@ fn switch_cost_measures_every_hand_over() {
         "processes, pipe",
     ] {
         for placement in ["pinned", "free"] {
-            let seconds = median(&report, name, "placement", placement);
+            let seconds = rust(name, placement);
             assert!(
                 seconds > 1e-8 && seconds < 1e-2,
                 "{name} {placement}: {seconds}"
             );
         }
     }
-    let coroutine = median(
-        &report,
-        "coroutines, tokio yield_now",
-        "placement",
-        "one thread",
-    );
-    let thread = median(&report, "threads, Mutex + Condvar", "placement", "pinned");
+    let coroutine = rust("coroutines, tokio yield_now", "one thread");
+    let thread = rust("threads, Mutex + Condvar", "pinned");
     assert!(
         coroutine < thread,
         "a yield {coroutine} s vs a thread switch {thread} s"
@@ -108,14 +48,7 @@ fn switch_cost_measures_every_hand_over() {
 fn spawn_cost_starts_every_kind_of_unit() {
     let report = run_toy("spawn-cost");
     assert_eq!(report.verdicts.len(), 4);
-    let rust = |name: &str| {
-        report
-            .measurements
-            .iter()
-            .find(|m| m.name == name && m.implementation == Implementation::Rust)
-            .unwrap_or_else(|| panic!("no {name}"))
-            .median()
-    };
+    let rust = |name: &str| median(&report, Implementation::Rust, name, &[]);
     let thread = rust("thread spawn + join");
     let task = rust("tokio task spawn + await, current-thread runtime");
     let spawned = rust("triad worker, spawn");

@@ -1,90 +1,21 @@
 //! The `select-poll-epoll` and `event-loop` experiments at toy scale: the shape and sanity of
 //! what they report.
 
-use triad_lab::results::{
-    ChartKind, ExperimentReport, Implementation, Measurement, Outcome, Scale,
-};
-use triad_lab::{Config, Python, PythonChoice, Quiet};
+mod common;
 
-fn run_toy(id: &str) -> ExperimentReport {
-    let report = triad_lab::run(
-        &Config {
-            scale: triad_lab::Scale::Toy,
-            only: Some(vec![id.to_owned()]),
-            python: PythonChoice::Auto,
-        },
-        &mut Quiet,
-    )
-    .unwrap();
-    assert!(report.failures.is_empty(), "{:?}", report.failures);
-    assert_eq!(report.experiments.len(), 1);
-    let experiment = report.experiments.into_iter().next().unwrap();
-    assert_eq!(experiment.id, id);
-    assert!(!experiment.method.is_empty());
-    for measurement in &experiment.measurements {
-        assert!(
-            !measurement.samples.is_empty(),
-            "{} has no samples",
-            measurement.name
-        );
-        assert!(
-            measurement.samples.iter().all(|s| s.is_finite()),
-            "{}: {:?}",
-            measurement.name,
-            measurement.samples
-        );
-    }
-    for verdict in &experiment.verdicts {
-        assert!(!verdict.claim.is_empty() && !verdict.evidence.is_empty());
-        assert!(
-            !verdict.quote.is_ascii(),
-            "the quote is the seed's own (Chinese) words: {}",
-            verdict.quote
-        );
-    }
-    assert!(!experiment.charts.is_empty());
-    for row in &experiment.table.rows {
-        assert_eq!(row.len(), experiment.table.columns.len());
-    }
-    experiment
-}
-
-fn has_python() -> bool {
-    Python::find().is_ok()
-}
-
-fn param_is(measurement: &Measurement, key: &str, value: impl Into<serde_json::Value>) -> bool {
-    measurement.params.get(key) == Some(&value.into())
-}
-
-fn median_of(
-    report: &ExperimentReport,
-    name: &str,
-    implementation: Implementation,
-    param: (&str, serde_json::Value),
-) -> Option<f64> {
-    report
-        .measurements
-        .iter()
-        .find(|m| {
-            m.name == name
-                && m.implementation == implementation
-                && param_is(m, param.0, param.1.clone())
-        })
-        .map(Measurement::median)
-}
+use common::{find, median, python_here, run_toy};
+use triad_lab::results::{ChartKind, Implementation, Outcome, Scale};
 
 #[test]
 fn select_poll_epoll_measures_every_method_and_judges_each_claim() {
     let report = run_toy("select-poll-epoll");
     let rust = |method: &str, n: u64| {
-        median_of(
+        median(
             &report,
-            method,
             Implementation::Rust,
-            ("descriptors", n.into()),
+            method,
+            &[("descriptors", n.into())],
         )
-        .unwrap_or_else(|| panic!("no Rust {method} at {n}"))
     };
     for method in ["select", "poll", "epoll"] {
         for n in [10, 100] {
@@ -110,16 +41,16 @@ fn select_poll_epoll_measures_every_method_and_judges_each_claim() {
     let chart = &report.charts[0];
     assert_eq!(chart.kind, ChartKind::Line);
     assert_eq!((chart.x_scale, chart.y_scale), (Scale::Log, Scale::Log));
-    let python_series = if has_python() { 3 } else { 0 };
+    let python_series = if python_here() { 3 } else { 0 };
     assert_eq!(chart.series.len(), 3 + python_series);
-    if has_python() {
+    if python_here() {
         for method in ["select", "poll", "epoll"] {
             assert!(
-                median_of(
+                find(
                     &report,
-                    method,
                     Implementation::Python,
-                    ("descriptors", 100.into())
+                    method,
+                    &[("descriptors", 100.into())]
                 )
                 .is_some(),
                 "CPython's {method} is missing"
@@ -133,7 +64,7 @@ fn select_poll_epoll_measures_every_method_and_judges_each_claim() {
 #[test]
 fn event_loop_runs_every_workload_on_every_loop_and_judges_each_claim() {
     let report = run_toy("event-loop");
-    let loops: &[(&str, Implementation)] = if has_python() {
+    let loops: &[(&str, Implementation)] = if python_here() {
         &[
             ("reference", Implementation::Rust),
             ("tokio", Implementation::Rust),
@@ -146,8 +77,12 @@ fn event_loop_runs_every_workload_on_every_loop_and_judges_each_claim() {
         ]
     };
     let value = |name: &str, runtime: &str, implementation: Implementation| {
-        median_of(&report, name, implementation, ("runtime", runtime.into()))
-            .unwrap_or_else(|| panic!("{name} is missing for {runtime}"))
+        median(
+            &report,
+            implementation,
+            name,
+            &[("runtime", runtime.into())],
+        )
     };
     for &(runtime, implementation) in loops {
         for name in [

@@ -5,84 +5,21 @@
 //! and for sanity (no update lost under a lock, shared memory faster than a socket, chunks not
 //! slower than single tasks, a copy-on-write page dearer than a plain write).
 
-use triad_lab::results::{ExperimentReport, Implementation, Measurement, Outcome};
-use triad_lab::{Config, PythonChoice, Quiet, Scale};
+mod common;
+
+use common::{find, median, python_here, run_toy};
+use triad_lab::results::{Implementation, Outcome};
 
 triad::test_support!();
-
-/// Runs experiment `id` at toy scale and checks what every experiment must have.
-fn run_toy(id: &str) -> ExperimentReport {
-    let config = Config {
-        scale: Scale::Toy,
-        only: Some(vec![id.to_owned()]),
-        python: PythonChoice::Auto,
-    };
-    let lab = triad_lab::run(&config, &mut Quiet).expect("the lab runs");
-    assert!(lab.failures.is_empty(), "{:?}", lab.failures);
-    let report = lab.experiments.into_iter().next().expect("one report");
-    assert_eq!(report.id, id);
-    assert!(!report.method.is_empty());
-    assert!(!report.table.rows.is_empty());
-    assert!(!report.charts.is_empty(), "at least one chart");
-    for chart in &report.charts {
-        assert!(
-            chart.series.iter().any(|s| !s.points.is_empty()),
-            "{}: an empty chart",
-            chart.title
-        );
-    }
-    for measurement in &report.measurements {
-        assert!(
-            !measurement.samples.is_empty(),
-            "{} has no samples",
-            measurement.name
-        );
-        assert!(
-            measurement
-                .samples
-                .iter()
-                .all(|s| s.is_finite() && *s >= 0.0),
-            "{}: {:?}",
-            measurement.name,
-            measurement.samples
-        );
-    }
-    for verdict in &report.verdicts {
-        assert!(!verdict.evidence.is_empty(), "{}", verdict.claim);
-        assert!(!verdict.quote.is_empty(), "{}", verdict.claim);
-    }
-    let has_python = report
-        .measurements
-        .iter()
-        .any(|m| m.implementation == Implementation::Python);
-    assert_eq!(
-        has_python,
-        triad_lab::Python::find().is_ok(),
-        "CPython's measurements are there exactly when python3 is"
-    );
-    report
-}
-
-fn find<'a>(
-    report: &'a ExperimentReport,
-    name: &str,
-    implementation: Implementation,
-) -> &'a Measurement {
-    report
-        .measurements
-        .iter()
-        .find(|m| m.name == name && m.implementation == implementation)
-        .unwrap_or_else(|| panic!("no {implementation:?} measurement {name}"))
-}
-
-fn python_here() -> bool {
-    triad_lab::Python::find().is_ok()
-}
 
 #[test]
 fn race_loses_nothing_with_a_lock_or_an_atomic() {
     let report = run_toy("race");
     assert_eq!(report.verdicts.len(), 4);
+    let lost_updates = |implementation, key: &str| {
+        find(&report, implementation, &format!("{key}/lost"), &[])
+            .unwrap_or_else(|| panic!("no {implementation:?} {key}/lost"))
+    };
     for key in [
         "serial",
         "threads-lock",
@@ -91,7 +28,7 @@ fn race_loses_nothing_with_a_lock_or_an_atomic() {
         "processes-atomic",
         "coroutines",
     ] {
-        let lost = find(&report, &format!("{key}/lost"), Implementation::Rust);
+        let lost = lost_updates(Implementation::Rust, key);
         assert!(
             lost.samples.iter().all(|&l| l == 0.0),
             "{key} lost updates: {:?}",
@@ -99,40 +36,21 @@ fn race_loses_nothing_with_a_lock_or_an_atomic() {
         );
     }
     // Four coroutines that each read, yield and write lose three increments of every four.
-    let awaiting = find(&report, "coroutines-await/lost", Implementation::Rust);
+    let awaiting = lost_updates(Implementation::Rust, "coroutines-await");
     let expected = awaiting.params["expected"].as_f64().unwrap();
     assert!(awaiting.samples.iter().all(|&l| l > 0.0 && l < expected));
     for key in ["threads-unlocked", "processes-unlocked"] {
-        let lost = find(&report, &format!("{key}/lost"), Implementation::Rust);
+        let lost = lost_updates(Implementation::Rust, key);
         assert!(lost.samples.iter().all(|&l| l >= 0.0 && l < expected));
     }
     let lock_verdict = &report.verdicts[1];
     assert_eq!(lock_verdict.outcome, Outcome::Confirmed, "{lock_verdict:?}");
     if python_here() {
         for key in ["threads-lock", "processes-lock", "coroutines"] {
-            let lost = find(&report, &format!("{key}/lost"), Implementation::Python);
+            let lost = lost_updates(Implementation::Python, key);
             assert!(lost.samples.iter().all(|&l| l == 0.0), "CPython {key}");
         }
     }
-}
-
-/// The median of the measurement `name` whose parameters include every `(key, value)`.
-fn median_of(
-    report: &ExperimentReport,
-    name: &str,
-    implementation: Implementation,
-    params: &[(&str, serde_json::Value)],
-) -> f64 {
-    report
-        .measurements
-        .iter()
-        .find(|m| {
-            m.name == name
-                && m.implementation == implementation
-                && params.iter().all(|(k, v)| m.params.get(*k) == Some(v))
-        })
-        .unwrap_or_else(|| panic!("no {implementation:?} {name} with {params:?}"))
-        .median()
 }
 
 #[test]
@@ -157,10 +75,10 @@ fn ipc_measures_every_transport_and_shared_memory_wins_across_cpus() {
         for kind in ["os-pipe", "socket", "shm"] {
             for size in [64, 1 << 20] {
                 for placement in &placements {
-                    let rtt = median_of(
+                    let rtt = median(
                         &report,
-                        &format!("{kind}/round-trip"),
                         *implementation,
+                        &format!("{kind}/round-trip"),
                         &[
                             ("size", size.into()),
                             ("placement", placement.as_str().into()),
@@ -168,34 +86,31 @@ fn ipc_measures_every_transport_and_shared_memory_wins_across_cpus() {
                     );
                     assert!(rtt > 0.0 && rtt < 1.0, "{kind} {size}: {rtt} s");
                 }
-                let bandwidth = median_of(
+                let bandwidth = median(
                     &report,
-                    &format!("{kind}/bandwidth"),
                     *implementation,
+                    &format!("{kind}/bandwidth"),
                     &[("size", size.into())],
                 );
                 assert!(bandwidth > 1e5, "{kind} {size}: {bandwidth} B/s");
             }
         }
     }
-    let pipe_buffer = median_of(&report, "os-pipe/capacity", Implementation::Rust, &[]);
+    let pipe_buffer = median(&report, Implementation::Rust, "os-pipe/capacity", &[]);
     assert!(pipe_buffer >= 4096.0, "{pipe_buffer}");
     if placements.iter().any(|p| p == "two-cpus") {
         // The fastest round trip of each: medians move with the machine's load, the best case
         // of a spin on shared memory against a kernel wake-up does not.
         let fastest_on_two = |kind: &str| {
-            report
-                .measurements
-                .iter()
-                .find(|m| {
-                    m.name == format!("{kind}/round-trip")
-                        && m.implementation == Implementation::Rust
-                        && m.params["size"] == 64
-                        && m.params["placement"] == "two-cpus"
-                })
-                .unwrap_or_else(|| panic!("no {kind} round trip on two CPUs"))
-                .summary
-                .min
+            find(
+                &report,
+                Implementation::Rust,
+                &format!("{kind}/round-trip"),
+                &[("size", 64.into()), ("placement", "two-cpus".into())],
+            )
+            .unwrap_or_else(|| panic!("no {kind} round trip on two CPUs"))
+            .summary
+            .min
         };
         assert!(
             fastest_on_two("shm") < fastest_on_two("socket"),
@@ -204,7 +119,7 @@ fn ipc_measures_every_transport_and_shared_memory_wins_across_cpus() {
             fastest_on_two("socket")
         );
     }
-    let postcard = median_of(&report, "serialise/record", Implementation::Rust, &[]);
+    let postcard = median(&report, Implementation::Rust, "serialise/record", &[]);
     assert!(postcard > 0.0 && postcard < 1e-3);
 }
 
@@ -218,10 +133,10 @@ fn pool_chunking_helps_tiny_tasks_and_reused_workers_are_cheaper() {
     }
     for implementation in implementations {
         let tiny = |chunk: serde_json::Value| {
-            median_of(
+            median(
                 &report,
-                "tiny/throughput",
                 implementation,
+                "tiny/throughput",
                 &[("chunk", chunk)],
             )
         };
@@ -230,26 +145,26 @@ fn pool_chunking_helps_tiny_tasks_and_reused_workers_are_cheaper() {
             "{implementation:?}: chunks of 1024 not faster than single tasks"
         );
         for chunk in [1, 4, 16, 64, 256, 1024] {
-            let spin = median_of(
+            let spin = median(
                 &report,
-                "spin/throughput",
                 implementation,
+                "spin/throughput",
                 &[("chunk", chunk.into())],
             );
             assert!(spin > 0.0);
         }
-        let auto = median_of(
+        let auto = median(
             &report,
-            "spin/throughput",
             implementation,
+            "spin/throughput",
             &[("chunk", "auto".into())],
         );
         assert!(auto > 0.0);
         let per_task = |worker: &str| {
-            median_of(
+            median(
                 &report,
-                "reuse/per-task",
                 implementation,
+                "reuse/per-task",
                 &[("worker", worker.into())],
             )
         };
@@ -271,25 +186,25 @@ fn fork_cow_copies_pages_only_when_the_child_writes() {
         }
         for mib in [1, 16] {
             let at = [("size", size(mib))];
-            let whole = median_of(&report, "fork/total", implementation, &at);
-            let returned = median_of(&report, "fork/return", implementation, &at);
+            let whole = median(&report, implementation, "fork/total", &at);
+            let returned = median(&report, implementation, "fork/return", &at);
             assert!(
                 returned <= whole,
                 "fork returned after the child was reaped"
             );
         }
         let at = [("size", size(16))];
-        let copy = median_of(&report, "cow/child-write-per-page", implementation, &at);
-        let plain = median_of(&report, "cow/parent-plain-per-page", implementation, &at);
+        let copy = median(&report, implementation, "cow/child-write-per-page", &at);
+        let plain = median(&report, implementation, "cow/parent-plain-per-page", &at);
         assert!(
             copy > plain,
             "{implementation:?}: COW {copy} s, plain {plain} s"
         );
         let private = |moment: &str| {
-            median_of(
+            median(
                 &report,
-                &format!("memory/child-private-after-{moment}"),
                 implementation,
+                &format!("memory/child-private-after-{moment}"),
                 &at,
             )
         };

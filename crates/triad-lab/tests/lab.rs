@@ -4,11 +4,15 @@
 //! Chromium is Debian's `chromium` (installed by `.ci/run`). Where it is missing the browser
 //! check is skipped with a message, unless `TRIAD_REQUIRE_CHROMIUM` is set, as CI sets it.
 
+// Only `check_shape`: this file runs the whole lab once, not one experiment at a time.
+#[allow(dead_code)]
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use triad_lab::results::{ChartKind, Implementation, LabReport};
+use triad_lab::results::LabReport;
 use triad_lab::{Config, PythonChoice, Quiet, Scale};
 
 triad::test_support!();
@@ -43,64 +47,8 @@ fn every_experiment_reports_samples_tables_charts_and_verdicts() {
     let ran: Vec<&str> = report.experiments.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ran, catalogue);
     assert_eq!(catalogue.len(), 13, "the issue lists 13 experiments");
-    let python = triad_lab::Python::find().is_ok();
     for experiment in &report.experiments {
-        let id = &experiment.id;
-        assert!(!experiment.method.is_empty(), "{id}: no method");
-        assert!(!experiment.seed_section.is_empty(), "{id}: no seed section");
-        assert!(!experiment.table.rows.is_empty(), "{id}: empty table");
-        assert!(!experiment.charts.is_empty(), "{id}: no chart");
-        assert!(!experiment.verdicts.is_empty(), "{id}: no verdict");
-        for verdict in &experiment.verdicts {
-            assert!(
-                !verdict.quote.is_empty() && !verdict.evidence.is_empty(),
-                "{id}: {verdict:?}"
-            );
-        }
-        for measurement in &experiment.measurements {
-            assert!(
-                !measurement.samples.is_empty(),
-                "{id}: {} has no samples",
-                measurement.name
-            );
-            assert!(
-                measurement.samples.iter().all(|s| s.is_finite()),
-                "{id}: {} has a sample that is not a number",
-                measurement.name
-            );
-        }
-        for chart in &experiment.charts {
-            assert!(
-                !chart.series.is_empty(),
-                "{id}: chart {:?} has no series",
-                chart.title
-            );
-            if chart.kind == ChartKind::Bar {
-                for series in &chart.series {
-                    assert!(
-                        series
-                            .points
-                            .iter()
-                            .all(|p| (p.x as usize) < chart.categories.len()),
-                        "{id}: a bar outside the categories of {:?}",
-                        chart.title
-                    );
-                }
-            }
-        }
-        let has = |implementation| {
-            experiment
-                .measurements
-                .iter()
-                .any(|m| m.implementation == implementation)
-        };
-        assert!(has(Implementation::Rust), "{id}: no Rust measurement");
-        if python {
-            assert!(
-                has(Implementation::Python),
-                "{id}: python3 is here, yet no CPython measurement"
-            );
-        }
+        common::check_shape(experiment);
     }
     assert!(
         report.experiments.iter().any(|e| !e.timelines.is_empty()),

@@ -15,15 +15,13 @@ use triad::Mode;
 use triad::workloads::async_sleep_ms;
 
 use super::cost_support::{
-    Checks, count_of, labelled, read_memory, reset_peak, run_in_fresh_worker, shortfall_note,
-    spawn_threads,
+    Checks, SideBySide, count_of, labelled, read_memory, reset_peak, run_in_fresh_worker,
+    shortfall_note, spawn_threads,
 };
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment};
 use crate::python::PythonOutput;
-use crate::results::{
-    Chart, ChartKind, ExperimentReport, Implementation, Measurement, Point, Scale, Series, Table,
-};
+use crate::results::{ExperimentReport, Implementation, Measurement, Table};
 use crate::stats::{format_bytes, format_seconds, format_with_spread};
 
 /// The `c10k` experiment.
@@ -244,9 +242,8 @@ fn report(
         "peak memory growth",
         "per waiter",
     ]);
-    let mut categories = Vec::new();
-    let mut time_series = [("Rust", Vec::new()), ("CPython", Vec::new())];
-    let mut memory_series = [("Rust", Vec::new()), ("CPython", Vec::new())];
+    let mut time_bars = SideBySide::new();
+    let mut memory_bars = SideBySide::new();
     for label in labels {
         for time in all.iter().filter(|m| m.name == labelled(label, TIME)) {
             let count = count_of(time);
@@ -264,17 +261,9 @@ fn report(
                     format_bytes(m.median() / count.max(1) as f64)
                 }),
             ]);
-            let x = categories.len() as f64;
-            categories.push(format!("{label} × {count}"));
-            let side = usize::from(time.implementation == Implementation::Python);
-            time_series[side]
-                .1
-                .push(Point::from_summary(x, &time.summary));
-            if let Some(m) = peak {
-                memory_series[side]
-                    .1
-                    .push(Point::from_summary(x, &m.summary));
-            }
+            let category = format!("{label} × {count}");
+            time_bars.add(category.clone(), [time]);
+            memory_bars.add(category, peak);
         }
     }
 
@@ -355,38 +344,12 @@ fn report(
         measurements,
         table,
         charts: vec![
-            Chart {
-                title: format!("Total time of {count} concurrent {WAIT_MS} ms waits"),
-                kind: ChartKind::Bar,
-                x_label: "waiters".into(),
-                y_label: "seconds".into(),
-                x_scale: Scale::Linear,
-                y_scale: Scale::Log,
-                categories: categories.clone(),
-                series: time_series
-                    .into_iter()
-                    .map(|(label, points)| Series {
-                        label: label.into(),
-                        points,
-                    })
-                    .collect(),
-            },
-            Chart {
-                title: "Peak memory they add".into(),
-                kind: ChartKind::Bar,
-                x_label: "waiters".into(),
-                y_label: "bytes".into(),
-                x_scale: Scale::Linear,
-                y_scale: Scale::Log,
-                categories,
-                series: memory_series
-                    .into_iter()
-                    .map(|(label, points)| Series {
-                        label: label.into(),
-                        points,
-                    })
-                    .collect(),
-            },
+            time_bars.chart(
+                format!("Total time of {count} concurrent {WAIT_MS} ms waits"),
+                "waiters",
+                "seconds",
+            ),
+            memory_bars.chart("Peak memory they add", "waiters", "bytes"),
         ],
         verdicts,
         notes,

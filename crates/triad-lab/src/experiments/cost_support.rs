@@ -1,15 +1,19 @@
 //! What the cost experiments (`switch-cost`, `spawn-cost`, `memory-per-unit`, `c10k`) share:
 //! the process's memory as `/proc/self/status` tells it, a fresh worker process for each
-//! measurement that must not inherit another's heap, and claims judged against every
-//! implementation measured (all agree: confirmed, none: refuted, some: depends).
+//! measurement that must not inherit another's heap, claims judged against every
+//! implementation measured (all agree: confirmed, none: refuted, some: depends), and a bar
+//! chart of Rust's and CPython's medians side by side.
 
 use std::io;
 use std::thread::JoinHandle;
 
 use triad::{ProcessPool, StartMethod, Task};
 
+use super::findings;
 use crate::error::LabError;
-use crate::results::{Measurement, Outcome, Verdict};
+use crate::results::{
+    Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale, Series, Verdict,
+};
 use crate::stats::format_with_spread;
 
 /// This process's memory, in bytes, from `/proc/self/status`.
@@ -189,6 +193,60 @@ pub(crate) fn ratio_cell(
     }
 }
 
+/// A bar chart, a category at a time, of Rust's and CPython's medians (with their quartiles)
+/// side by side, on a log scale.
+#[derive(Debug)]
+pub(crate) struct SideBySide {
+    categories: Vec<String>,
+    rust: Series,
+    python: Series,
+}
+
+impl SideBySide {
+    pub(crate) fn new() -> Self {
+        let series = |implementation| Series {
+            label: findings::name(implementation).into(),
+            points: Vec::new(),
+        };
+        SideBySide {
+            categories: Vec::new(),
+            rust: series(Implementation::Rust),
+            python: series(Implementation::Python),
+        }
+    }
+
+    /// Adds `category`, with a bar for each of `measured` in its language's series.
+    pub(crate) fn add<'a>(
+        &mut self,
+        category: String,
+        measured: impl IntoIterator<Item = &'a Measurement>,
+    ) {
+        let x = self.categories.len() as f64;
+        self.categories.push(category);
+        for m in measured {
+            let series = match m.implementation {
+                Implementation::Rust => &mut self.rust,
+                Implementation::Python => &mut self.python,
+            };
+            series.points.push(Point::from_summary(x, &m.summary));
+        }
+    }
+
+    /// The chart, titled `title`, with its axes labelled `x_label` and `y_label`.
+    pub(crate) fn chart(self, title: impl Into<String>, x_label: &str, y_label: &str) -> Chart {
+        Chart {
+            title: title.into(),
+            kind: ChartKind::Bar,
+            x_label: x_label.into(),
+            y_label: y_label.into(),
+            x_scale: Scale::Linear,
+            y_scale: Scale::Log,
+            categories: self.categories,
+            series: vec![self.rust, self.python],
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,5 +285,29 @@ mod tests {
         let mut none = Checks::default();
         none.check("c", false);
         assert_eq!(none.verdict("claim", "quote").outcome, Outcome::Refuted);
+    }
+
+    #[test]
+    fn side_by_side_bars_stand_at_their_category() {
+        let rust = Measurement::new("a", Implementation::Rust, "s", vec![1.0, 2.0, 3.0]);
+        let python = Measurement::new("a", Implementation::Python, "s", vec![4.0]);
+        let mut bars = SideBySide::new();
+        bars.add("both".to_owned(), [&rust, &python]);
+        bars.add("CPython only".to_owned(), Some(&python));
+        bars.add("neither".to_owned(), None);
+        let chart = bars.chart("title", "x", "y");
+        assert_eq!(chart.categories, ["both", "CPython only", "neither"]);
+        assert_eq!((chart.kind, chart.y_scale), (ChartKind::Bar, Scale::Log));
+        let [rust_bars, python_bars] = &chart.series[..] else {
+            panic!("two series: {:?}", chart.series)
+        };
+        assert_eq!(
+            (rust_bars.label.as_str(), python_bars.label.as_str()),
+            ("Rust", "CPython")
+        );
+        let xs = |series: &Series| series.points.iter().map(|p| p.x).collect::<Vec<_>>();
+        assert_eq!(xs(rust_bars), [0.0]);
+        assert_eq!(xs(python_bars), [0.0, 1.0]);
+        assert_eq!(rust_bars.points[0].y, 2.0);
     }
 }

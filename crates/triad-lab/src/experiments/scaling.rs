@@ -1,8 +1,9 @@
 //! What the compute experiments (`cpu-bound`, `io-bound`, `gil`) share beyond
-//! [`findings`](super::findings): speed-ups with their spread, verdicts over labelled values, and
-//! labelled values as evidence.
+//! [`findings`](super::findings): speed-ups with their spread, values labelled by language and
+//! workload, verdicts over labelled values, and labelled values as evidence.
 
-use crate::results::{Outcome, Point, Verdict};
+use super::findings;
+use crate::results::{Implementation, Outcome, Point, Verdict};
 use crate::stats::Summary;
 
 /// How many times faster `run` is than `baseline` (median over median).
@@ -24,6 +25,26 @@ pub(crate) fn speedup_point(x: f64, baseline: &Summary, run: &Summary) -> Point 
 /// A speed-up or ratio as printed: `1.93×`.
 pub(crate) fn times(ratio: f64) -> String {
     format!("{ratio:.2}×")
+}
+
+/// `(label, value)` of `measure` for every language of `implementations` and every one of
+/// `workloads` it gives a value for, labelled by both, such as `CPython count_primes`.
+pub(crate) fn per_language_and_workload<W: Copy>(
+    implementations: &[Implementation],
+    workloads: &[W],
+    workload_name: impl Fn(W) -> &'static str,
+    mut measure: impl FnMut(Implementation, W) -> Option<f64>,
+) -> Vec<(String, f64)> {
+    let mut found = Vec::new();
+    for &implementation in implementations {
+        for &workload in workloads {
+            if let Some(value) = measure(implementation, workload) {
+                let language = findings::name(implementation);
+                found.push((format!("{language} {}", workload_name(workload)), value));
+            }
+        }
+    }
+    found
 }
 
 /// A verdict on the seed's claim (in English) and its `quote` (its own words).
@@ -55,14 +76,24 @@ mod tests {
     use super::*;
 
     #[test]
-    fn checks_become_one_outcome() {}
-
-    #[test]
     fn labelled_values_are_judged_and_listed() {
         let values = [("a".to_owned(), 1.0), ("b".to_owned(), 3.0)];
         assert_eq!(outcome_where(&values, |v| v > 2.0), Outcome::Depends);
         assert_eq!(outcome_where(&values, |v| v > 0.5), Outcome::Confirmed);
         assert_eq!(listed(&values, times), "a 1.00×, b 3.00×");
+    }
+
+    #[test]
+    fn values_are_labelled_by_language_and_workload() {
+        let values = per_language_and_workload(
+            &[Implementation::Rust, Implementation::Python],
+            &[1.0, 2.0],
+            |w| if w == 1.0 { "one" } else { "two" },
+            |implementation, w| (implementation == Implementation::Rust || w == 2.0).then_some(w),
+        );
+        let labels: Vec<&str> = values.iter().map(|(label, _)| label.as_str()).collect();
+        assert_eq!(labels, ["Rust one", "Rust two", "CPython two"]);
+        assert_eq!(values[2].1, 2.0);
     }
 
     #[test]

@@ -17,13 +17,11 @@ use rustix::process::{Pid, WaitOptions, waitpid};
 use triad::workloads::identity;
 use triad::{ProcessPool, StartMethod};
 
-use super::cost_support::{Checks, cell, ratio_cell};
+use super::cost_support::{Checks, SideBySide, cell, ratio_cell};
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment};
 use crate::python::PythonOutput;
-use crate::results::{
-    Chart, ChartKind, ExperimentReport, Implementation, Measurement, Point, Scale, Series, Table,
-};
+use crate::results::{ExperimentReport, Implementation, Measurement, Table};
 use crate::stats::{format_seconds, time_each};
 
 /// The `spawn-cost` experiment.
@@ -319,28 +317,17 @@ fn report(
     let python_median = |name| find(&python, name).map(|m| m.median());
 
     let mut table = Table::new(["unit", "how", "Rust", "CPython", "CPython ÷ Rust"]);
-    let mut categories = Vec::new();
-    let mut rust_series = Series {
-        label: "Rust".into(),
-        points: Vec::new(),
-    };
-    let mut python_series = Series {
-        label: "CPython".into(),
-        points: Vec::new(),
-    };
+    let mut bars = SideBySide::new();
     for row in ROWS {
         let rust = find(&measurements, row.rust);
         let cpython = row.python.and_then(|name| find(&python, name));
         if rust.is_none() && cpython.is_none() {
             continue;
         }
-        let x = categories.len() as f64;
-        categories.push(format!("{} {}", row.unit, row.how));
-        for (series, found) in [(&mut rust_series, &rust), (&mut python_series, &cpython)] {
-            if let Some(m) = found {
-                series.points.push(Point::from_summary(x, &m.summary));
-            }
-        }
+        bars.add(
+            format!("{} {}", row.unit, row.how),
+            rust.iter().chain(&cpython),
+        );
         table.row([
             row.unit.to_owned(),
             row.how.to_owned(),
@@ -473,16 +460,11 @@ fn report(
         ),
         measurements,
         table,
-        charts: vec![Chart {
-            title: "Start and join one unit (median, quartiles)".into(),
-            kind: ChartKind::Bar,
-            x_label: "unit and start method".into(),
-            y_label: "seconds per start + join".into(),
-            x_scale: Scale::Linear,
-            y_scale: Scale::Log,
-            categories,
-            series: vec![rust_series, python_series],
-        }],
+        charts: vec![bars.chart(
+            "Start and join one unit (median, quartiles)",
+            "unit and start method",
+            "seconds per start + join",
+        )],
         verdicts,
         notes,
         ..Default::default()

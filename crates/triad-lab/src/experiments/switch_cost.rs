@@ -23,15 +23,13 @@ use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Pid, WaitOptions, waitpid};
 use rustix::thread::{CpuSet, futex, sched_getaffinity, sched_setaffinity};
 
-use super::cost_support::{Checks, cell, ratio_cell};
+use super::cost_support::{Checks, SideBySide, cell, ratio_cell};
 use super::event_loop::{Runtime, ping_pong_switch_cost};
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment};
 use crate::machine::Machine;
 use crate::python::PythonOutput;
-use crate::results::{
-    Chart, ChartKind, ExperimentReport, Implementation, Measurement, Point, Scale, Series, Table,
-};
+use crate::results::{ExperimentReport, Implementation, Measurement, Table};
 use crate::stats::format_seconds;
 
 /// The `switch-cost` experiment.
@@ -337,21 +335,13 @@ fn report(
         "CPython ÷ Rust",
         "seed says",
     ]);
-    let mut rust_series = Series {
-        label: "Rust".into(),
-        points: Vec::new(),
-    };
-    let mut python_series = Series {
-        label: "CPython".into(),
-        points: Vec::new(),
-    };
-    let mut categories = Vec::new();
+    let mut bars = SideBySide::new();
     let mut claims = [
         (Unit::Process, Checks::default()),
         (Unit::Thread, Checks::default()),
         (Unit::Coroutine, Checks::default()),
     ];
-    for (index, row) in ROWS.iter().enumerate() {
+    for row in ROWS {
         let rust = find(&measurements, row.rust, row.placement);
         let cpython = find(&python, row.python, row.placement);
         let (low, high) = row.unit.claimed();
@@ -364,25 +354,17 @@ fn report(
             ratio_cell(cpython.as_ref(), rust.as_ref()),
             format!("{}-{} µs", micros(low), micros(high)),
         ]);
-        categories.push(format!(
-            "{} {} ({})",
-            row.unit.name(),
-            row.hand_over,
-            row.placement
-        ));
+        bars.add(
+            format!("{} {} ({})", row.unit.name(), row.hand_over, row.placement),
+            rust.iter().chain(&cpython),
+        );
         let checks = &mut claims
             .iter_mut()
             .find(|(unit, _)| *unit == row.unit)
             .expect("every unit has a claim")
             .1;
-        for (language, series, found) in [
-            ("Rust", &mut rust_series, &rust),
-            ("CPython", &mut python_series, &cpython),
-        ] {
+        for (language, found) in [("Rust", &rust), ("CPython", &cpython)] {
             if let Some(m) = found {
-                series
-                    .points
-                    .push(Point::from_summary(index as f64, &m.summary));
                 checks.check(
                     format!(
                         "{language} {}, {}: {}",
@@ -494,16 +476,11 @@ fn report(
         ),
         measurements,
         table,
-        charts: vec![Chart {
-            title: "Cost of one switch (median, quartiles)".into(),
-            kind: ChartKind::Bar,
-            x_label: "hand-over".into(),
-            y_label: "seconds per switch".into(),
-            x_scale: Scale::Linear,
-            y_scale: Scale::Log,
-            categories,
-            series: vec![rust_series, python_series],
-        }],
+        charts: vec![bars.chart(
+            "Cost of one switch (median, quartiles)",
+            "hand-over",
+            "seconds per switch",
+        )],
         verdicts,
         notes,
         ..Default::default()

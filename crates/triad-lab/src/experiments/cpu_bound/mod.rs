@@ -21,7 +21,9 @@ use triad::workloads::{count_primes, sum_squares};
 use triad::{Mode, Runner, TaskError};
 
 use super::findings::{self, Findings, name as language};
-use super::scaling::{listed, outcome_where, speedup, speedup_point, times, verdict};
+use super::scaling::{
+    listed, outcome_where, per_language_and_workload, speedup, speedup_point, times, verdict,
+};
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment, Scale};
 use crate::results::{
@@ -275,18 +277,12 @@ impl Results<'_> {
 
     /// `engine`'s speed-ups at `workers` for every language and workload that ran, with a label.
     fn speedups(&self, engine: Engine, workers: usize) -> Vec<(String, f64)> {
-        let mut found = Vec::new();
-        for implementation in self.implementations() {
-            for workload in Workload::ALL {
-                if let Some(s) = self.speedup(implementation, workload, engine, workers) {
-                    found.push((
-                        format!("{} {}", language(implementation), workload.name()),
-                        s,
-                    ));
-                }
-            }
-        }
-        found
+        per_language_and_workload(
+            &self.implementations(),
+            &Workload::ALL,
+            Workload::name,
+            |implementation, workload| self.speedup(implementation, workload, engine, workers),
+        )
     }
 
     /// The best speed-up parallel workers may give: one per core, at most one per task.

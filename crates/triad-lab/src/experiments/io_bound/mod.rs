@@ -21,7 +21,7 @@ use triad::workloads::{async_sleep_ms, sleep_ms};
 use triad::{Mode, Runner, TaskError};
 
 use super::findings::{self, Findings, name as language};
-use super::scaling::{listed, outcome_where, speedup, times};
+use super::scaling::{listed, outcome_where, per_language_and_workload, speedup, times};
 use crate::error::LabError;
 use crate::experiment::{Context, Experiment, Scale};
 use crate::results::{
@@ -308,20 +308,14 @@ impl Results<'_> {
     /// `(label, value)` of `measure` for every language and workload that has it.
     fn each(
         &self,
-        mut measure: impl FnMut(Implementation, Workload) -> Option<f64>,
+        measure: impl FnMut(Implementation, Workload) -> Option<f64>,
     ) -> Vec<(String, f64)> {
-        let mut found = Vec::new();
-        for implementation in self.implementations() {
-            for workload in Workload::ALL {
-                if let Some(value) = measure(implementation, workload) {
-                    found.push((
-                        format!("{} {}", language(implementation), workload.name()),
-                        value,
-                    ));
-                }
-            }
-        }
-        found
+        per_language_and_workload(
+            &self.implementations(),
+            &Workload::ALL,
+            Workload::name,
+            measure,
+        )
     }
 }
 

@@ -1,0 +1,147 @@
+//! What the toy tests share: running one experiment at toy scale as the lab runs it
+//! ([`run_toy`]), the shape every experiment's report must have ([`check_shape`]), and finding
+//! a measurement in a report ([`find`], [`median`]).
+
+use std::sync::{Mutex, PoisonError};
+
+use triad_lab::results::{ChartKind, ExperimentReport, Implementation, Measurement};
+use triad_lab::{Config, Python, PythonChoice, Quiet, Scale};
+
+/// The experiments time threads and processes: one at a time, as the lab runs them, or each
+/// would time the others' threads.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Runs experiment `id` at toy scale through [`triad_lab::run`] (one experiment at a time in
+/// this test binary), checks that it did not fail and has the shape of [`check_shape`], and
+/// returns its report.
+pub(crate) fn run_toy(id: &str) -> ExperimentReport {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(PoisonError::into_inner);
+    let config = Config {
+        scale: Scale::Toy,
+        only: Some(vec![id.to_owned()]),
+        python: PythonChoice::Auto,
+    };
+    let mut lab = triad_lab::run(&config, &mut Quiet).expect("the lab runs");
+    assert!(lab.failures.is_empty(), "{:?}", lab.failures);
+    assert_eq!(lab.experiments.len(), 1);
+    let report = lab.experiments.remove(0);
+    assert_eq!(report.id, id);
+    check_shape(&report);
+    report
+}
+
+/// The measurement `name` of `implementation` whose parameters include every `(key, value)`.
+pub(crate) fn find<'a>(
+    report: &'a ExperimentReport,
+    implementation: Implementation,
+    name: &str,
+    params: &[(&str, serde_json::Value)],
+) -> Option<&'a Measurement> {
+    report.measurements.iter().find(|m| {
+        m.implementation == implementation
+            && m.name == name
+            && params.iter().all(|(k, v)| m.params.get(*k) == Some(v))
+    })
+}
+
+/// The median of the measurement [`find`] finds; panics when there is none.
+pub(crate) fn median(
+    report: &ExperimentReport,
+    implementation: Implementation,
+    name: &str,
+    params: &[(&str, serde_json::Value)],
+) -> f64 {
+    find(report, implementation, name, params)
+        .unwrap_or_else(|| panic!("no {implementation:?} {name} with {params:?}"))
+        .median()
+}
+
+/// Whether `python3` is here, so that the experiments measure CPython too.
+pub(crate) fn python_here() -> bool {
+    Python::find().is_ok()
+}
+
+/// Checks what every experiment's report must have: a method and a seed section; a table with
+/// rows as wide as its columns; charts, each with data (finite, non-negative values; a bar
+/// within its categories); verdicts, each with a claim, evidence and the seed's own (Chinese)
+/// words; measurements, each with samples that are finite and (but for a timer's lateness)
+/// non-negative; Rust's measurements, and CPython's exactly when `python3` is here.
+pub(crate) fn check_shape(report: &ExperimentReport) {
+    let id = &report.id;
+    assert!(!report.method.is_empty(), "{id}: no method");
+    assert!(!report.seed_section.is_empty(), "{id}: no seed section");
+    assert!(!report.table.rows.is_empty(), "{id}: empty table");
+    for row in &report.table.rows {
+        assert_eq!(row.len(), report.table.columns.len(), "{id}: {row:?}");
+    }
+    assert!(!report.charts.is_empty(), "{id}: no chart");
+    for chart in &report.charts {
+        assert!(
+            chart.series.iter().any(|s| !s.points.is_empty()),
+            "{id}: chart {:?} has no data",
+            chart.title
+        );
+        for point in chart.series.iter().flat_map(|s| &s.points) {
+            assert!(
+                point.y.is_finite() && point.y >= 0.0,
+                "{id}: chart {:?} has a point at {}",
+                chart.title,
+                point.y
+            );
+            if chart.kind == ChartKind::Bar {
+                assert!(
+                    (point.x as usize) < chart.categories.len(),
+                    "{id}: a bar outside the categories of {:?}",
+                    chart.title
+                );
+            }
+        }
+    }
+    assert!(!report.verdicts.is_empty(), "{id}: no verdict");
+    for verdict in &report.verdicts {
+        assert!(
+            !verdict.claim.is_empty() && !verdict.evidence.is_empty(),
+            "{id}: {verdict:?}"
+        );
+        assert!(
+            !verdict.quote.is_ascii(),
+            "{id}: the quote is the seed's own (Chinese) words: {:?}",
+            verdict.quote
+        );
+    }
+    for measurement in &report.measurements {
+        assert!(
+            !measurement.samples.is_empty(),
+            "{id}: {} has no samples",
+            measurement.name
+        );
+        assert!(
+            measurement
+                .samples
+                .iter()
+                .all(|s| s.is_finite() && (*s >= 0.0 || signed(measurement))),
+            "{id}: {}: {:?}",
+            measurement.name,
+            measurement.samples
+        );
+    }
+    let has = |implementation| {
+        report
+            .measurements
+            .iter()
+            .any(|m| m.implementation == implementation)
+    };
+    assert!(has(Implementation::Rust), "{id}: no Rust measurement");
+    assert_eq!(
+        has(Implementation::Python),
+        python_here(),
+        "{id}: CPython's measurements are there exactly when python3 is: {:?}",
+        report.notes
+    );
+}
+
+/// Whether `measurement`'s samples may be negative: a timer's lateness after its deadline
+/// (`event-loop`), negative when it woke early.
+fn signed(measurement: &Measurement) -> bool {
+    measurement.name.contains("lateness") || measurement.name.contains("vs deadline")
+}
