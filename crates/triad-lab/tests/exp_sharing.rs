@@ -54,7 +54,7 @@ fn race_loses_nothing_with_a_lock_or_an_atomic() {
 }
 
 #[test]
-fn ipc_measures_every_transport_and_shared_memory_wins_across_cpus() {
+fn ipc_measures_every_transport_at_every_size_and_placement() {
     let report = run_toy("ipc");
     assert_eq!(report.verdicts.len(), 4);
     let mut implementations = vec![Implementation::Rust];
@@ -98,27 +98,6 @@ fn ipc_measures_every_transport_and_shared_memory_wins_across_cpus() {
     }
     let pipe_buffer = median(&report, Implementation::Rust, "os-pipe/capacity", &[]);
     assert!(pipe_buffer >= 4096.0, "{pipe_buffer}");
-    if placements.iter().any(|p| p == "two-cpus") {
-        // The fastest round trip of each: medians move with the machine's load, the best case
-        // of a spin on shared memory against a kernel wake-up does not.
-        let fastest_on_two = |kind: &str| {
-            find(
-                &report,
-                Implementation::Rust,
-                &format!("{kind}/round-trip"),
-                &[("size", 64.into()), ("placement", "two-cpus".into())],
-            )
-            .unwrap_or_else(|| panic!("no {kind} round trip on two CPUs"))
-            .summary
-            .min
-        };
-        assert!(
-            fastest_on_two("shm") < fastest_on_two("socket"),
-            "shared memory {} s, socket {} s",
-            fastest_on_two("shm"),
-            fastest_on_two("socket")
-        );
-    }
     let postcard = median(&report, Implementation::Rust, "serialise/record", &[]);
     assert!(postcard > 0.0 && postcard < 1e-3);
 }
