@@ -13,8 +13,9 @@
 //! its standard library; without `python3` those columns are skipped.
 
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
+use triad::workloads::spin_us;
 use triad::{Mode, ProcessPool, Runner, StartMethod};
 
 const REPEATS: usize = 5;
@@ -25,16 +26,6 @@ const RECYCLED: usize = 40;
 #[triad::task]
 fn square(x: u64) -> u64 {
     x * x
-}
-
-#[triad::task]
-fn spin_us(micros: u64) -> u64 {
-    let until = Instant::now() + Duration::from_micros(micros);
-    let mut spins = 0_u64;
-    while Instant::now() < until {
-        spins = std::hint::black_box(spins + 1);
-    }
-    spins
 }
 
 fn median(mut samples: Vec<f64>) -> f64 {

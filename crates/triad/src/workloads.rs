@@ -5,7 +5,7 @@
 //! (`asyncio.sleep`). Overhead: `identity`, which does nothing, so a run of it measures only what
 //! an engine costs per task.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::error::TaskError;
 use crate::runner::Runner;
@@ -46,6 +46,18 @@ pub fn sum_squares(n: u64) -> u64 {
     })
 }
 
+/// Keeps the CPU busy for `micros` microseconds of wall time and returns how many times it
+/// looped: a task of a known length, for measuring what an engine adds to tasks of that size.
+#[crate::task]
+pub fn spin_us(micros: u64) -> u64 {
+    let until = Instant::now() + Duration::from_micros(micros);
+    let mut spins = 0_u64;
+    while Instant::now() < until {
+        spins = std::hint::black_box(spins + 1);
+    }
+    spins
+}
+
 /// Blocks the calling thread for `millis` milliseconds and returns them.
 #[crate::task]
 pub fn sleep_ms(millis: u64) -> u64 {
@@ -73,6 +85,10 @@ pub const CATALOGUE: &[(&str, &str)] = &[
         "CPU: count the primes below N by trial division",
     ),
     ("sum_squares", "CPU: sum i*i for i below N"),
+    (
+        "spin_us",
+        "CPU: stay busy for N µs of wall time (a task of known length)",
+    ),
     ("sleep_ms", "IO: block the thread for N ms (time.sleep)"),
     (
         "async_sleep_ms",
@@ -118,6 +134,7 @@ pub fn run_named(
     Ok(match name {
         "count_primes" => go(runner, count_primes, inputs, progress),
         "sum_squares" => go(runner, sum_squares, inputs, progress),
+        "spin_us" => go(runner, spin_us, inputs, progress),
         "sleep_ms" => go(runner, sleep_ms, inputs, progress),
         "async_sleep_ms" => go(runner, async_sleep_ms, inputs, progress),
         "identity" => go(runner, identity, inputs, progress),

@@ -10,9 +10,7 @@
 //! is one worker running tasks one by one, kept or replaced after every task
 //! (`max_tasks_per_child(1)`, `maxtasksperchild=1`).
 
-use std::time::{Duration, Instant};
-
-use triad::workloads::identity;
+use triad::workloads::{identity, spin_us};
 use triad::{ProcessPool, StartMethod};
 
 use super::findings::{self, Findings, outcome_by_threshold};
@@ -39,17 +37,6 @@ const REUSE_MATTERS: f64 = 2.0;
 /// Process-pool throughput against chunk size.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PoolChunking;
-
-/// Spins the CPU for `micros` microseconds; returns the loop count.
-#[triad::task]
-fn spin_us(micros: u64) -> u64 {
-    let until = Instant::now() + Duration::from_micros(micros);
-    let mut spins = 0_u64;
-    while Instant::now() < until {
-        spins = std::hint::black_box(spins + 1);
-    }
-    spins
-}
 
 /// The two workloads: measurement prefix, label, task count for a scale.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -101,6 +101,8 @@ pub fn gantt(timeline: &Timeline) -> String {
 }
 
 type Area<'a> = DrawingArea<SVGBackend<'a>, Shift>;
+type Cartesian =
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>;
 
 /// Whether category names would collide under upright bars.
 fn wants_horizontal_bars(chart: &Chart) -> bool {
@@ -209,6 +211,50 @@ fn on_axes(chart: &Chart, point: &Point, x_scale: Scale) -> Option<Placed> {
     Some(Placed { x, y, low, high })
 }
 
+/// Which axis, if any, names categories (one label per category, no grid lines across it).
+#[derive(Debug, Clone, Copy)]
+enum Categories {
+    None,
+    OnX(usize),
+    OnY(usize),
+}
+
+/// What the axes say: their descriptions, tick labels, and which one names categories.
+struct Axes<'a> {
+    x_desc: &'a str,
+    y_desc: &'a str,
+    x_format: &'a dyn Fn(&f64) -> String,
+    y_format: &'a dyn Fn(&f64) -> String,
+    categories: Categories,
+}
+
+/// Draws the axes and the grid in the report's style.
+fn draw_axes(
+    context: &mut ChartContext<'_, SVGBackend<'_>, Cartesian>,
+    axes: &Axes<'_>,
+) -> Result<(), String> {
+    let mut mesh = context.configure_mesh();
+    match axes.categories {
+        Categories::None => {}
+        // Labels at every half step: the formatters name the whole steps, the categories.
+        Categories::OnX(count) => {
+            mesh.disable_x_mesh().x_labels(count * 2 + 1);
+        }
+        Categories::OnY(count) => {
+            mesh.disable_y_mesh().y_labels(count * 2 + 1);
+        }
+    }
+    mesh.x_desc(axes.x_desc)
+        .y_desc(axes.y_desc)
+        .x_label_formatter(axes.x_format)
+        .y_label_formatter(axes.y_format)
+        .light_line_style(RGBColor(246, 246, 246))
+        .label_style(("sans-serif", 13))
+        .axis_desc_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| e.to_string())
+}
+
 fn line_chart(root: &Area<'_>, chart: &Chart) -> Result<usize, String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let mut hidden = 0;
@@ -239,17 +285,16 @@ fn line_chart(root: &Area<'_>, chart: &Chart) -> Result<usize, String> {
         .map_err(|e| e.to_string())?;
     let x_format = |v: &f64| tick_label(chart.x_scale, x_range.1 - x_range.0, *v);
     let y_format = |v: &f64| tick_label(chart.y_scale, y_range.1 - y_range.0, *v);
-    context
-        .configure_mesh()
-        .x_desc(chart.x_label.as_str())
-        .y_desc(chart.y_label.as_str())
-        .x_label_formatter(&x_format)
-        .y_label_formatter(&y_format)
-        .light_line_style(RGBColor(246, 246, 246))
-        .label_style(("sans-serif", 13))
-        .axis_desc_style(("sans-serif", 14))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    draw_axes(
+        &mut context,
+        &Axes {
+            x_desc: &chart.x_label,
+            y_desc: &chart.y_label,
+            x_format: &x_format,
+            y_format: &y_format,
+            categories: Categories::None,
+        },
+    )?;
     for (index, points) in series.iter().enumerate() {
         let colour = colour(index);
         context
@@ -332,19 +377,16 @@ fn bar_chart(root: &Area<'_>, chart: &Chart) -> Result<usize, String> {
         .map_err(|e| e.to_string())?;
     let x_format = |v: &f64| category_at(chart, *v);
     let y_format = |v: &f64| tick_label(chart.y_scale, top - base, *v);
-    context
-        .configure_mesh()
-        .disable_x_mesh()
-        .x_labels(groups * 2 + 1)
-        .x_desc(chart.x_label.as_str())
-        .y_desc(chart.y_label.as_str())
-        .x_label_formatter(&x_format)
-        .y_label_formatter(&y_format)
-        .light_line_style(RGBColor(246, 246, 246))
-        .label_style(("sans-serif", 13))
-        .axis_desc_style(("sans-serif", 14))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    draw_axes(
+        &mut context,
+        &Axes {
+            x_desc: &chart.x_label,
+            y_desc: &chart.y_label,
+            x_format: &x_format,
+            y_format: &y_format,
+            categories: Categories::OnX(groups),
+        },
+    )?;
     for (index, _) in chart.series.iter().enumerate() {
         let style = colour(index).filled();
         let mine = || bars.iter().filter(move |b| b.0 == index);
@@ -393,18 +435,16 @@ fn horizontal_bar_chart(root: &Area<'_>, chart: &Chart) -> Result<usize, String>
         .map_err(|e| e.to_string())?;
     let name_format = |v: &f64| category_at(chart, row(*v));
     let value_format = |v: &f64| tick_label(chart.y_scale, top - base, *v);
-    context
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_labels(groups * 2 + 1)
-        .x_desc(chart.y_label.as_str())
-        .y_label_formatter(&name_format)
-        .x_label_formatter(&value_format)
-        .light_line_style(RGBColor(246, 246, 246))
-        .label_style(("sans-serif", 13))
-        .axis_desc_style(("sans-serif", 14))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    draw_axes(
+        &mut context,
+        &Axes {
+            x_desc: &chart.y_label,
+            y_desc: "",
+            x_format: &value_format,
+            y_format: &name_format,
+            categories: Categories::OnY(groups),
+        },
+    )?;
     for (index, _) in chart.series.iter().enumerate() {
         let style = colour(index).filled();
         let mine = || bars.iter().filter(move |b| b.0 == index);
@@ -464,18 +504,16 @@ fn gantt_chart(root: &Area<'_>, timeline: &Timeline) -> Result<(), String> {
         }
     };
     let time_label = |v: &f64| compact_number(*v);
-    context
-        .configure_mesh()
-        .disable_y_mesh()
-        .y_labels(rows * 2 + 1)
-        .x_desc("time (ms)")
-        .y_label_formatter(&lane_label)
-        .x_label_formatter(&time_label)
-        .light_line_style(RGBColor(246, 246, 246))
-        .label_style(("sans-serif", 13))
-        .axis_desc_style(("sans-serif", 14))
-        .draw()
-        .map_err(|e| e.to_string())?;
+    draw_axes(
+        &mut context,
+        &Axes {
+            x_desc: "time (ms)",
+            y_desc: "",
+            x_format: &time_label,
+            y_format: &lane_label,
+            categories: Categories::OnY(rows),
+        },
+    )?;
     for (row, lane) in timeline.lanes.iter().enumerate() {
         let y = (rows - 1 - row) as f64;
         context
