@@ -135,10 +135,11 @@ fn tasks_lists_workloads_and_registered_names() {
         .assert()
         .success()
         .stdout(predicate::str::contains("count_primes"))
+        .stdout(predicate::str::contains("spin_us"))
         .stdout(predicate::str::contains("triad::workloads::async_sleep_ms"));
     let output = triad().args(["tasks", "--json"]).output().unwrap();
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(report["workloads"].as_array().unwrap().len(), 5);
+    assert_eq!(report["workloads"].as_array().unwrap().len(), 6);
 }
 
 #[test]
