@@ -18,8 +18,9 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::Arc;
 
+use rustix::io::Errno;
 use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags, SendAncillaryBuffer,
     SendAncillaryMessage, SendFlags,
 };
 use serde::de::{DeserializeOwned, Error as _};
@@ -244,18 +245,32 @@ pub fn send_with_fds(
     parts: &[IoSlice<'_>],
     fds: &[OwnedFd],
 ) -> std::io::Result<usize> {
-    assert!(fds.len() <= MAX_FDS_PER_MESSAGE, "too many descriptors");
     let borrowed: Vec<BorrowedFd<'_>> = fds.iter().map(AsFd::as_fd).collect();
+    send_message(socket, parts, &borrowed, SendFlags::NOSIGNAL).map_err(Into::into)
+}
+
+/// The `sendmsg` under [`send_with_fds`], for callers that need their own `flags` (such as
+/// `DONTWAIT`) and the raw [`Errno`]. Retries on `EINTR`.
+///
+/// # Panics
+/// If `fds` holds more than [`MAX_FDS_PER_MESSAGE`] descriptors.
+pub fn send_message(
+    socket: BorrowedFd<'_>,
+    parts: &[IoSlice<'_>],
+    fds: &[BorrowedFd<'_>],
+    flags: SendFlags,
+) -> Result<usize, Errno> {
+    assert!(fds.len() <= MAX_FDS_PER_MESSAGE, "too many descriptors");
     let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(fds.len()))];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    if !borrowed.is_empty() {
-        let pushed = control.push(SendAncillaryMessage::ScmRights(&borrowed));
+    if !fds.is_empty() {
+        let pushed = control.push(SendAncillaryMessage::ScmRights(fds));
         debug_assert!(pushed, "the buffer was sized for these descriptors");
     }
     loop {
-        match rustix::net::sendmsg(socket, parts, &mut control, SendFlags::NOSIGNAL) {
-            Err(rustix::io::Errno::INTR) => continue,
-            result => return result.map_err(Into::into),
+        match rustix::net::sendmsg(socket, parts, &mut control, flags) {
+            Err(Errno::INTR) => continue,
+            result => return result,
         }
     }
 }
@@ -278,6 +293,30 @@ pub fn recv_with_flags(
     max_fds: usize,
     flags: RecvFlags,
 ) -> std::io::Result<(usize, Vec<OwnedFd>)> {
+    let message = recv_message(socket, buffer, max_fds, flags)?;
+    Ok((message.bytes, message.fds))
+}
+
+/// What one `recvmsg` brought.
+#[derive(Debug)]
+pub struct Received {
+    /// The bytes read into the buffer; with `RecvFlags::TRUNC` on a datagram socket, the
+    /// datagram's real size even when it was larger than the buffer.
+    pub bytes: usize,
+    /// The descriptors that came with it, each with `FD_CLOEXEC` set.
+    pub fds: Vec<OwnedFd>,
+    /// The kernel's flags on the message, such as `TRUNC` and `CTRUNC`.
+    pub flags: ReturnFlags,
+}
+
+/// The `recvmsg` under [`recv_with_flags`], for callers that need the return flags and the raw
+/// [`Errno`]. Retries on `EINTR`; descriptors are received with `FD_CLOEXEC`.
+pub fn recv_message(
+    socket: BorrowedFd<'_>,
+    buffer: &mut [u8],
+    max_fds: usize,
+    flags: RecvFlags,
+) -> Result<Received, Errno> {
     let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(max_fds))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let received = loop {
@@ -288,7 +327,7 @@ pub fn recv_with_flags(
             &mut control,
             flags | RecvFlags::CMSG_CLOEXEC,
         ) {
-            Err(rustix::io::Errno::INTR) => continue,
+            Err(Errno::INTR) => continue,
             result => break result?,
         }
     };
@@ -298,7 +337,11 @@ pub fn recv_with_flags(
             fds.extend(received_fds);
         }
     }
-    Ok((received.bytes, fds))
+    Ok(Received {
+        bytes: received.bytes,
+        fds,
+        flags: received.flags,
+    })
 }
 
 #[cfg(test)]

@@ -41,9 +41,8 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::io::{self, IoSlice, IoSliceMut};
+use std::io::{self, IoSlice};
 use std::marker::PhantomData;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
@@ -52,14 +51,11 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
-use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, ReturnFlags,
-    SendAncillaryBuffer, SendAncillaryMessage, SendFlags, SocketFlags, SocketType,
-};
+use rustix::net::{AddressFamily, RecvFlags, ReturnFlags, SendFlags, SocketFlags, SocketType};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::fdpass::{self, MAX_FDS_PER_MESSAGE, SharedFd};
+use crate::fdpass::{self, MAX_FDS_PER_MESSAGE, Received, SharedFd};
 use crate::queue::{
     GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError,
 };
@@ -391,75 +387,42 @@ fn check_seqpacket(fd: BorrowedFd<'_>) -> io::Result<()> {
 /// raising `SIGPIPE`. With `dont_wait`, a full socket buffer is `EAGAIN` instead of a wait.
 fn send_datagram(socket: BorrowedFd<'_>, message: &Outgoing, dont_wait: bool) -> Result<(), Errno> {
     let borrowed: Vec<BorrowedFd<'_>> = message.fds.iter().map(AsFd::as_fd).collect();
-    let mut space = vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(borrowed.len()))];
-    let mut control = SendAncillaryBuffer::new(&mut space);
-    if !borrowed.is_empty() && !control.push(SendAncillaryMessage::ScmRights(&borrowed)) {
-        // The buffer was sized for exactly these descriptors; `encode` caps their number.
-        return Err(Errno::NOBUFS);
-    }
     let version = [PROTOCOL_VERSION];
     let parts = [IoSlice::new(&version), IoSlice::new(&message.bytes)];
     let mut flags = SendFlags::NOSIGNAL;
     if dont_wait {
         flags |= SendFlags::DONTWAIT;
     }
-    loop {
-        match rustix::net::sendmsg(socket, &parts, &mut control, flags) {
-            Err(Errno::INTR) => continue,
-            // SOCK_SEQPACKET sends are all or nothing.
-            Ok(_) => return Ok(()),
-            Err(error) => return Err(error),
-        }
-    }
-}
-
-/// One received datagram.
-struct Received {
-    /// Its real size (`MSG_TRUNC` on input makes the kernel report it even when truncated).
-    size: usize,
-    fds: Vec<OwnedFd>,
-    flags: ReturnFlags,
+    // SOCK_SEQPACKET sends are all or nothing.
+    fdpass::send_message(socket, &parts, &borrowed, flags).map(drop)
 }
 
 /// Receives one datagram into `buffer`, with any descriptors (`FD_CLOEXEC` set). `Ok(None)` is
-/// end of stream.
+/// end of stream. The size it reports is the datagram's real size (`MSG_TRUNC`), even when it
+/// did not fit.
 fn recv_datagram(
     socket: BorrowedFd<'_>,
     buffer: &mut [u8],
     dont_wait: bool,
 ) -> Result<Option<Received>, Errno> {
-    let mut space =
-        vec![MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(MAX_FDS_PER_MESSAGE))];
-    let mut flags = RecvFlags::CMSG_CLOEXEC | RecvFlags::TRUNC;
+    let mut flags = RecvFlags::TRUNC;
     if dont_wait {
         flags |= RecvFlags::DONTWAIT;
     }
-    let mut control = RecvAncillaryBuffer::new(&mut space);
     let received = loop {
-        let mut parts = [IoSliceMut::new(buffer)];
-        match rustix::net::recvmsg(socket, &mut parts, &mut control, flags) {
+        match fdpass::recv_message(socket, buffer, MAX_FDS_PER_MESSAGE, flags) {
             // ECONNRESET: the peer closed with unread data of its own; the error is reported
             // once and cleared, and what was sent to us can still be read.
-            Err(Errno::INTR | Errno::CONNRESET) => continue,
+            Err(Errno::CONNRESET) => continue,
             result => break result?,
         }
     };
-    let mut fds = Vec::new();
-    for message in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(received) = message {
-            fds.extend(received);
-        }
-    }
-    if received.bytes == 0 && fds.is_empty() && at_end_of_stream(socket) {
+    if received.bytes == 0 && received.fds.is_empty() && at_end_of_stream(socket) {
         // End of stream, or an empty datagram with nothing after it but end of stream: either
         // way nothing readable is left.
         return Ok(None);
     }
-    Ok(Some(Received {
-        size: received.bytes,
-        fds,
-        flags: received.flags,
-    }))
+    Ok(Some(received))
 }
 
 /// Whether a zero-byte read on `socket` was end of stream rather than an empty datagram: the
@@ -485,16 +448,16 @@ fn at_end_of_stream(socket: BorrowedFd<'_>) -> bool {
 
 /// Checks a received datagram's flags and decodes it.
 fn finish_recv<T: DeserializeOwned>(received: Received, buffer: &[u8]) -> Result<T, IpcError> {
-    if received.flags.contains(ReturnFlags::TRUNC) || received.size > buffer.len() {
+    if received.flags.contains(ReturnFlags::TRUNC) || received.bytes > buffer.len() {
         return Err(IpcError::Truncated {
-            size: received.size,
+            size: received.bytes,
             capacity: buffer.len(),
         });
     }
     if received.flags.contains(ReturnFlags::CTRUNC) {
         return Err(IpcError::DescriptorsTruncated);
     }
-    decode_message(&buffer[..received.size], received.fds)
+    decode_message(&buffer[..received.bytes], received.fds)
 }
 
 /// How long an operation may wait.
