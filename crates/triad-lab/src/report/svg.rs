@@ -71,8 +71,7 @@ pub fn chart(chart: &Chart) -> Drawn {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
         let drawn = match chart.kind {
             ChartKind::Line => line_chart(&root, chart),
-            ChartKind::Bar if horizontal => horizontal_bar_chart(&root, chart),
-            ChartKind::Bar => bar_chart(&root, chart),
+            ChartKind::Bar => bar_chart(&root, chart, horizontal),
         };
         drawn.and_then(|hidden| root.present().map(|()| hidden).map_err(|e| e.to_string()))
     };
@@ -363,110 +362,110 @@ fn category_at(chart: &Chart, position: f64) -> String {
     }
 }
 
-fn bar_chart(root: &Area<'_>, chart: &Chart) -> Result<usize, String> {
+/// Grouped bars: upright, categories along the bottom; or horizontal, category names on the
+/// left and the first category on top.
+fn bar_chart(root: &Area<'_>, chart: &Chart, horizontal: bool) -> Result<usize, String> {
     root.fill(&WHITE).map_err(|e| e.to_string())?;
     let groups = chart.categories.len().max(1);
     let width = 0.8 / chart.series.len().max(1) as f64;
     let (bars, hidden) = place_bars(chart, width);
     let (base, top) = value_range(chart, &bars);
+    let categories = -0.5..(groups as f64 - 0.5);
+    // Where category `position` sits along its axis: rows of horizontal bars run downwards.
+    let slot = |position: f64| {
+        if horizontal {
+            (groups - 1) as f64 - position
+        } else {
+            position
+        }
+    };
+    // A point from its place along the category axis and its value.
+    let at = |along: f64, value: f64| {
+        if horizontal {
+            (value, along)
+        } else {
+            (along, value)
+        }
+    };
+    let (x_range, y_range, name_area) = if horizontal {
+        (base..top, categories, label_width(&chart.categories, 330))
+    } else {
+        (categories, base..top, 64)
+    };
     let mut context = ChartBuilder::on(root)
         .margin(14)
         .x_label_area_size(42)
-        .y_label_area_size(64)
-        .build_cartesian_2d(-0.5..(groups as f64 - 0.5), base..top)
+        .y_label_area_size(name_area)
+        .build_cartesian_2d(x_range, y_range)
         .map_err(|e| e.to_string())?;
-    let x_format = |v: &f64| category_at(chart, *v);
-    let y_format = |v: &f64| tick_label(chart.y_scale, top - base, *v);
-    draw_axes(
-        &mut context,
-        &Axes {
-            x_desc: &chart.x_label,
-            y_desc: &chart.y_label,
-            x_format: &x_format,
-            y_format: &y_format,
-            categories: Categories::OnX(groups),
-        },
-    )?;
-    for (index, _) in chart.series.iter().enumerate() {
-        let style = colour(index).filled();
-        let mine = || bars.iter().filter(move |b| b.0 == index);
-        context
-            .draw_series(
-                mine().map(|b| Rectangle::new([(b.1, base), (b.1 + width * 0.92, b.2.y)], style)),
-            )
-            .map_err(|e| e.to_string())?;
-        context
-            .draw_series(mine().filter(|b| b.2.high > b.2.low).map(|b| {
-                ErrorBar::new_vertical(
-                    b.1 + width * 0.46,
-                    b.2.low,
-                    b.2.y,
-                    b.2.high,
-                    BLACK.mix(0.7),
-                    5,
-                )
-            }))
-            .map_err(|e| e.to_string())?;
-    }
-    Ok(hidden)
-}
-
-/// Bars to the right, one group per row, category names on the left, first category on top.
-fn horizontal_bar_chart(root: &Area<'_>, chart: &Chart) -> Result<usize, String> {
-    root.fill(&WHITE).map_err(|e| e.to_string())?;
-    let groups = chart.categories.len().max(1);
-    let width = 0.8 / chart.series.len().max(1) as f64;
-    let (bars, hidden) = place_bars(chart, width);
-    let (base, top) = value_range(chart, &bars);
-    let longest = chart
-        .categories
-        .iter()
-        .map(|c| c.chars().count())
-        .max()
-        .unwrap_or(0);
-    let name_width = ((longest as f64 * CHAR_WIDTH) as u32 + 16).clamp(60, 330);
-    // Rows run downwards: category i is drawn at groups - 1 - i.
-    let row = |position: f64| (groups - 1) as f64 - position;
-    let mut context = ChartBuilder::on(root)
-        .margin(14)
-        .x_label_area_size(42)
-        .y_label_area_size(name_width)
-        .build_cartesian_2d(base..top, -0.5..(groups as f64 - 0.5))
-        .map_err(|e| e.to_string())?;
-    let name_format = |v: &f64| category_at(chart, row(*v));
+    let name_format = |v: &f64| category_at(chart, slot(*v));
     let value_format = |v: &f64| tick_label(chart.y_scale, top - base, *v);
-    draw_axes(
-        &mut context,
-        &Axes {
+    let axes = if horizontal {
+        Axes {
             x_desc: &chart.y_label,
             y_desc: "",
             x_format: &value_format,
             y_format: &name_format,
             categories: Categories::OnY(groups),
-        },
-    )?;
-    for (index, _) in chart.series.iter().enumerate() {
+        }
+    } else {
+        Axes {
+            x_desc: &chart.x_label,
+            y_desc: &chart.y_label,
+            x_format: &name_format,
+            y_format: &value_format,
+            categories: Categories::OnX(groups),
+        }
+    };
+    draw_axes(&mut context, &axes)?;
+    for index in 0..chart.series.len() {
         let style = colour(index).filled();
         let mine = || bars.iter().filter(move |b| b.0 == index);
-        // Within a group the first series is the top bar.
-        let lane = |b: &(usize, f64, Placed)| row(b.2.x) + 0.4 - width * (index + 1) as f64;
+        // The stretch of the category axis a bar covers: in a group the first series comes
+        // first, left to right or top to bottom.
+        let stretch = |b: &(usize, f64, Placed)| {
+            if horizontal {
+                let end = slot(b.2.x) + 0.4 - width * index as f64;
+                (end - width * 0.92, end)
+            } else {
+                (b.1, b.1 + width * 0.92)
+            }
+        };
         context
             .draw_series(mine().map(|b| {
-                let bottom = lane(b);
-                Rectangle::new(
-                    [(base, bottom + width * 0.08), (b.2.y, bottom + width)],
-                    style,
-                )
+                let (start, end) = stretch(b);
+                Rectangle::new([at(start, base), at(end, b.2.y)], style)
             }))
             .map_err(|e| e.to_string())?;
-        context
-            .draw_series(mine().filter(|b| b.2.high > b.2.low).map(|b| {
-                let middle = lane(b) + width * 0.54;
-                ErrorBar::new_horizontal(middle, b.2.low, b.2.y, b.2.high, BLACK.mix(0.7), 5)
-            }))
-            .map_err(|e| e.to_string())?;
+        // Error bars at the quartiles, across the middle of each bar.
+        let spread = || {
+            mine().filter(|b| b.2.high > b.2.low).map(|b| {
+                let (start, end) = stretch(b);
+                ((start + end) / 2.0, b.2)
+            })
+        };
+        let ink = BLACK.mix(0.7);
+        if horizontal {
+            context.draw_series(
+                spread().map(|(middle, p)| {
+                    ErrorBar::new_horizontal(middle, p.low, p.y, p.high, ink, 5)
+                }),
+            )
+        } else {
+            context.draw_series(
+                spread()
+                    .map(|(middle, p)| ErrorBar::new_vertical(middle, p.low, p.y, p.high, ink, 5)),
+            )
+        }
+        .map_err(|e| e.to_string())?;
     }
     Ok(hidden)
+}
+
+/// The width of a label area that fits the longest of `labels`, at most `most` pixels.
+fn label_width(labels: &[String], most: u32) -> u32 {
+    let longest = labels.iter().map(|l| l.chars().count()).max().unwrap_or(0);
+    ((longest as f64 * CHAR_WIDTH) as u32 + 16).clamp(60, most)
 }
 
 fn gantt_chart(root: &Area<'_>, timeline: &Timeline) -> Result<(), String> {
@@ -479,16 +478,15 @@ fn gantt_chart(root: &Area<'_>, timeline: &Timeline) -> Result<(), String> {
         .map(|span| span.end_ns as f64 / 1e6)
         .fold(0.0, f64::max)
         .max(1e-3);
-    let longest = timeline
+    let labels: Vec<String> = timeline
         .lanes
         .iter()
-        .map(|lane| lane.label.chars().count())
-        .max()
-        .unwrap_or(0);
+        .map(|lane| lane.label.clone())
+        .collect();
     let mut context = ChartBuilder::on(root)
         .margin(12)
         .x_label_area_size(40)
-        .y_label_area_size(((longest as f64 * CHAR_WIDTH) as u32 + 16).clamp(60, 300))
+        .y_label_area_size(label_width(&labels, 300))
         .build_cartesian_2d(0.0..end_ms * 1.02, -0.5..(rows as f64 - 0.5))
         .map_err(|e| e.to_string())?;
     let lane_label = |v: &f64| {
