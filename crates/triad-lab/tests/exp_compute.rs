@@ -4,7 +4,8 @@
 //!
 //! Facts read from timings are checked on up to [`ATTEMPTS`] runs and must hold on one: on a
 //! machine shared with other work a single run can lose a core at the wrong moment, but a
-//! broken engine fails every time.
+//! broken engine fails every time. The runs are [`PAUSE`] apart, so that one burst of load from
+//! elsewhere (a CI run saw three quick runs in a row lose a core) does not fall on all of them.
 
 triad::test_support!();
 
@@ -15,6 +16,8 @@ use triad_lab::results::{ExperimentReport, Implementation, Timeline};
 
 /// How many toy runs a timing fact gets.
 const ATTEMPTS: usize = 3;
+/// How long to wait before running again after a timing fact failed.
+const PAUSE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Runs `id` at toy scale until `timing_facts` holds (every run is checked for shape), and
 /// returns that run's report; panics with the last complaint after [`ATTEMPTS`] runs.
@@ -30,6 +33,7 @@ fn run_until(
             Err(complaint) => {
                 eprintln!("{id}: a timing fact failed, running again: {complaint}");
                 complaints.push(complaint);
+                std::thread::sleep(PAUSE);
             }
         }
     }
