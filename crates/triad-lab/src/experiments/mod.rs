@@ -1,6 +1,7 @@
 //! The catalogue: every experiment, in the order the lab runs them (the order, which
 //! follows the seed).
 
+mod affinity;
 mod c10k;
 mod cost_support;
 mod cpu_bound;

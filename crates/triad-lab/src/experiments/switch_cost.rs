@@ -21,8 +21,9 @@ use std::time::Instant;
 use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, pipe_with};
 use rustix::process::{Pid, WaitOptions, waitpid};
-use rustix::thread::{CpuSet, futex, sched_getaffinity, sched_setaffinity};
+use rustix::thread::futex;
 
+use super::affinity::{PinnedThread, first_allowed_cpu};
 use super::cost_support::{Checks, SideBySide, cell, ratio_cell};
 use super::event_loop::{Runtime, ping_pong_switch_cost};
 use crate::error::LabError;
@@ -51,6 +52,14 @@ enum Placement {
     OneCpu(usize),
     /// Wherever the scheduler puts them.
     Free,
+}
+
+/// Pins the calling thread as `placement` says, until the returned guard is dropped.
+fn pin(placement: Placement) -> io::Result<Option<PinnedThread>> {
+    match placement {
+        Placement::OneCpu(cpu) => PinnedThread::to(cpu).map(Some),
+        Placement::Free => Ok(None),
+    }
 }
 
 impl Placement {
@@ -492,39 +501,6 @@ fn micros(seconds: f64) -> f64 {
     (seconds * 1e7).round() / 10.0
 }
 
-/// The lowest-numbered CPU this thread may run on.
-fn first_allowed_cpu() -> io::Result<usize> {
-    let allowed = sched_getaffinity(None)?;
-    (0..CpuSet::MAX_CPU)
-        .find(|&cpu| allowed.is_set(cpu))
-        .ok_or_else(|| io::Error::other("the CPU mask is empty"))
-}
-
-/// Keeps the calling thread on one CPU until dropped, then gives it back its former mask.
-/// Threads it starts and processes it forks meanwhile inherit the pin.
-struct Pin {
-    former: CpuSet,
-}
-
-impl Pin {
-    fn apply(placement: Placement) -> io::Result<Option<Pin>> {
-        let Placement::OneCpu(cpu) = placement else {
-            return Ok(None);
-        };
-        let former = sched_getaffinity(None)?;
-        let mut only = CpuSet::new();
-        only.set(cpu);
-        sched_setaffinity(None, &only)?;
-        Ok(Some(Pin { former }))
-    }
-}
-
-impl Drop for Pin {
-    fn drop(&mut self) {
-        let _ = sched_setaffinity(None, &self.former);
-    }
-}
-
 /// Runs `round_trip` `plan.warmup` times, then times `plan.repetitions` batches of
 /// `plan.round_trips`; returns seconds per hand-over for each batch.
 fn time_round_trips(
@@ -554,7 +530,7 @@ enum Turn {
 }
 
 fn condvar_ping_pong(plan: Plan, placement: Placement) -> io::Result<Vec<f64>> {
-    let _pin = Pin::apply(placement)?;
+    let _pin = pin(placement)?;
     let shared = Arc::new((Mutex::new(Turn::Main), Condvar::new()));
     let partner = {
         let shared = Arc::clone(&shared);
@@ -610,7 +586,7 @@ fn futex_hand_to(word: &AtomicU32, value: u32) {
 }
 
 fn futex_ping_pong(plan: Plan, placement: Placement) -> io::Result<Vec<f64>> {
-    let _pin = Pin::apply(placement)?;
+    let _pin = pin(placement)?;
     let word = Arc::new(AtomicU32::new(MAIN_TURN));
     let partner = {
         let word = Arc::clone(&word);
@@ -673,7 +649,7 @@ fn pipe_round_trip(to: &OwnedFd, from: &OwnedFd) -> io::Result<()> {
 }
 
 fn pipe_ping_pong(plan: Plan, placement: Placement, partner: Partner) -> io::Result<Vec<f64>> {
-    let _pin = Pin::apply(placement)?;
+    let _pin = pin(placement)?;
     let (partner_reads, to_partner) = pipe_with(PipeFlags::CLOEXEC)?;
     let (from_partner, partner_writes) = pipe_with(PipeFlags::CLOEXEC)?;
     match partner {
@@ -808,16 +784,5 @@ mod tests {
         }
         assert_eq!(tokio_channel_ping_pong(TINY).unwrap().len(), 2);
         assert_eq!(tokio_yield(TINY).unwrap().len(), 2);
-    }
-
-    #[test]
-    fn a_pin_is_undone_when_dropped() {
-        let before = sched_getaffinity(None).unwrap();
-        let cpu = first_allowed_cpu().unwrap();
-        {
-            let _pin = Pin::apply(Placement::OneCpu(cpu)).unwrap();
-            assert_eq!(sched_getaffinity(None).unwrap().count(), 1);
-        }
-        assert_eq!(sched_getaffinity(None).unwrap(), before);
     }
 }

@@ -17,6 +17,7 @@ use triad::workloads::sum_squares;
 use triad::{Span, now_ns};
 
 use crate::error::LabError;
+use crate::experiments::affinity::{PinnedThread, first_allowed_cpu};
 use crate::results::{Implementation, Measurement, Timeline};
 use crate::timeline::{LaneBy, from_spans};
 
@@ -93,7 +94,7 @@ pub(super) fn record(
     let work_ns = work.as_nanos() as u64;
     let slice_ns = slice.as_nanos() as u64;
     let cores = triad::available_cores();
-    let Some(cpu) = first_allowed_cpu() else {
+    let Ok(cpu) = first_allowed_cpu() else {
         return Err(LabError::engine(
             "gantt",
             "sched_getaffinity returned no CPU",
@@ -202,19 +203,6 @@ fn summarise(setting: Setting, timeline: Timeline, runs: &[Vec<Span>]) -> Settin
     }
 }
 
-/// The first CPU this thread may run on.
-fn first_allowed_cpu() -> Option<usize> {
-    let allowed = rustix::thread::sched_getaffinity(None).ok()?;
-    (0..rustix::thread::CpuSet::MAX_CPU).find(|cpu| allowed.is_set(*cpu))
-}
-
-fn pin_to(cpu: usize) -> Result<(), LabError> {
-    let mut set = rustix::thread::CpuSet::new();
-    set.set(cpu);
-    rustix::thread::sched_setaffinity(None, &set)
-        .map_err(|e| LabError::os(format!("pinning a thread to CPU {cpu}"), e.into()))
-}
-
 /// Two threads, pinned to `cpu` if given, each running `work_ns` of CPU time from a common start.
 fn threads(pin: Option<usize>, work_ns: u64) -> Result<Vec<Span>, LabError> {
     let start = Barrier::new(TASKS as usize);
@@ -223,11 +211,14 @@ fn threads(pin: Option<usize>, work_ns: u64) -> Result<Vec<Span>, LabError> {
             .map(|task| {
                 let start = &start;
                 scope.spawn(move || {
-                    let pinned = pin.map_or(Ok(()), pin_to);
+                    let pinned = pin
+                        .map(PinnedThread::to)
+                        .transpose()
+                        .map_err(|e| LabError::os("pinning a timeline thread to one CPU", e));
                     // Both threads pass the barrier, pinned or not, so that neither waits for
                     // ever on a sibling that failed.
                     start.wait();
-                    pinned.map(|()| run_on_cpu(task, work_ns))
+                    pinned.map(|_pin| run_on_cpu(task, work_ns))
                 })
             })
             .collect();

@@ -20,11 +20,13 @@ use std::os::unix::net::UnixStream;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use rustix::thread::{CpuSet, futex};
+use rustix::thread::futex;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use triad::fdpass::SharedFd;
 use triad::{PipeEnd, Queue, SharedArray, pipe};
+
+use crate::experiments::affinity::{PinnedThread, allowed_cpus};
 
 /// Slots in each direction of the shared-memory ring.
 const RING_SLOTS: usize = 4;
@@ -423,7 +425,7 @@ enum Role {
 #[triad::task]
 fn ipc_peer(job: (FarEnd, Role, usize)) -> Result<u64, String> {
     let (end, role, cpu) = job;
-    let _pinned = Pinned::to(cpu)?;
+    let _pinned = PinnedThread::to(cpu).map_err(|e| format!("pinning to CPU {cpu}: {e}"))?;
     let mut end = end.into_endpoint()?;
     let mut buffer = ByteBuf::new();
     match role {
@@ -478,12 +480,7 @@ impl Placement {
     /// The placements this machine allows: both processes on one CPU, and (with two CPUs or
     /// more) on two.
     pub(super) fn available() -> Result<Vec<Placement>, String> {
-        let allowed = rustix::thread::sched_getaffinity(None)
-            .map_err(|e| format!("sched_getaffinity: {e}"))?;
-        let cpus: Vec<usize> = (0..CpuSet::MAX_CPU)
-            .filter(|&cpu| allowed.is_set(cpu))
-            .take(2)
-            .collect();
+        let cpus = allowed_cpus().map_err(|e| format!("sched_getaffinity: {e}"))?;
         let first = *cpus.first().ok_or("no CPU is allowed")?;
         Ok(std::iter::once(Placement {
             ours: first,
@@ -515,29 +512,6 @@ impl Placement {
     }
 }
 
-/// Pins the calling thread to one CPU until dropped, then gives it back its previous CPUs.
-struct Pinned {
-    previous: CpuSet,
-}
-
-impl Pinned {
-    fn to(cpu: usize) -> Result<Self, String> {
-        let previous = rustix::thread::sched_getaffinity(None)
-            .map_err(|e| format!("sched_getaffinity: {e}"))?;
-        let mut only = CpuSet::new();
-        only.set(cpu);
-        rustix::thread::sched_setaffinity(None, &only)
-            .map_err(|e| format!("sched_setaffinity to CPU {cpu}: {e}"))?;
-        Ok(Pinned { previous })
-    }
-}
-
-impl Drop for Pinned {
-    fn drop(&mut self) {
-        let _ = rustix::thread::sched_setaffinity(None, &self.previous);
-    }
-}
-
 /// Runs `ours` against the worker playing `role` on the far end of a fresh `kind` transport,
 /// each process pinned as `placement` says.
 fn with_peer<T>(
@@ -557,7 +531,8 @@ fn with_peer<T>(
         } => size * messages * repeats,
     } as u64;
     let (mut near, far) = connect(kind, size)?;
-    let _pinned = Pinned::to(placement.ours)?;
+    let _pinned = PinnedThread::to(placement.ours)
+        .map_err(|e| format!("pinning to CPU {}: {e}", placement.ours))?;
     let peer = pool
         .submit(ipc_peer, (far, role, placement.theirs))
         .map_err(|e| format!("the peer worker: {e}"))?;
