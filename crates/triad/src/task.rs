@@ -19,6 +19,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use crate::error::RegistryError;
 use crate::error::TaskError;
 
 /// A boxed future that a task's async body returns.
@@ -131,16 +132,6 @@ fn invoke_encoded<T: Task + Default>(
 }
 
 inventory::collect!(Registration);
-
-/// Why the registry could not be built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RegistryError {
-    /// Two registered tasks share one name (for example, two `#[triad::task] fn`s of one name
-    /// declared inside function bodies of the same module).
-    #[error("two tasks are registered as `{0}`: task names must be unique")]
-    Duplicate(&'static str),
-}
 
 /// The registered tasks of this binary, indexed by name.
 #[derive(Debug)]

@@ -93,15 +93,30 @@ fn unwrap_not_three(value: NotThree) -> u32 {
     value.0
 }
 
+/// A counter in shared memory: under a lock, or atomic.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+enum Counter {
+    Locked(triad::SharedValue<u64>),
+    Atomic(triad::AtomicValue<u64>),
+}
+
+impl Counter {
+    fn get(&self) -> u64 {
+        match self {
+            Counter::Locked(value) => value.get(),
+            Counter::Atomic(value) => value.get(),
+        }
+    }
+}
+
 /// The seed's shared counter (section 3): adds 1 to a shared value `times` times.
 #[triad::task]
-fn count_up(input: (triad::SharedValue<u64>, u64, bool)) -> u64 {
-    let (counter, times, locked) = input;
+fn count_up(input: (Counter, u64)) -> u64 {
+    let (counter, times) = input;
     for _ in 0..times {
-        if locked {
-            triad::shm::increment_locked(&counter).unwrap();
-        } else {
-            triad::shm::increment_atomic(&counter);
+        match &counter {
+            Counter::Locked(value) => triad::shm::increment_locked(value).unwrap(),
+            Counter::Atomic(value) => triad::shm::increment_atomic(value),
         }
     }
     times
@@ -286,15 +301,17 @@ fn an_input_that_will_not_encode_fails_alone_within_its_chunk() {
 fn shared_memory_handles_reach_every_worker_and_the_counter_is_exact() {
     for method in [StartMethod::Spawn, StartMethod::ForkServer] {
         let pool = pool_by(method, 2);
-        for locked in [true, false] {
-            let counter = triad::SharedValue::new(0_u64).unwrap();
-            let inputs = (0..10).map(|_| (counter.clone(), 5_000, locked));
+        for counter in [
+            Counter::Locked(triad::SharedValue::new(0).unwrap()),
+            Counter::Atomic(triad::AtomicValue::new(0).unwrap()),
+        ] {
+            let inputs = (0..10).map(|_| (counter.clone(), 5_000));
             let results = pool.map_chunked(count_up, inputs, 1);
             assert!(
                 results.iter().all(|result| *result == Ok(5_000)),
                 "{results:?}"
             );
-            assert_eq!(counter.get(), 50_000, "{method:?}, locked: {locked}");
+            assert_eq!(counter.get(), 50_000, "{method:?}, {counter:?}");
         }
     }
 }

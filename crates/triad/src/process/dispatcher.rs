@@ -867,7 +867,7 @@ impl Dispatcher {
         } else {
             worker
                 .slot
-                .running()
+                .task()
                 .filter(|id| {
                     worker.in_flight.iter().any(|segment| {
                         self.jobs.contains_key(&segment.job)

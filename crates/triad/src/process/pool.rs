@@ -15,9 +15,10 @@ use futures::channel::oneshot;
 use super::dispatcher::{Command, Delivery, Dispatcher, Inputs, Job, Settings};
 use super::start::{self, Starter};
 use super::wire::Initializer;
+use crate::error::PoolError;
 use crate::error::TaskError;
 use crate::runner::{Ordered, Runner, Unordered};
-use crate::task::{RegistryError, Task};
+use crate::task::Task;
 
 /// How worker processes are started: the seed's three start methods (section 5.1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,29 +37,6 @@ pub enum StartMethod {
     /// first use, that never starts a thread and so can fork workers safely whatever this
     /// program does. Starts a worker faster than spawn once the server runs.
     ForkServer,
-}
-
-/// Why a pool could not start or take work.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PoolError {
-    /// A pool needs at least one worker.
-    #[error("a process pool needs at least one worker")]
-    NoWorkers,
-    /// This process was started as a worker but its `main` did not call [`init`](crate::init).
-    #[error(
-        "this process was started as a triad worker, but main() did not call triad::init() first"
-    )]
-    NotInitialised,
-    /// The task registry is inconsistent (two tasks of one name).
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-    /// The workers could not be started.
-    #[error("could not start the process pool: {0}")]
-    Start(String),
-    /// The pool was closed or terminated and takes no more work.
-    #[error("the process pool is closed")]
-    Closed,
 }
 
 /// Settings for a [`ProcessPool`]; make one with [`ProcessPool::builder`].

@@ -100,7 +100,7 @@ pub(crate) fn start_worker(starter: &Starter) -> io::Result<Started> {
         Starter::Spawn => spawn_worker(),
         Starter::Server(server) => {
             let (ours, theirs) = stream_pair()?;
-            let (slot_page, slot) = Slot::create()?;
+            let (slot_page, slot) = Slot::create().map_err(std::io::Error::other)?;
             let pid = server.fork_worker(theirs, slot_page)?;
             rustix::io::ioctl_fionbio(&ours, true)?;
             Ok(Started {
@@ -212,7 +212,7 @@ fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// Starts a worker by re-executing this program.
 fn spawn_worker() -> io::Result<Started> {
     let (ours, theirs) = stream_pair()?;
-    let (slot_page, slot) = Slot::create()?;
+    let (slot_page, slot) = Slot::create().map_err(std::io::Error::other)?;
     let parent = std::process::id() as i32;
     let child = reexec(
         (WORKER_ENV, format!("{parent}:{FIRST_FD}:{}", FIRST_FD + 1)),
