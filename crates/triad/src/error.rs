@@ -89,6 +89,16 @@ pub enum EngineError {
     /// The process pool could not start.
     #[error(transparent)]
     Pool(#[from] PoolError),
+    /// More threads than this system allows.
+    #[error("{asked} threads is more than this system allows: at most {most} ({why})")]
+    TooManyThreads {
+        /// The threads asked for.
+        asked: usize,
+        /// The most this system allows now.
+        most: u64,
+        /// Which limit that is.
+        why: String,
+    },
     /// The operating system refused a thread or a runtime.
     #[error("could not start the {what}: {source}")]
     Start {
@@ -115,6 +125,16 @@ pub enum PoolError {
     /// The task registry is inconsistent (two tasks of one name).
     #[error(transparent)]
     Registry(#[from] RegistryError),
+    /// More worker processes than this system allows.
+    #[error("{asked} worker processes is more than this system allows: at most {most} ({why})")]
+    TooManyWorkers {
+        /// The workers asked for.
+        asked: usize,
+        /// The most this system allows now.
+        most: u64,
+        /// Which limit that is.
+        why: String,
+    },
     /// The workers could not be started.
     #[error("could not start the process pool: {0}")]
     Start(String),

@@ -48,6 +48,7 @@ pub mod error;
 pub mod fdpass;
 pub mod ipc;
 pub mod lag;
+mod limits;
 mod memfd;
 pub mod mode;
 pub mod process;

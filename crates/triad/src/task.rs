@@ -131,6 +131,13 @@ fn invoke_encoded<T: Task + Default>(
         .map_err(|e| TaskError::Codec(format!("output of `{}`: {e}", T::NAME)))
 }
 
+/// Decodes an output that a worker encoded with [`Registration::invoke_into`]: the caller's
+/// side of the same codec.
+pub(crate) fn decode_output<T: Task>(bytes: &[u8]) -> Result<T::Output, TaskError> {
+    postcard::from_bytes(bytes)
+        .map_err(|error| TaskError::Codec(format!("output of `{}`: {error}", T::NAME)))
+}
+
 inventory::collect!(Registration);
 
 /// The registered tasks of this binary, indexed by name.

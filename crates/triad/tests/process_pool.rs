@@ -617,3 +617,52 @@ fn workers_die_when_their_program_is_killed() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+#[test]
+fn workers_have_names_a_person_recognises() {
+    for method in [StartMethod::Spawn, StartMethod::ForkServer] {
+        let pool = pool_by(method, 1);
+        let pid = pool.submit(worker_pid, 0).unwrap().wait().unwrap();
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_eq!(comm.trim(), "triad-worker", "{method:?}");
+        if method == StartMethod::Spawn {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+            let first = String::from_utf8_lossy(cmdline.split(|b| *b == 0).next().unwrap());
+            assert!(
+                first.starts_with("triad worker (pool of process_pool"),
+                "{first}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_runner_starts_no_more_workers_than_it_has_inputs() {
+    let runner = triad::Runner::new(triad::Mode::Processes(500)).unwrap();
+    let pids: std::collections::HashSet<u32> = runner
+        .map(worker_pid, [0; 3])
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(pids.len() <= 3, "{pids:?}");
+    let threads = triad::Runner::new(triad::Mode::Threads(5_000)).unwrap();
+    assert_eq!(threads.map(worker_pid, [0]), vec![Ok(std::process::id())]);
+}
+
+#[test]
+fn more_workers_than_the_system_allows_is_one_clear_error() {
+    let error = ProcessPool::new(100_000_000).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            triad::PoolError::TooManyWorkers {
+                asked: 100_000_000,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("at most"), "{error}");
+    let error = triad::Runner::new(triad::Mode::Threads(100_000_000)).unwrap_err();
+    assert!(error.to_string().contains("at most"), "{error}");
+}

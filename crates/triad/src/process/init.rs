@@ -29,6 +29,21 @@ impl WorkerEntry {
 
 inventory::collect!(WorkerEntry);
 
+/// A worker's thread name (`comm`, at most 15 bytes), as `ps`, `top` and `/proc/<pid>/comm`
+/// show it; its command line says more (see `start`).
+pub(super) const WORKER_NAME: &str = "triad-worker";
+/// A fork server's thread name.
+pub(super) const FORK_SERVER_NAME: &str = "triad-forksrv";
+
+/// Sets this process's name: what `ps -o comm`, `top` and `pgrep` match. That is the main
+/// thread's name; `/proc/self/comm` sets it from any thread (a test harness calls `init` on
+/// one of its own), and `PR_SET_NAME` on the calling thread is the fallback without `/proc`.
+pub(super) fn name_this_process(name: &str) {
+    if std::fs::write("/proc/self/comm", name).is_err() {
+        let _ = rustix::thread::set_name(&std::ffi::CString::new(name).expect("no NUL in a name"));
+    }
+}
+
 /// Makes this process a worker if the pool started it as one; otherwise returns at once.
 ///
 /// Call it as the first line of `main`. A spawned worker is this same executable run again:
@@ -53,11 +68,13 @@ inventory::collect!(WorkerEntry);
 /// ```
 pub fn init() {
     if let Some(control) = fork_server_fd_from_env() {
+        name_this_process(FORK_SERVER_NAME);
         server::serve(control);
     }
     let Some((socket, slot)) = worker_fds_from_env() else {
         return;
     };
+    name_this_process(WORKER_NAME);
     let registry = match crate::task::registry() {
         Ok(registry) => registry,
         Err(error) => {

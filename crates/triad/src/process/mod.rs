@@ -14,20 +14,29 @@
 //! - [`wire`]: frames and messages.
 //! - `pool`: [`ProcessPool`], its builder and handles.
 //! - `init`: [`init`], which makes a process the pool started into a worker or fork server.
+//! - `job`: a batch of tasks as the pool hands it to the dispatcher, and its delivery.
 //! - `dispatcher`: the pool's I/O thread.
+//! - `ledger`: where each task is — queued, at a worker, settled — with no I/O, so that "none
+//!   lost, none twice" is tested on its own.
+//! - `workers`: the dispatcher's view of one worker (its phase, its socket) and of recent starts.
+//! - `own_threads`: threads triad starts, so that the fork start method can tell them apart.
 //! - `start`: how a worker process is started.
 //! - `server`: the fork server behind the fork and fork-server start methods.
 //! - `slot`: the shared page in which a worker names the task it runs.
 //! - `worker`: the loop a worker runs.
 
-pub(crate) mod dispatcher;
+mod dispatcher;
 mod init;
-pub(crate) mod pool;
+mod job;
+mod ledger;
+mod own_threads;
+mod pool;
 mod server;
 mod slot;
 mod start;
 pub mod wire;
 mod worker;
+mod workers;
 
 pub use crate::error::PoolError;
 pub use init::{WorkerEntry, init};
