@@ -41,6 +41,9 @@ impl Default for RunOptions {
 }
 
 /// Why a command could not be profiled.
+///
+/// The system's reason is the error's `source()`, not part of its message, so that a report of
+/// the whole chain (`anyhow`'s `{:#}`) says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// No command was given.
@@ -56,7 +59,7 @@ pub enum RunError {
         command: String,
     },
     /// The command exists but cannot be executed, e.g. permission denied (a shell: 126).
-    #[error("{command}: cannot execute: {source}")]
+    #[error("{command}: cannot execute")]
     NotExecutable {
         /// The command as given.
         command: String,
@@ -64,7 +67,7 @@ pub enum RunError {
         source: io::Error,
     },
     /// Starting the command failed for another reason.
-    #[error("{command}: cannot start: {source}")]
+    #[error("{command}: cannot start")]
     Spawn {
         /// The command as given.
         command: String,
@@ -72,7 +75,7 @@ pub enum RunError {
         source: io::Error,
     },
     /// Waiting for the command failed (e.g. something else in this process reaped it).
-    #[error("waiting for {command}: {source}")]
+    #[error("waiting for {command}")]
     Wait {
         /// The command as given.
         command: String,
