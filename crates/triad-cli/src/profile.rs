@@ -1,6 +1,10 @@
 //! `triad profile`: runs the command, then prints the report (stderr) or the JSON document
 //! (stdout, or the file of `--json-file`), and ends with the command's own exit code.
 //!
+//! With `--json` on stdout the command's stdout is relayed through a pipe, so that the JSON
+//! starts on a new line when the command's output did not end with one: the last line of
+//! stdout is always the document. `--json-file` leaves the command's stdout alone.
+//!
 //! Exit code: the command's own (128 + N after signal N) when it is not 0; when it is 0 and the
 //! report could not be written, the rule of `out` (141 for a broken pipe, else 1) — so a lost
 //! report is never a silent success, and a failed command never looks like a failed report.
@@ -35,18 +39,29 @@ pub(crate) fn profile(args: ProfileArgs) -> anyhow::Result<ExitCode> {
             LangArg::Native => Some(Lang::Native),
         },
     };
-    let recording = triad_profile::profile(&args.command, &options)?;
+    // With the JSON on stdout, the command's stdout is relayed, so that the JSON can start on
+    // a line of its own.
+    let (recording, relayed) = if args.json && args.json_file.is_none() {
+        let (recording, relayed) = triad_profile::profile_relaying_stdout(&args.command, &options)?;
+        (recording, Some(relayed))
+    } else {
+        (triad_profile::profile(&args.command, &options)?, None)
+    };
     let analysis = triad_profile::analyse(&recording);
     let written: anyhow::Result<()> = if let Some(file) = json_file {
         let mut document = triad_profile::render_json(&recording, &analysis).to_string();
         document.push('\n');
         file.replace(document.as_bytes()).map(drop)
-    } else if args.json {
+    } else if let Some(relayed) = relayed {
         let document = triad_profile::render_json(&recording, &analysis);
+        let newline = if relayed.ends_mid_line() { "\n" } else { "" };
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "{document}")
-            .and_then(|()| stdout.flush())
-            .map_err(|error| OutputError::new(REPORT, Stream::Stdout, error).into())
+        match relayed.error {
+            // The command's output already failed to reach stdout: so does the report.
+            Some(error) => Err(error),
+            None => writeln!(stdout, "{newline}{document}").and_then(|()| stdout.flush()),
+        }
+        .map_err(|error| OutputError::new(REPORT, Stream::Stdout, error).into())
     } else {
         let color = std::env::var_os("NO_COLOR").is_none() && std::io::stderr().is_terminal();
         let text = triad_profile::render_text(&recording, &analysis, color);
