@@ -3,6 +3,7 @@
 //! ends with the command's own code when that is not 0. Output paths are checked before the
 //! work. Nothing panics when stderr cannot be written.
 
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -22,16 +23,19 @@ fn shell(redirections: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// Runs `triad ARGS` with stdout a pipe that is closed before triad writes to it.
+/// Runs `triad ARGS` with stdout a pipe whose reader is gone before triad starts.
 fn into_closed_pipe(args: &[&str]) -> Output {
-    let mut child = Command::new(cargo_bin("triad"))
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two descriptors for pipe2 to fill.
+    assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
+    // SAFETY: pipe2 succeeded: both descriptors are new and owned by nobody else.
+    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    drop(read);
+    Command::new(cargo_bin("triad"))
         .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    drop(child.stdout.take());
-    child.wait_with_output().unwrap()
+        .stdout(Stdio::from(write))
+        .output()
+        .unwrap()
 }
 
 fn stderr(output: &Output) -> String {
@@ -186,4 +190,35 @@ fn profile_json_file_is_checked_before_the_command_runs() {
     assert_eq!(output.status.code(), Some(1), "{output:?}");
     assert!(!marker.exists(), "the command ran");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_lab_writes_its_files_even_when_stdout_fails() {
+    for (name, failing) in [("pipe", None), ("full", Some(">/dev/full"))] {
+        let dir = std::env::temp_dir().join(format!(
+            "triad-output-rule-lab-{name}-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let args = [
+            "lab",
+            "--toy",
+            "--python",
+            "off",
+            "--only",
+            "race",
+            "--out",
+            dir.to_str().unwrap(),
+        ];
+        let output = match failing {
+            None => into_closed_pipe(&args),
+            Some(redirection) => shell(redirection, &args),
+        };
+        let expected = if failing.is_none() { 141 } else { 1 };
+        assert_eq!(output.status.code(), Some(expected), "{name}: {output:?}");
+        for file in ["results.json", "report.md", "index.html"] {
+            assert!(dir.join(file).exists(), "{name}: {file} was not written");
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }
