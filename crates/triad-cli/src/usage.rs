@@ -30,8 +30,10 @@ pub(crate) fn parse() -> Result<Cli, ExitCode> {
     ) {
         return Err(print_help(&error));
     }
-    let hint = profile_hint(&error, std::env::args().skip(1).collect::<Vec<_>>());
-    let (mut line, help) = fold(&error.render().to_string());
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let hint = profile_hint(&error, args.clone());
+    let (mut line, usage_help) = fold(&error.render().to_string());
+    let help = usage_help.unwrap_or_else(|| subcommand_help(&args));
     if let Some(hint) = hint {
         line.push_str("; ");
         line.push_str(&hint);
@@ -68,14 +70,14 @@ fn print_help(error: &clap::Error) -> ExitCode {
 /// clap's rendered error on one line: `error: …` with the lines that belong to it (a list of
 /// missing arguments, `[possible values: …]`) joined on, and tips after `; `; and the help to
 /// see (`triad run --help`, from the usage block, which is left out like "For more
-/// information").
-fn fold(rendered: &str) -> (String, String) {
+/// information"; `None` when clap printed no usage).
+fn fold(rendered: &str) -> (String, Option<String>) {
     let mut segments: Vec<String> = Vec::new();
     let mut listing = false;
-    let mut help = "triad --help".to_owned();
+    let mut help = None;
     for line in rendered.lines().map(str::trim) {
         if let Some(usage) = line.strip_prefix("Usage: ") {
-            help = help_for(usage);
+            help = Some(help_for(usage));
             break;
         }
         if line.is_empty() || line.starts_with("For more information") {
@@ -109,6 +111,21 @@ fn help_for(usage: &str) -> String {
         .take_while(|word| word.chars().all(|c| c.is_ascii_lowercase() || c == '-'))
         .collect();
     format!("{} --help", words.join(" "))
+}
+
+/// `triad SUBCOMMAND --help` for the first argument that names a subcommand, else `triad --help`.
+fn subcommand_help(args: &[String]) -> String {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let named = args.iter().find(|arg| {
+        command
+            .get_subcommands()
+            .any(|sub| sub.get_name() == arg.as_str())
+    });
+    match named {
+        Some(sub) => format!("triad {sub} --help"),
+        None => "triad --help".to_owned(),
+    }
 }
 
 /// For `triad profile sleep 0.1`: the command to profile goes after `--`.
@@ -148,7 +165,10 @@ mod tests {
     fn missing_arguments_keep_their_names() {
         let (line, help) = fold(&parse_error(&["run"]).render().to_string());
         assert!(line.contains("<WORKLOAD>, <INPUT>"), "{line}");
-        assert_eq!(help, "triad run --help");
+        assert_eq!(help.as_deref(), Some("triad run --help"));
+        let args = ["profile", "--lang", "cobol"].map(String::from);
+        assert_eq!(subcommand_help(&args), "triad profile --help");
+        assert_eq!(subcommand_help(&["--nope".to_owned()]), "triad --help");
     }
 
     #[test]

@@ -433,17 +433,18 @@ fn wait_until(deadline: Instant, reports: RawFd, wake: Option<BorrowedFd<'_>>) -
             tv_nsec: left.subsec_nanos() as _,
         };
         let flags = rustix::event::PollFlags::IN;
-        let mut fds = vec![rustix::event::PollFd::new(&reports, flags)];
-        if let Some(wake) = &wake {
-            fds.push(rustix::event::PollFd::new(wake, flags));
-        }
-        match rustix::event::poll(&mut fds, Some(&timeout)) {
+        let mut fds = [
+            rustix::event::PollFd::new(&reports, flags),
+            rustix::event::PollFd::new(wake.as_ref().unwrap_or(&reports), flags),
+        ];
+        let watched = if wake.is_some() { 2 } else { 1 };
+        match rustix::event::poll(&mut fds[..watched], Some(&timeout)) {
             Ok(0) => return Woke::default(),
             Ok(_) => {
                 let ready = |fd: &rustix::event::PollFd<'_>| !fd.revents().is_empty();
                 return Woke {
                     report: ready(&fds[0]),
-                    signal: fds.get(1).is_some_and(ready),
+                    signal: watched == 2 && ready(&fds[1]),
                 };
             }
             // A signal arrived (its wake-up byte is on the pipe): poll again.
