@@ -28,10 +28,11 @@ fn is_prime(n: u64) -> bool {
     if n.is_multiple_of(2) {
         return false;
     }
+    // Up to the integer square root, computed once: `divisor * divisor <= n` would wrap for a
+    // divisor past 2^32, and a division per step would double the cost of the loop.
+    let last = n.isqrt();
     let mut divisor = 3;
-    // `divisor <= n / divisor`, not `divisor * divisor <= n`: the square of a divisor past
-    // 2^32 does not fit in a u64.
-    while divisor <= n / divisor {
+    while divisor <= last {
         if n.is_multiple_of(divisor) {
             return false;
         }
@@ -302,7 +303,7 @@ mod tests {
     fn primality_at_the_top_of_u64() {
         // Composites with a small factor end early. (The largest prime, 2^64 - 59, would take
         // the divisor past 2^32, where the old `d * d <= n` wrapped: 2^31 divisions, too slow
-        // for a unit test; `d <= n / d` cannot wrap.)
+        // for a unit test; the bound `isqrt(n)` cannot wrap.)
         assert!(!is_prime(u64::MAX));
         assert!(!is_prime(u64::MAX - 1));
         assert!(is_prime(2_147_483_659));
