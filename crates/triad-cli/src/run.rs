@@ -91,6 +91,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         failed: tally.failed,
         wall_seconds,
         tasks_per_second: tally.tasks as f64 / wall_seconds.max(f64::MIN_POSITIVE),
+        workers_started: runner.workers_started(),
         trace: trace_written,
         trace_error: match &trace_outcome {
             Some(Err(error)) => Some(out::one_line(error.as_ref())),
@@ -163,6 +164,10 @@ struct Summary {
     failed: usize,
     wall_seconds: f64,
     tasks_per_second: f64,
+    /// Threads or worker processes started (never more than the inputs need); none for serial
+    /// and async runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workers_started: Option<u64>,
     trace: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     trace_error: Option<String>,
@@ -227,7 +232,7 @@ fn print_text(
     tally: &Tally,
     summary: &Summary,
 ) -> io::Result<()> {
-    writeln!(
+    write!(
         out,
         "{} × {} in {}: {:.3} s wall, {:.1} tasks/s, {} ok, {} failed",
         args.workload,
@@ -238,6 +243,11 @@ fn print_text(
         summary.ok,
         summary.failed
     )?;
+    match summary.workers_started {
+        Some(1) => writeln!(out, ", 1 worker started")?,
+        Some(started) => writeln!(out, ", {started} workers started")?,
+        None => writeln!(out)?,
+    }
     for (index, input, result) in &tally.first {
         match result {
             Ok(output) => writeln!(out, "  [{index}] {input} -> {output}")?,

@@ -233,3 +233,36 @@ fn json_results_stream_one_per_line_inside_one_document() {
     assert_eq!(report["tasks"], 4);
     assert_eq!(report["results"].as_array().unwrap().len(), 4);
 }
+
+#[test]
+fn a_pool_larger_than_the_system_allows_is_one_line_naming_the_limit() {
+    for mode in ["threads:100000000", "processes:100000000"] {
+        let output = triad()
+            .args(["run", "identity", "--mode", mode, "1"])
+            .timeout(std::time::Duration::from_secs(20))
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{mode}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{mode}: {stderr}");
+        assert!(stderr.contains("at most"), "{mode}: {stderr}");
+    }
+}
+
+#[test]
+fn a_huge_pool_starts_no_more_workers_than_it_has_inputs() {
+    for mode in ["processes:5000", "threads:5000"] {
+        triad()
+            .args(["run", "identity", "--mode", mode, "--json", "7"])
+            .timeout(std::time::Duration::from_secs(20))
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("\"workers_started\":1,"));
+        triad()
+            .args(["run", "identity", "--mode", mode, "--repeat", "3", "7"])
+            .timeout(std::time::Duration::from_secs(20))
+            .assert()
+            .success()
+            .stdout(predicate::str::is_match(r"3 ok, 0 failed, [123] workers? started\n").unwrap());
+    }
+}

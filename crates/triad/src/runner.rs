@@ -155,6 +155,16 @@ impl Runner {
         self.mode
     }
 
+    /// How many threads or worker processes the engine has started so far (replacements of
+    /// dead workers included); `None` for serial and async runs, which start none.
+    pub fn workers_started(&self) -> Option<u64> {
+        match &*self.engine {
+            Engine::Threads(pool) => Some(pool.started() as u64),
+            Engine::Processes(pool) => Some(pool.workers_started()),
+            Engine::Serial | Engine::Async(_) => None,
+        }
+    }
+
     /// Sends inputs to thread workers `size` at a time (at least 1).
     ///
     /// Without it, [`map`](Self::map) picks `ceil(n / (4 × threads))` as CPython's `Pool.map`
