@@ -148,3 +148,65 @@ fn expand(function: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expanded(source: &str) -> String {
+        let function: ItemFn = syn::parse_str(source).expect("a function");
+        expand(function).expect("it expands").to_string()
+    }
+
+    fn refused(source: &str) -> String {
+        let function: ItemFn = syn::parse_str(source).expect("a function");
+        expand(function).expect_err("it is refused").to_string()
+    }
+
+    #[test]
+    fn the_input_is_the_argument_a_tuple_of_them_or_unit() {
+        let one = expanded("fn f(x: u64) -> u64 { x }");
+        assert!(one.contains("type Input = u64"), "{one}");
+        assert!(one.contains("type Output = u64"), "{one}");
+        let two = expanded("fn f(a: u8, b: String) -> bool { true }");
+        assert!(two.contains("type Input = (u8 , String ,)"), "{two}");
+        let none = expanded("fn f() {}");
+        assert!(none.contains("type Input = ()"), "{none}");
+        assert!(none.contains("type Output = ()"), "{none}");
+    }
+
+    #[test]
+    fn the_name_is_the_module_path_and_the_function() {
+        let tokens = expanded("pub fn square(x: u64) -> u64 { x * x }");
+        assert!(
+            tokens.contains(r#"concat ! (:: std :: module_path ! () , "::" , "square")"#),
+            "{tokens}"
+        );
+        assert!(tokens.contains("pub struct square"), "{tokens}");
+        assert!(tokens.contains("inventory :: submit !"), "{tokens}");
+    }
+
+    #[test]
+    fn async_bodies_are_marked_async_and_blocking_ones_blocking() {
+        assert!(expanded("async fn f(x: u8) -> u8 { x }").contains(":: triad :: Body :: Async"));
+        assert!(expanded("fn f(x: u8) -> u8 { x }").contains(":: triad :: Body :: Blocking"));
+    }
+
+    #[test]
+    fn docs_go_to_the_struct_and_other_attributes_to_call() {
+        let tokens = expanded("/// Squares.\n#[inline]\nfn f(x: u8) -> u8 { x }");
+        let strukt = tokens.find("struct f").unwrap();
+        let call = tokens.find("fn call").unwrap();
+        let doc = tokens.find("Squares.").unwrap();
+        let inline = tokens.find("# [inline]").unwrap();
+        assert!(doc < strukt && strukt < inline && inline < call, "{tokens}");
+    }
+
+    #[test]
+    fn unsupported_shapes_are_refused_with_a_reason() {
+        assert!(refused("fn f<T>(x: T) -> T { x }").contains("cannot be generic"));
+        assert!(refused("const fn f(x: u8) -> u8 { x }").contains("plain `fn`"));
+        assert!(refused("unsafe fn f(x: u8) -> u8 { x }").contains("plain `fn`"));
+        assert!(refused(r#"extern "C" fn f(x: u8) -> u8 { x }"#).contains("plain `fn`"));
+    }
+}

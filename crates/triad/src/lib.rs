@@ -38,6 +38,22 @@
 //! - [`trace`]: per-task [`Span`]s and their Chrome Trace export.
 //! - [`workloads`]: the seed's workloads as tasks.
 
+//! # Which queue
+//!
+//! Three types are the seed's "queue", one per model; they share the same rules (`task_done`
+//! and `join` where the seed has them, `close` wakes every waiter, a closed queue is drained
+//! before it says so):
+//!
+//! | type | between | waits by | items | the seed's |
+//! |---|---|---|---|---|
+//! | [`JoinableQueue`] | threads of one process | blocking (`put`, `get`, `_timeout`, `try_`) | any `T: Send`, moved | `queue.Queue` with `task_done` / `join` (§5.2) |
+//! | [`aio::AsyncJoinableQueue`] | tasks on an event loop | `.await` (cancel-safe `get`) | any `T: Send`, moved | `asyncio.Queue` (§5.3) |
+//! | [`ipc::Queue`] | processes | blocking, as the thread queue | serde values (and their descriptors), one datagram each | `multiprocessing.Queue` (§5.1.2) |
+//!
+//! Use the thread queue for producers and consumers on threads, the async one inside async
+//! code (never the blocking one there: it would block the loop), and the ipc one only when the
+//! two ends are in different processes — it serialises every item.
+
 #![warn(missing_docs)]
 
 // Lets `#[triad::task]`'s `::triad::` paths resolve inside this crate too.

@@ -189,12 +189,7 @@ impl Runner {
     ) -> Vec<Result<T::Output, TaskError>> {
         let inputs: Vec<T::Input> = inputs.into_iter().collect();
         let count = inputs.len();
-        let chunk = match (&*self.engine, self.chunk_size) {
-            (_, Some(size)) => size,
-            (Engine::Threads(pool), None) => count.div_ceil(4 * pool.threads()).max(1),
-            (Engine::Processes(pool), None) => count.div_ceil(4 * pool.workers()).max(1),
-            _ => 1,
-        };
+        let chunk = map_chunk(self.shape(), self.chunk_size, count);
         let mut slots: Vec<Option<Result<T::Output, TaskError>>> =
             std::iter::repeat_with(|| None).take(count).collect();
         for (index, result) in self.stream(task, inputs, chunk) {
@@ -234,18 +229,7 @@ impl Runner {
         inputs: I,
         chunk: usize,
     ) -> Unordered<T, I::IntoIter> {
-        let (chunk, window) = match &*self.engine {
-            Engine::Serial => (1, 1),
-            // Enough chunks queued that no worker waits for the caller to send the next one.
-            Engine::Threads(pool) => (chunk, 4 * pool.threads()),
-            // The pool batches and paces by itself; the window only bounds memory, so it is
-            // wide enough to keep thousands of tiny tasks in the pipe.
-            Engine::Processes(pool) => (chunk, (65_536 / chunk).max(4 * pool.workers())),
-            Engine::Async(_) => match self.mode {
-                Mode::Async { concurrency } => (1, concurrency),
-                _ => unreachable!("an event loop is only built for async mode"),
-            },
-        };
+        let (chunk, window) = stream_plan(self.shape(), chunk);
         let (done_tx, done_rx) = crossbeam_channel::unbounded();
         Unordered {
             task,
@@ -259,6 +243,51 @@ impl Runner {
             done_rx,
             ready: Vec::new().into_iter(),
         }
+    }
+
+    fn shape(&self) -> Shape {
+        match (&*self.engine, self.mode) {
+            (Engine::Serial, _) => Shape::Serial,
+            (Engine::Threads(pool), _) => Shape::Threads(pool.threads()),
+            (Engine::Processes(pool), _) => Shape::Processes(pool.workers()),
+            (Engine::Async(_), Mode::Async { concurrency }) => Shape::Async(concurrency),
+            (Engine::Async(_), _) => unreachable!("an event loop is only built for async mode"),
+        }
+    }
+}
+
+/// An engine's kind and size: all that cutting and pacing a run depends on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Serial,
+    Threads(usize),
+    Processes(usize),
+    Async(usize),
+}
+
+/// Inputs per chunk for [`Runner::map`] of `count` inputs: the runner's chunk size, or, as
+/// CPython's `Pool.map` picks it, `ceil(count / (4 × workers))`; one for serial and async runs.
+fn map_chunk(shape: Shape, chunk_size: Option<usize>, count: usize) -> usize {
+    match (shape, chunk_size) {
+        (_, Some(size)) => size,
+        (Shape::Threads(workers) | Shape::Processes(workers), None) => {
+            count.div_ceil(4 * workers).max(1)
+        }
+        _ => 1,
+    }
+}
+
+/// Inputs per chunk and chunks in flight for a stream cut in chunks of `chunk`.
+fn stream_plan(shape: Shape, chunk: usize) -> (usize, usize) {
+    match shape {
+        Shape::Serial => (1, 1),
+        // Enough chunks queued that no worker waits for the caller to send the next one.
+        Shape::Threads(threads) => (chunk, 4 * threads),
+        // The pool batches and paces by itself; the window only bounds memory, so it is wide
+        // enough to keep thousands of tiny tasks in the pipe.
+        Shape::Processes(workers) => (chunk, (65_536 / chunk).max(4 * workers)),
+        // An async task is one input; `concurrency` of them in flight.
+        Shape::Async(concurrency) => (1, concurrency),
     }
 }
 
@@ -471,5 +500,79 @@ impl Drop for EventLoop {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workloads::identity;
+
+    #[test]
+    fn map_cuts_inputs_as_cpython_pool_map_does() {
+        assert_eq!(map_chunk(Shape::Threads(2), None, 100), 13);
+        assert_eq!(map_chunk(Shape::Processes(4), None, 10), 1);
+        assert_eq!(map_chunk(Shape::Processes(4), None, 0), 1);
+        assert_eq!(map_chunk(Shape::Threads(2), Some(7), 100), 7);
+        assert_eq!(map_chunk(Shape::Serial, None, 100), 1);
+        assert_eq!(map_chunk(Shape::Async(64), None, 100), 1);
+    }
+
+    #[test]
+    fn streams_keep_a_window_that_bounds_memory() {
+        assert_eq!(stream_plan(Shape::Serial, 9), (1, 1));
+        assert_eq!(stream_plan(Shape::Threads(3), 5), (5, 12));
+        assert_eq!(stream_plan(Shape::Processes(2), 1), (1, 65_536));
+        assert_eq!(stream_plan(Shape::Processes(2), 100_000), (100_000, 8));
+        assert_eq!(stream_plan(Shape::Async(50), 9), (1, 50));
+    }
+
+    #[test]
+    fn a_stream_pulls_no_more_inputs_than_its_window_holds() {
+        let pulled = std::sync::atomic::AtomicU64::new(0);
+        let inputs = (0_u64..).inspect(|_| {
+            pulled.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        });
+        let runner = Runner::new(Mode::Threads(2)).unwrap().chunk_size(3);
+        let first: Vec<u64> = runner
+            .imap(identity, inputs)
+            .take(5)
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(first, [0, 1, 2, 3, 4]);
+        // One window of 4 × 2 chunks of 3, and the chunks sent as results came back.
+        let pulled = pulled.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            pulled <= 3 * (8 + 5),
+            "{pulled} inputs pulled from an endless iterator"
+        );
+    }
+
+    #[test]
+    fn imap_restores_input_order_whatever_order_results_arrive_in() {
+        // Later inputs finish first: each task sleeps less than the one before it.
+        #[crate::task]
+        fn sleep_less(n: u64) -> u64 {
+            std::thread::sleep(std::time::Duration::from_millis(30 - 10 * n));
+            n
+        }
+        let runner = Runner::new(Mode::Threads(3)).unwrap();
+        let ordered: Vec<u64> = runner.imap(sleep_less, 0..3).map(Result::unwrap).collect();
+        assert_eq!(ordered, [0, 1, 2]);
+        let mut unordered: Vec<usize> = runner
+            .imap_unordered(sleep_less, 0..3)
+            .map(|(i, _)| i)
+            .collect();
+        unordered.sort_unstable();
+        assert_eq!(unordered, [0, 1, 2]);
+    }
+
+    #[test]
+    fn async_mode_needs_a_concurrency_of_at_least_one() {
+        assert!(matches!(
+            Runner::new(Mode::Async { concurrency: 0 }),
+            Err(EngineError::InvalidMode(_))
+        ));
+        assert_eq!(Runner::new(Mode::Serial).unwrap().workers_started(), None);
     }
 }

@@ -2,9 +2,12 @@
 //! panics where the pool decodes, workers that die between tasks, slow initializers, and how
 //! a fresh pool spreads its first tasks. (Each of these was a defect found in review.)
 
+mod common;
+
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
+use common::{expect, run_until};
 use serde::{Deserialize, Deserializer, Serialize};
 use triad::fdpass::SharedFd;
 use triad::{ProcessPool, StartMethod, TaskError};
@@ -140,15 +143,18 @@ fn spawn_then_die(seconds: u32) -> u32 {
 #[test]
 fn a_dead_worker_is_noticed_even_while_its_subprocess_lives() {
     let pool = pool(1);
-    let started = Instant::now();
-    let result = pool.submit(spawn_then_die, 5).unwrap().wait();
-    let took = started.elapsed();
-    eprintln!("{result:?} after {took:?}");
-    assert!(matches!(result, Err(TaskError::WorkerDied { .. })));
-    assert!(
-        took < Duration::from_secs(2),
-        "death noticed only after {took:?}"
-    );
+    run_until("a death is noticed at once", || {
+        let started = Instant::now();
+        let result = pool.submit(spawn_then_die, 5).unwrap().wait();
+        let took = started.elapsed();
+        assert!(
+            matches!(result, Err(TaskError::WorkerDied { .. })),
+            "{result:?}"
+        );
+        expect(took < Duration::from_secs(2), || {
+            format!("death noticed only after {took:?}")
+        })
+    });
 }
 
 // ------------------------------------------------ 4. output over MAX_FRAME: endless respawns
@@ -245,21 +251,21 @@ fn sleep_then_pid(millis: u64) -> u32 {
 
 #[test]
 fn a_fresh_pool_spreads_slow_tasks_over_its_workers() {
-    let pool = pool(4);
-    let started = Instant::now();
-    let pids: Vec<u32> = pool
-        .map(sleep_then_pid, [300_u64; 8])
-        .into_iter()
-        .map(Result::unwrap)
-        .collect();
-    let took = started.elapsed();
-    let distinct: std::collections::HashSet<_> = pids.iter().collect();
-    eprintln!("{} distinct workers, {took:?}: {pids:?}", distinct.len());
-    assert_eq!(distinct.len(), 4, "{pids:?}");
-    assert!(
-        took < Duration::from_millis(1500),
-        "8 x 300 ms on 4 workers took {took:?}"
-    );
+    run_until("8 × 300 ms spread over 4 workers", || {
+        let pool = pool(4);
+        let started = Instant::now();
+        let pids: Vec<u32> = pool
+            .map(sleep_then_pid, [300_u64; 8])
+            .into_iter()
+            .map(Result::unwrap)
+            .collect();
+        let took = started.elapsed();
+        let distinct: std::collections::HashSet<_> = pids.iter().collect();
+        expect(distinct.len() == 4, || format!("{pids:?}"))?;
+        expect(took < Duration::from_millis(1500), || {
+            format!("8 x 300 ms on 4 workers took {took:?}")
+        })
+    });
 }
 
 // ------------------------------------ 9. a panicking Deserialize of an output kills the pool

@@ -30,12 +30,12 @@ pub enum IpcError {
         #[source]
         source: Option<postcard::Error>,
     },
-    /// A received message starts with a protocol version other than [`PROTOCOL_VERSION`].
+    /// A received message starts with a protocol version other than [`PROTOCOL_VERSION`](super::PROTOCOL_VERSION).
     #[error("a received message has protocol version {found}, expected {expected}")]
     Version {
         /// The version byte found.
         found: u8,
-        /// [`PROTOCOL_VERSION`].
+        /// [`PROTOCOL_VERSION`](super::PROTOCOL_VERSION).
         expected: u8,
     },
     /// The encoded message is larger than one datagram can carry.
@@ -74,7 +74,7 @@ impl IpcError {
     }
 }
 
-/// The error of [`PipeEnd::send`].
+/// The error of [`PipeEnd::send`](super::PipeEnd::send).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SendError {
@@ -86,7 +86,7 @@ pub enum SendError {
     Ipc(#[from] IpcError),
 }
 
-/// The error of [`PipeEnd::recv`].
+/// The error of [`PipeEnd::recv`](super::PipeEnd::recv).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecvError {
@@ -98,7 +98,7 @@ pub enum RecvError {
     Ipc(#[from] IpcError),
 }
 
-/// The error of [`PipeEnd::try_recv`].
+/// The error of [`PipeEnd::try_recv`](super::PipeEnd::try_recv).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TryRecvError {
@@ -113,7 +113,7 @@ pub enum TryRecvError {
     Ipc(#[from] IpcError),
 }
 
-/// The error of [`PipeEnd::recv_timeout`].
+/// The error of [`PipeEnd::recv_timeout`](super::PipeEnd::recv_timeout).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RecvTimeoutError {
@@ -128,9 +128,9 @@ pub enum RecvTimeoutError {
     Ipc(#[from] IpcError),
 }
 
-/// The error of a [`Queue`] operation: the queue's own answer `E` — one of the thread queue's
-/// errors ([`PutError`], [`TryPutError`], [`PutTimeoutError`], [`GetError`], [`TryGetError`],
-/// [`GetTimeoutError`]), so the crate has one vocabulary — or a transport or codec failure.
+/// The error of a [`Queue`](super::Queue) operation: the queue's own answer `E` — one of the thread queue's
+/// errors ([`PutError`](crate::PutError), [`TryPutError`](crate::TryPutError), [`PutTimeoutError`](crate::PutTimeoutError), [`GetError`](crate::GetError), [`TryGetError`](crate::TryGetError),
+/// [`GetTimeoutError`](crate::GetTimeoutError)), so the crate has one vocabulary — or a transport or codec failure.
 ///
 /// `put` borrows its item, so the put errors hand back `()`: the caller still has the item.
 #[derive(Debug, thiserror::Error)]

@@ -4,14 +4,14 @@
 //! [`pipe`] makes a duplex pair of [`PipeEnd`]s: each end sends one type and receives another.
 //! [`Queue`] is a bounded multi-producer multi-consumer FIFO that any number of processes can
 //! [`put`](Queue::put) into and [`get`](Queue::get) from. Both are handles that serialise
-//! (with [`fdpass::encode`]) into messages, task inputs — or each other's
+//! (with [`fdpass::encode`](crate::fdpass::encode)) into messages, task inputs — or each other's
 //! messages — so they reach worker processes the way `multiprocessing` hands its pipes and
 //! queues to children.
 //!
 //! How it works: both sit on a `SOCK_SEQPACKET` Unix socketpair, so the kernel keeps message
 //! boundaries and hands each datagram to exactly one reader. A message is one datagram: a
 //! protocol-version byte ([`PROTOCOL_VERSION`]) followed by the postcard encoding of the value,
-//! with the value's [`SharedFd`]s riding beside it as `SCM_RIGHTS`. Sends use `MSG_NOSIGNAL`
+//! with the value's [`SharedFd`](crate::fdpass::SharedFd)s riding beside it as `SCM_RIGHTS`. Sends use `MSG_NOSIGNAL`
 //! (a closed peer is an error, never `SIGPIPE`), and a receive that the kernel truncated is an
 //! error, never a silently shortened message. The queue's bound is a process-shared counting
 //! semaphore (`sem_init(pshared = 1)`) of free slots, in a small sealed memfd mapped
@@ -24,7 +24,7 @@
 //! the kernel caps that at `net.core.wmem_max` and doubles it, so the limit is about 416 KiB
 //! with Linux's default `wmem_max` (212992) and 2 MiB where `wmem_max` is 1 MiB or more. A
 //! larger message is refused with [`IpcError::TooLarge`]; send a big payload as a memfd
-//! ([`SharedFd`]) inside the message instead.
+//! ([`SharedFd`](crate::fdpass::SharedFd)) inside the message instead.
 //!
 //! ```
 //! use triad::ipc::{pipe, RecvError};

@@ -24,7 +24,7 @@ use crate::fdpass::SharedFd;
 /// (`multiprocessing.Pipe(duplex=True)`, typed).
 ///
 /// Give one end to another process inside a message or task input (it serialises with
-/// [`fdpass::encode`]), or across `exec` with [`PipeEnd::from_fd`].
+/// [`fdpass::encode`](crate::fdpass::encode)), or across `exec` with [`PipeEnd::from_fd`].
 pub fn pipe<A, B>() -> io::Result<(PipeEnd<A, B>, PipeEnd<B, A>)> {
     let (a, b) = seqpacket_pair()?;
     Ok((
@@ -45,7 +45,7 @@ pub fn pipe<A, B>() -> io::Result<(PipeEnd<A, B>, PipeEnd<B, A>)> {
 /// the same end at the same time: one could take the datagram the other sized its buffer for,
 /// which is then reported as [`IpcError::Truncated`] and lost.
 ///
-/// Serialising a `PipeEnd` (with [`fdpass::encode`]) sends a duplicate of
+/// Serialising a `PipeEnd` (with [`fdpass::encode`](crate::fdpass::encode)) sends a duplicate of
 /// its socket; the sender's copy stays open until dropped.
 pub struct PipeEnd<S, R> {
     socket: SharedFd,
@@ -81,7 +81,7 @@ impl<S, R> PipeEnd<S, R> {
     }
 
     /// The largest message [`send`](Self::send) accepts, in bytes of the encoding plus one for
-    /// the version byte (see the [module documentation](self)).
+    /// the version byte (see the [module documentation](crate::ipc)).
     pub fn max_message_size(&self) -> usize {
         self.limit
     }
@@ -90,7 +90,7 @@ impl<S, R> PipeEnd<S, R> {
 impl<S: Serialize, R> PipeEnd<S, R> {
     /// Sends `message`, waiting while the socket buffer is full (the other end reads too slowly).
     ///
-    /// The message may carry [`SharedFd`]s — another `PipeEnd` or a [`Queue`], for instance —
+    /// The message may carry [`SharedFd`]s — another `PipeEnd` or a [`Queue`](super::Queue), for instance —
     /// which arrive as descriptors in the receiving process.
     pub fn send(&self, message: &S) -> Result<(), SendError> {
         let message = Outgoing::new(message)?;

@@ -31,7 +31,7 @@ use crate::queue::{
 ///
 /// Any process holding a handle may [`put`](Self::put) and [`get`](Self::get); each item goes
 /// to exactly one getter. `put` waits while `capacity` items are in the queue. Cloning a handle
-/// shares it; serialising one with [`fdpass::encode`] — inside a task
+/// shares it; serialising one with [`fdpass::encode`](crate::fdpass::encode) — inside a task
 /// input or a pipe message — hands the same queue to another process.
 ///
 /// Like the thread [`JoinableQueue`](crate::JoinableQueue), and unlike Python's `Queue.close`
@@ -143,7 +143,7 @@ impl<T> Queue<T> {
     }
 
     /// The largest item [`put`](Self::put) accepts, in encoded bytes plus one (see the
-    /// [module documentation](self)).
+    /// [module documentation](crate::ipc)).
     pub fn max_message_size(&self) -> usize {
         self.header().max_message as usize
     }

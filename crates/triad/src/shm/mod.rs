@@ -30,7 +30,7 @@
 //!   kernel releases it, and the next `lock` succeeds and says so
 //!   ([`SharedGuard::previous_owner_died`]) instead of deadlocking everyone.
 //! - **Handles through [`fdpass`](crate::fdpass).** A handle is `Serialize`/`Deserialize`: it
-//!   travels as its memfd (a [`SharedFd`]) and its length, and decoding maps the memfd again and
+//!   travels as its memfd (a [`SharedFd`](crate::fdpass::SharedFd)) and its length, and decoding maps the memfd again and
 //!   checks the header against the handle's kind, `T` and the memfd's size. A forked child
 //!   simply inherits the mapping. Cloning a handle shares the mapping.
 //!

@@ -1,0 +1,10 @@
+struct Counter;
+
+impl Counter {
+    #[triad::task]
+    fn next(&self) -> u64 {
+        1
+    }
+}
+
+fn main() {}
