@@ -6,19 +6,10 @@ mod common;
 
 use std::time::Duration;
 
-use common::procs;
+use common::{one_at_a_time, procs};
 use triad::{ProcessPool, StartMethod};
 
 triad::test_support!();
-
-/// The tests kill this program's fork server, so they take turns.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 #[triad::task]
 fn worker_pid(_: u64) -> u32 {

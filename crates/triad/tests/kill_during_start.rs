@@ -7,19 +7,11 @@ mod common;
 
 use std::time::Duration;
 
+use common::one_at_a_time;
 use common::procs::{self, kill, wait_for};
 use triad::{ProcessPool, StartMethod, TaskError};
 
 triad::test_support!();
-
-/// The tests kill whatever workers this process has, so they take turns.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 #[triad::task]
 fn nap(millis: u64) {

@@ -6,6 +6,13 @@ pub mod procs;
 
 use std::time::Duration;
 
+/// Makes the tests of one binary take turns (for tests that kill this process's workers or
+/// fork server, which would disturb a test running beside them).
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static TURN: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    TURN.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// How many times a timing fact is tried before it fails the test.
 pub const ATTEMPTS: usize = 3;
 
