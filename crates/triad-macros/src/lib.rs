@@ -1,4 +1,4 @@
-//! The `#[triad::task]` attribute.
+//! The `#[triad::task]` and `#[triad::monitor]` attributes.
 //!
 //! It turns a free function into a *task*: a unit struct with the function's name that implements
 //! `triad::Task` (typed input and output, a stable registry name) and an inherent `call` that is
@@ -36,6 +36,84 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
         Ok(tokens) => tokens.into(),
         Err(error) => error.to_compile_error().into(),
     }
+}
+
+/// Times every call of a function as the seed's `performance_monitor` does (§8.3): the call is
+/// counted under its kind (`#[triad::monitor(kind = "io")]`), logged through `tracing`, and
+/// recorded as a span when `triad::monitor::set_recorder` set one. A call that returns `Err`
+/// or panics is a failure. Works on plain and `async` functions and methods alike.
+#[proc_macro_attribute]
+pub fn monitor(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let kind = match parse_kind(proc_macro2::TokenStream::from(attr)) {
+        Ok(kind) => kind,
+        Err(error) => return error.to_compile_error().into(),
+    };
+    let function = parse_macro_input!(item as ItemFn);
+    expand_monitor(function, &kind).into()
+}
+
+/// `kind = "…"`, the attribute's one argument.
+fn parse_kind(attr: proc_macro2::TokenStream) -> syn::Result<String> {
+    let span = attr.span();
+    let pair: syn::MetaNameValue = syn::parse2(attr).map_err(|_| {
+        syn::Error::new(
+            span,
+            r#"#[triad::monitor] takes one argument: kind = "io" (or "cpu", …)"#,
+        )
+    })?;
+    if !pair.path.is_ident("kind") {
+        return Err(syn::Error::new(pair.path.span(), "the argument is `kind`"));
+    }
+    match &pair.value {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(kind),
+            ..
+        }) => Ok(kind.value()),
+        other => Err(syn::Error::new(
+            other.span(),
+            "the kind is a string: kind = \"io\"",
+        )),
+    }
+}
+
+fn expand_monitor(mut function: ItemFn, kind: &str) -> proc_macro2::TokenStream {
+    let name = function.sig.ident.to_string();
+    let block = &function.block;
+    // The result's type, written out so that a body that only panics, or that uses `?` in an
+    // async block, still has one; an `impl Trait` cannot be written there, and needs none.
+    let annotation = match &function.sig.output {
+        ReturnType::Default => quote!(: ()),
+        ReturnType::Type(_, ty) if matches!(**ty, syn::Type::ImplTrait(_)) => quote!(),
+        ReturnType::Type(_, ty) => quote!(: #ty),
+    };
+    let body = if function.sig.asyncness.is_some() {
+        quote! {
+            let __triad_call = ::triad::monitor::Call::start(
+                #kind, ::std::concat!(::std::module_path!(), "::", #name));
+            let __triad_result #annotation = async move #block.await;
+            {
+                #[allow(unused_imports)]
+                use ::triad::monitor::{NotAResult as _, ResultFailed as _};
+                __triad_call.finish((&__triad_result).failed());
+            }
+            __triad_result
+        }
+    } else {
+        quote! {
+            let __triad_call = ::triad::monitor::Call::start(
+                #kind, ::std::concat!(::std::module_path!(), "::", #name));
+            #[allow(clippy::redundant_closure_call)]
+            let __triad_result #annotation = (move || #block)();
+            {
+                #[allow(unused_imports)]
+                use ::triad::monitor::{NotAResult as _, ResultFailed as _};
+                __triad_call.finish((&__triad_result).failed());
+            }
+            __triad_result
+        }
+    };
+    *function.block = syn::parse_quote!({ #body });
+    quote!(#function)
 }
 
 fn expand(function: ItemFn) -> syn::Result<proc_macro2::TokenStream> {

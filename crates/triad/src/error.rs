@@ -38,6 +38,9 @@ pub enum TaskError {
     /// The task did not finish within its time limit; its worker was replaced.
     #[error("the task did not finish within its time limit")]
     Timeout,
+    /// The task's function returned an error (a pipeline stage's `Err`), in words.
+    #[error("{0}")]
+    Failed(String),
 }
 
 /// How a process ended, in words: `killed by signal 9`, `exit code 3`.

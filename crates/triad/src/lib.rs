@@ -26,7 +26,11 @@
 //! - [`process`]: [`ProcessPool`], the process engine, and [`init`], which a worker needs.
 //! - [`aio`]: asyncio's idioms on tokio: `gather`, `map_bounded` (a semaphore's bound), an
 //!   async joinable queue, `to_thread`, `timeout`.
+//! - [`pipeline`]: [`Pipeline`](pipeline::Pipeline): async IO stages, blocking stages and CPU
+//!   stages on any engine, bounded channels between them — the seed's hybrid executor.
 //! - [`lag`]: [`LagMonitor`], which notices a blocked event loop.
+//! - [`monitor`]: the seed's `performance_monitor`: `#[triad::monitor(kind = "io")]` times and
+//!   counts calls by kind.
 //! - [`queue`]: [`JoinableQueue`], the seed's producer-consumer queue for threads.
 //! - [`fdpass`]: file descriptors inside serde values, sent beside the bytes with `SCM_RIGHTS`.
 //! - [`shm`]: memory shared between processes (memfd + mmap): [`SharedArray`] and
@@ -67,6 +71,8 @@ pub mod lag;
 mod limits;
 mod memfd;
 pub mod mode;
+pub mod monitor;
+pub mod pipeline;
 pub mod process;
 pub mod queue;
 pub mod runner;
@@ -90,7 +96,7 @@ pub use shm::{AtomicArray, AtomicValue, SharedArray, SharedValue};
 pub use task::{Body, BoxFuture, Registration, Registry, Task, registry};
 pub use threads::{JobHandle, ThreadPool};
 pub use trace::{Recorder, Span, chrome_trace_json, now_ns};
-pub use triad_macros::task;
+pub use triad_macros::{monitor, task};
 
 /// The README's examples, compiled and run as doctests so that the README stays true.
 #[cfg(doctest)]

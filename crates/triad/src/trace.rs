@@ -157,9 +157,16 @@ impl Recorder {
         spans
     }
 
-    pub(crate) fn finish(&self, name: &'static str, task: u64, place: Place, start_ns: u64) {
+    /// Records a span that started at `start_ns` at `place` and ends now.
+    pub(crate) fn finish(
+        &self,
+        name: impl Into<Cow<'static, str>>,
+        task: u64,
+        place: Place,
+        start_ns: u64,
+    ) {
         self.push(Span {
-            name: Cow::Borrowed(name),
+            name: name.into(),
             task,
             pid: place.pid,
             tid: place.tid,
