@@ -29,7 +29,7 @@
 //! - [`pipeline`]: [`Pipeline`](pipeline::Pipeline): async IO stages, blocking stages and CPU
 //!   stages on any engine, bounded channels between them — the seed's hybrid executor.
 //! - [`lag`]: [`LagMonitor`], which notices a blocked event loop.
-//! - [`monitor`]: the seed's `performance_monitor`: `#[triad::monitor(kind = "io")]` times and
+//! - [`monitor`](mod@monitor): the seed's `performance_monitor`: `#[triad::monitor(kind = "io")]` times and
 //!   counts calls by kind.
 //! - [`queue`]: [`JoinableQueue`], the seed's producer-consumer queue for threads.
 //! - [`fdpass`]: file descriptors inside serde values, sent beside the bytes with `SCM_RIGHTS`.

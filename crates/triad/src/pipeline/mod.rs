@@ -39,7 +39,7 @@
 //! out and failed; time its slots were busy, blocked on a full downstream channel, and starved
 //! by an empty upstream one; its queue. From them it names the bottleneck: the stage that is
 //! busy nearly all the time while what feeds it waits. Each item's time in each stage is also
-//! a span (with [`record`](Pipeline::record)) and is counted by the [`monitor`](crate::monitor).
+//! a span (with [`record`](Pipeline::record)) and is counted by the [`monitor`](mod@crate::monitor).
 //!
 //! Two fronts: [`Pipeline::run`] is blocking (it starts an event loop of its own and returns an
 //! iterator), [`Pipeline::stream`] is async (it runs on the caller's tokio runtime and returns a
