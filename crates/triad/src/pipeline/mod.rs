@@ -202,7 +202,7 @@ impl<I: Send + 'static, O: Send + 'static> Stage<I, O> {
     {
         let slots = match mode {
             Mode::Serial => 1,
-            Mode::Threads(threads) => threads,
+            Mode::Threads(threads) => 4 * threads,
             Mode::Processes(workers) => 2 * workers,
             Mode::Async { concurrency } => concurrency,
         }

@@ -232,7 +232,7 @@ impl<I: Send + 'static, O: Send + 'static> Pipeline<I, O> {
         It::IntoIter: Send + 'static,
     {
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(crate::available_cores())
+            .worker_threads(1)
             .thread_name("triad-pipeline")
             .enable_all()
             .build()
