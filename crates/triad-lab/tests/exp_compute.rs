@@ -11,7 +11,7 @@ triad::test_support!();
 
 mod common;
 
-use common::{find, median, python_here, run_toy};
+use common::{found, median, python_here, run_toy};
 use triad_lab::results::{ExperimentReport, Implementation, Timeline};
 
 /// How many toy runs a timing fact gets.
@@ -103,7 +103,11 @@ fn cpu_bound_at_toy_scale() {
             for workers in [1, 2, cores, 2 * cores] {
                 for engine in ["threads", "processes"] {
                     let params = [("workload", workload.into()), ("workers", workers.into())];
-                    assert!(find(&report, implementation, engine, &params).is_some());
+                    assert!(
+                        found(&report)
+                            .get(implementation, engine, &params)
+                            .is_some()
+                    );
                 }
             }
         }
@@ -195,7 +199,9 @@ fn gil_at_toy_scale() {
     assert_eq!(holds.lanes.len(), threads, "one lane per simulated thread");
     assert_eq!(overlap_between_lanes(holds), 0, "two holders at once");
     if python_here() {
-        let interval = find(&report, Implementation::Python, "switch interval", &[]).unwrap();
+        let interval = found(&report)
+            .get(Implementation::Python, "switch interval", &[])
+            .unwrap();
         assert_eq!(interval.samples.len(), 1);
     }
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{find, median, python_here, run_toy};
+use common::{found, median, python_here, run_toy};
 use triad_lab::results::{ChartKind, Implementation, Outcome, Scale};
 
 #[test]
@@ -46,13 +46,13 @@ fn select_poll_epoll_measures_every_method_and_judges_each_claim() {
     if python_here() {
         for method in ["select", "poll", "epoll"] {
             assert!(
-                find(
-                    &report,
-                    Implementation::Python,
-                    method,
-                    &[("descriptors", 100.into())]
-                )
-                .is_some(),
+                found(&report)
+                    .get(
+                        Implementation::Python,
+                        method,
+                        &[("descriptors", 100.into())]
+                    )
+                    .is_some(),
                 "CPython's {method} is missing"
             );
         }

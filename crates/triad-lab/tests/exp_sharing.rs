@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{find, median, python_here, run_toy};
+use common::{found, median, python_here, run_toy};
 use triad_lab::results::{Implementation, Outcome};
 
 triad::test_support!();
@@ -17,7 +17,8 @@ fn race_loses_nothing_with_a_lock_or_an_atomic() {
     let report = run_toy("race");
     assert_eq!(report.verdicts.len(), 4);
     let lost_updates = |implementation, key: &str| {
-        find(&report, implementation, &format!("{key}/lost"), &[])
+        found(&report)
+            .get(implementation, &format!("{key}/lost"), &[])
             .unwrap_or_else(|| panic!("no {implementation:?} {key}/lost"))
     };
     for key in [

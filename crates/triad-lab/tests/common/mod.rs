@@ -1,11 +1,12 @@
 //! What the toy tests share: running one experiment at toy scale as the lab runs it
-//! ([`run_toy`]), the shape every experiment's report must have ([`check_shape`]), and finding
-//! a measurement in a report ([`find`], [`median`]).
+//! ([`run_toy`]), the shape every experiment's report must have ([`check_shape`]), and reading
+//! a report's measurements through the lab's one lookup ([`found`], [`median`]).
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
+use triad_lab::findings::Param;
 use triad_lab::results::{ChartKind, ExperimentReport, Implementation, Measurement};
-use triad_lab::{Config, Python, PythonChoice, Quiet, Scale};
+use triad_lab::{Config, Findings, Machine, Python, PythonChoice, Quiet, Scale};
 
 /// The experiments time threads and processes: one at a time, as the lab runs them, or each
 /// would time the others' threads.
@@ -30,28 +31,26 @@ pub(crate) fn run_toy(id: &str) -> ExperimentReport {
     report
 }
 
-/// The measurement `name` of `implementation` whose parameters include every `(key, value)`.
-pub(crate) fn find<'a>(
-    report: &'a ExperimentReport,
-    implementation: Implementation,
-    name: &str,
-    params: &[(&str, serde_json::Value)],
-) -> Option<&'a Measurement> {
-    report.measurements.iter().find(|m| {
-        m.implementation == implementation
-            && m.name == name
-            && params.iter().all(|(k, v)| m.params.get(*k) == Some(v))
-    })
+/// The measurements of `report`, a toy run on this machine, to be looked up.
+pub(crate) fn found(report: &ExperimentReport) -> Findings<'_> {
+    static MACHINE: OnceLock<Machine> = OnceLock::new();
+    Findings::new(
+        &report.measurements,
+        Scale::Toy,
+        MACHINE.get_or_init(Machine::detect),
+    )
 }
 
-/// The median of the measurement [`find`] finds; panics when there is none.
+/// The median of the measurement `name` of `implementation` whose parameters include every
+/// pair of `params`; panics when there is none.
 pub(crate) fn median(
     report: &ExperimentReport,
     implementation: Implementation,
     name: &str,
-    params: &[(&str, serde_json::Value)],
+    params: &[Param<'_>],
 ) -> f64 {
-    find(report, implementation, name, params)
+    found(report)
+        .get(implementation, name, params)
         .unwrap_or_else(|| panic!("no {implementation:?} {name} with {params:?}"))
         .median()
 }

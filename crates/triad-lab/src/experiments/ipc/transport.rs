@@ -27,6 +27,8 @@ use triad::fdpass::SharedFd;
 use triad::{PipeEnd, Queue, SharedArray, pipe};
 
 use crate::experiments::affinity::{PinnedThread, allowed_cpus};
+use crate::names::names;
+use crate::plan::Repeat;
 
 /// Slots in each direction of the shared-memory ring.
 const RING_SLOTS: usize = 4;
@@ -43,41 +45,43 @@ const YIELDING: Duration = Duration::from_micros(50);
 /// Capacity of the queue carrying a bandwidth run's messages.
 const QUEUE_CAPACITY: usize = 64;
 
-/// The transports, in table order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
-    /// `triad::pipe`: a `SOCK_SEQPACKET` socketpair, postcard-framed messages.
-    Pipe,
-    /// Two `pipe(2)`s, raw bytes.
-    OsPipe,
-    /// A `SOCK_STREAM` Unix socketpair, raw bytes.
-    Socket,
-    /// Two `triad::Queue`s (one per direction).
-    Queue,
-    /// A ring of `SharedArray<u8>` slots per direction.
-    SharedMemory,
+names! {
+    /// The transports, in table order, by the prefix of their measurement names (the same in
+    /// `python/ipc.py`).
+    pub(super) enum Kind {
+        /// `triad::pipe`: a `SOCK_SEQPACKET` socketpair, postcard-framed messages.
+        Pipe => "pipe",
+        /// Two `pipe(2)`s, raw bytes.
+        OsPipe => "os-pipe",
+        /// A `SOCK_STREAM` Unix socketpair, raw bytes.
+        Socket => "socket",
+        /// Two `triad::Queue`s (one per direction).
+        Queue => "queue",
+        /// A ring of `SharedArray<u8>` slots per direction.
+        SharedMemory => "shm",
+    }
+}
+
+names! {
+    /// Where the two processes run: the `placement` parameter of the measurements (the same in
+    /// `python/ipc.py`).
+    pub(super) enum Spread {
+        OneCpu => "one-cpu",
+        TwoCpus => "two-cpus",
+    }
+}
+
+impl Spread {
+    /// For people.
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Spread::OneCpu => "both on one CPU",
+            Spread::TwoCpus => "on two CPUs",
+        }
+    }
 }
 
 impl Kind {
-    pub(super) const ALL: [Kind; 5] = [
-        Kind::Pipe,
-        Kind::OsPipe,
-        Kind::Socket,
-        Kind::Queue,
-        Kind::SharedMemory,
-    ];
-
-    /// The measurement names' prefix, the same in the CPython script.
-    pub(super) fn key(self) -> &'static str {
-        match self {
-            Kind::Pipe => "pipe",
-            Kind::OsPipe => "os-pipe",
-            Kind::Socket => "socket",
-            Kind::Queue => "queue",
-            Kind::SharedMemory => "shm",
-        }
-    }
-
     /// What Rust uses.
     pub(super) fn rust_label(self) -> &'static str {
         match self {
@@ -493,21 +497,12 @@ impl Placement {
         .collect())
     }
 
-    /// The measurement names' part for it, the same in the CPython script.
-    pub(super) fn key(self) -> &'static str {
+    /// One CPU or two.
+    pub(super) fn spread(self) -> Spread {
         if self.ours == self.theirs {
-            "one-cpu"
+            Spread::OneCpu
         } else {
-            "two-cpus"
-        }
-    }
-
-    /// For people.
-    pub(super) fn label(self) -> &'static str {
-        if self.ours == self.theirs {
-            "both on one CPU"
-        } else {
-            "on two CPUs"
+            Spread::TwoCpus
         }
     }
 }
@@ -576,36 +571,35 @@ pub(super) fn round_trips(
     })
 }
 
-/// One-way streams of `messages` messages of `size` bytes, each acknowledged at the end: the
-/// throughput of each of `repeats` streams after a warm-up stream, in bytes per second.
+/// One-way streams of `messages` messages of `size` bytes, each acknowledged at the end, as
+/// `repeat` says: the throughput of each stream kept, in bytes per second.
 pub(super) fn bandwidth(
     pool: &triad::ProcessPool,
     placement: Placement,
     kind: Kind,
     size: usize,
     messages: usize,
-    repeats: usize,
+    repeat: Repeat,
 ) -> Result<Vec<f64>, String> {
     let payload = payload(size);
     let role = Role::Sink {
         size,
         messages,
-        repeats: repeats + 1,
+        repeats: repeat.runs(),
     };
+    let bytes = size
+        .checked_mul(messages)
+        .ok_or_else(|| format!("{messages} messages of {size} bytes overflow a usize"))?;
     with_peer(pool, placement, kind, size, role, |end| {
         let mut ack = Vec::new();
-        let mut samples = Vec::with_capacity(repeats);
-        for repeat in 0..=repeats {
+        repeat.run(|| {
             let started = Instant::now();
             for _ in 0..messages {
                 end.send(&payload)?;
             }
             end.recv(1, &mut ack)?;
-            if repeat > 0 {
-                samples.push((size * messages) as f64 / started.elapsed().as_secs_f64());
-            }
-        }
-        Ok(samples)
+            Ok(bytes as f64 / started.elapsed().as_secs_f64())
+        })
     })
 }
 
