@@ -529,6 +529,33 @@ mod tests {
     }
 
     #[test]
+    fn a_failing_baseline_is_a_note_and_the_rust_figures_stay() {
+        let Ok(python) = Python::find() else {
+            eprintln!("python3 not found; nothing to test");
+            return;
+        };
+        let (scratch, _) = crate::python::scratch_dir().unwrap();
+        let ready = Interpreter::Ready { python, scratch };
+        let mut plan = Plan::new();
+        let template = Measurement::new("rust", Implementation::Rust, "s", Vec::new());
+        plan.series(Series::of(template, Repeat::new(0, 2), || Ok(1.0)));
+        plan.python(Baseline::new(
+            "boom",
+            "raise SystemExit('the interpreter gave up')",
+            Vec::<String>::new(),
+        ));
+        let (measured, _) = bench_run(plan, &ready);
+        let (measurements, _, notes) = measured.into_parts();
+        assert_eq!(measurements.len(), 1);
+        assert_eq!(measurements[0].samples, [1.0, 1.0]);
+        let [note] = &notes[..] else {
+            panic!("one note: {notes:?}")
+        };
+        assert!(note.contains("did not finish"), "{note}");
+        assert!(note.contains("the interpreter gave up"), "{note}");
+    }
+
+    #[test]
     fn repeat_keeps_the_runs_after_the_warm_up_and_stops_at_an_error() {
         let mut calls = 0;
         let kept = Repeat::new(2, 2).run(|| -> Result<i32, &str> {

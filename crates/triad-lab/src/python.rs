@@ -146,7 +146,11 @@ impl Python {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return Err(fail(format!("{}: {}", output.status, tail.join(" | "))));
+            return Err(fail(if tail.is_empty() {
+                output.status.to_string()
+            } else {
+                format!("{}: {}", output.status, tail.join(" | "))
+            }));
         }
         let stdout = String::from_utf8_lossy(&output.stdout);
         let last = stdout.lines().last().unwrap_or_default();
@@ -173,34 +177,40 @@ impl Python {
 /// directory, with a note saying so; an error naming what was tried and the variable to fix
 /// when none does.
 pub fn scratch_dir() -> Result<(PathBuf, Option<String>), String> {
-    let preferred = std::env::temp_dir();
-    let candidates = std::iter::once(preferred.clone())
-        .chain(["/tmp", "/var/tmp"].map(PathBuf::from))
-        .filter(|dir| dir.is_absolute());
-    let mut refused = Vec::new();
-    for dir in candidates {
-        if refused
-            .iter()
-            .any(|(tried, _): &(PathBuf, String)| *tried == dir)
-        {
+    scratch_dir_among(
+        &std::env::temp_dir(),
+        &["/tmp", "/var/tmp"].map(PathBuf::from),
+    )
+}
+
+/// [`scratch_dir`] with `preferred` first, then `fallbacks`.
+fn scratch_dir_among(
+    preferred: &Path,
+    fallbacks: &[PathBuf],
+) -> Result<(PathBuf, Option<String>), String> {
+    let mut refused: Vec<(&Path, String)> = Vec::new();
+    for dir in std::iter::once(preferred).chain(fallbacks.iter().map(PathBuf::as_path)) {
+        if refused.iter().any(|(tried, _)| *tried == dir) {
             continue;
         }
-        match ScriptDir::create(&dir, "probe") {
-            Ok(_probe) => {
-                let note = (dir != preferred).then(|| {
+        let probe = if dir.is_absolute() {
+            ScriptDir::create(dir, "probe").map_err(|e| e.to_string())
+        } else {
+            Err("not an absolute path".to_owned())
+        };
+        match probe {
+            Ok(_removed_on_drop) => {
+                let note = refused.first().map(|(_, why)| {
                     format!(
-                        "The temporary directory {} is not writable ({}): the CPython scripts \
-                         ran in {} instead (set TMPDIR to choose).",
+                        "The temporary directory {} is not usable ({why}): the CPython \
+                         scripts ran in {} instead (set TMPDIR to choose).",
                         preferred.display(),
-                        refused
-                            .first()
-                            .map_or("not absolute".to_owned(), |(_, why)| why.clone()),
                         dir.display()
                     )
                 });
-                return Ok((dir, note));
+                return Ok((dir.to_owned(), note));
             }
-            Err(error) => refused.push((dir, error.to_string())),
+            Err(why) => refused.push((dir, why)),
         }
     }
     let tried: Vec<String> = refused
@@ -279,6 +289,24 @@ mod tests {
             .unwrap_err();
         assert!(error.to_string().contains("no luck here"), "{error}");
         assert!(error.to_string().contains("boom.py"), "{error}");
+    }
+
+    #[test]
+    fn an_unusable_temporary_directory_falls_back_or_names_the_variable() {
+        let nowhere = Path::new("/nonexistent/triad-tmp");
+        let (dir, note) = scratch_dir_among(nowhere, &[std::env::temp_dir()]).unwrap();
+        assert_eq!(dir, std::env::temp_dir());
+        let note = note.expect("a fallback is noted");
+        assert!(note.contains("/nonexistent/triad-tmp"), "{note}");
+        let (_, none) = scratch_dir_among(&std::env::temp_dir(), &[]).unwrap();
+        assert_eq!(none, None, "no note when TMPDIR works");
+        let error = scratch_dir_among(nowhere, &[PathBuf::from("relative")]).unwrap_err();
+        assert!(
+            error.contains("set TMPDIR to a writable directory"),
+            "{error}"
+        );
+        assert!(error.contains("/nonexistent/triad-tmp: "), "{error}");
+        assert!(error.contains("relative: not an absolute path"), "{error}");
     }
 
     #[test]
