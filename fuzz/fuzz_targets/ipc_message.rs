@@ -2,9 +2,9 @@
 //! arbitrary datagrams, through `triad::ipc::fuzz_decode_message`.
 //!
 //! Plain types are decoded without descriptors. Handle types (`PipeEnd`, `Queue`,
-//! `SharedArray`, `SharedValue`) are decoded with real descriptors beside the bytes — a queue's
-//! three (two `SOCK_SEQPACKET` sockets and its sealed header memfd), a pipe end and a shared
-//! array's memfd — so that the fuzzer's indices can point a handle at the right descriptor, at
+//! `SharedArray`, `SharedValue`, `AtomicArray`, `AtomicValue`) are decoded with real descriptors
+//! beside the bytes — a queue's three (two `SOCK_SEQPACKET` sockets and its sealed header
+//! memfd), a pipe end and the memfds of a locked and an atomic array — so that the fuzzer's indices can point a handle at the right descriptor, at
 //! another kind of descriptor, at one already used, or at none. Nothing may panic.
 
 #![no_main]
@@ -17,13 +17,14 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use triad::fdpass::{self, SharedFd};
 use triad::ipc::{PipeEnd, Queue, fuzz_decode_message};
-use triad::shm::{SharedArray, SharedValue};
+use triad::shm::{AtomicArray, AtomicValue, SharedArray, SharedValue};
 
 /// Descriptors of live objects, encoded once; each decode gets fresh duplicates.
 struct Handles {
     queue: Queue<u32>,
     pipe: (PipeEnd<u8, u8>, PipeEnd<u8, u8>),
     array: SharedArray<u64>,
+    atomics: AtomicArray<u64>,
 }
 
 fn handles() -> &'static Handles {
@@ -32,16 +33,18 @@ fn handles() -> &'static Handles {
         queue: Queue::new(2).expect("queue"),
         pipe: triad::pipe().expect("pipe"),
         array: SharedArray::new(1).expect("shared array"),
+        atomics: AtomicArray::new(1).expect("atomic array"),
     })
 }
 
 /// Fresh duplicates of: the queue's write socket, read socket and header memfd; one pipe end;
-/// the shared array's memfd (indices 0 to 4).
+/// the shared array's memfd; the atomic array's memfd (indices 0 to 5).
 fn descriptors() -> Vec<OwnedFd> {
     let handles = handles();
     let mut fds = fdpass::encode(&handles.queue).expect("encode queue").fds;
     fds.extend(fdpass::encode(&handles.pipe.0).expect("encode pipe").fds);
     fds.extend(fdpass::encode(&handles.array).expect("encode array").fds);
+    fds.extend(fdpass::encode(&handles.atomics).expect("encode atomics").fds);
     fds
 }
 
@@ -67,5 +70,7 @@ fuzz_target!(|datagram: &[u8]| {
     with_descriptors::<Queue<u32>>(datagram);
     with_descriptors::<SharedArray<u64>>(datagram);
     with_descriptors::<SharedValue<u64>>(datagram);
+    with_descriptors::<AtomicArray<u64>>(datagram);
+    with_descriptors::<AtomicValue<u64>>(datagram);
     with_descriptors::<Mixed>(datagram);
 });

@@ -50,11 +50,14 @@ Examples:
 Examples:
   triad profile -- python3 job.py --input data.csv
   triad profile --json -- ./build.sh
+  triad profile --json-file profile.json -- make -j2
   triad profile --interval 10 --lang python -- python3 -m mypackage
 
 The command keeps its own stdin, stdout and stderr; the report goes to stderr (with --json, one
-JSON document on the last line of stdout). The exit code is the command's own; 127 when the
-command is not found, 126 when it cannot be executed.")]
+JSON document on the last line of stdout; with --json-file, to that file). The exit code is the
+command's own (128 + N after signal N); 127 when the command is not found, 126 when it cannot be
+executed. When the command exits 0 but the report cannot be written: 141 for a closed pipe, else
+1.")]
     Profile(ProfileArgs),
     /// List the built-in workloads and every task registered in this binary
     Tasks(TasksArgs),
@@ -76,9 +79,13 @@ pub(crate) struct ProfileArgs {
     /// Sampling interval in milliseconds
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub(crate) interval: u64,
-    /// Print one JSON document (last line of stdout) instead of the text report
+    /// Print one JSON document (the last line of stdout, on a line of its own) instead of the
+    /// text report
     #[arg(long)]
     pub(crate) json: bool,
+    /// Write the JSON document to this file instead (the command's stdout is left alone)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) json_file: Option<PathBuf>,
     /// The program's language, for the advice
     #[arg(long, value_enum, default_value = "auto")]
     pub(crate) lang: LangArg,

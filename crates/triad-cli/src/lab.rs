@@ -1,5 +1,9 @@
 //! `triad lab`: runs the experiments with a progress bar each, prints each table as it is done,
 //! then writes the report files and prints the verdicts.
+//!
+//! Its main output is stdout (the tables, or `--json`), under the rule of `out`; when stdout
+//! fails mid-way the lab stops printing but still measures and writes the report files, then
+//! ends with that error.
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -11,6 +15,10 @@ use triad_lab::{
 };
 
 use crate::cli::{LabArgs, PythonArg};
+use crate::out::{self, OutputError, Stream};
+use crate::usage::BadArgument;
+
+const TABLES: &str = "the lab's tables";
 
 pub(crate) fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
     let config = Config {
@@ -29,6 +37,15 @@ pub(crate) fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
         },
     };
     triad_lab::select(&config)?;
+    if args.out.exists() && !args.out.is_dir() {
+        return Err(BadArgument(format!(
+            "--out {} is a file, not a directory: give a directory for results.json, report.md \
+             and index.html (it is created if missing)",
+            args.out.display()
+        ))
+        .into());
+    }
+    out::ensure_open(TABLES, Stream::Stdout)?;
     report::create_dir(&args.out)?;
     let mut terminal = Terminal {
         tables: !args.json,
@@ -37,35 +54,47 @@ pub(crate) fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
         write_error: None,
     };
     let report = triad_lab::run(&config, &mut terminal)?;
-    if let Some(error) = terminal.write_error {
-        return Err(error.into());
-    }
     let written = report::write_all(&report, &args.out)?;
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        serde_json::to_writer(&mut out, &report)?;
-        writeln!(out)?;
-    } else {
-        writeln!(out, "Summary: the seed's claims on this machine")?;
-        write!(out, "{}", text::table(&text::summary(&report)))?;
-        for failure in &report.failures {
-            writeln!(out, "  {} FAILED: {}", failure.id, failure.error)?;
-        }
-        writeln!(
-            out,
-            "{} experiment(s) in {:.1} s. Wrote {}, {} and {}",
-            report.experiments.len(),
-            report.elapsed_s,
-            written.html.display(),
-            written.markdown.display(),
-            written.json.display()
-        )?;
+    if let Some(error) = terminal.write_error {
+        return Err(OutputError::new(TABLES, Stream::Stdout, error).into());
     }
+    let mut stdout = std::io::stdout().lock();
+    let printed = if args.json {
+        serde_json::to_writer(&mut stdout, &report)
+            .map_err(std::io::Error::from)
+            .and_then(|()| writeln!(stdout))
+    } else {
+        print_summary(&mut stdout, &report, &written)
+    };
+    printed
+        .and_then(|()| stdout.flush())
+        .map_err(OutputError::on(TABLES, Stream::Stdout))?;
     Ok(if report.failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn print_summary(
+    out: &mut impl Write,
+    report: &triad_lab::LabReport,
+    written: &report::Written,
+) -> std::io::Result<()> {
+    writeln!(out, "Summary: the seed's claims on this machine")?;
+    write!(out, "{}", text::table(&text::summary(report)))?;
+    for failure in &report.failures {
+        writeln!(out, "  {} FAILED: {}", failure.id, failure.error)?;
+    }
+    writeln!(
+        out,
+        "{} experiment(s) in {:.1} s. Wrote {}, {} and {}",
+        report.experiments.len(),
+        report.elapsed_s,
+        written.html.display(),
+        written.markdown.display(),
+        written.json.display()
+    )
 }
 
 /// Shows the lab on the terminal: a bar on stderr per experiment, each table on stdout.
@@ -130,6 +159,10 @@ impl Observer for Terminal {
 
     fn failed(&mut self, experiment: &dyn Experiment, error: &LabError) {
         self.clear_bar();
-        eprintln!("triad: experiment {} failed: {error}", experiment.id());
+        out::diagnostic(&format!(
+            "triad: experiment {} failed: {}\n",
+            experiment.id(),
+            out::one_line(error)
+        ));
     }
 }

@@ -1,56 +1,68 @@
 //! The `triad` command. This crate only parses arguments, calls the libraries and prints; the
 //! work lives in the `triad`, `triad-lab` and `triad-profile` crates.
+//!
+//! # Layout
+//!
+//! - `cli`: every subcommand, flag and help text (clap).
+//! - `usage`: a command-line error folded into one line that keeps its substance.
+//! - `out`: the one rule for a failed write of a main output, and one-line error reports.
+//! - `run`, `profile`, `lab`: what each subcommand prints, as text or JSON.
 
 mod cli;
 mod lab;
-mod output;
+mod out;
+mod profile;
+mod run;
+mod usage;
 
 use std::process::ExitCode;
-
-use clap::Parser;
-use clap::error::ErrorKind;
 
 fn main() -> ExitCode {
     // First, before anything with effects: a worker process of `--mode processes` is this
     // binary re-executed, and stops here to serve tasks.
     triad::init();
-    let cli = match cli::Cli::try_parse() {
+    let cli = match usage::parse() {
         Ok(cli) => cli,
-        Err(error) => return usage_error(error),
+        Err(code) => return code,
     };
     let outcome = match cli.command {
         cli::Command::Lab(args) => lab::lab(args),
-        cli::Command::Run(args) => output::run(args),
-        cli::Command::Profile(args) => output::profile(args),
-        cli::Command::Tasks(args) => output::tasks(args),
+        cli::Command::Run(args) => run::run(args),
+        cli::Command::Profile(args) => profile::profile(args),
+        cli::Command::Tasks(args) => run::tasks(args),
     };
     match outcome {
         Ok(code) => code,
-        // A reader that stopped reading (`triad … | head`) is not a failure of ours.
-        Err(error) if output::is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("triad: error: {error:#}");
-            ExitCode::from(output::exit_code(&error))
+            out::report(&error);
+            ExitCode::from(exit_code(&error))
         }
     }
 }
 
-/// Prints help and version as clap does; folds any other parse error into one line, exit code 2.
-fn usage_error(error: clap::Error) -> ExitCode {
-    if matches!(
-        error.kind(),
-        ErrorKind::DisplayHelp
-            | ErrorKind::DisplayVersion
-            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-    ) {
-        error.exit();
+/// Exit code for an error: 2 when the user asked for something that does not exist or an
+/// input out of range; 141 or 1 when the main output failed (see `out`); 127 and 126 when a
+/// profiled command is not found or cannot be executed (as a shell says); else 1.
+fn exit_code(error: &anyhow::Error) -> u8 {
+    if error
+        .downcast_ref::<triad::workloads::UnknownWorkload>()
+        .is_some()
+        || error
+            .downcast_ref::<triad::workloads::InputOutOfRange>()
+            .is_some()
+        || matches!(
+            error.downcast_ref::<triad_lab::LabError>(),
+            Some(triad_lab::LabError::UnknownExperiment { .. })
+        )
+        || error.downcast_ref::<usage::BadArgument>().is_some()
+    {
+        return 2;
     }
-    let rendered = error.render().to_string();
-    let summary: Vec<&str> = rendered
-        .lines()
-        .map(str::trim)
-        .filter(|line| line.starts_with("error:") || line.starts_with("tip:"))
-        .collect();
-    eprintln!("triad: {} (see triad --help)", summary.join("; "));
-    ExitCode::from(2)
+    if let Some(output) = error.downcast_ref::<out::OutputError>() {
+        return output.exit_code();
+    }
+    match error.downcast_ref::<triad_profile::RunError>() {
+        Some(run_error) => u8::try_from(run_error.exit_code()).unwrap_or(1),
+        None => 1,
+    }
 }

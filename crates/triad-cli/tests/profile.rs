@@ -25,6 +25,11 @@ fn triad() -> Command {
 
 /// Profiles `args` with `--json` and returns the report.
 fn profile_json(args: &[&str]) -> Value {
+    profile_json_and_stdout(args).1
+}
+
+/// Profiles `args` with `--json`: all of stdout, and the report on its last line.
+fn profile_json_and_stdout(args: &[&str]) -> (String, Value) {
     let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
     let output = triad()
         .args(["profile", "--json", "--"])
@@ -34,7 +39,8 @@ fn profile_json(args: &[&str]) -> Value {
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8(output.stdout).unwrap();
     let last = stdout.lines().last().expect("a JSON line");
-    serde_json::from_str(last).unwrap()
+    let report = serde_json::from_str(last).unwrap();
+    (stdout, report)
 }
 
 fn python(name: &str, seconds: &str) -> Value {
@@ -44,7 +50,7 @@ fn python(name: &str, seconds: &str) -> Value {
 #[test]
 fn a_python_cpu_spin_is_cpu_bound_and_wants_processes() {
     let report = python("cpu_spin.py", "1.2");
-    assert_eq!(report["schema"], "triad-profile/1");
+    assert_eq!(report["schema"], "triad-profile/2");
     assert_eq!(report["verdict"]["kind"], "cpu_bound");
     assert_eq!(report["verdict"]["gil_limited"], false);
     assert_eq!(report["lang"], "python");
@@ -160,4 +166,72 @@ fn a_missing_command_is_127_and_a_non_executable_one_126_each_with_one_line() {
         .code(126);
     let stderr = String::from_utf8(refused.get_output().stderr.clone()).unwrap();
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+#[test]
+fn a_background_child_is_followed_until_it_ends() {
+    // `sh` exits at once; its `sleep` runs on, adopted by the guard.
+    let report = profile_json(&["sh", "-c", "sleep 1 & exit 0"]);
+    assert_eq!(report["descendants_left"], 1, "{report:#}");
+    assert!(
+        report["totals"]["wall_s"].as_f64().unwrap() >= 1.0,
+        "{report:#}"
+    );
+    assert!(
+        report["command_wall_s"].as_f64().unwrap() < 0.9,
+        "{report:#}"
+    );
+    assert_eq!(report["verdict"]["kind"], "io_bound", "{report:#}");
+    let text = triad()
+        .args(["profile", "--", "sh", "-c", "sleep 0.5 & exit 0"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(text.stderr).unwrap();
+    assert!(
+        stderr.contains("1 descendant(s) still ran when the command exited"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_run_too_short_is_not_classified() {
+    let report = profile_json(&["true"]);
+    assert_eq!(report["verdict"]["kind"], "too_short", "{report:#}");
+    assert!(report["advice"].is_null());
+    let text = triad().args(["profile", "--", "true"]).output().unwrap();
+    let stderr = String::from_utf8(text.stderr).unwrap();
+    assert!(
+        stderr.starts_with("Verdict: too short to classify"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("Advice:"), "{stderr}");
+}
+
+#[test]
+fn the_json_starts_on_a_line_of_its_own() {
+    let (stdout, report) = profile_json_and_stdout(&["printf", "abc"]);
+    assert!(stdout.starts_with("abc\n{"), "{stdout:?}");
+    assert_eq!(report["schema"], "triad-profile/2");
+    let (stdout, _) = profile_json_and_stdout(&["printf", "abc\n"]);
+    assert!(
+        stdout.starts_with("abc\n{"),
+        "no blank line added: {stdout:?}"
+    );
+}
+
+#[test]
+fn json_file_leaves_the_commands_stdout_alone() {
+    let path = std::env::temp_dir().join(format!("triad-profile-tree-{}.json", std::process::id()));
+    let output = triad()
+        .args(["profile", "--json-file"])
+        .arg(&path)
+        .args(["--", "printf", "abc"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert_eq!(output.stdout, b"abc");
+    assert!(output.stderr.is_empty(), "{output:?}");
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(report["command"][0], "printf");
+    std::fs::remove_file(&path).unwrap();
 }

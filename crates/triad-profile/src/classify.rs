@@ -24,6 +24,10 @@ use crate::recording::{Lang, Recording};
 /// `avg_cpu > 70%` CPU-bound; the measured CPU loop (1.00) and GIL threads (0.99) sit far above.
 pub const CPU_BOUND_MIN_DEMAND: f64 = 0.7;
 
+/// Fewest samples of a command for a verdict: below it the run is "too short to classify"
+/// (with the default 20 ms interval, a run under about 0.1 s).
+pub const MIN_SAMPLES: usize = 5;
+
 /// CPU demand at or below this is IO-bound: the mirror of [`CPU_BOUND_MIN_DEMAND`]; the sleep
 /// loop (0.03) and the fsync loop's user time (0.07 s / 3 s ≈ 0.02) sit far below. Between the
 /// two is mixed (the alternating compute/sleep program lands at 0.5).
@@ -198,6 +202,11 @@ pub enum Verdict {
     },
     /// Both, in comparable amounts.
     Mixed,
+    /// Too few samples to tell: only the totals mean something.
+    TooShort {
+        /// Samples taken.
+        samples: usize,
+    },
 }
 
 /// The execution model to run the work with (the seed's terms).
@@ -240,8 +249,8 @@ pub struct Analysis {
     pub confidence: f64,
     /// Three to five sentences with the numbers that decided the verdict.
     pub evidence: Vec<String>,
-    /// What to run it with.
-    pub advice: Advice,
+    /// What to run it with; `None` for [`Verdict::TooShort`].
+    pub advice: Option<Advice>,
 }
 
 // --- Analysis ---------------------------------------------------------------------------------
@@ -272,7 +281,32 @@ fn delta(now: u64, before: u64) -> f64 {
 }
 
 /// Analyse a recording: figures, verdict with confidence and evidence, and advice.
+///
+/// A sampled recording with fewer than [`MIN_SAMPLES`] samples is [`Verdict::TooShort`]: its
+/// figures (the totals) are given, without evidence or advice.
 pub fn analyse(recording: &Recording) -> Analysis {
+    let samples = recording.samples.len();
+    if samples < MIN_SAMPLES {
+        let figures = Facts::new(recording).figures;
+        return Analysis {
+            evidence: vec![format!(
+                "Only {samples} sample(s) of {} ms in {:.3} s: at least {MIN_SAMPLES} are \
+                 needed to tell CPU from waiting. Run it longer, or sample more often \
+                 (--interval).",
+                recording.interval_ms, figures.wall_s
+            )],
+            figures,
+            verdict: Verdict::TooShort { samples },
+            confidence: 0.0,
+            advice: None,
+        };
+    }
+    analyse_any_length(recording)
+}
+
+/// [`analyse`] whatever the number of samples: for `measure`, whose one sample is an exact
+/// reading of the thread's own counters, not a look at a running process.
+pub(crate) fn analyse_any_length(recording: &Recording) -> Analysis {
     let facts = Facts::new(recording);
     let (verdict, confidence, evidence) = facts.verdict();
     let advice = facts.advice(verdict);
@@ -281,7 +315,7 @@ pub fn analyse(recording: &Recording) -> Analysis {
         verdict,
         confidence,
         evidence,
-        advice,
+        advice: Some(advice),
     }
 }
 
@@ -751,6 +785,7 @@ impl Facts {
             };
         }
         match verdict {
+            Verdict::TooShort { .. } => unreachable!("only `analyse` judges a run too short"),
             Verdict::CpuBound { parallel, gil_limited } => {
                 if cores <= 1 {
                     return Advice {
@@ -918,8 +953,8 @@ mod tests {
             a.evidence
         );
         assert!((0.0..=1.0).contains(&a.confidence));
-        assert!(!a.advice.reasons.is_empty());
-        assert!(a.advice.workers >= 1);
+        assert!(!a.advice.as_ref().unwrap().reasons.is_empty());
+        assert!(a.advice.as_ref().unwrap().workers >= 1);
         let json = serde_json::to_value(&a.figures).unwrap();
         for (k, v) in json.as_object().unwrap() {
             assert!(!v.is_null(), "figure {k} is not finite");
@@ -940,8 +975,8 @@ mod tests {
         assert!(a.confidence > 0.8, "{}", a.confidence);
         assert!((a.figures.cpu_ratio - 1.0).abs() < 0.01);
         assert!(a.figures.wait_over_compute < 0.05);
-        assert_eq!(a.advice.model, Model::Processes);
-        assert_eq!(a.advice.workers, 2);
+        assert_eq!(a.advice.as_ref().unwrap().model, Model::Processes);
+        assert_eq!(a.advice.as_ref().unwrap().workers, 2);
     }
 
     #[test]
@@ -955,8 +990,8 @@ mod tests {
                 gil_limited: false
             }
         );
-        assert_eq!(a.advice.model, Model::Threads);
-        assert_eq!(a.advice.workers, 2);
+        assert_eq!(a.advice.as_ref().unwrap().model, Model::Threads);
+        assert_eq!(a.advice.as_ref().unwrap().workers, 2);
     }
 
     #[test]
@@ -973,11 +1008,11 @@ mod tests {
         assert!(a.figures.cpu_ratio < 0.05);
         assert!(a.figures.wait_over_compute > 10.0);
         // Moderate concurrency (2 × (1 + W/C) ≈ 60) → threads, capped at 32 per core.
-        assert_eq!(a.advice.model, Model::Threads);
+        assert_eq!(a.advice.as_ref().unwrap().model, Model::Threads);
         assert!(
-            a.advice.workers > 2 && a.advice.workers <= 64,
+            a.advice.as_ref().unwrap().workers > 2 && a.advice.as_ref().unwrap().workers <= 64,
             "{}",
-            a.advice.workers
+            a.advice.as_ref().unwrap().workers
         );
     }
 
@@ -995,8 +1030,8 @@ mod tests {
         );
         assert!(a.confidence > 0.8);
         assert!(a.evidence.iter().any(|e| e.contains("GIL")));
-        assert_eq!(a.advice.model, Model::Processes);
-        assert_eq!(a.advice.workers, 2);
+        assert_eq!(a.advice.as_ref().unwrap().model, Model::Processes);
+        assert_eq!(a.advice.as_ref().unwrap().workers, 2);
     }
 
     #[test]
@@ -1012,8 +1047,15 @@ mod tests {
                 gil_limited: false
             }
         );
-        assert_eq!(a.advice.model, Model::Threads);
-        assert!(a.advice.reasons.iter().any(|r| r.contains("lock")));
+        assert_eq!(a.advice.as_ref().unwrap().model, Model::Threads);
+        assert!(
+            a.advice
+                .as_ref()
+                .unwrap()
+                .reasons
+                .iter()
+                .any(|r| r.contains("lock"))
+        );
     }
 
     #[test]
@@ -1031,8 +1073,8 @@ mod tests {
         assert!((a.figures.avg_cores_busy - 1.975).abs() < 0.01);
         assert_eq!(a.figures.max_busy_processes, 3);
         assert!(a.figures.share_runnable > 0.1);
-        assert_eq!(a.advice.model, Model::Processes);
-        assert_eq!(a.advice.workers, 2);
+        assert_eq!(a.advice.as_ref().unwrap().model, Model::Processes);
+        assert_eq!(a.advice.as_ref().unwrap().workers, 2);
     }
 
     #[test]
@@ -1044,8 +1086,11 @@ mod tests {
         // System time in the IO path is not compute.
         assert!((a.figures.compute_s - a.figures.user_s).abs() < 1e-9);
         assert!(a.figures.share_disk_wait > 0.2);
-        assert_eq!(a.advice.model, Model::Threads);
-        assert_eq!(a.advice.workers, 2 * DISK_THREADS_PER_CORE_CAP);
+        assert_eq!(a.advice.as_ref().unwrap().model, Model::Threads);
+        assert_eq!(
+            a.advice.as_ref().unwrap().workers,
+            2 * DISK_THREADS_PER_CORE_CAP
+        );
     }
 
     #[test]
@@ -1055,9 +1100,9 @@ mod tests {
         assert_eq!(a.verdict, Verdict::Mixed, "{a:#?}");
         assert!((a.figures.cpu_demand - 0.5).abs() < 0.05);
         assert!((a.figures.wait_over_compute - 1.0).abs() < 0.1);
-        assert_eq!(a.advice.model, Model::HybridPipeline);
-        assert_eq!(a.advice.workers, 2);
-        assert_eq!(a.advice.concurrency, Some(2));
+        assert_eq!(a.advice.as_ref().unwrap().model, Model::HybridPipeline);
+        assert_eq!(a.advice.as_ref().unwrap().workers, 2);
+        assert_eq!(a.advice.as_ref().unwrap().concurrency, Some(2));
     }
 
     #[test]
@@ -1071,8 +1116,8 @@ mod tests {
             },
             "{a:#?}"
         );
-        assert_eq!(a.advice.model, Model::Coroutines);
-        let c = a.advice.concurrency.unwrap();
+        assert_eq!(a.advice.as_ref().unwrap().model, Model::Coroutines);
+        let c = a.advice.as_ref().unwrap().concurrency.unwrap();
         assert!(
             (COROUTINE_MIN_CONCURRENCY..=MAX_COROUTINES).contains(&c),
             "{c}"
@@ -1090,13 +1135,24 @@ mod tests {
     }
 
     #[test]
-    fn short_run_keeps_serial() {
+    fn three_samples_are_too_short_to_classify() {
+        // 60 ms of CPU used to get a confident "CPU-bound" from three samples.
         let rec = synth::recording(Lang::Python, 2, 20, &synth::one_thread(20.0, 3), 0.0, 0, 1);
+        let a = analyse(&rec);
+        assert_eq!(a.verdict, Verdict::TooShort { samples: 3 });
+        assert_eq!((a.confidence, a.advice.is_none()), (0.0, true));
+        assert!(a.evidence[0].contains("at least 5"), "{:?}", a.evidence);
+        assert!((a.figures.cpu_s - 0.06).abs() < 1e-9, "the totals are kept");
+    }
+
+    #[test]
+    fn enough_samples_of_a_short_run_keep_serial() {
+        let rec = synth::recording(Lang::Python, 2, 10, &synth::one_thread(10.0, 8), 0.0, 0, 1);
         let a = analyse(&rec);
         check(&a);
         assert!(matches!(a.verdict, Verdict::CpuBound { .. }));
-        assert_eq!(a.advice.model, Model::KeepSerial);
-        assert_eq!(a.advice.workers, 1);
+        assert_eq!(a.advice.as_ref().unwrap().model, Model::KeepSerial);
+        assert_eq!(a.advice.as_ref().unwrap().workers, 1);
     }
 
     #[test]
@@ -1104,7 +1160,7 @@ mod tests {
         let mut rec = sig::cpu_loop(Lang::Native);
         rec.cores = 1;
         let a = analyse(&rec);
-        assert_eq!(a.advice.model, Model::KeepSerial);
+        assert_eq!(a.advice.as_ref().unwrap().model, Model::KeepSerial);
     }
 
     #[test]
@@ -1117,14 +1173,20 @@ mod tests {
             samples: Vec::new(),
             totals: Totals::default(),
             exit: Exit::Code { code: 0 },
+            command_wall_s: 0.0,
+            descendants_left: 0,
         };
         let a = analyse(&rec);
-        check(&a);
-        assert_eq!(a.advice.model, Model::KeepSerial);
+        assert_eq!(a.verdict, Verdict::TooShort { samples: 0 });
+        let json = serde_json::to_value(&a.figures).unwrap();
+        assert!(json.as_object().unwrap().values().all(|v| !v.is_null()));
+        let any = analyse_any_length(&rec);
+        check(&any);
+        assert_eq!(any.advice.as_ref().unwrap().model, Model::KeepSerial);
     }
 
     #[test]
-    fn totals_only_recording_is_classified() {
+    fn totals_only_recording_is_classified_when_asked() {
         // The command ended before the first sample: only wait4's totals.
         let rec = Recording {
             command: vec!["spin".into()],
@@ -1139,8 +1201,11 @@ mod tests {
                 ..Totals::default()
             },
             exit: Exit::Code { code: 0 },
+            command_wall_s: 0.0,
+            descendants_left: 0,
         };
-        let a = analyse(&rec);
+        // `measure`'s way: one exact reading, no samples needed.
+        let a = analyse_any_length(&rec);
         check(&a);
         assert_eq!(
             a.verdict,

@@ -6,11 +6,12 @@
 //!
 //! - [`recording`]: what a run recorded — the contract between sampling and analysis.
 //! - [`run`]: run a command and sample its process tree from `/proc` into a [`Recording`]
-//!   (private helpers: `proc`, parsing `/proc`; `forward`, passing signals on to the command).
+//!   (private helpers: `guard`, the process between the profiler and the command that keeps
+//!   the tree together; `proc`, parsing `/proc`; `forward`, catching signals to pass on).
 //! - [`classify`]: [`analyse`] a recording into [`Figures`], a [`Verdict`] with confidence and
 //!   evidence, and [`Advice`] (model and worker count); the thresholds are named constants there.
 //! - [`report`]: [`render_text`] (the human report, ≤ 30 lines) and [`render_json`] (schema
-//!   `triad-profile/1`, documented in `SCHEMA.md`).
+//!   `triad-profile/2`, documented in `SCHEMA.md`).
 //! - [`measure`](mod@measure): [`measure`](fn@measure) a closure on the calling thread and get
 //!   the same [`Analysis`].
 
@@ -18,6 +19,7 @@
 
 pub mod classify;
 mod forward;
+mod guard;
 pub mod measure;
 mod proc;
 pub mod recording;
@@ -28,7 +30,7 @@ pub use classify::{Advice, Analysis, Figures, IoWait, Model, Verdict, analyse};
 pub use measure::measure;
 pub use recording::{Exit, Lang, Recording, Sample, Totals};
 pub use report::{render_json, render_text};
-pub use run::{RunError, RunOptions, profile};
+pub use run::{Relayed, RunError, RunOptions, profile, profile_relaying_stdout};
 
 #[cfg(test)]
 mod synth;

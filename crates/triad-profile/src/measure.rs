@@ -5,7 +5,8 @@
 //! (`CLOCK_THREAD_CPUTIME_ID`), its resource usage (`getrusage(RUSAGE_THREAD)`: user and system
 //! time, voluntary and involuntary switches) and, where readable, `/proc/thread-self/schedstat`
 //! (run-queue delay) and `/proc/thread-self/io` (IO counters); from the differences it builds a
-//! one-sample [`Recording`] and runs [`analyse`] on it.
+//! one-sample [`Recording`] and analyses it as [`analyse`](crate::analyse) does, whatever the
+//! number of samples (its one sample is an exact reading, not a look at a running process).
 //!
 //! Limits: only the **calling thread** is measured. Work the closure hands to other threads,
 //! thread pools, async runtimes or child processes is invisible — their CPU time counts as the
@@ -18,7 +19,7 @@ use std::time::Instant;
 
 use rustix::time::{ClockId, clock_gettime};
 
-use crate::classify::{Analysis, analyse};
+use crate::classify::{Analysis, analyse_any_length};
 use crate::recording::{Exit, Lang, Recording, Sample, Totals};
 
 /// Counters of the calling thread at one instant.
@@ -107,7 +108,7 @@ pub fn measure<T>(work: impl FnOnce() -> T) -> (T, Analysis) {
     let wall = start.elapsed();
     let after = ThreadCounters::now();
     let recording = recording_from(&before, &after, wall.as_secs_f64());
-    (value, analyse(&recording))
+    (value, analyse_any_length(&recording))
 }
 
 fn recording_from(before: &ThreadCounters, after: &ThreadCounters, wall_s: f64) -> Recording {
@@ -167,6 +168,8 @@ fn recording_from(before: &ThreadCounters, after: &ThreadCounters, wall_s: f64) 
         },
         samples: vec![sample],
         exit: Exit::Code { code: 0 },
+        command_wall_s: wall_s,
+        descendants_left: 0,
     }
 }
 

@@ -62,6 +62,10 @@ pub(crate) struct Sampler {
     epoch: u64,
     /// The previous sample's cumulative figures (outputs never go down).
     last: Counters,
+    /// Whether `root` is the guard (see `guard`): not part of the figures, only the tree's top.
+    root_is_guard: bool,
+    /// The process whose executable tells the language: the command.
+    command: i32,
     /// Whether to look for a Python interpreter in the tree.
     detect_python: bool,
     /// A process in the tree was a Python interpreter (by `comm`, or the root's `exe`).
@@ -69,9 +73,23 @@ pub(crate) struct Sampler {
 }
 
 impl Sampler {
+    /// Samples the tree of `root`, `root` included.
+    #[cfg(test)]
     pub(crate) fn new(root: i32, detect_python: bool) -> Self {
+        Sampler::with_root(root, false, root, detect_python)
+    }
+
+    /// Samples the tree below the guard `guard`, whose child is `command`; the guard itself
+    /// is left out of every figure.
+    pub(crate) fn below_guard(guard: i32, command: i32, detect_python: bool) -> Self {
+        Sampler::with_root(guard, true, command, detect_python)
+    }
+
+    fn with_root(root: i32, root_is_guard: bool, command: i32, detect_python: bool) -> Self {
         Sampler {
             root,
+            root_is_guard,
+            command,
             path: String::with_capacity(64),
             buf: Vec::with_capacity(4096),
             stack: Vec::new(),
@@ -110,7 +128,7 @@ impl Sampler {
         if self.detect_python && !self.saw_python {
             self.path.clear();
             self.path.push_str("/proc/");
-            self.path.push_str(&self.root.to_string());
+            self.path.push_str(&self.command.to_string());
             self.path.push_str("/exe");
             if let Ok(exe) = fs::read_link(&self.path) {
                 self.saw_python |= is_python_name(exe.as_os_str().as_encoded_bytes());
@@ -119,6 +137,13 @@ impl Sampler {
         self.stack.clear();
         self.stack.push(self.root);
         while let Some(pid) = self.stack.pop() {
+            if self.root_is_guard && pid == self.root {
+                // The guard: one thread, whose children are the tree's top processes.
+                if self.read(pid, Some(pid), "children") {
+                    parse_pids(&self.buf, &mut self.stack);
+                }
+                continue;
+            }
             let Ok(dir) = fs::read_dir(Path::new("/proc").join(pid.to_string()).join("task"))
             else {
                 continue; // gone
@@ -245,6 +270,33 @@ impl Sampler {
         s.voluntary_switches = total.voluntary;
         s.involuntary_switches = total.involuntary;
         s
+    }
+}
+
+impl Sampler {
+    /// Every process of the tree now (the guard left out), for passing a signal on.
+    pub(crate) fn processes(&mut self) -> Vec<i32> {
+        let mut found = Vec::new();
+        self.stack.clear();
+        self.stack.push(self.root);
+        while let Some(pid) = self.stack.pop() {
+            if !(self.root_is_guard && pid == self.root) {
+                found.push(pid);
+            }
+            let Ok(dir) = fs::read_dir(Path::new("/proc").join(pid.to_string()).join("task"))
+            else {
+                continue;
+            };
+            for tid in dir
+                .flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            {
+                if self.read(pid, Some(tid), "children") {
+                    parse_pids(&self.buf, &mut self.stack);
+                }
+            }
+        }
+        found
     }
 }
 

@@ -61,9 +61,9 @@ pub struct Sample {
 /// Final figures for the whole tree, from `wait4`'s resource usage of the waited-for command.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Totals {
-    /// Wall-clock seconds from start to exit.
+    /// Wall-clock seconds from start until the command and every descendant it left ended.
     pub wall_s: f64,
-    /// User CPU seconds (the command and its waited-for descendants).
+    /// User CPU seconds (the command and all its descendants).
     pub user_s: f64,
     /// System CPU seconds.
     pub system_s: f64,
@@ -116,4 +116,11 @@ pub struct Recording {
     pub totals: Totals,
     /// How the command ended.
     pub exit: Exit,
+    /// Seconds from start until the command itself exited; `totals.wall_s` runs on until the
+    /// last of its descendants ended.
+    #[serde(default)]
+    pub command_wall_s: f64,
+    /// Descendants still running when the command exited (adopted and followed to their end).
+    #[serde(default)]
+    pub descendants_left: u32,
 }

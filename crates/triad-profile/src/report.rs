@@ -10,7 +10,7 @@ use crate::classify::{Analysis, IoWait, Model, Verdict, human_bytes};
 use crate::recording::{Exit, Recording};
 
 /// The `"schema"` tag of [`render_json`]'s document.
-pub const JSON_SCHEMA: &str = "triad-profile/1";
+pub const JSON_SCHEMA: &str = "triad-profile/2";
 
 /// The most lines [`render_text`] writes.
 pub const MAX_TEXT_LINES: usize = 30;
@@ -38,6 +38,7 @@ pub fn verdict_text(verdict: Verdict) -> String {
             wait: IoWait::Sleep,
         } => "IO-bound, waiting on a timer (sleep)".into(),
         Verdict::Mixed => "mixed: compute and waits in comparable amounts".into(),
+        Verdict::TooShort { samples } => format!("too short to classify ({samples} sample(s))"),
     }
 }
 
@@ -106,23 +107,58 @@ pub fn render_text(recording: &Recording, analysis: &Analysis, color: bool) -> S
     let verdict_colour = match analysis.verdict {
         Verdict::CpuBound { .. } => "1;31",
         Verdict::IoBound { .. } => "1;34",
-        Verdict::Mixed => "1;33",
+        Verdict::Mixed | Verdict::TooShort { .. } => "1;33",
+    };
+    let confidence = match analysis.verdict {
+        Verdict::TooShort { .. } => String::new(),
+        _ => format!("  (confidence {:.0}%)", analysis.confidence * 100.0),
     };
     lines.push(format!(
-        "{} {}  (confidence {:.0}%)",
+        "{} {}{confidence}",
         p.wrap("1", "Verdict:"),
         p.wrap(verdict_colour, &verdict_text(analysis.verdict)),
-        analysis.confidence * 100.0
     ));
     lines.push(format!(
         "  {command}  ({exit}, {:.2} s wall, {} core(s))",
         f.wall_s, f.cores
     ));
+    if recording.descendants_left > 0 {
+        lines.push(format!(
+            "  {} descendant(s) still ran when the command exited at {:.2} s: followed to the end",
+            recording.descendants_left, recording.command_wall_s
+        ));
+    }
+    let Some(a) = &analysis.advice else {
+        // Too short: the totals only, and why.
+        for e in &analysis.evidence {
+            lines.push(format!("  {e}"));
+        }
+        let t = &recording.totals;
+        lines.push(p.wrap("1", "Totals:"));
+        lines.push(format!(
+            "  CPU user {:.3} s + system {:.3} s in {:.3} s wall; peak RSS {}",
+            t.user_s,
+            t.system_s,
+            t.wall_s,
+            human_bytes(t.max_rss_bytes as f64)
+        ));
+        lines.push(format!(
+            "  switches {} voluntary, {} involuntary; blocks {} read, {} written; {} process(es), {} thread(s) at most",
+            t.voluntary_switches,
+            t.involuntary_switches,
+            t.in_blocks,
+            t.out_blocks,
+            t.peak_processes,
+            t.peak_threads
+        ));
+        let mut out = lines.join("\n");
+        out.push('\n');
+        return out;
+    };
     lines.push(p.wrap("1", "Evidence:"));
     for e in analysis.evidence.iter().take(5) {
         lines.push(format!("  - {e}"));
     }
-    let a = &analysis.advice;
     let mut head = format!("Advice: {}", model_text(a.model));
     if a.model != Model::KeepSerial {
         let _ = write!(head, ", {} worker(s)", a.workers);
@@ -182,7 +218,7 @@ pub fn render_text(recording: &Recording, analysis: &Analysis, color: bool) -> S
     out
 }
 
-/// The JSON document: `"schema": "triad-profile/1"`, the command, exit, every figure, the
+/// The JSON document: `"schema": "triad-profile/2"`, the command, exit, every figure, the
 /// verdict with confidence and evidence, the advice and the per-sample time series.
 pub fn render_json(recording: &Recording, analysis: &Analysis) -> Value {
     let mut figures = serde_json::to_value(&analysis.figures).unwrap_or(Value::Null);
@@ -198,6 +234,8 @@ pub fn render_json(recording: &Recording, analysis: &Analysis) -> Value {
         "cores": recording.cores,
         "interval_ms": recording.interval_ms,
         "exit": recording.exit,
+        "command_wall_s": recording.command_wall_s,
+        "descendants_left": recording.descendants_left,
         "totals": recording.totals,
         "figures": figures,
         "verdict": analysis.verdict,
@@ -330,11 +368,45 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "prints every signature's report, for a human to read"]
-    fn print_reports() {
-        for rec in all() {
-            let a = analyse(&rec);
-            println!("{}", render_text(&rec, &a, false));
-        }
+    fn a_run_too_short_gets_totals_and_no_advice() {
+        let mut rec = sig::cpu_loop(Lang::Python);
+        rec.samples.truncate(crate::classify::MIN_SAMPLES - 1);
+        let a = analyse(&rec);
+        assert_eq!(
+            a.verdict,
+            Verdict::TooShort {
+                samples: crate::classify::MIN_SAMPLES - 1
+            }
+        );
+        let text = render_text(&rec, &a, false);
+        assert!(text.starts_with("Verdict: too short to classify"), "{text}");
+        assert!(
+            text.contains("Totals:") && text.contains("CPU user"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("Advice:") && !text.contains("confidence"),
+            "{text}"
+        );
+        let doc = render_json(&rec, &a);
+        assert_eq!(doc["verdict"]["kind"], "too_short");
+        assert!(doc["advice"].is_null());
+        assert_eq!(doc["confidence"], 0.0);
+    }
+
+    #[test]
+    fn descendants_left_running_are_reported() {
+        let mut rec = sig::sleep_loop();
+        rec.descendants_left = 2;
+        rec.command_wall_s = 0.25;
+        let a = analyse(&rec);
+        let text = render_text(&rec, &a, false);
+        assert!(
+            text.contains("2 descendant(s) still ran when the command exited at 0.25 s"),
+            "{text}"
+        );
+        let doc = render_json(&rec, &a);
+        assert_eq!(doc["descendants_left"], 2);
+        assert_eq!(doc["command_wall_s"], 0.25);
     }
 }

@@ -1,23 +1,28 @@
 //! Running a command and sampling its whole process tree: fills a [`Recording`].
 //!
-//! [`profile`] spawns the command with the profiler's stdin/stdout/stderr, then, on the calling
-//! thread, wakes every interval (or at once when the command exits: it waits on a pidfd), reads
-//! the tree's per-thread figures from `/proc` (no root needed) and finally reaps the command with
-//! `wait4`, whose resource usage gives the [`Totals`]. SIGINT, SIGTERM, SIGHUP and SIGQUIT sent
-//! to the profiler while it runs are passed on to the command, and the profiler carries on until
-//! the command has exited.
+//! [`profile`] starts the command under a guard process (see `guard`: a child subreaper that
+//! adopts what the command leaves running, and kills the whole tree if the profiler dies),
+//! with the profiler's stdin/stdout/stderr. Then, on the calling thread, it wakes every
+//! interval, or at once when the guard reports (the command exited, or the last descendant
+//! did) or a signal arrives, and reads the tree's per-thread figures from `/proc` (no root
+//! needed). The guard waits for the command and for every descendant it adopted, so its
+//! `wait4` resource usage, taken last, gives the [`Totals`] of all of them. SIGINT, SIGTERM,
+//! SIGHUP and SIGQUIT sent to the profiler are passed on to every process of the tree (see
+//! `forward`), and the profiler carries on until the tree has ended.
 //!
-//! Limits: a descendant that detaches from the tree (its parent exits first, so it is adopted by
-//! init) is no longer followed, and a thread that starts and ends between two samples is not
-//! seen by the samples (its CPU still counts in the totals if it was waited for).
+//! Limits: a thread that starts and ends between two samples is not seen by the samples (its
+//! CPU still counts in the totals); the command's last interval is in the totals, not the
+//! samples (the guard reaps it at once).
 
 use std::ffi::OsStr;
 use std::io;
-use std::os::fd::OwnedFd;
-use std::process::Command;
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::forward::Forwarding;
+use crate::forward::{Forwarding, Pending};
+use crate::guard::{self, Message};
 use crate::proc::{Sampler, is_python_name};
 use crate::recording::{Exit, Lang, Recording, Sample, Totals};
 
@@ -41,6 +46,9 @@ impl Default for RunOptions {
 }
 
 /// Why a command could not be profiled.
+///
+/// The system's reason is the error's `source()`, not part of its message, so that a report of
+/// the whole chain (`anyhow`'s `{:#}`) says it once.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     /// No command was given.
@@ -56,7 +64,7 @@ pub enum RunError {
         command: String,
     },
     /// The command exists but cannot be executed, e.g. permission denied (a shell: 126).
-    #[error("{command}: cannot execute: {source}")]
+    #[error("{command}: cannot execute")]
     NotExecutable {
         /// The command as given.
         command: String,
@@ -64,7 +72,7 @@ pub enum RunError {
         source: io::Error,
     },
     /// Starting the command failed for another reason.
-    #[error("{command}: cannot start: {source}")]
+    #[error("{command}: cannot start")]
     Spawn {
         /// The command as given.
         command: String,
@@ -72,7 +80,7 @@ pub enum RunError {
         source: io::Error,
     },
     /// Waiting for the command failed (e.g. something else in this process reaped it).
-    #[error("waiting for {command}: {source}")]
+    #[error("waiting for {command}")]
     Wait {
         /// The command as given.
         command: String,
@@ -97,11 +105,57 @@ impl RunError {
 /// sampling its process tree every `options.interval`, and returns what was recorded.
 ///
 /// The command's own failure is not an error: its exit code or signal is in
-/// [`Recording::exit`]. Blocks the calling thread until the command exits.
+/// [`Recording::exit`]. Blocks the calling thread until the command, and every descendant
+/// still running when it exited, have ended (see [`Recording::descendants_left`]).
 pub fn profile<S: AsRef<OsStr>>(
     command: &[S],
     options: &RunOptions,
 ) -> Result<Recording, RunError> {
+    run(command, options, false).map(|(recording, _)| recording)
+}
+
+/// What the command wrote to its standard output, passed on by [`profile_relaying_stdout`].
+#[derive(Debug)]
+pub struct Relayed {
+    /// Bytes passed on.
+    pub bytes: u64,
+    /// The last byte passed on, if any.
+    pub last_byte: Option<u8>,
+    /// Why passing on stopped early (this process's stdout failed); the command then saw its
+    /// stdout closed, as if it had written to a closed pipe itself.
+    pub error: Option<io::Error>,
+}
+
+impl Relayed {
+    /// Whether the output ended in the middle of a line (something written, no final `\n`).
+    pub fn ends_mid_line(&self) -> bool {
+        self.last_byte.is_some_and(|byte| byte != b'\n')
+    }
+}
+
+/// [`profile`], with the command's stdout going through a pipe that this process copies to its
+/// own stdout, so that the caller knows how the output ended (to start its own output on a
+/// new line). The command sees a pipe, not this process's stdout: a program that behaves
+/// differently on a terminal does so here too.
+pub fn profile_relaying_stdout<S: AsRef<OsStr>>(
+    command: &[S],
+    options: &RunOptions,
+) -> Result<(Recording, Relayed), RunError> {
+    run(command, options, true).map(|(recording, relayed)| {
+        let relayed = relayed.unwrap_or(Relayed {
+            bytes: 0,
+            last_byte: None,
+            error: None,
+        });
+        (recording, relayed)
+    })
+}
+
+fn run<S: AsRef<OsStr>>(
+    command: &[S],
+    options: &RunOptions,
+    relay: bool,
+) -> Result<(Recording, Option<Relayed>), RunError> {
     let Some((program, args)) = command.split_first() else {
         return Err(RunError::EmptyCommand);
     };
@@ -111,57 +165,76 @@ pub fn profile<S: AsRef<OsStr>>(
     let program = program.as_ref();
     let name = program.to_string_lossy().into_owned();
     let interval = options.interval;
+    let spawn_error = |source| RunError::Spawn {
+        command: name.clone(),
+        source,
+    };
 
-    // Handlers first, so a signal during the spawn is not lost (nor kills the profiler).
+    // Handlers first, so a signal during the start waits for the tree rather than killing us.
     let forwarding = Forwarding::start();
     let start = Instant::now();
-    let child = Command::new(program)
-        .args(args)
-        .spawn()
-        .map_err(|source| match source.kind() {
-            io::ErrorKind::NotFound => RunError::NotFound {
-                command: name.clone(),
-            },
-            io::ErrorKind::PermissionDenied => RunError::NotExecutable {
-                command: name.clone(),
-                source,
-            },
-            _ => match source.raw_os_error() {
-                Some(libc::ENOEXEC | libc::EACCES | libc::EISDIR) => RunError::NotExecutable {
-                    command: name.clone(),
-                    source,
-                },
-                _ => RunError::Spawn {
-                    command: name.clone(),
-                    source,
-                },
-            },
-        })?;
-    // `child` is never waited through std: wait4 below reaps it and gives its rusage.
-    let pid = child.id() as libc::pid_t;
-    forwarding.set_pid(pid);
-    let pidfd = rustix::process::Pid::from_raw(pid)
-        .and_then(|p| rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).ok());
+    let (relay_read, relay_write) = if relay {
+        let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+            .map_err(|errno| spawn_error(errno.into()))?;
+        (Some(read), Some(write))
+    } else {
+        (None, None)
+    };
+    let (mut guard, first) = guard::spawn(program, args, relay_write).map_err(spawn_error)?;
+    let command_pid = match first {
+        Message::Started { pid } => pid,
+        Message::ExecFailed { errno } => return Err(exec_error(name, errno)),
+        Message::CommandExited { .. } => unreachable!("spawn returns a first message"),
+    };
+    let stop_relay = Arc::new(AtomicBool::new(false));
+    let relay_thread = relay_read.map(|from| {
+        let stop = stop_relay.clone();
+        std::thread::spawn(move || relay_to_stdout(from, &stop))
+    });
 
     let detect = options.lang.is_none();
-    let mut sampler = Sampler::new(pid, detect);
+    let mut sampler = Sampler::below_guard(guard.pid, command_pid, detect);
     let mut samples: Vec<Sample> = Vec::with_capacity(256);
     let mut next = start + interval;
-    let (status, usage, end) = loop {
-        let exited = wait_until(next, pidfd.as_ref());
+    let mut command_end = None;
+    let mut status = 0;
+    let mut descendants_left = 0;
+    let (usage, end) = loop {
+        let woke = wait_until(next, guard.reports_fd(), forwarding.wake_fd());
         let now = Instant::now();
+        if woke.signal {
+            pass_on(forwarding.take(), &mut sampler);
+        }
+        let mut guard_exited = false;
+        if woke.report {
+            match guard.next_message() {
+                Some(Message::CommandExited {
+                    status: wait_status,
+                    outlived,
+                }) => {
+                    command_end = Some(now);
+                    status = wait_status;
+                    descendants_left = u32::try_from(outlived).unwrap_or(0);
+                }
+                _ => guard_exited = true,
+            }
+        }
         samples.push(sampler.sample(ms_since(start, now)));
-        match wait4(pid, libc::WNOHANG) {
-            Ok(Some((status, usage))) => {
-                break (status, usage, if exited { now } else { Instant::now() });
-            }
-            Ok(None) => {}
-            Err(source) => {
-                return Err(RunError::Wait {
-                    command: name,
-                    source,
-                });
-            }
+        if command_end == Some(now) {
+            // That last look is taken: the guard may reap the command now.
+            guard.acknowledge();
+        }
+        if guard_exited {
+            let reaped = wait4(guard.pid, 0).map_err(|source| RunError::Wait {
+                command: name.clone(),
+                source,
+            })?;
+            guard.reaped();
+            let (_, usage) = reaped.expect("a blocking wait4 reaps");
+            break (usage, Instant::now());
+        }
+        if woke.report || woke.signal {
+            continue; // not a sampling time: keep the schedule
         }
         next += interval;
         let now = Instant::now();
@@ -171,7 +244,16 @@ pub fn profile<S: AsRef<OsStr>>(
         }
     };
     drop(forwarding);
-    drop(child);
+    let relayed = relay_thread.map(|thread| {
+        // Every writer has ended with the tree: the copy ends at end of file. A descriptor
+        // passed outside the tree could keep it open; then stop after a grace period.
+        let deadline = Instant::now() + RELAY_GRACE;
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        stop_relay.store(true, Ordering::Release);
+        thread.join().expect("the relay does not panic")
+    });
 
     let exit = if libc::WIFSIGNALED(status) {
         Exit::Signal {
@@ -208,7 +290,7 @@ pub fn profile<S: AsRef<OsStr>>(
             Lang::Native
         },
     );
-    Ok(Recording {
+    let recording = Recording {
         command: command
             .iter()
             .map(|a| a.as_ref().to_string_lossy().into_owned())
@@ -219,35 +301,157 @@ pub fn profile<S: AsRef<OsStr>>(
         samples,
         totals,
         exit,
-    })
+        command_wall_s: command_end
+            .unwrap_or(end)
+            .duration_since(start)
+            .as_secs_f64(),
+        descendants_left,
+    };
+    Ok((recording, relayed))
 }
 
+/// How long the copy of a relayed stdout may go on after the whole tree has ended.
+const RELAY_GRACE: Duration = Duration::from_secs(1);
+
+/// The error for a command that `execvp` refused with `errno`.
+fn exec_error(command: String, errno: i32) -> RunError {
+    let source = io::Error::from_raw_os_error(errno);
+    match errno {
+        libc::ENOENT => RunError::NotFound { command },
+        libc::EACCES | libc::ENOEXEC | libc::EISDIR | libc::EPERM => {
+            RunError::NotExecutable { command, source }
+        }
+        _ => RunError::Spawn { command, source },
+    }
+}
+
+/// Passes the pending signals on to the tree: a signal a process sent, to every process; one
+/// the terminal sent to the foreground group, to the processes outside the profiler's group
+/// (the others had it already).
+fn pass_on(pending: Pending, sampler: &mut Sampler) {
+    if pending == Pending::default() {
+        return;
+    }
+    // SAFETY: getpgrp has no preconditions.
+    let own_group = unsafe { libc::getpgrp() };
+    for pid in sampler.processes() {
+        // SAFETY: getpgid and kill have no memory-safety preconditions.
+        let outside = unsafe { libc::getpgid(pid) } != own_group;
+        for signal in Pending::signals(pending.from_process) {
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, signal) };
+        }
+        if outside {
+            for signal in Pending::signals(pending.from_terminal) {
+                // SAFETY: as above.
+                unsafe { libc::kill(pid, signal) };
+            }
+        }
+    }
+}
+
+/// Copies `from` to this process's stdout until end of file, a failed write (then `from` is
+/// closed, so the writer sees a closed pipe), or `stop`.
+fn relay_to_stdout(from: OwnedFd, stop: &AtomicBool) -> Relayed {
+    let mut relayed = Relayed {
+        bytes: 0,
+        last_byte: None,
+        error: None,
+    };
+    let mut buf = vec![0_u8; 64 * 1024];
+    let tick = rustix::event::Timespec {
+        tv_sec: 0,
+        tv_nsec: 50_000_000,
+    };
+    loop {
+        let mut fds = [rustix::event::PollFd::new(
+            &from,
+            rustix::event::PollFlags::IN,
+        )];
+        match rustix::event::poll(&mut fds, Some(&tick)) {
+            Ok(0) if stop.load(Ordering::Acquire) => break,
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) => {}
+            Err(errno) => {
+                relayed.error = Some(errno.into());
+                break;
+            }
+        }
+        let n = match rustix::io::read(&from, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR | rustix::io::Errno::AGAIN) => continue,
+            Err(errno) => {
+                relayed.error = Some(errno.into());
+                break;
+            }
+        };
+        if let Err(error) = write_all_stdout(&buf[..n]) {
+            relayed.error = Some(error);
+            break;
+        }
+        relayed.bytes += n as u64;
+        relayed.last_byte = Some(buf[n - 1]);
+    }
+    relayed
+}
+
+fn write_all_stdout(mut bytes: &[u8]) -> io::Result<()> {
+    // SAFETY: descriptor 1 is open for the life of the process (std puts /dev/null there if
+    // it was closed at start).
+    let stdout = unsafe { BorrowedFd::borrow_raw(1) };
+    while !bytes.is_empty() {
+        match rustix::io::write(stdout, bytes) {
+            Ok(n) => bytes = &bytes[n..],
+            Err(rustix::io::Errno::INTR) => {}
+            Err(errno) => return Err(errno.into()),
+        }
+    }
+    Ok(())
+}
+
+/// What woke the sampling loop.
+#[derive(Debug, Default)]
+struct Woke {
+    /// The guard sent a message or exited.
+    report: bool,
+    /// A signal to pass on is pending.
+    signal: bool,
+}
 fn ms_since(start: Instant, now: Instant) -> f64 {
     now.duration_since(start).as_secs_f64() * 1e3
 }
 
-/// Sleeps until `deadline`, or until the process behind `pidfd` exits (returns true then).
-/// Without a pidfd, plain sleep.
-fn wait_until(deadline: Instant, pidfd: Option<&OwnedFd>) -> bool {
+/// Sleeps until `deadline`, or until the guard reports (or exits), or a signal is pending.
+fn wait_until(deadline: Instant, reports: RawFd, wake: Option<BorrowedFd<'_>>) -> Woke {
+    // SAFETY: the guard's report pipe stays open while the guard is polled.
+    let reports = unsafe { BorrowedFd::borrow_raw(reports) };
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
-        let Some(fd) = pidfd else {
-            std::thread::sleep(left);
-            return false;
-        };
         let timeout = rustix::event::Timespec {
             tv_sec: left.as_secs() as _,
             tv_nsec: left.subsec_nanos() as _,
         };
-        let mut fds = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
-        match rustix::event::poll(&mut fds, Some(&timeout)) {
-            Ok(0) => return false,
-            Ok(_) => return true,
-            // A signal (perhaps one being forwarded): keep waiting for the rest of the time.
+        let flags = rustix::event::PollFlags::IN;
+        let mut fds = [
+            rustix::event::PollFd::new(&reports, flags),
+            rustix::event::PollFd::new(wake.as_ref().unwrap_or(&reports), flags),
+        ];
+        let watched = if wake.is_some() { 2 } else { 1 };
+        match rustix::event::poll(&mut fds[..watched], Some(&timeout)) {
+            Ok(0) => return Woke::default(),
+            Ok(_) => {
+                let ready = |fd: &rustix::event::PollFd<'_>| !fd.revents().is_empty();
+                return Woke {
+                    report: ready(&fds[0]),
+                    signal: watched == 2 && ready(&fds[1]),
+                };
+            }
+            // A signal arrived (its wake-up byte is on the pipe): poll again.
             Err(rustix::io::Errno::INTR) => continue,
             Err(_) => {
-                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-                return false;
+                std::thread::sleep(left);
+                return Woke::default();
             }
         }
     }
@@ -281,7 +485,10 @@ mod tests {
     /// The cost of one sample of a one-process, one-thread tree (printed; bound generous).
     #[test]
     fn one_sample_is_cheap() {
-        let mut child = Command::new("sleep").arg("5").spawn().unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
         let mut s = Sampler::new(child.id() as i32, true);
         let _ = s.sample(0.0);
         let n = 200;

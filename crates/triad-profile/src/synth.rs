@@ -77,6 +77,8 @@ pub(crate) fn recording(
         },
         samples,
         exit: Exit::Code { code: 0 },
+        command_wall_s: acc.t_ms / 1000.0,
+        descendants_left: 0,
     }
 }
 

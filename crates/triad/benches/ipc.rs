@@ -12,7 +12,7 @@
 //!
 //! - latency: ping-pong of one `u64`, each round trip timed on its own; the figure is the median
 //!   of `REPEATS` repetitions' medians of `ROUND_TRIPS` round trips (after one warm-up
-//!   repetition). Shared memory is a `SharedValue<u64>` handshake: each side spins (then
+//!   repetition). Shared memory is an `AtomicValue<u64>` handshake: each side spins (then
 //!   yields) on the atomic until the other has moved it on.
 //! - bandwidth: one-way stream of messages of 64 B to 1 MiB, then one acknowledgement; the
 //!   figure is the median of `REPEATS` repetitions. The pipe and the queue carry a
@@ -38,7 +38,7 @@ use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use triad::fdpass::SharedFd;
 use triad::ipc::RecvError;
-use triad::{PipeEnd, Queue, SharedArray, SharedValue, pipe};
+use triad::{AtomicArray, AtomicValue, PipeEnd, Queue, SharedArray, pipe};
 
 /// The environment variable that makes this binary the child.
 const ROLE_ENV: &str = "TRIAD_IPC_BENCH_CHILD";
@@ -86,7 +86,7 @@ enum Job {
         rounds: usize,
     },
     ShmEcho {
-        flag: SharedValue<u64>,
+        flag: AtomicValue<u64>,
         rounds: usize,
     },
     PipeSink {
@@ -107,7 +107,7 @@ enum Job {
     },
     ShmSink {
         slots: Vec<SharedArray<u8>>,
-        counters: SharedArray<u64>,
+        counters: AtomicArray<u64>,
         messages: usize,
         repeats: usize,
     },
@@ -395,7 +395,7 @@ fn latencies(peer: &Peer) -> [f64; 4] {
     });
     peer.finish(rounds);
 
-    let flag = SharedValue::new(0_u64).expect("shared value");
+    let flag = AtomicValue::new(0_u64).expect("shared value");
     peer.run(Job::ShmEcho {
         flag: flag.clone(),
         rounds,
@@ -477,7 +477,7 @@ fn bandwidths(peer: &Peer, size: usize) -> [Option<f64>; 4] {
     let slots: Vec<SharedArray<u8>> = (0..SLOTS)
         .map(|_| SharedArray::new(size).expect("shared array"))
         .collect();
-    let counters = SharedArray::<u64>::new(TAIL + 1).expect("shared array");
+    let counters = AtomicArray::<u64>::new(TAIL + 1).expect("shared array");
     peer.run(Job::ShmSink {
         slots: slots.clone(),
         counters: counters.clone(),
@@ -654,7 +654,7 @@ fn main() {
         ("triad pipe (PipeEnd<u64, u64>)", pipe_rtt),
         ("triad queue (Queue<u64>, two)", queue_rtt),
         ("raw UnixStream (std, 8 bytes)", stream_rtt),
-        ("shared memory (SharedValue spin)", shm_rtt),
+        ("shared memory (AtomicValue spin)", shm_rtt),
     ] {
         println!("  {name:<40} {:>12}", micros(seconds));
     }

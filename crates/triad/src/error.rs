@@ -1,8 +1,10 @@
-//! The errors of a task and of an engine.
+//! The crate's public error types, in one leaf module that imports nothing else of the crate.
 //!
 //! [`TaskError`] is per task: an engine never fails a whole run because one task failed, it
 //! returns that task's error in that task's slot. [`EngineError`] is for the engine itself
-//! (it could not start its threads or its event loop, or was given a mode it cannot run).
+//! (it could not start its threads or its event loop, or was given a mode it cannot run);
+//! [`PoolError`] is the process pool's share of it, and [`RegistryError`] says the task
+//! registry could not be built.
 
 use serde::{Deserialize, Serialize};
 
@@ -23,7 +25,7 @@ pub enum TaskError {
     #[error("the engine shut down before the task finished")]
     Cancelled,
     /// The worker process running the task died (killed by `signal`, or exited with `code`).
-    #[error("the worker process died while running the task ({})", describe_death(*signal, *code))]
+    #[error("the worker process died while running the task ({})", describe_exit(*signal, *code))]
     WorkerDied {
         /// The signal that ended the worker, if a signal did.
         signal: Option<i32>,
@@ -38,9 +40,10 @@ pub enum TaskError {
     Timeout,
 }
 
-fn describe_death(signal: Option<i32>, code: Option<i32>) -> String {
+/// How a process ended, in words: `killed by signal 9`, `exit code 3`.
+pub(crate) fn describe_exit(signal: Option<i32>, code: Option<i32>) -> String {
     match (signal, code) {
-        (Some(signal), _) => format!("signal {signal}"),
+        (Some(signal), _) => format!("killed by signal {signal}"),
         (None, Some(code)) => format!("exit code {code}"),
         (None, None) => "no status".to_owned(),
     }
@@ -85,7 +88,17 @@ pub enum EngineError {
     InvalidMode(String),
     /// The process pool could not start.
     #[error(transparent)]
-    Pool(#[from] crate::process::PoolError),
+    Pool(#[from] PoolError),
+    /// More threads than this system allows.
+    #[error("{asked} threads is more than this system allows: at most {most} ({why})")]
+    TooManyThreads {
+        /// The threads asked for.
+        asked: usize,
+        /// The most this system allows now.
+        most: u64,
+        /// Which limit that is.
+        why: String,
+    },
     /// The operating system refused a thread or a runtime.
     #[error("could not start the {what}: {source}")]
     Start {
@@ -95,6 +108,49 @@ pub enum EngineError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Why a pool could not start or take work.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PoolError {
+    /// A pool needs at least one worker.
+    #[error("a process pool needs at least one worker")]
+    NoWorkers,
+    /// This process was started as a worker but its `main` did not call [`init`](crate::init).
+    #[error(
+        "this process was started as a triad worker, but main() did not call triad::init() first"
+    )]
+    NotInitialised,
+    /// The task registry is inconsistent (two tasks of one name).
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// More worker processes than this system allows.
+    #[error("{asked} worker processes is more than this system allows: at most {most} ({why})")]
+    TooManyWorkers {
+        /// The workers asked for.
+        asked: usize,
+        /// The most this system allows now.
+        most: u64,
+        /// Which limit that is.
+        why: String,
+    },
+    /// The workers could not be started.
+    #[error("could not start the process pool: {0}")]
+    Start(String),
+    /// The pool was closed or terminated and takes no more work.
+    #[error("the process pool is closed")]
+    Closed,
+}
+
+/// Why the registry could not be built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// Two registered tasks share one name (for example, two `#[triad::task] fn`s of one name
+    /// declared inside function bodies of the same module).
+    #[error("two tasks are registered as `{0}`: task names must be unique")]
+    Duplicate(&'static str),
 }
 
 #[cfg(test)]

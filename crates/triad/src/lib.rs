@@ -29,8 +29,10 @@
 //! - [`lag`]: [`LagMonitor`], which notices a blocked event loop.
 //! - [`queue`]: [`JoinableQueue`], the seed's producer-consumer queue for threads.
 //! - [`fdpass`]: file descriptors inside serde values, sent beside the bytes with `SCM_RIGHTS`.
-//! - [`shm`]: [`SharedArray`] and [`SharedValue`], plain data in memory shared between processes
-//!   (memfd + mmap), with atomics and a robust process-shared lock.
+//! - [`shm`]: memory shared between processes (memfd + mmap): [`SharedArray`] and
+//!   [`SharedValue`], plain data under a robust process-shared lock, and [`AtomicArray`] and
+//!   [`AtomicValue`], integers updated atomically.
+//! - `memfd` (private): the one place sealed memfd memory is created, mapped and checked.
 //! - [`ipc`]: [`pipe`] / [`PipeEnd`] and [`Queue`], the seed's `multiprocessing.Pipe` and
 //!   `multiprocessing.Queue`: typed messages and a bounded queue between processes.
 //! - [`trace`]: per-task [`Span`]s and their Chrome Trace export.
@@ -46,6 +48,8 @@ pub mod error;
 pub mod fdpass;
 pub mod ipc;
 pub mod lag;
+mod limits;
+mod memfd;
 pub mod mode;
 pub mod process;
 pub mod queue;
@@ -56,18 +60,18 @@ pub mod threads;
 pub mod trace;
 pub mod workloads;
 
-pub use error::{EngineError, TaskError};
+pub use error::{EngineError, PoolError, RegistryError, TaskError};
 pub use ipc::{IpcError, PipeEnd, Queue, QueueError, pipe};
 pub use lag::{LagMonitor, LagOptions, LagReport};
 pub use mode::{Mode, available_cores};
-pub use process::{PoolError, ProcessPool, ProcessPoolBuilder, StartMethod, TaskHandle, init};
+pub use process::{ProcessPool, ProcessPoolBuilder, StartMethod, TaskHandle, init};
 pub use queue::{
     GetError, GetTimeoutError, JoinableQueue, PutError, PutTimeoutError, TaskDoneError,
     TryGetError, TryPutError,
 };
 pub use runner::{Ordered, Runner, Unordered, imap, imap_unordered, run};
-pub use shm::{SharedArray, SharedValue};
-pub use task::{Body, BoxFuture, Registration, Registry, RegistryError, Task, registry};
+pub use shm::{AtomicArray, AtomicValue, SharedArray, SharedValue};
+pub use task::{Body, BoxFuture, Registration, Registry, Task, registry};
 pub use threads::{JobHandle, ThreadPool};
 pub use trace::{Recorder, Span, chrome_trace_json, now_ns};
 pub use triad_macros::task;

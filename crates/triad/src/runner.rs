@@ -24,8 +24,6 @@ use futures::FutureExt;
 use crate::error::{EngineError, TaskError};
 use crate::mode::Mode;
 use crate::process::ProcessPool;
-use crate::process::dispatcher::{Delivery, Inputs, Job, SpanInWorker};
-use crate::process::pool::decode_output;
 use crate::task::{Body, Task};
 use crate::threads::ThreadPool;
 use crate::trace::{Place, Recorder, now_ns};
@@ -105,12 +103,28 @@ enum Engine {
 }
 
 impl Runner {
-    /// Starts the engine for `mode`: nothing for serial, the threads, or the event loop.
+    /// Starts the engine for `mode`: nothing for serial, the event loop for async, and for
+    /// threads and processes a pool of that size that starts its first worker now and the
+    /// others as inputs need them (so a run never starts more workers than it has inputs).
+    ///
+    /// # Errors
+    ///
+    /// When the mode is invalid (zero workers), asks for more threads or processes than the
+    /// system allows ([`EngineError::TooManyThreads`], [`PoolError::TooManyWorkers`]), or its
+    /// first worker cannot start.
+    ///
+    /// [`PoolError::TooManyWorkers`]: crate::PoolError::TooManyWorkers
     pub fn new(mode: Mode) -> Result<Self, EngineError> {
         let engine = match mode {
             Mode::Serial => Engine::Serial,
             Mode::Threads(threads) => Engine::Threads(ThreadPool::new(threads)?),
-            Mode::Processes(workers) => Engine::Processes(ProcessPool::new(workers)?),
+            // Workers start as inputs need them: a huge pool given few inputs starts few.
+            Mode::Processes(workers) => Engine::Processes(
+                ProcessPool::builder()
+                    .workers(workers)
+                    .on_demand()
+                    .build()?,
+            ),
             Mode::Async { concurrency: 0 } => {
                 return Err(EngineError::InvalidMode(
                     "async concurrency must be at least 1".into(),
@@ -283,7 +297,9 @@ impl<T: Task, I: Iterator<Item = T::Input>> Unordered<T, I> {
                     .collect();
                 let _ = done.send(batch);
             }),
-            Engine::Processes(pool) => dispatch_to_processes(pool, task, chunk, recorder, done),
+            Engine::Processes(pool) => pool.run_chunk::<T>(chunk, recorder, move |batch| {
+                let _ = done.send(batch);
+            }),
             Engine::Async(event_loop) => {
                 for (index, input) in chunk {
                     let recorder = recorder.clone();
@@ -350,68 +366,6 @@ impl<T: Task, I: Iterator<Item = T::Input>> Iterator for Ordered<T, I> {
             self.early.insert(index, result);
         }
     }
-}
-
-/// Encodes a chunk and submits it to the pool as one job; the job's results come back as one
-/// batch. An input that does not encode fails alone, as [`TaskError::Codec`].
-fn dispatch_to_processes<T: Task>(
-    pool: &ProcessPool,
-    _task: T,
-    chunk: Vec<(usize, T::Input)>,
-    recorder: Option<Arc<Recorder>>,
-    done: Sender<Batch<T::Output>>,
-) {
-    let mut batch: Batch<T::Output> = Vec::with_capacity(chunk.len());
-    let mut indices = Vec::with_capacity(chunk.len());
-    let mut inputs = Inputs::new();
-    let mut encoder = crate::fdpass::Encoder::new();
-    for (index, input) in chunk {
-        match inputs.push(&mut encoder, &input) {
-            Ok(()) => indices.push(index),
-            Err(error) => batch.push((
-                index,
-                Err(TaskError::Codec(format!("input of `{}`: {error}", T::NAME))),
-            )),
-        }
-    }
-    drop(encoder);
-    if inputs.is_empty() {
-        let _ = done.send(batch);
-        return;
-    }
-    let mut remaining = inputs.len();
-    let record = recorder.is_some();
-    let deliver = Box::new(
-        move |position: usize, outcome: Result<&[u8], TaskError>, span: Option<SpanInWorker>| {
-            let index = indices[position];
-            if let (Some(recorder), Some(span)) = (&recorder, span) {
-                recorder.push(crate::trace::Span {
-                    name: std::borrow::Cow::Borrowed(T::NAME),
-                    task: index as u64,
-                    pid: span.pid,
-                    tid: span.span.tid,
-                    cpu: span.span.cpu,
-                    start_ns: span.span.start_ns,
-                    end_ns: span.span.end_ns,
-                });
-            }
-            batch.push((index, outcome.and_then(decode_output::<T>)));
-            remaining -= 1;
-            if remaining == 0 {
-                let _ = done.send(std::mem::take(&mut batch));
-            }
-        },
-    );
-    let job = Job {
-        name: T::NAME,
-        delivery: Delivery::new(inputs.len(), deliver),
-        inputs,
-        timeout: None,
-        retries: pool.retries(),
-        record,
-    };
-    // A job the pool does not take answers its tasks as cancelled, so the batch still comes.
-    let _ = pool.send_job(job);
 }
 
 fn run_traced<T: Task>(

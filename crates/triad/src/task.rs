@@ -19,6 +19,7 @@ use std::sync::OnceLock;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub use crate::error::RegistryError;
 use crate::error::TaskError;
 
 /// A boxed future that a task's async body returns.
@@ -130,17 +131,14 @@ fn invoke_encoded<T: Task + Default>(
         .map_err(|e| TaskError::Codec(format!("output of `{}`: {e}", T::NAME)))
 }
 
-inventory::collect!(Registration);
-
-/// Why the registry could not be built.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum RegistryError {
-    /// Two registered tasks share one name (for example, two `#[triad::task] fn`s of one name
-    /// declared inside function bodies of the same module).
-    #[error("two tasks are registered as `{0}`: task names must be unique")]
-    Duplicate(&'static str),
+/// Decodes an output that a worker encoded with [`Registration::invoke_into`]: the caller's
+/// side of the same codec.
+pub(crate) fn decode_output<T: Task>(bytes: &[u8]) -> Result<T::Output, TaskError> {
+    postcard::from_bytes(bytes)
+        .map_err(|error| TaskError::Codec(format!("output of `{}`: {error}", T::NAME)))
 }
+
+inventory::collect!(Registration);
 
 /// The registered tasks of this binary, indexed by name.
 #[derive(Debug)]

@@ -93,15 +93,30 @@ fn unwrap_not_three(value: NotThree) -> u32 {
     value.0
 }
 
+/// A counter in shared memory: under a lock, or atomic.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+enum Counter {
+    Locked(triad::SharedValue<u64>),
+    Atomic(triad::AtomicValue<u64>),
+}
+
+impl Counter {
+    fn get(&self) -> u64 {
+        match self {
+            Counter::Locked(value) => value.get(),
+            Counter::Atomic(value) => value.get(),
+        }
+    }
+}
+
 /// The seed's shared counter (section 3): adds 1 to a shared value `times` times.
 #[triad::task]
-fn count_up(input: (triad::SharedValue<u64>, u64, bool)) -> u64 {
-    let (counter, times, locked) = input;
+fn count_up(input: (Counter, u64)) -> u64 {
+    let (counter, times) = input;
     for _ in 0..times {
-        if locked {
-            triad::shm::increment_locked(&counter).unwrap();
-        } else {
-            triad::shm::increment_atomic(&counter);
+        match &counter {
+            Counter::Locked(value) => triad::shm::increment_locked(value).unwrap(),
+            Counter::Atomic(value) => triad::shm::increment_atomic(value),
         }
     }
     times
@@ -286,15 +301,17 @@ fn an_input_that_will_not_encode_fails_alone_within_its_chunk() {
 fn shared_memory_handles_reach_every_worker_and_the_counter_is_exact() {
     for method in [StartMethod::Spawn, StartMethod::ForkServer] {
         let pool = pool_by(method, 2);
-        for locked in [true, false] {
-            let counter = triad::SharedValue::new(0_u64).unwrap();
-            let inputs = (0..10).map(|_| (counter.clone(), 5_000, locked));
+        for counter in [
+            Counter::Locked(triad::SharedValue::new(0).unwrap()),
+            Counter::Atomic(triad::AtomicValue::new(0).unwrap()),
+        ] {
+            let inputs = (0..10).map(|_| (counter.clone(), 5_000));
             let results = pool.map_chunked(count_up, inputs, 1);
             assert!(
                 results.iter().all(|result| *result == Ok(5_000)),
                 "{results:?}"
             );
-            assert_eq!(counter.get(), 50_000, "{method:?}, locked: {locked}");
+            assert_eq!(counter.get(), 50_000, "{method:?}, {counter:?}");
         }
     }
 }
@@ -599,4 +616,53 @@ fn workers_die_when_their_program_is_killed() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+#[test]
+fn workers_have_names_a_person_recognises() {
+    for method in [StartMethod::Spawn, StartMethod::ForkServer] {
+        let pool = pool_by(method, 1);
+        let pid = pool.submit(worker_pid, 0).unwrap().wait().unwrap();
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        assert_eq!(comm.trim(), "triad-worker", "{method:?}");
+        if method == StartMethod::Spawn {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+            let first = String::from_utf8_lossy(cmdline.split(|b| *b == 0).next().unwrap());
+            assert!(
+                first.starts_with("triad worker (pool of process_pool"),
+                "{first}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_runner_starts_no_more_workers_than_it_has_inputs() {
+    let runner = triad::Runner::new(triad::Mode::Processes(500)).unwrap();
+    let pids: std::collections::HashSet<u32> = runner
+        .map(worker_pid, [0; 3])
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert!(pids.len() <= 3, "{pids:?}");
+    let threads = triad::Runner::new(triad::Mode::Threads(5_000)).unwrap();
+    assert_eq!(threads.map(worker_pid, [0]), vec![Ok(std::process::id())]);
+}
+
+#[test]
+fn more_workers_than_the_system_allows_is_one_clear_error() {
+    let error = ProcessPool::new(100_000_000).unwrap_err();
+    assert!(
+        matches!(
+            error,
+            triad::PoolError::TooManyWorkers {
+                asked: 100_000_000,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("at most"), "{error}");
+    let error = triad::Runner::new(triad::Mode::Threads(100_000_000)).unwrap_err();
+    assert!(error.to_string().contains("at most"), "{error}");
 }

@@ -1,19 +1,20 @@
 //! Shared arrays and values across real process boundaries.
 //!
 //! - `counter_*`: the seed's shared counter (section 3): 10 forked processes × 20 000
-//!   increments of one `SharedValue<u64>` — exact with the lock, exact with atomics, and with
-//!   neither it loses updates (the count is printed; losing none is a lucky run, not a failure).
+//!   increments of one counter — exact under a `SharedValue`'s lock, exact with an
+//!   `AtomicValue`'s `fetch_add`, and with a load then a store it loses updates (the count is
+//!   printed; losing none is a lucky run, not a failure).
 //! - `a_process_that_dies_holding_the_lock_*`: a child that exits, or is SIGKILLed, inside its
 //!   critical section leaves a lock the next locker gets, told that the owner died.
 //! - `a_handle_*`: a handle sent through a socket with `SCM_RIGHTS` maps the same memory at
 //!   another address; a forked child's writes through the inherited mapping reach the parent.
-//! - `decoding_*`: a memfd that is not ours, holds another element type, is too small or is not
-//!   sealed is a decode error.
+//! - `decoding_*`: a memfd that is not ours, holds another element type or the other kind of
+//!   handle, is too small or is not sealed is a decode error.
 //! - `nothing_is_created_in_dev_shm`: memfds have no name, so `/dev/shm` is untouched.
 //!
-//! Forked children run only async-signal-safe-ish work on the mapping (volatile loads and stores,
-//! atomics, the pthread lock, `sched_yield`) and end with `_exit`: the test harness is
-//! multi-threaded, so a child must not allocate, print or unwind.
+//! Forked children run only async-signal-safe-ish work on the mapping (atomics, the pthread
+//! lock, `sched_yield`) and end with `_exit`: the test harness is multi-threaded, so a child
+//! must not allocate, print or unwind.
 
 #![cfg(not(loom))]
 
@@ -25,7 +26,8 @@ use std::time::{Duration, Instant};
 
 use triad::fdpass::{self, SharedFd};
 use triad::shm::{
-    SharedArray, SharedValue, ShmError, increment_atomic, increment_locked, increment_unlocked,
+    AtomicArray, AtomicValue, SharedArray, SharedValue, ShmError, increment_atomic,
+    increment_locked, increment_unlocked,
 };
 
 const PROCESSES: u64 = 10;
@@ -80,15 +82,14 @@ fn wait_ok(pid: libc::pid_t) {
     );
 }
 
-/// Runs `increment` `INCREMENTS` times in each of `PROCESSES` forked children, all started
-/// together, and returns the final count.
-fn count_in_processes(increment: fn(&SharedValue<u64>) -> bool) -> u64 {
-    let counter = SharedValue::new(0_u64).unwrap();
+/// Runs `increment` `INCREMENTS` times on `counter` in each of `PROCESSES` forked children, all
+/// started together.
+fn count_in_processes<C>(counter: &C, increment: fn(&C) -> bool) {
     // [ready children, go]
-    let start = SharedArray::<u32>::new(2).unwrap();
+    let start = AtomicArray::<u32>::new(2).unwrap();
     let children: Vec<_> = (0..PROCESSES)
         .map(|_| {
-            let (counter, start) = (&counter, &start);
+            let start = &start;
             fork_child(move || {
                 start.atomic(0).fetch_add(1, Ordering::AcqRel);
                 while start.atomic(1).load(Ordering::Acquire) == 0 {
@@ -111,30 +112,33 @@ fn count_in_processes(increment: fn(&SharedValue<u64>) -> bool) -> u64 {
     for child in children {
         wait_ok(child);
     }
-    counter.get()
 }
 
 #[test]
 fn counter_with_the_lock_loses_nothing() {
-    let total = count_in_processes(|counter| increment_locked(counter).is_ok());
-    assert_eq!(total, PROCESSES * INCREMENTS);
+    let counter = SharedValue::new(0_u64).unwrap();
+    count_in_processes(&counter, |counter| increment_locked(counter).is_ok());
+    assert_eq!(counter.get(), PROCESSES * INCREMENTS);
 }
 
 #[test]
 fn counter_with_atomics_loses_nothing() {
-    let total = count_in_processes(|counter| {
+    let counter = AtomicValue::new(0_u64).unwrap();
+    count_in_processes(&counter, |counter| {
         increment_atomic(counter);
         true
     });
-    assert_eq!(total, PROCESSES * INCREMENTS);
+    assert_eq!(counter.get(), PROCESSES * INCREMENTS);
 }
 
 #[test]
 fn counter_without_a_lock_loses_updates() {
-    let total = count_in_processes(|counter| {
+    let counter = AtomicValue::new(0_u64).unwrap();
+    count_in_processes(&counter, |counter| {
         increment_unlocked(counter);
         true
     });
+    let total = counter.get();
     let expected = PROCESSES * INCREMENTS;
     assert!(
         total <= expected,
@@ -177,7 +181,7 @@ fn a_process_that_dies_holding_the_lock_leaves_it_to_the_next() {
 #[test]
 fn a_process_killed_holding_the_lock_wakes_the_waiter() {
     let array = SharedArray::<u64>::new(4).unwrap();
-    let locked = SharedValue::new(0_u32).unwrap();
+    let locked = AtomicValue::new(0_u32).unwrap();
     let child = fork_child(|| match array.lock() {
         Ok(mut guard) => {
             guard[0] = 1; // half an update: the second half never comes
@@ -263,7 +267,7 @@ fn a_handle_sent_with_scm_rights_is_the_same_memory() {
     assert_eq!(inode(input.data.as_fd()), inode(received.data.as_fd()));
     // Dropping the sender's handles keeps the memory alive for the receiver.
     drop(input);
-    received.total.atomic().fetch_add(1, Ordering::Relaxed);
+    *received.total.lock().unwrap() += 1;
     assert_eq!(received.total.get(), 11);
 }
 
@@ -274,8 +278,13 @@ fn a_handle_inherited_by_a_forked_child_is_the_same_memory() {
         for index in 0..array.len() {
             array.set(index, index as u64 * 10);
         }
-        array.atomic(0).fetch_add(1, Ordering::Relaxed);
-        0
+        match array.lock() {
+            Ok(mut guard) => {
+                guard[0] += 1;
+                0
+            }
+            Err(_) => 1,
+        }
     });
     wait_ok(child);
     assert_eq!(array.to_vec(), [1, 10, 20, 30, 40, 50, 60, 70]);
@@ -345,6 +354,14 @@ fn decoding_checks_the_header_against_the_type_and_the_memfd() {
     assert!(matches!(
         SharedArray::<u64>::from_fd(sealed_memfd(&header[..8], 8)),
         Err(ShmError::TooSmall { size: 8, .. })
+    ));
+
+    // The other kind of handle.
+    let atomics = AtomicArray::<u64>::new(100).unwrap();
+    let atomics_fd = SharedFd::new(atomics.as_fd().try_clone_to_owned().unwrap());
+    assert!(matches!(
+        SharedArray::<u64>::from_fd(atomics_fd),
+        Err(ShmError::Kind { .. })
     ));
 
     // A memfd that could shrink under the mapping.

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use triad::shm::{increment_atomic, increment_locked, increment_unlocked};
-use triad::{ProcessPool, SharedValue};
+use triad::{AtomicValue, ProcessPool, SharedValue};
 
 use crate::error::LabError;
 use crate::experiment::{About, ByScale, Experiment, Judgement};
@@ -338,9 +338,10 @@ impl Experiment for Race {
                 "{WORKERS} workers each add 1 to one shared counter {} times (Rust), {} \
                  repetitions after a warm-up run; lost updates = expected − final. Threads \
                  share an AtomicU64 (no lock: a load, a spin-loop pause and a store), processes \
-                 are {WORKERS} ProcessPool workers on a SharedValue<u64> in a memfd (triad's \
-                 increment_unlocked/locked/atomic), coroutines are {WORKERS} tokio tasks on one \
-                 thread. Workers start together at a barrier and time their own loops; time \
+                 are {WORKERS} ProcessPool workers on a counter in a memfd (triad's \
+                 increment_unlocked and increment_atomic on an AtomicValue<u64>, \
+                 increment_locked on a SharedValue<u64>), coroutines are {WORKERS} tokio tasks on \
+                 one thread. Workers start together at a barrier and time their own loops; time \
                  per increment = (last end − first start) ÷ all increments. CPython 3 runs the \
                  seed's code with {} increments per thread, {} per process \
                  (multiprocessing.Value, fork) and {} per coroutine when an await sits inside, \
@@ -420,12 +421,15 @@ enum SharedIncrement {
     Atomic,
 }
 
-/// What a worker process gets: the counter, the start barrier, and what to do.
+/// What a worker process gets: the counters, the start barrier, and what to do.
 #[derive(Debug, Serialize, Deserialize)]
 struct CounterJob {
-    counter: SharedValue<u64>,
+    /// The counter under the process-shared lock (`Locked`).
+    locked: SharedValue<u64>,
+    /// The atomic counter (`Unlocked`: load then store; `Atomic`: `fetch_add`).
+    atomic: AtomicValue<u64>,
     /// How many workers have arrived at the start barrier.
-    arrived: SharedValue<u64>,
+    arrived: AtomicValue<u64>,
     increments: u64,
     how: SharedIncrement,
 }
@@ -456,11 +460,11 @@ fn count_shared(job: CounterJob) -> CounterSpan {
     let start_ns = triad::now_ns();
     for _ in 0..job.increments {
         match job.how {
-            SharedIncrement::Unlocked => increment_unlocked(&job.counter),
+            SharedIncrement::Unlocked => increment_unlocked(&job.atomic),
             SharedIncrement::Locked => {
-                increment_locked(&job.counter).expect("the shared lock works");
+                increment_locked(&job.locked).expect("the shared lock works");
             }
-            SharedIncrement::Atomic => increment_atomic(&job.counter),
+            SharedIncrement::Atomic => increment_atomic(&job.atomic),
         }
     }
     CounterSpan {
@@ -476,10 +480,12 @@ fn race_processes(
     increments: u64,
     how: SharedIncrement,
 ) -> Result<Run, LabError> {
-    let counter = SharedValue::new(0_u64).map_err(|e| LabError::engine("shared counter", e))?;
-    let arrived = SharedValue::new(0_u64).map_err(|e| LabError::engine("start barrier", e))?;
+    let locked = SharedValue::new(0_u64).map_err(|e| LabError::engine("shared counter", e))?;
+    let atomic = AtomicValue::new(0_u64).map_err(|e| LabError::engine("shared counter", e))?;
+    let arrived = AtomicValue::new(0_u64).map_err(|e| LabError::engine("start barrier", e))?;
     let jobs = (0..WORKERS).map(|_| CounterJob {
-        counter: counter.clone(),
+        locked: locked.clone(),
+        atomic: atomic.clone(),
         arrived: arrived.clone(),
         increments,
         how,
@@ -493,16 +499,19 @@ fn race_processes(
     let last = spans.iter().map(|s| s.end_ns).max().unwrap_or(0);
     let together = spans.iter().all(|s| s.all_arrived);
     Ok(Run {
-        count: final_count(&counter),
+        count: final_count(&locked, &atomic, how),
         seconds: last.saturating_sub(first) as f64 / 1e9,
         together,
     })
 }
 
-/// The counter's value once every worker has finished with it (the pool returned their
-/// results): nothing else touches it any more, so a plain read is exact.
-fn final_count(counter: &SharedValue<u64>) -> u64 {
-    counter.get()
+/// The counter `how` incremented, once every worker has finished with it (the pool returned
+/// their results): nothing touches it any more, so a plain read is exact.
+fn final_count(locked: &SharedValue<u64>, atomic: &AtomicValue<u64>, how: SharedIncrement) -> u64 {
+    match how {
+        SharedIncrement::Locked => locked.get(),
+        SharedIncrement::Unlocked | SharedIncrement::Atomic => atomic.get(),
+    }
 }
 
 /// `WORKERS` tasks on one thread's event loop increment one `Rc<Cell<u64>>`, with or without

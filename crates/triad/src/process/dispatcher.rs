@@ -1,49 +1,43 @@
 //! The pool's I/O thread: one thread owns every worker, so no worker state is shared or locked.
 //!
 //! Callers send [`Command`]s over a channel and ring an eventfd only when the thread sleeps.
-//! The thread's loop: take commands; hand queued tasks to workers that have credit; write what
-//! each socket will take; `poll` the sockets, the eventfd and the nearest deadline; read results
-//! and deliver them; handle deaths, timeouts and retirements.
+//! The thread's loop: take commands; fail jobs past their deadline; start workers until the
+//! pool has its size; hand queued tasks to workers that have credit; write what each socket
+//! will take; `poll` the sockets, the eventfd and the nearest deadline; read results and settle
+//! them; handle deaths and retirements. Where every task is lives in the [`Ledger`]; this
+//! module moves the bytes.
 //!
 //! *Credit* keeps each worker about [`TARGET_QUEUE`] of work ahead: the thread measures the mean
 //! task cost from the busy time workers report, and lets a worker hold `TARGET_QUEUE / cost`
 //! tasks (at least one, at most [`MAX_CREDIT`]). Tiny tasks thus travel hundreds to a frame, and
 //! one-second tasks one at a time, so no worker sits on a backlog while another idles.
 //!
-//! Work is tracked in ranges, never task by task: a job's inputs lie end to end in one buffer,
-//! the queue holds ranges of a job's positions, and each worker's in-flight list holds
-//! *segments* — a range and the first of the consecutive ids it was sent under. Results come
-//! back in id order, so a segment is delivered front to back.
-//!
-//! A worker that dies (its socket ends) is reaped with `waitpid`. Its slot page names the task
-//! it was running: that task is retried if its job allows and attempts remain, and otherwise
-//! fails as [`TaskError::WorkerDied`] with the signal or exit code; the tasks queued behind it
-//! go back to the queue as they are, and a new worker takes its place. A task past its deadline
-//! fails as [`TaskError::Timeout`] and its worker is killed and replaced — the worker's other
-//! tasks were not at fault, so they too go back to the queue.
+//! *Starts.* The pool keeps `workers` processes that are starting or serving (with
+//! `on_demand`, no more than there are unsettled tasks, and at least one). A worker that dies
+//! before its hello is a failed start: the next start waits a little longer each time (see
+//! [`StartRecord`]), and only after [`MAX_START_FAILURES`] in a row, with no worker alive, does
+//! the pool give up — every task from then on fails with [`TaskError::WorkerStart`] and the
+//! reason. A death by a signal from outside is no sign of a misconfigured program, so the
+//! reason mentions `triad::init()` only for a worker that exited cleanly without a word.
 
-use std::collections::{HashMap, VecDeque};
-use std::io::IoSlice;
-use std::ops::Range;
 use std::os::fd::{AsFd, OwnedFd};
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, TryRecvError};
 use rustix::event::{PollFd, PollFlags};
-use serde::Serialize;
 use serde_bytes::ByteBuf;
 
-use super::slot::Slot;
-use super::start::{Started, Starter, WorkerProcess, start_worker};
+use super::job::{Delivery, Inputs, Job, SpanInWorker};
+use super::ledger::{JobKey, KeyMap, Ledger, Settled};
+use super::start::Starter;
 use super::wire::{
-    Batch, FrameReader, FromWorker, Initializer, Results, ToWorker, WireSpan, decode_payload,
-    encode_frame,
+    Batch, FromWorker, Initializer, Results, ToWorker, decode_payload, encode_frame,
 };
+use super::workers::{Phase, StartFailure, StartRecord, Worker};
 use crate::error::TaskError;
-use crate::fdpass::{Encoder, MAX_FDS_PER_MESSAGE, recv_with_flags, send_with_fds};
+use crate::fdpass::{MAX_FDS_PER_MESSAGE, recv_with_flags};
 
 /// How much work, in time, a worker is given ahead.
 const TARGET_QUEUE: Duration = Duration::from_millis(2);
@@ -51,171 +45,11 @@ const TARGET_QUEUE: Duration = Duration::from_millis(2);
 const MAX_CREDIT: usize = 8192;
 /// The most input bytes in one batch frame, unless its one input is larger.
 const MAX_BATCH_BYTES: usize = 16 << 20;
-/// The largest input: one input alone in a frame must stay within the wire's frame limit.
-pub(crate) const MAX_INPUT: usize = super::wire::MAX_FRAME - (1 << 20);
-/// Consecutive workers that die before saying hello after which the pool gives up.
-const MAX_START_FAILURES: u32 = 3;
-
-/// Called once per task of a job with the task's position in the job, its encoded output (or
-/// error) and, if asked for, its span.
-pub(crate) type Deliver =
-    Box<dyn FnMut(usize, Result<&[u8], TaskError>, Option<SpanInWorker>) + Send>;
-
-/// A job's answers: each position answered exactly once. Dropping it answers every position
-/// not yet answered with [`TaskError::Cancelled`], so no caller waits for ever, whatever path
-/// drops a job (a closed pool, a terminated one, a dispatcher that unwinds).
-pub(crate) struct Delivery {
-    deliver: Deliver,
-    answered: Vec<bool>,
-    remaining: usize,
-}
-
-impl Delivery {
-    pub(crate) fn new(count: usize, deliver: Deliver) -> Self {
-        Delivery {
-            deliver,
-            answered: vec![false; count],
-            remaining: count,
-        }
-    }
-
-    fn remaining(&self) -> usize {
-        self.remaining
-    }
-
-    /// Answers `position`, unless it was answered already. `deliver` runs user code (an output's
-    /// `Deserialize`); a panic there becomes this position's error, not the dispatcher's end.
-    fn answer(
-        &mut self,
-        position: usize,
-        outcome: Result<&[u8], TaskError>,
-        span: Option<SpanInWorker>,
-    ) {
-        if self.answered[position] {
-            return;
-        }
-        self.answered[position] = true;
-        self.remaining -= 1;
-        let deliver = &mut self.deliver;
-        if let Err(payload) = catch_unwind(AssertUnwindSafe(|| deliver(position, outcome, span))) {
-            let error = TaskError::Codec(format!(
-                "decoding the output panicked: {}",
-                TaskError::from_panic(payload)
-            ));
-            let _ = catch_unwind(AssertUnwindSafe(|| deliver(position, Err(error), None)));
-        }
-    }
-
-    /// Answers every position not answered yet with `error`.
-    fn answer_rest(&mut self, error: &TaskError) {
-        for position in 0..self.answered.len() {
-            if !self.answered[position] {
-                self.answer(position, Err(error.clone()), None);
-            }
-        }
-    }
-}
-
-impl Drop for Delivery {
-    fn drop(&mut self) {
-        if self.remaining > 0 {
-            self.answer_rest(&TaskError::Cancelled);
-        }
-    }
-}
-
-/// A task's span as measured in a worker.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct SpanInWorker {
-    pub(crate) pid: u32,
-    pub(crate) span: WireSpan,
-}
-
-/// A job's encoded inputs, end to end in one buffer, with their descriptors.
-#[derive(Debug, Default)]
-pub(crate) struct Inputs {
-    bytes: Vec<u8>,
-    ends: Vec<usize>,
-    /// Cumulative descriptor counts, one per input, once any input has descriptors.
-    fd_ends: Option<Vec<usize>>,
-    fds: Vec<OwnedFd>,
-}
-
-impl Inputs {
-    pub(crate) fn new() -> Self {
-        Inputs::default()
-    }
-
-    /// Encodes `value` as the next input (on an error, nothing is added).
-    pub(crate) fn push<T: Serialize + ?Sized>(
-        &mut self,
-        encoder: &mut Encoder,
-        value: &T,
-    ) -> Result<(), String> {
-        let start = self.bytes.len();
-        let fds = encoder
-            .append(value, &mut self.bytes)
-            .map_err(|error| error.to_string())?;
-        let size = self.bytes.len() - start;
-        if size > MAX_INPUT {
-            self.bytes.truncate(start);
-            return Err(format!(
-                "the input is {size} bytes, over the {MAX_INPUT}-byte limit of one message"
-            ));
-        }
-        if !fds.is_empty() && self.fd_ends.is_none() {
-            // The inputs before this one had none.
-            self.fd_ends = Some(vec![0; self.ends.len()]);
-        }
-        self.ends.push(self.bytes.len());
-        if let Some(fd_ends) = &mut self.fd_ends {
-            fd_ends.push(self.fds.len() + fds.len());
-            self.fds.extend(fds);
-        }
-        Ok(())
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub(crate) fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
-    fn start(&self, position: usize) -> usize {
-        if position == 0 {
-            0
-        } else {
-            self.ends[position - 1]
-        }
-    }
-
-    fn fd_start(&self, position: usize) -> usize {
-        match &self.fd_ends {
-            Some(fd_ends) if position > 0 => fd_ends[position - 1],
-            _ => 0,
-        }
-    }
-
-    fn fd_count(&self, position: usize) -> usize {
-        match &self.fd_ends {
-            Some(fd_ends) => fd_ends[position] - self.fd_start(position),
-            None => 0,
-        }
-    }
-}
-
-/// A batch of tasks of one registered task, submitted together.
-pub(crate) struct Job {
-    pub(crate) name: &'static str,
-    pub(crate) inputs: Inputs,
-    pub(crate) delivery: Delivery,
-    pub(crate) timeout: Option<Duration>,
-    /// How many times a task may run again after its worker died under it.
-    pub(crate) retries: u32,
-    pub(crate) record: bool,
-}
+/// The most workers started in one turn of the loop, so that results keep flowing while a
+/// large pool starts.
+const STARTS_PER_TURN: usize = 16;
+/// How long `build` waits for the first workers' hellos.
+const STARTUP_LIMIT: Duration = Duration::from_secs(30);
 
 pub(crate) enum Command {
     Submit(Job),
@@ -233,71 +67,28 @@ pub(crate) struct Settings {
     pub(crate) starter: Starter,
     /// Run by every worker before its first task.
     pub(crate) initializer: Option<Initializer>,
+    /// Start workers only as tasks need them (at least one).
+    pub(crate) on_demand: bool,
 }
 
 /// What the caller learns once the first workers are up (or could not start).
 pub(crate) type Startup = Result<Vec<u32>, String>;
 
-type JobKey = u64;
+/// Counters the pool's handle can read while the dispatcher runs.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    /// Settlements refused because the task was settled already (always 0 unless a bug).
+    pub(crate) duplicates: AtomicU64,
+    /// Worker processes started.
+    pub(crate) started: AtomicU64,
+}
 
 struct JobRecord {
     name: &'static str,
     inputs: Inputs,
     delivery: Delivery,
     deadline: Option<Instant>,
-    retries: u32,
     record: bool,
-}
-
-/// Positions of a job waiting to be sent.
-struct Queued {
-    job: JobKey,
-    positions: Range<usize>,
-    /// Runs so far that ended with the worker's death (all of the range has the same count).
-    attempts: u32,
-}
-
-/// Positions of a job sent to a worker under consecutive ids from `first_id`.
-struct Segment {
-    first_id: u64,
-    job: JobKey,
-    positions: Range<usize>,
-    /// How many of them have been delivered (always the first ones).
-    done: usize,
-    attempts: u32,
-}
-
-impl Segment {
-    fn end_id(&self) -> u64 {
-        self.first_id + self.positions.len() as u64
-    }
-}
-
-struct Worker {
-    pid: u32,
-    process: WorkerProcess,
-    /// The task the worker said it is running (shared page; read after a death).
-    slot: Slot,
-    socket: OwnedFd,
-    reader: FrameReader,
-    /// Encoded frames not yet written, from `written` on.
-    out: Vec<u8>,
-    written: usize,
-    /// Descriptors of the frames in `out`, by where each frame starts: a frame's descriptors go
-    /// with its first byte, and no write runs past the start of a frame whose descriptors wait.
-    out_fds: VecDeque<(usize, Vec<OwnedFd>)>,
-    in_flight: VecDeque<Segment>,
-    in_flight_tasks: usize,
-    /// The id the next task sent to this worker gets; ids count up from 0 per worker.
-    next_id: u64,
-    said_hello: bool,
-    /// It has had its `max_tasks_per_child`: it gets a stop once its last result is in.
-    retiring: bool,
-    /// Its successor has been started already (when it began to retire).
-    replaced: bool,
-    stop_sent: bool,
-    /// We killed it (a task ran past its deadline): its other tasks are not at fault.
-    killed_by_us: bool,
 }
 
 pub(crate) struct Dispatcher {
@@ -305,17 +96,16 @@ pub(crate) struct Dispatcher {
     commands: Receiver<Command>,
     wake: OwnedFd,
     sleeping: Arc<AtomicBool>,
+    counters: Arc<Counters>,
     workers: Vec<Worker>,
-    queue: VecDeque<Queued>,
-    jobs: HashMap<JobKey, JobRecord>,
+    ledger: Ledger,
+    jobs: KeyMap<JobKey, JobRecord>,
     next_job: JobKey,
     /// Mean nanoseconds per task, from the workers' reports; starts at a guess.
     task_cost_ns: f64,
-    /// Tasks waiting in `queue`.
-    queued_tasks: usize,
     /// The worker `assign` starts its next round with.
     first_worker: usize,
-    start_failures: u32,
+    starts: StartRecord,
     broken: Option<String>,
     closing: bool,
     /// Where worker sockets are read into; kept, as zeroing a fresh one per read costs more
@@ -329,20 +119,21 @@ impl Dispatcher {
         commands: Receiver<Command>,
         wake: OwnedFd,
         sleeping: Arc<AtomicBool>,
+        counters: Arc<Counters>,
     ) -> Self {
         Dispatcher {
             settings,
             commands,
             wake,
             sleeping,
+            counters,
             workers: Vec::new(),
-            queue: VecDeque::new(),
-            jobs: HashMap::new(),
+            ledger: Ledger::default(),
+            jobs: KeyMap::default(),
             next_job: 0,
             task_cost_ns: 100_000.0,
-            queued_tasks: 0,
             first_worker: 0,
-            start_failures: 0,
+            starts: StartRecord::new(),
             broken: None,
             closing: false,
             read_buffer: vec![0; 256 * 1024],
@@ -351,7 +142,7 @@ impl Dispatcher {
 
     /// Starts the workers, reports through `started`, then serves until closed or terminated.
     pub(crate) fn run(mut self, started: crossbeam_channel::Sender<Startup>) {
-        let startup = self.start_all();
+        let startup = self.start_up();
         let ok = startup.is_ok();
         let _ = started.send(startup);
         if !ok {
@@ -364,9 +155,10 @@ impl Dispatcher {
                 return;
             }
             self.expire_deadlines();
+            self.top_up();
             self.assign();
             self.write_all();
-            if self.closing && self.queue.is_empty() && self.jobs.is_empty() {
+            if self.closing && self.ledger.is_idle() {
                 self.stop_all();
                 return;
             }
@@ -374,57 +166,100 @@ impl Dispatcher {
         }
     }
 
-    fn start_all(&mut self) -> Startup {
-        for _ in 0..self.settings.workers {
-            self.start_one()
-                .map_err(|error| format!("could not start a worker: {error}"))?;
-        }
-        // Wait for every hello, or for a worker to die trying.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.workers.iter().any(|worker| !worker.said_hello) {
+    /// Starts the first workers and waits for their hellos, restarting any that die.
+    fn start_up(&mut self) -> Startup {
+        let deadline = Instant::now() + STARTUP_LIMIT;
+        loop {
+            self.top_up();
+            if let Some(reason) = &self.broken {
+                return Err(reason.clone());
+            }
+            let serving = self.count(|worker| worker.phase == Phase::Serving);
+            if serving >= self.wanted() {
+                return Ok(self.workers.iter().map(|worker| worker.pid).collect());
+            }
             if Instant::now() > deadline {
-                return Err("workers did not start within 30 s".into());
+                return Err(format!(
+                    "workers did not start within {} s",
+                    STARTUP_LIMIT.as_secs()
+                ));
             }
             // Each worker waits for its start message before it says hello.
             self.write_all();
             self.wait_for_events(Some(deadline));
-            if let Some(reason) = &self.broken {
-                return Err(reason.clone());
+        }
+    }
+
+    fn count(&self, which: impl Fn(&Worker) -> bool) -> usize {
+        self.workers.iter().filter(|worker| which(worker)).count()
+    }
+
+    /// Workers that count towards the pool's size: starting or serving, and not yet sent their
+    /// `max_tasks_per_child` — a spent worker's successor starts at once, even while the spent
+    /// one is still starting, so that recycled workers start in parallel with the work.
+    fn live(&self) -> usize {
+        self.count(|worker| {
+            worker.is_live()
+                && self
+                    .settings
+                    .max_tasks_per_child
+                    .is_none_or(|limit| self.ledger.sent(worker.pid) < limit)
+        })
+    }
+
+    /// How many starting or serving workers the pool should have now.
+    fn wanted(&self) -> usize {
+        if self.closing && self.ledger.is_idle() {
+            0
+        } else if self.settings.on_demand {
+            self.ledger.unsettled().clamp(1, self.settings.workers)
+        } else {
+            self.settings.workers
+        }
+    }
+
+    /// Starts workers until the pool has the size it wants, as fast as the start record allows;
+    /// gives up when starts keep failing and no worker is left alive.
+    fn top_up(&mut self) {
+        if self.broken.is_some() {
+            return;
+        }
+        let alive = self.count(|worker| worker.phase != Phase::Killed);
+        if self.starts.exhausted() && alive == 0 {
+            self.break_pool(self.starts.reason());
+            return;
+        }
+        let mut live = self.live();
+        let mut started = 0;
+        while live < self.wanted() && started < STARTS_PER_TURN {
+            if !self.starts.may_start(Instant::now()) {
+                return;
+            }
+            match self.start_one() {
+                Ok(()) => {
+                    live += 1;
+                    started += 1;
+                }
+                Err(error) => {
+                    let own_server_gone = matches!(&self.settings.starter,
+                        Starter::OwnServer(server) if server.is_gone());
+                    if own_server_gone {
+                        self.break_pool(error.to_string());
+                        return;
+                    }
+                    self.starts
+                        .failed(StartFailure::Spawn(error.to_string()), Instant::now());
+                }
             }
         }
-        Ok(self.workers.iter().map(|worker| worker.pid).collect())
     }
 
     fn start_one(&mut self) -> std::io::Result<()> {
-        let Started {
-            socket,
-            process,
-            slot,
-        } = start_worker(&self.settings.starter)?;
-        let mut out = Vec::new();
-        encode_frame(
-            &ToWorker::Start(self.settings.initializer.clone()),
-            &mut out,
-        )
-        .map_err(std::io::Error::other)?;
-        self.workers.push(Worker {
-            pid: process.id(),
-            process,
-            slot,
-            socket,
-            reader: FrameReader::new(),
-            out,
-            written: 0,
-            out_fds: VecDeque::new(),
-            in_flight: VecDeque::new(),
-            in_flight_tasks: 0,
-            next_id: 0,
-            said_hello: false,
-            retiring: false,
-            replaced: false,
-            stop_sent: false,
-            killed_by_us: false,
-        });
+        let started = self.settings.starter.start()?;
+        let worker = Worker::new(started, &ToWorker::Start(self.settings.initializer.clone()))?;
+        self.ledger.add_worker(worker.pid);
+        self.workers.push(worker);
+        self.counters.started.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -443,23 +278,18 @@ impl Dispatcher {
     }
 
     fn submit(&mut self, mut job: Job) {
-        let count = job.inputs.len();
         if let Some(reason) = &self.broken {
             job.delivery
                 .answer_rest(&TaskError::WorkerStart(reason.clone()));
             return;
         }
+        let count = job.inputs.len();
         if count == 0 {
             return;
         }
         let key = self.next_job;
         self.next_job += 1;
-        self.queue.push_back(Queued {
-            job: key,
-            positions: 0..count,
-            attempts: 0,
-        });
-        self.queued_tasks += count;
+        self.ledger.submit(key, count, job.retries);
         self.jobs.insert(
             key,
             JobRecord {
@@ -467,10 +297,36 @@ impl Dispatcher {
                 inputs: job.inputs,
                 delivery: job.delivery,
                 deadline: job.timeout.map(|timeout| Instant::now() + timeout),
-                retries: job.retries,
                 record: job.record,
             },
         );
+    }
+
+    /// Settles one task: the ledger first (which refuses a second settlement), then the answer.
+    fn settle(
+        &mut self,
+        key: JobKey,
+        position: usize,
+        outcome: Result<&[u8], TaskError>,
+        span: Option<SpanInWorker>,
+    ) {
+        match self.ledger.settle(key, position) {
+            Settled::Already => {
+                self.counters
+                    .duplicates
+                    .store(self.ledger.duplicates(), Ordering::Relaxed);
+            }
+            Settled::Now { last: false } => {
+                if let Some(job) = self.jobs.get_mut(&key) {
+                    job.delivery.answer(position, outcome, span);
+                }
+            }
+            Settled::Now { last: true } => {
+                if let Some(mut job) = self.jobs.remove(&key) {
+                    job.delivery.answer(position, outcome, span);
+                }
+            }
+        }
     }
 
     fn credit(&self) -> usize {
@@ -487,51 +343,68 @@ impl Dispatcher {
         }
         // No worker takes more than its share of what waits, and each round starts at the next
         // worker, so a fresh pool spreads its first tasks instead of filling one worker's credit.
-        let share = self.queued_tasks.div_ceil(count).max(1);
+        let share = self.ledger.queued().div_ceil(count).max(1);
         self.first_worker = (self.first_worker + 1) % count;
         for turn in 0..count {
             let index = (self.first_worker + turn) % count;
-            if self.queue.is_empty() {
+            if self.ledger.queued() == 0 {
                 return;
             }
             // A worker that has not said hello yet gets tasks too: they queue behind its start
             // message, which saves it a round trip; if it never starts, they go back.
-            let worker = &mut self.workers[index];
-            if worker.retiring || worker.killed_by_us {
+            let worker = &self.workers[index];
+            if !worker.takes_tasks() {
                 continue;
             }
-            let mut allowance = credit.saturating_sub(worker.in_flight_tasks).min(share);
+            let pid = worker.pid;
+            let mut allowance = credit.saturating_sub(self.ledger.in_flight(pid)).min(share);
             if let Some(limit) = self.settings.max_tasks_per_child {
-                allowance = allowance.min(limit.saturating_sub(worker.next_id) as usize);
+                allowance = allowance.min(limit.saturating_sub(self.ledger.sent(pid)) as usize);
             }
             if allowance > 0 {
                 self.send_batch(index, allowance);
             }
-            let worker = &mut self.workers[index];
-            if let Some(limit) = self.settings.max_tasks_per_child
-                && worker.next_id >= limit
-            {
-                worker.retiring = true;
-                // Its successor starts now, while it finishes, not after it has gone.
-                if !worker.replaced && self.start_one().is_ok() {
-                    self.workers[index].replaced = true;
-                }
-            }
+            self.retire_if_spent(index);
+        }
+        // A worker that retired just now is replaced at once, while it finishes its last tasks.
+        self.top_up();
+    }
+
+    /// A serving worker that has been sent its `max_tasks_per_child` retires (its successor
+    /// starts at once: a retiring worker does not count towards the pool's size).
+    fn retire_if_spent(&mut self, index: usize) {
+        let worker = &mut self.workers[index];
+        if worker.phase == Phase::Serving
+            && let Some(limit) = self.settings.max_tasks_per_child
+            && self.ledger.sent(worker.pid) >= limit
+        {
+            worker.phase = Phase::Retiring;
+            self.stop_if_done(index);
+        }
+    }
+
+    /// A retiring worker whose last result is in gets its stop.
+    fn stop_if_done(&mut self, index: usize) {
+        let worker = &mut self.workers[index];
+        if worker.phase == Phase::Retiring && self.ledger.in_flight(worker.pid) == 0 {
+            worker.stop();
         }
     }
 
     /// Sends up to `allowance` queued tasks of the front job's task name to worker `index`.
     fn send_batch(&mut self, index: usize, allowance: usize) {
-        let front_job = self.queue.front().expect("queue is not empty").job;
+        let Some((front_job, _)) = self.ledger.front() else {
+            return;
+        };
         let (name, record) = {
             let job = &self.jobs[&front_job];
             (job.name, job.record)
         };
-        let worker = &mut self.workers[index];
+        let pid = self.workers[index].pid;
         let mut batch = Batch {
             name: name.to_owned(),
             record,
-            first_id: worker.next_id,
+            first_id: self.ledger.sent(pid),
             inputs: ByteBuf::new(),
             ends: Vec::new(),
             fds: Vec::new(),
@@ -539,18 +412,18 @@ impl Dispatcher {
         let mut fds_sent = 0;
         let mut frame_fds: Vec<OwnedFd> = Vec::new();
         while batch.ends.len() < allowance && batch.inputs.len() < MAX_BATCH_BYTES {
-            let Some(queued) = self.queue.front_mut() else {
+            let Some((key, positions)) = self.ledger.front() else {
                 break;
             };
-            let job = &self.jobs[&queued.job];
+            let job = &self.jobs[&key];
             if job.name != name || job.record != record {
                 break;
             }
             // Take as much of this range as the allowance, the byte budget and the descriptor
             // limit let through (at least one task, so that a huge input still goes).
-            let start = queued.positions.start;
+            let start = positions.start;
             let mut end = start;
-            while end < queued.positions.end && batch.ends.len() + (end - start) < allowance {
+            while end < positions.end && batch.ends.len() + (end - start) < allowance {
                 let fds = job.inputs.fd_count(end);
                 let bytes = job.inputs.ends[end] - job.inputs.start(start);
                 // Only the batch's very first input may pass the byte budget; no input may pass
@@ -590,25 +463,13 @@ impl Dispatcher {
                     }
                 }
             }
-            worker.in_flight.push_back(Segment {
-                first_id: worker.next_id,
-                job: queued.job,
-                positions: start..end,
-                done: 0,
-                attempts: queued.attempts,
-            });
-            worker.next_id += (end - start) as u64;
-            worker.in_flight_tasks += end - start;
-            self.queued_tasks -= end - start;
-            queued.positions.start = end;
-            if queued.positions.is_empty() {
-                self.queue.pop_front();
-            }
+            self.ledger.send_front(pid, end);
         }
         if !batch.ends.is_empty() {
             if !batch.fds.is_empty() {
                 batch.fds.resize(batch.ends.len(), 0);
             }
+            let worker = &mut self.workers[index];
             let frame_start = worker.out.len();
             // Inputs are each within MAX_INPUT, so a batch frame stays within the wire's limit.
             encode_frame(&ToWorker::Run(batch), &mut worker.out)
@@ -621,16 +482,27 @@ impl Dispatcher {
 
     fn write_all(&mut self) {
         for worker in &mut self.workers {
-            write_some(worker);
+            worker.write_some();
         }
     }
 
+    /// The nearest moment something is due: a job's deadline, `until`, or a start that waits
+    /// out its backoff.
+    fn next_deadline(&self, until: Option<Instant>) -> Option<Instant> {
+        let start_due = self
+            .starts
+            .not_before
+            .filter(|_| self.live() < self.wanted() && self.broken.is_none());
+        self.jobs
+            .values()
+            .filter_map(|job| job.deadline)
+            .chain(until)
+            .chain(start_due)
+            .min()
+    }
+
     fn wait_for_events(&mut self, until: Option<Instant>) {
-        let deadline = match (self.next_deadline(), until) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-        let timeout = deadline.map(|deadline| {
+        let timeout = self.next_deadline(until).map(|deadline| {
             let left = deadline.saturating_duration_since(Instant::now());
             rustix::time::Timespec::try_from(left).unwrap_or(rustix::time::Timespec {
                 tv_sec: 1,
@@ -642,7 +514,7 @@ impl Dispatcher {
             fds.push(PollFd::new(&self.wake, PollFlags::IN));
             for worker in &self.workers {
                 let mut flags = PollFlags::IN;
-                if worker.written < worker.out.len() {
+                if worker.wants_to_write() {
                     flags |= PollFlags::OUT;
                 }
                 fds.push(PollFd::new(&worker.socket, flags));
@@ -714,8 +586,11 @@ impl Dispatcher {
             };
             match message {
                 FromWorker::Hello { .. } => {
-                    worker.said_hello = true;
-                    self.start_failures = 0;
+                    if worker.phase == Phase::Starting {
+                        worker.phase = Phase::Serving;
+                    }
+                    self.starts.succeeded();
+                    self.retire_if_spent(index);
                 }
                 FromWorker::InitFailed(error) => {
                     self.break_pool(format!("the initializer failed: {error}"));
@@ -726,30 +601,14 @@ impl Dispatcher {
                         self.workers[index].process.kill();
                         return false;
                     }
-                    self.retire_if_done(index);
+                    self.stop_if_done(index);
                 }
             }
         }
     }
 
-    /// Delivers a worker's results to their jobs; false if they do not match what it was sent.
+    /// Settles a worker's results; false if they do not match what it was sent.
     fn deliver_results(&mut self, index: usize, results: Results) -> bool {
-        let mut current: Option<(JobKey, JobRecord)> = None;
-        let matched = self.deliver_into(index, results, &mut current);
-        if let Some((key, job)) = current {
-            self.put_back(key, job);
-        }
-        matched
-    }
-
-    /// The body of [`deliver_results`](Self::deliver_results); `current` is the job being
-    /// delivered to, out of the table, which the caller puts back whatever happens.
-    fn deliver_into(
-        &mut self,
-        index: usize,
-        results: Results,
-        current: &mut Option<(JobKey, JobRecord)>,
-    ) -> bool {
         let Results {
             busy_ns,
             first_id,
@@ -780,215 +639,61 @@ impl Dispatcher {
             let span = spans
                 .next_if(|(at, _)| *at == offset32)
                 .map(|(_, span)| SpanInWorker { pid, span });
-            let id = first_id + offset as u64;
-            let worker = &mut self.workers[index];
-            let Some(segment) = worker.in_flight.front_mut() else {
-                return false;
-            };
-            if id != segment.first_id + segment.done as u64 {
-                return false;
-            }
-            let position = segment.positions.start + segment.done;
-            let key = segment.job;
-            segment.done += 1;
-            if segment.first_id + segment.done as u64 == segment.end_id() {
-                worker.in_flight.pop_front();
-            }
-            worker.in_flight_tasks -= 1;
-            // Consecutive results mostly belong to one job: look it up once per run.
-            if current
-                .as_ref()
-                .is_none_or(|(current_key, _)| *current_key != key)
-            {
-                if let Some((previous, job)) = current.take() {
-                    self.put_back(previous, job);
-                }
-                *current = self.jobs.remove(&key).map(|job| (key, job));
-            }
-            if let Some((_, job)) = current {
-                job.delivery.answer(position, outcome, span);
+            match self.ledger.delivered(pid, first_id + offset as u64) {
+                Err(_) => return false,
+                // Its job timed out: the late result is dropped.
+                Ok(None) => {}
+                Ok(Some((key, position))) => self.settle(key, position, outcome, span),
             }
         }
         true
     }
 
-    /// Returns a job taken out for delivery to the table, unless it is complete.
-    fn put_back(&mut self, key: JobKey, job: JobRecord) {
-        if job.delivery.remaining() > 0 {
-            self.jobs.insert(key, job);
-        }
-    }
-
-    fn finish(
-        &mut self,
-        key: JobKey,
-        position: usize,
-        outcome: Result<&[u8], TaskError>,
-        span: Option<SpanInWorker>,
-    ) {
-        // A job that timed out is gone; its late results are dropped.
-        let Some(job) = self.jobs.get_mut(&key) else {
-            return;
-        };
-        job.delivery.answer(position, outcome, span);
-        if job.delivery.remaining() == 0 {
-            self.jobs.remove(&key);
-        }
-    }
-
-    fn retire_if_done(&mut self, index: usize) {
-        let worker = &mut self.workers[index];
-        if worker.retiring && worker.in_flight.is_empty() && !worker.stop_sent {
-            encode_frame(&ToWorker::Stop, &mut worker.out).expect("stop encodes");
-            worker.stop_sent = true;
-        }
-    }
-
-    /// A worker's stream ended: reap it, settle its tasks, and start another if needed.
+    /// A worker's stream ended: reap it and settle its tasks (the pool's size is kept up by
+    /// `top_up`).
     fn worker_gone(&mut self, index: usize) {
         let mut worker = self.workers.swap_remove(index);
-        if worker.stop_sent && worker.in_flight.is_empty() {
+        if worker.phase == Phase::Stopping && self.ledger.in_flight(worker.pid) == 0 {
             // It was told to stop and had nothing left: how it ended does not matter.
             worker.process.release();
-            self.start_successor(worker.replaced);
+            self.ledger.worker_gone(worker.pid, None, false);
             return;
         }
         let (signal, code) = worker.process.wait();
-        // Only the task that was running can have brought the worker down; the ones queued
-        // behind it never started, and go to another worker as they are. (Tasks that had
-        // finished without their results being written yet run again; their results are
-        // delivered once.)
-        // If the slot names no task (it died between tasks, or while writing results), the
-        // first unfinished task takes the blame, so that a task that kills every worker runs
-        // out of attempts instead of being re-sent for ever.
-        let undelivered_id = |segment: &Segment| segment.first_id + segment.done as u64;
-        let blame = if worker.killed_by_us {
-            None
-        } else {
-            worker
-                .slot
-                .running()
-                .filter(|id| {
-                    worker.in_flight.iter().any(|segment| {
-                        self.jobs.contains_key(&segment.job)
-                            && (undelivered_id(segment)..segment.end_id()).contains(id)
-                    })
-                })
-                .or_else(|| {
-                    worker
-                        .in_flight
-                        .iter()
-                        .find(|segment| {
-                            self.jobs.contains_key(&segment.job)
-                                && undelivered_id(segment) < segment.end_id()
-                        })
-                        .map(undelivered_id)
-                })
-        };
-        let mut requeue = Vec::new();
-        for segment in worker.in_flight.drain(..) {
-            if !self.jobs.contains_key(&segment.job) {
-                continue;
-            }
-            let undelivered = segment.positions.start + segment.done..segment.positions.end;
-            let blamed = blame
-                .filter(|id| (segment.first_id..segment.end_id()).contains(id))
-                .map(|id| segment.positions.start + (id - segment.first_id) as usize);
-            let Some(blamed) = blamed else {
-                requeue.push(Queued {
-                    job: segment.job,
-                    positions: undelivered,
-                    attempts: segment.attempts,
-                });
-                continue;
-            };
-            if undelivered.start < blamed {
-                requeue.push(Queued {
-                    job: segment.job,
-                    positions: undelivered.start..blamed,
-                    attempts: segment.attempts,
-                });
-            }
-            let retries = self.jobs[&segment.job].retries;
-            if segment.attempts < retries {
-                requeue.push(Queued {
-                    job: segment.job,
-                    positions: blamed..blamed + 1,
-                    attempts: segment.attempts + 1,
-                });
-            } else {
-                self.finish(
-                    segment.job,
-                    blamed,
-                    Err(TaskError::WorkerDied { signal, code }),
-                    None,
-                );
-            }
-            if blamed + 1 < undelivered.end {
-                requeue.push(Queued {
-                    job: segment.job,
-                    positions: blamed + 1..undelivered.end,
-                    attempts: segment.attempts,
-                });
-            }
+        // A worker that never said hello ran no task, and one we killed is not at fault.
+        let blame = !matches!(worker.phase, Phase::Starting | Phase::Killed);
+        let death = self
+            .ledger
+            .worker_gone(worker.pid, worker.slot.task(), blame);
+        for (key, position) in death.failed {
+            self.settle(
+                key,
+                position,
+                Err(TaskError::WorkerDied { signal, code }),
+                None,
+            );
         }
-        for queued in requeue.into_iter().rev() {
-            self.queued_tasks += queued.positions.len();
-            self.queue.push_front(queued);
+        if worker.phase == Phase::Starting {
+            self.starts
+                .failed(StartFailure::Died { signal, code }, Instant::now());
         }
         if let Some(reason) = self.broken.clone() {
-            // No worker can start: what it held fails with the reason, and none replaces it.
+            // No worker can start: what it held fails with the reason.
             self.break_pool(reason);
-            return;
         }
-        if !worker.said_hello && !worker.killed_by_us {
-            self.start_failures += 1;
-            if self.start_failures >= MAX_START_FAILURES || !self.any_ready() {
-                self.break_pool(format!(
-                    "a worker exited before it started ({}); does main() call triad::init() first?",
-                    describe(signal, code)
-                ));
-                return;
-            }
-        }
-        self.start_successor(worker.replaced);
-    }
-
-    /// Starts a worker in place of one that has gone, unless one was started already or no
-    /// work is left.
-    fn start_successor(&mut self, replaced: bool) {
-        let work_left = !self.closing || !self.queue.is_empty() || !self.jobs.is_empty();
-        if work_left
-            && !replaced
-            && let Err(error) = self.start_one()
-            && self.workers.is_empty()
-        {
-            self.break_pool(format!("could not start a replacement worker: {error}"));
-        }
-    }
-
-    fn any_ready(&self) -> bool {
-        self.workers.iter().any(|worker| worker.said_hello)
     }
 
     /// No worker can start: fail everything queued and everything to come.
     fn break_pool(&mut self, reason: String) {
         self.broken = Some(reason.clone());
-        self.queued_tasks = 0;
-        while let Some(queued) = self.queue.pop_front() {
-            for position in queued.positions {
-                self.finish(
-                    queued.job,
-                    position,
-                    Err(TaskError::WorkerStart(reason.clone())),
-                    None,
-                );
-            }
+        for (key, position) in self.ledger.drain_queue() {
+            self.settle(
+                key,
+                position,
+                Err(TaskError::WorkerStart(reason.clone())),
+                None,
+            );
         }
-    }
-
-    fn next_deadline(&self) -> Option<Instant> {
-        self.jobs.values().filter_map(|job| job.deadline).min()
     }
 
     /// Fails the unfinished tasks of jobs past their deadline; kills the workers that hold them.
@@ -1001,36 +706,24 @@ impl Dispatcher {
             .map(|(key, _)| *key)
             .collect();
         for key in expired {
-            let Some(mut job) = self.jobs.remove(&key) else {
-                continue;
-            };
-            let mut dequeued = 0;
-            self.queue.retain(|queued| {
-                if queued.job == key {
-                    dequeued += queued.positions.len();
-                }
-                queued.job != key
-            });
-            self.queued_tasks -= dequeued;
+            let (unsettled, holders) = self.ledger.expire(key);
             for worker in &mut self.workers {
-                if worker.in_flight.iter().any(|segment| segment.job == key) {
-                    worker.killed_by_us = true;
-                    worker.process.kill();
+                if holders.contains(&worker.pid) {
+                    worker.kill();
                 }
             }
-            job.delivery.answer_rest(&TaskError::Timeout);
+            for position in unsettled {
+                self.settle(key, position, Err(TaskError::Timeout), None);
+            }
         }
     }
 
     /// Sends every worker a stop, and waits for them to exit.
     fn stop_all(&mut self) {
         for worker in &mut self.workers {
-            if !worker.stop_sent {
-                let _ = encode_frame(&ToWorker::Stop, &mut worker.out);
-                worker.stop_sent = true;
-            }
+            worker.stop();
             let _ = rustix::io::ioctl_fionbio(&worker.socket, false);
-            write_some(worker);
+            worker.write_some();
         }
         for mut worker in self.workers.drain(..) {
             let _ = worker.process.wait();
@@ -1040,63 +733,14 @@ impl Dispatcher {
     /// Kills every worker, reaps it, and cancels every task not yet finished.
     fn terminate(&mut self) {
         for worker in &mut self.workers {
-            worker.process.kill();
+            worker.kill();
         }
         for mut worker in std::mem::take(&mut self.workers) {
             let _ = worker.process.wait();
         }
-        self.queue.clear();
-        self.queued_tasks = 0;
         // Dropping a job answers its unanswered positions with `Cancelled`.
         self.jobs.clear();
         // Jobs submitted after the thread stopped listening go the same way.
         while self.commands.try_recv().is_ok() {}
-    }
-}
-
-/// Writes as much of a worker's pending output as the socket takes now.
-fn write_some(worker: &mut Worker) {
-    while worker.written < worker.out.len() {
-        let due = matches!(worker.out_fds.front(), Some((start, _)) if *start <= worker.written);
-        let fds = if due {
-            worker
-                .out_fds
-                .pop_front()
-                .map(|(_, fds)| fds)
-                .unwrap_or_default()
-        } else {
-            Vec::new()
-        };
-        let limit = worker
-            .out_fds
-            .front()
-            .map_or(worker.out.len(), |(start, _)| *start);
-        match send_with_fds(
-            worker.socket.as_fd(),
-            &[IoSlice::new(&worker.out[worker.written..limit])],
-            &fds,
-        ) {
-            Ok(written) => worker.written += written,
-            Err(_) => {
-                // Full (try again when poll says so) or broken (the read side will see the end);
-                // the descriptors were not sent, so they wait for the next try.
-                if due {
-                    worker.out_fds.push_front((worker.written, fds));
-                }
-                break;
-            }
-        }
-    }
-    if worker.written == worker.out.len() {
-        worker.out.clear();
-        worker.written = 0;
-    }
-}
-
-fn describe(signal: Option<i32>, code: Option<i32>) -> String {
-    match (signal, code) {
-        (Some(signal), _) => format!("killed by signal {signal}"),
-        (None, Some(code)) => format!("exit code {code}"),
-        (None, None) => "no status".to_owned(),
     }
 }

@@ -6,18 +6,20 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::Sender;
 use futures::channel::oneshot;
 
-use super::dispatcher::{Command, Delivery, Dispatcher, Inputs, Job, Settings};
+use super::dispatcher::{Command, Counters, Dispatcher, Settings};
+use super::job::{Deliver, Delivery, Inputs, Job};
+use super::own_threads::{self, OwnThread};
 use super::start::{self, Starter};
 use super::wire::Initializer;
-use crate::error::TaskError;
+use crate::error::{PoolError, TaskError};
 use crate::runner::{Ordered, Runner, Unordered};
-use crate::task::{RegistryError, Task};
+use crate::task::{Task, decode_output};
+use crate::trace::{Recorder, Span};
 
 /// How worker processes are started: the seed's three start methods (section 5.1.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,29 +40,6 @@ pub enum StartMethod {
     ForkServer,
 }
 
-/// Why a pool could not start or take work.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum PoolError {
-    /// A pool needs at least one worker.
-    #[error("a process pool needs at least one worker")]
-    NoWorkers,
-    /// This process was started as a worker but its `main` did not call [`init`](crate::init).
-    #[error(
-        "this process was started as a triad worker, but main() did not call triad::init() first"
-    )]
-    NotInitialised,
-    /// The task registry is inconsistent (two tasks of one name).
-    #[error(transparent)]
-    Registry(#[from] RegistryError),
-    /// The workers could not be started.
-    #[error("could not start the process pool: {0}")]
-    Start(String),
-    /// The pool was closed or terminated and takes no more work.
-    #[error("the process pool is closed")]
-    Closed,
-}
-
 /// Settings for a [`ProcessPool`]; make one with [`ProcessPool::builder`].
 #[derive(Debug, Clone)]
 pub struct ProcessPoolBuilder {
@@ -69,6 +48,7 @@ pub struct ProcessPoolBuilder {
     initializer: Option<Result<Initializer, String>>,
     max_tasks_per_child: Option<u64>,
     retries: u32,
+    on_demand: bool,
 }
 
 impl ProcessPoolBuilder {
@@ -113,12 +93,27 @@ impl ProcessPoolBuilder {
         self
     }
 
-    /// Starts the workers and waits until each has said hello.
+    /// Start workers only as tasks need them, as `concurrent.futures.ProcessPoolExecutor` does:
+    /// one at `build`, then up to [`workers`](Self::workers) while there are more unsettled
+    /// tasks than workers. Without it the pool starts them all at once, as
+    /// `multiprocessing.Pool` does.
+    pub fn on_demand(mut self) -> Self {
+        self.on_demand = true;
+        self
+    }
+
+    /// Starts the workers and waits until each has said hello (with
+    /// [`on_demand`](Self::on_demand), the first one).
+    ///
+    /// A worker that dies before its hello is started again, after a short wait that grows
+    /// with each failure in a row; the pool gives up only after several such failures in a
+    /// row with no worker left alive, and says why.
     pub fn build(self) -> Result<ProcessPool, PoolError> {
         let workers = self.workers.unwrap_or_else(crate::available_cores);
         if workers == 0 {
             return Err(PoolError::NoWorkers);
         }
+        crate::limits::check_processes(workers)?;
         if super::started_as_worker_without_init() {
             return Err(PoolError::NotInitialised);
         }
@@ -133,10 +128,10 @@ impl ProcessPoolBuilder {
             });
         let starter = match method {
             StartMethod::Spawn => Starter::Spawn,
-            StartMethod::Fork => Starter::Server(Arc::new(
+            StartMethod::Fork => Starter::OwnServer(Arc::new(
                 start::fork_own_server().map_err(|error| PoolError::Start(error.to_string()))?,
             )),
-            StartMethod::ForkServer => Starter::Server(
+            StartMethod::ForkServer => Starter::SharedServer(
                 start::shared_fork_server()
                     .map_err(|error| PoolError::Start(format!("fork server: {error}")))?,
             ),
@@ -156,14 +151,15 @@ impl ProcessPoolBuilder {
             max_tasks_per_child: self.max_tasks_per_child,
             starter,
             initializer,
+            on_demand: self.on_demand,
         };
-        let dispatcher = Dispatcher::new(settings, received, wake, sleeping.clone());
+        let counters = Arc::new(Counters::default());
+        let dispatcher =
+            Dispatcher::new(settings, received, wake, sleeping.clone(), counters.clone());
         let (started_tx, started_rx) = crossbeam_channel::bounded(1);
         // The dispatcher thread starts the workers, so their PR_SET_PDEATHSIG follows it: it
         // lives exactly as long as the pool.
-        let thread = std::thread::Builder::new()
-            .name("triad-process-pool".into())
-            .spawn(move || dispatcher.run(started_tx))
+        let thread = own_threads::spawn("triad-process-pool", move || dispatcher.run(started_tx))
             .map_err(|error| PoolError::Start(format!("dispatcher thread: {error}")))?;
         let startup = started_rx
             .recv()
@@ -178,6 +174,7 @@ impl ProcessPoolBuilder {
                 workers,
                 retries: self.retries,
                 start_method: method,
+                counters,
             }),
         };
         match startup {
@@ -207,11 +204,12 @@ struct Inner {
     /// The dispatcher's eventfd, rung when a command arrives while it sleeps.
     ring: OwnedFd,
     sleeping: Arc<AtomicBool>,
-    thread: Mutex<Option<JoinHandle<()>>>,
+    thread: Mutex<Option<OwnThread>>,
     closed: AtomicBool,
     workers: usize,
     retries: u32,
     start_method: StartMethod,
+    counters: Arc<Counters>,
 }
 
 impl ProcessPool {
@@ -223,6 +221,7 @@ impl ProcessPool {
             initializer: None,
             max_tasks_per_child: None,
             retries: 0,
+            on_demand: false,
         }
     }
 
@@ -340,9 +339,74 @@ impl ProcessPool {
         Ok(handle)
     }
 
+    /// Runs a chunk of `task`'s inputs, each tagged with the caller's index, as one job, and
+    /// hands `done` every `(index, result)` once the last is in — the runner's one way into the
+    /// pool. An input that does not encode fails alone, as [`TaskError::Codec`]; on a closed
+    /// pool every task is [`TaskError::Cancelled`]. With `recorder`, each task's span in its
+    /// worker is recorded there.
+    pub(crate) fn run_chunk<T: Task>(
+        &self,
+        chunk: Vec<(usize, T::Input)>,
+        recorder: Option<Arc<Recorder>>,
+        done: impl FnOnce(Vec<(usize, Result<T::Output, TaskError>)>) + Send + 'static,
+    ) {
+        let mut batch = Vec::with_capacity(chunk.len());
+        let mut indices = Vec::with_capacity(chunk.len());
+        let mut inputs = Inputs::new();
+        let mut encoder = crate::fdpass::Encoder::new();
+        for (index, input) in chunk {
+            match inputs.push(&mut encoder, &input) {
+                Ok(()) => indices.push(index),
+                Err(error) => batch.push((
+                    index,
+                    Err(TaskError::Codec(format!("input of `{}`: {error}", T::NAME))),
+                )),
+            }
+        }
+        drop(encoder);
+        if inputs.is_empty() {
+            done(batch);
+            return;
+        }
+        let mut remaining = inputs.len();
+        let record = recorder.is_some();
+        let mut done = Some(done);
+        let deliver: Deliver = Box::new(move |position, outcome, span| {
+            let index = indices[position];
+            if let (Some(recorder), Some(span)) = (&recorder, span) {
+                recorder.push(Span {
+                    name: std::borrow::Cow::Borrowed(T::NAME),
+                    task: index as u64,
+                    pid: span.pid,
+                    tid: span.span.tid,
+                    cpu: span.span.cpu,
+                    start_ns: span.span.start_ns,
+                    end_ns: span.span.end_ns,
+                });
+            }
+            batch.push((index, outcome.and_then(decode_output::<T>)));
+            remaining -= 1;
+            if remaining == 0
+                && let Some(done) = done.take()
+            {
+                done(std::mem::take(&mut batch));
+            }
+        });
+        let job = Job {
+            name: T::NAME,
+            delivery: Delivery::new(inputs.len(), deliver),
+            inputs,
+            timeout: None,
+            retries: self.inner.retries,
+            record,
+        };
+        // A job the pool does not take answers its tasks as cancelled, so `done` still runs.
+        let _ = self.send_job(job);
+    }
+
     /// Queues a job for the dispatcher; on a closed pool its tasks are cancelled instead (a job
     /// dropped unsent answers every task with [`TaskError::Cancelled`]).
-    pub(crate) fn send_job(&self, job: Job) -> Result<(), PoolError> {
+    fn send_job(&self, job: Job) -> Result<(), PoolError> {
         if self.inner.closed.load(Ordering::SeqCst) {
             drop(job);
             return Err(PoolError::Closed);
@@ -350,8 +414,17 @@ impl ProcessPool {
         self.command(Command::Submit(job))
     }
 
-    pub(crate) fn retries(&self) -> u32 {
-        self.inner.retries
+    /// How many settlements the pool refused because the task was settled already: 0, unless
+    /// the pool has a bug. The dispatcher's ledger settles each task exactly once; tests read
+    /// this to prove that no result was delivered twice.
+    #[doc(hidden)]
+    pub fn duplicate_settlements(&self) -> u64 {
+        self.inner.counters.duplicates.load(Ordering::Relaxed)
+    }
+
+    /// How many worker processes the pool has started so far, replacements included.
+    pub fn workers_started(&self) -> u64 {
+        self.inner.counters.started.load(Ordering::Relaxed)
     }
 
     fn command(&self, command: Command) -> Result<(), PoolError> {
@@ -384,7 +457,7 @@ impl ProcessPool {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
         if let Some(thread) = thread {
-            let _ = thread.join();
+            thread.join();
         }
     }
 
@@ -406,14 +479,9 @@ impl Drop for Inner {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take()
         {
-            let _ = thread.join();
+            thread.join();
         }
     }
-}
-
-pub(crate) fn decode_output<T: Task>(bytes: &[u8]) -> Result<T::Output, TaskError> {
-    postcard::from_bytes(bytes)
-        .map_err(|error| TaskError::Codec(format!("output of `{}`: {error}", T::NAME)))
 }
 
 /// The pending result of [`ProcessPool::submit`]: [`wait`](Self::wait) for it, or `.await` it.

@@ -23,8 +23,10 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use serde::{Deserialize, Serialize};
 
+use super::own_threads::{self, OwnThread};
 use super::slot::Slot;
 use super::wire::{FrameReader, decode_payload, encode_frame};
+use crate::error::describe_exit;
 use crate::fdpass::{recv_with_fds, send_with_fds};
 
 /// A request to the server.
@@ -209,6 +211,7 @@ fn become_worker(server: i32, socket: OwnedFd, slot_page: OwnedFd, inherited: &[
             libc::_exit(1);
         }
     }
+    super::init::name_this_process(super::init::WORKER_NAME);
     let slot = match Slot::map(&slot_page) {
         Ok(slot) => slot,
         Err(_) => super::worker::exit_now(super::worker::EXIT_PROTOCOL),
@@ -220,16 +223,16 @@ fn become_worker(server: i32, socket: OwnedFd, slot_page: OwnedFd, inherited: &[
     }
 }
 
-/// The pool's side of a fork server.
+/// The pool's side of a fork server, which is always this process's child (re-executed or
+/// forked): a reader thread takes its replies and exit reports, and reaps the server when its
+/// control socket ends, whether it died or was told to go — so it never lingers as a zombie.
 #[derive(Debug)]
 pub(crate) struct ServerClient {
-    /// The server's pid (the re-executed or forked server process).
-    pid: i32,
-    /// The server is our child (a `Fork` pool's own server): reap it when done.
-    owned: bool,
     // One request at a time: a request and its reply are a pair.
     requests: Mutex<OwnedFd>,
     state: Arc<(Mutex<ClientState>, Condvar)>,
+    /// Reads the server's messages; joined on drop.
+    reader: Option<OwnThread>,
 }
 
 #[derive(Debug, Default)]
@@ -238,24 +241,27 @@ struct ClientState {
     exited: HashMap<i32, (Option<i32>, Option<i32>)>,
     /// Workers whose exit nobody will wait for: their reports are dropped.
     forgotten: HashSet<i32>,
-    /// The server is gone: no reply or status will come.
-    gone: bool,
+    /// The server is gone (how it ended, in words): no reply or status will come.
+    gone: Option<String>,
 }
 
 impl ServerClient {
-    /// Talks to a server on `control`; a thread reads its replies and exit reports.
-    pub(crate) fn new(pid: i32, owned: bool, control: OwnedFd) -> std::io::Result<Self> {
+    /// Talks to the server `pid`, our child, on `control`.
+    pub(crate) fn new(pid: i32, control: OwnedFd) -> std::io::Result<Self> {
         let reader = control.try_clone()?;
         let state: Arc<(Mutex<ClientState>, Condvar)> = Arc::default();
         let shared = state.clone();
-        std::thread::Builder::new()
-            .name("triad-fork-server".into())
-            .spawn(move || read_server(reader, &shared))?;
+        let reader = own_threads::spawn("triad-fork-server", move || {
+            read_server(reader, &shared);
+            let ended = reap(pid);
+            let (lock, changed) = &*shared;
+            lock.lock().unwrap_or_else(|e| e.into_inner()).gone = Some(ended);
+            changed.notify_all();
+        })?;
         Ok(ServerClient {
-            pid,
-            owned,
             requests: Mutex::new(control),
             state,
+            reader: Some(reader),
         })
     }
 
@@ -275,8 +281,10 @@ impl ServerClient {
             if let Some(reply) = state.replies.pop_front() {
                 return reply.map_err(std::io::Error::other);
             }
-            if state.gone {
-                return Err(std::io::Error::other("the fork server is gone"));
+            if let Some(ended) = &state.gone {
+                return Err(std::io::Error::other(format!(
+                    "the fork server is gone ({ended})"
+                )));
             }
             state = changed.wait(state).unwrap_or_else(|e| e.into_inner());
         }
@@ -284,7 +292,12 @@ impl ServerClient {
 
     /// Whether the server has gone (its control socket ended): no fork request can succeed.
     pub(crate) fn is_gone(&self) -> bool {
-        self.state.0.lock().unwrap_or_else(|e| e.into_inner()).gone
+        self.state
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .gone
+            .is_some()
     }
 
     /// Gives up on `pid`'s exit report (the server reaps it all the same).
@@ -304,7 +317,7 @@ impl ServerClient {
             if let Some(status) = state.exited.remove(&pid) {
                 return status;
             }
-            if state.gone {
+            if state.gone.is_some() {
                 return (None, None);
             }
             state = changed.wait(state).unwrap_or_else(|e| e.into_inner());
@@ -317,10 +330,28 @@ impl Drop for ServerClient {
         // Both directions: the server sees the end and exits, and our reader thread wakes.
         let control = self.requests.get_mut().unwrap_or_else(|e| e.into_inner());
         let _ = rustix::net::shutdown(&*control, rustix::net::Shutdown::Both);
-        if self.owned {
-            let mut status = 0;
-            // SAFETY: waits for our own child, the server, with a valid status pointer.
-            unsafe { libc::waitpid(self.pid, &mut status, 0) };
+        // The reader sees the end, reaps the server (which exits on the end too) and returns.
+        if let Some(reader) = self.reader.take() {
+            reader.join();
+        }
+    }
+}
+
+/// Waits for the server, our child, to end; how it ended, in words.
+fn reap(pid: i32) -> String {
+    let mut status = 0;
+    loop {
+        // SAFETY: waits for our own child, the server, with a valid status pointer.
+        let waited = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if waited == pid {
+            return if libc::WIFSIGNALED(status) {
+                describe_exit(Some(libc::WTERMSIG(status)), None)
+            } else {
+                describe_exit(None, Some(libc::WEXITSTATUS(status)))
+            };
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+            return "its exit status was lost".to_owned();
         }
     }
 }
@@ -353,7 +384,4 @@ fn read_server(control: OwnedFd, shared: &(Mutex<ClientState>, Condvar)) {
             changed.notify_all();
         }
     }
-    let (lock, changed) = shared;
-    lock.lock().unwrap_or_else(|e| e.into_inner()).gone = true;
-    changed.notify_all();
 }

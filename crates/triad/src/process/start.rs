@@ -7,12 +7,15 @@
 //! moves the descriptor and asks the kernel to kill it when its parent thread goes
 //! (`PR_SET_PDEATHSIG`), checking that the parent is still there — so a worker never outlives
 //! the pool's dispatcher thread that started it, even if the whole program is killed.
+//!
+//! A re-executed process's command line starts `triad worker (pool of <program>)` or `triad
+//! fork server (of <program>)`, so that `ps` says what it is; `init` also names it (`comm`).
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 
 use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
 
@@ -38,8 +41,11 @@ pub(crate) struct Started {
 pub(crate) enum Starter {
     /// Re-execute this program for each worker.
     Spawn,
-    /// Ask a fork server (the program's shared one, or the pool's own).
-    Server(Arc<ServerClient>),
+    /// Ask the program's shared fork server; if it has gone (killed, say), a new one is started.
+    SharedServer(Arc<ServerClient>),
+    /// Ask the pool's own fork server, forked from the program when the pool was built; if it
+    /// has gone, no other can be forked (the program has threads by then).
+    OwnServer(Arc<ServerClient>),
 }
 
 /// A worker process: our own child, or a child of a fork server.
@@ -94,77 +100,91 @@ impl WorkerProcess {
     }
 }
 
-/// Starts a worker the way `starter` says.
-pub(crate) fn start_worker(starter: &Starter) -> io::Result<Started> {
-    match starter {
-        Starter::Spawn => spawn_worker(),
-        Starter::Server(server) => {
-            let (ours, theirs) = stream_pair()?;
-            let (slot_page, slot) = Slot::create()?;
-            let pid = server.fork_worker(theirs, slot_page)?;
-            rustix::io::ioctl_fionbio(&ours, true)?;
-            Ok(Started {
-                socket: ours,
-                process: WorkerProcess::Forked {
-                    pid,
-                    server: server.clone(),
-                },
-                slot,
-            })
-        }
+impl Starter {
+    /// Starts a worker. A shared fork server that has gone is replaced by a new one first.
+    pub(crate) fn start(&mut self) -> io::Result<Started> {
+        let server = match self {
+            Starter::Spawn => return spawn_worker(),
+            Starter::SharedServer(server) if server.is_gone() => {
+                *server = shared_fork_server()?;
+                server
+            }
+            Starter::SharedServer(server) => server,
+            Starter::OwnServer(server) if server.is_gone() => {
+                return Err(io::Error::other(
+                    "the pool's fork server is gone, and a fork pool cannot fork another from \
+                     a program that has threads by now",
+                ));
+            }
+            Starter::OwnServer(server) => server,
+        };
+        let (ours, theirs) = stream_pair()?;
+        let (slot_page, slot) = Slot::create().map_err(std::io::Error::other)?;
+        let pid = server.fork_worker(theirs, slot_page)?;
+        rustix::io::ioctl_fionbio(&ours, true)?;
+        Ok(Started {
+            socket: ours,
+            process: WorkerProcess::Forked {
+                pid,
+                server: server.clone(),
+            },
+            slot,
+        })
     }
 }
 
-/// The program's shared fork server, started on first use by re-executing this program, and
-/// started again if it has gone (killed, say): pools that exist keep the one they have.
+/// The program's shared fork server, while some pool uses it. It starts on first use by
+/// re-executing this program, again if it has gone (killed, say), and ends — reaped — when the
+/// last pool using it is dropped.
+static SHARED_SERVER: Mutex<Weak<ServerClient>> = Mutex::new(Weak::new());
+
+/// The program's shared fork server, started if none runs.
 pub(crate) fn shared_fork_server() -> io::Result<Arc<ServerClient>> {
-    static SERVER: Mutex<Option<Arc<ServerClient>>> = Mutex::new(None);
-    let mut server = SERVER.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(running) = server.as_ref().filter(|server| !server.is_gone()) {
-        return Ok(running.clone());
+    let mut server = SHARED_SERVER.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(running) = server.upgrade().filter(|server| !server.is_gone()) {
+        return Ok(running);
     }
     let started = Arc::new(start_fork_server()?);
-    *server = Some(started.clone());
+    *server = Arc::downgrade(&started);
     Ok(started)
 }
 
 /// Whether the shared fork server is running (the default start method then uses it).
 pub(crate) fn fork_server_running() -> bool {
-    SHARED_STARTED.load(std::sync::atomic::Ordering::Acquire)
+    SHARED_SERVER
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .upgrade()
+        .is_some_and(|server| !server.is_gone())
 }
-
-/// Set once the shared fork server has started; read without starting it.
-static SHARED_STARTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn start_fork_server() -> io::Result<ServerClient> {
     let (ours, theirs) = stream_pair()?;
     let parent = std::process::id() as i32;
     // No parent-death signal: it would follow the thread that happens to start the server;
-    // the server leaves when its control socket closes, which happens when this program ends
-    // however it ends.
+    // the server leaves when its control socket closes, which happens when the last pool using
+    // it is dropped, or when this program ends however it ends.
     let child = reexec(
+        "triad fork server (of",
         (FORK_SERVER_ENV, format!("{parent}:{FIRST_FD}")),
         &[theirs.as_raw_fd()],
         false,
     )?;
     drop(theirs);
-    let pid = child.id() as i32;
-    // The server outlives this handle; reaping it is the kernel's (init's) job at exit, and
-    // dropping `Child` neither kills nor waits.
-    drop(child);
-    let client = ServerClient::new(pid, false, ours)?;
-    SHARED_STARTED.store(true, std::sync::atomic::Ordering::Release);
-    Ok(client)
+    // Dropping `Child` neither kills nor waits: the client's reader thread reaps the server.
+    ServerClient::new(child.id() as i32, ours)
 }
 
-/// Forks a fork server from this program, for a `Fork` pool: refused unless this process has
-/// exactly one thread, as `fork` is only safe then.
+/// Forks a fork server from this program, for a `Fork` pool: refused unless this thread is the
+/// process's only one (threads of triad's that have been joined do not count), as `fork` is
+/// only safe then.
 pub(crate) fn fork_own_server() -> io::Result<ServerClient> {
-    let threads = thread_count()?;
-    if threads != 1 {
+    let others = super::own_threads::other_threads()?;
+    if others != 0 {
         return Err(io::Error::other(format!(
-            "the fork start method needs a single-threaded process, and this one has {threads} \
-             threads; use StartMethod::ForkServer (or Spawn) instead"
+            "the fork start method needs a single-threaded process, and this one has {} \
+             threads; use StartMethod::ForkServer (or Spawn) instead",
+            others + 1
         )));
     }
     let (ours, theirs) = stream_pair()?;
@@ -182,20 +202,11 @@ pub(crate) fn fork_own_server() -> io::Result<ServerClient> {
     }
     if pid == 0 {
         drop(ours);
+        super::init::name_this_process(super::init::FORK_SERVER_NAME);
         super::server::serve(theirs);
     }
     drop(theirs);
-    ServerClient::new(pid, true, ours)
-}
-
-/// How many threads this process has (from `/proc/self/status`).
-pub(crate) fn thread_count() -> io::Result<usize> {
-    let status = std::fs::read_to_string("/proc/self/status")?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Threads:"))
-        .and_then(|count| count.trim().parse().ok())
-        .ok_or_else(|| io::Error::other("no thread count in /proc/self/status"))
+    ServerClient::new(pid, ours)
 }
 
 /// A connected pair of Unix stream sockets, closed on exec: one end for the pool or server,
@@ -212,9 +223,10 @@ fn stream_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// Starts a worker by re-executing this program.
 fn spawn_worker() -> io::Result<Started> {
     let (ours, theirs) = stream_pair()?;
-    let (slot_page, slot) = Slot::create()?;
+    let (slot_page, slot) = Slot::create().map_err(std::io::Error::other)?;
     let parent = std::process::id() as i32;
     let child = reexec(
+        "triad worker (pool of",
         (WORKER_ENV, format!("{parent}:{FIRST_FD}:{}", FIRST_FD + 1)),
         &[theirs.as_raw_fd(), slot_page.as_raw_fd()],
         true,
@@ -229,12 +241,18 @@ fn spawn_worker() -> io::Result<Started> {
     })
 }
 
-/// Re-executes this program with `env` set and `fds` at descriptors 3, 4, …; with
-/// `die_with_parent`, the kernel kills it when the calling thread ends (`PR_SET_PDEATHSIG`),
-/// and it exits at once if that has already happened.
-fn reexec(env: (&str, String), fds: &[i32], die_with_parent: bool) -> io::Result<Child> {
+/// Re-executes this program with `env` set and `fds` at descriptors 3, 4, …, and a first
+/// argument that reads `<role> <program>)`; with `die_with_parent`, the kernel kills it when the
+/// calling thread ends (`PR_SET_PDEATHSIG`), and it exits at once if that has already happened.
+fn reexec(
+    role: &str,
+    env: (&str, String),
+    fds: &[i32],
+    die_with_parent: bool,
+) -> io::Result<Child> {
     let parent = std::process::id() as i32;
     let mut command = Command::new("/proc/self/exe");
+    command.arg0(format!("{role} {})", program_name()));
     for entry in inventory::iter::<WorkerEntry> {
         command.args(entry.args);
     }
@@ -272,4 +290,21 @@ fn reexec(env: (&str, String), fds: &[i32], die_with_parent: bool) -> io::Result
         });
     }
     command.spawn()
+}
+
+/// This program's name, as its own first argument gives it (or the executable's file name).
+fn program_name() -> String {
+    let from_arg = std::env::args_os().next().and_then(|arg| {
+        std::path::Path::new(&arg)
+            .file_name()
+            .map(|name| name.to_string_lossy().into_owned())
+    });
+    from_arg
+        .or_else(|| {
+            std::env::current_exe()
+                .ok()?
+                .file_name()
+                .map(|name| name.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "this program".to_owned())
 }

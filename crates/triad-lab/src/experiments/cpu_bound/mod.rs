@@ -41,7 +41,7 @@ async fn count_primes_on_loop(limit: u64) -> u64 {
 
 /// The seed's sum of squares as a coroutine that computes on the event loop without awaiting.
 #[triad::task]
-async fn sum_squares_on_loop(n: u64) -> u64 {
+async fn sum_squares_on_loop(n: u64) -> u128 {
     sum_squares::call(n)
 }
 
@@ -67,21 +67,26 @@ impl Workload {
         }
     }
 
-    fn answer(self, size: u64) -> u64 {
+    fn answer(self, size: u64) -> u128 {
         match self {
-            Workload::Primes => count_primes::call(size),
+            Workload::Primes => u128::from(count_primes::call(size)),
             Workload::Squares => sum_squares::call(size),
         }
     }
 
     /// Runs `tasks` copies of this workload at `size` on `runner`: async runners get the
     /// coroutine that computes on the loop, the others the plain function.
-    fn run(self, runner: &Runner, size: u64, tasks: usize) -> Vec<Result<u64, TaskError>> {
+    fn run(self, runner: &Runner, size: u64, tasks: usize) -> Vec<Result<u128, TaskError>> {
         let inputs = std::iter::repeat_n(size, tasks);
+        let widen = |counts: Vec<Result<u64, TaskError>>| {
+            counts.into_iter().map(|r| r.map(u128::from)).collect()
+        };
         match (self, runner.mode()) {
-            (Workload::Primes, Mode::Async { .. }) => runner.map(count_primes_on_loop, inputs),
+            (Workload::Primes, Mode::Async { .. }) => {
+                widen(runner.map(count_primes_on_loop, inputs))
+            }
             (Workload::Squares, Mode::Async { .. }) => runner.map(sum_squares_on_loop, inputs),
-            (Workload::Primes, _) => runner.map(count_primes, inputs),
+            (Workload::Primes, _) => widen(runner.map(count_primes, inputs)),
             (Workload::Squares, _) => runner.map(sum_squares, inputs),
         }
     }
@@ -189,7 +194,7 @@ fn time_batch(
     workload: Workload,
     size: u64,
     tasks: usize,
-    answer: u64,
+    answer: u128,
 ) -> Result<f64, LabError> {
     let (results, seconds) = timed(|| workload.run(runner, size, tasks));
     for result in results {

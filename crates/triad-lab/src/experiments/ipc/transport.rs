@@ -24,7 +24,7 @@ use rustix::thread::futex;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 use triad::fdpass::SharedFd;
-use triad::{PipeEnd, Queue, SharedArray, pipe};
+use triad::{AtomicArray, PipeEnd, Queue, SharedArray, pipe};
 
 use crate::experiments::affinity::{PinnedThread, allowed_cpus};
 use crate::names::names;
@@ -185,7 +185,7 @@ struct Ring {
     slots: Vec<SharedArray<u8>>,
     /// `HEAD`: messages written so far; `TAIL`: messages read so far; and how many processes
     /// sleep on each.
-    counters: SharedArray<u32>,
+    counters: AtomicArray<u32>,
 }
 
 impl Ring {
@@ -195,7 +195,7 @@ impl Ring {
             slots: (0..RING_SLOTS)
                 .map(|_| SharedArray::new(slot_size).map_err(shm))
                 .collect::<Result<_, _>>()?,
-            counters: SharedArray::new(COUNTERS).map_err(shm)?,
+            counters: AtomicArray::new(COUNTERS).map_err(shm)?,
         })
     }
 
