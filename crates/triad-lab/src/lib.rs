@@ -32,7 +32,8 @@
 //!     measured as timelines.
 //! - [`python`]: finding `python3` and running the baseline scripts of `python/`.
 //! - [`results`]: the data of `results.json` (schema in `SCHEMA.md`); [`stats`]: medians and
-//!   spreads; [`timeline`]: spans to Gantt rows; [`machine`]: the machine header.
+//!   spreads; [`timeline`]: spans to Gantt rows; [`machine`]: the machine header; `procfs`
+//!   (private): the `kB` lines of `/proc` files.
 //! - [`report`]: the terminal text, `report.md`, `index.html` (with [`report::svg`] charts).
 
 pub mod error;
@@ -42,6 +43,7 @@ pub mod findings;
 pub mod machine;
 mod names;
 pub mod plan;
+mod procfs;
 pub mod python;
 pub mod report;
 pub mod results;

@@ -81,13 +81,7 @@ fn cpu_model(cpuinfo: &str) -> String {
 }
 
 fn memory_bytes(meminfo: &str) -> u64 {
-    meminfo
-        .lines()
-        .find_map(|line| {
-            let kib = line.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?;
-            kib.trim().parse::<u64>().ok()
-        })
-        .map_or(0, |kib| kib * 1024)
+    crate::procfs::kib_field(meminfo, "MemTotal").unwrap_or(0)
 }
 
 fn kernel() -> String {

@@ -10,6 +10,7 @@ use triad::{ProcessPool, StartMethod, Task};
 
 use crate::error::LabError;
 use crate::plan::{Repeat, Series as Runs};
+use crate::procfs::kib_field;
 use crate::results::{Chart, ChartKind, Implementation, Measurement, Point, Scale, Series};
 use crate::stats::format_with_spread;
 
@@ -38,16 +39,7 @@ pub(crate) fn reset_peak() -> io::Result<()> {
 }
 
 fn parse_status(status: &str) -> Option<Memory> {
-    let field = |name: &str| -> Option<u64> {
-        let line = status.lines().find_map(|line| line.strip_prefix(name))?;
-        let kib: u64 = line
-            .trim_start_matches(':')
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()?;
-        Some(kib * 1024)
-    };
+    let field = |name: &str| kib_field(status, name);
     Some(Memory {
         resident: field("VmRSS")?,
         reserved: field("VmSize")?,
@@ -160,7 +152,10 @@ where
     for _ in 0..count {
         let mut builder = std::thread::Builder::new();
         if let Some(bytes) = stack {
-            builder = builder.stack_size(bytes as usize);
+            match usize::try_from(bytes) {
+                Ok(bytes) => builder = builder.stack_size(bytes),
+                Err(_) => return (threads, Some(format!("a stack of {bytes} bytes"))),
+            }
         }
         match builder.spawn(make()) {
             Ok(thread) => threads.push(thread),

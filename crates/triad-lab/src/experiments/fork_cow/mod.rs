@@ -148,8 +148,8 @@ impl Experiment for ForkCow {
             ));
         }
         for (index, &mib) in fitting.iter().enumerate() {
+            let (bytes, _) = bytes_and_room(mib).expect("the fitting sizes fit a usize");
             plan.step(move |measured| {
-                let bytes = mib * MIB;
                 let buffer = Buffer::resident(bytes, page)
                     .map_err(|e| LabError::os(format!("a {mib} MiB buffer"), e))?;
                 let parent_rss = smaps::own_resident().unwrap_or(0);
@@ -220,7 +220,7 @@ impl Experiment for ForkCow {
             sizes: measured
                 .iter()
                 .filter_map(|m| param(m, "size"))
-                .map(|bytes| bytes as usize)
+                .filter_map(|bytes| usize::try_from(bytes).ok())
                 .collect(),
         };
         let mib: Vec<usize> = results.sizes.iter().map(|bytes| bytes / MIB).collect();

@@ -48,10 +48,11 @@ fn bytecode() -> u64 {
     count_primes::call(std::hint::black_box(BYTECODE))
 }
 
-/// `steps` bytecodes on one thread, without a GIL.
+/// `steps` bytecodes on one thread, without a GIL: the sum of what they computed, exact (at most
+/// `u64::MAX` steps of at most `u64::MAX` each: no u128 sum of them overflows).
 #[triad::task]
-fn interpret(steps: u64) -> u64 {
-    (0..steps).fold(0, |sum, _| sum.wrapping_add(bytecode()))
+fn interpret(steps: u64) -> u128 {
+    (0..steps).map(|_| u128::from(bytecode())).sum()
 }
 
 /// The `gil` experiment.
@@ -154,8 +155,8 @@ fn process_cpu_seconds() -> f64 {
 /// that each thread returned `answer`.
 fn under_simulated_gil(
     threads: usize,
-    answer: u64,
-    body: impl Fn(&mut simulator::Held<'_>) -> u64 + Sync,
+    answer: u128,
+    body: impl Fn(&mut simulator::Held<'_>) -> u128 + Sync,
 ) -> Result<SimulatedRun, LabError> {
     let gil = Gil::new(SWITCH_INTERVAL);
     let start = Barrier::new(threads + 1);
@@ -200,33 +201,37 @@ fn under_simulated_gil(
 }
 
 /// CPU-bound bytecodes under the GIL, checking for drop requests between them.
-fn cpu_bound_body(steps: u64) -> impl Fn(&mut simulator::Held<'_>) -> u64 + Sync {
-    move |held| {
-        (0..steps).fold(0, |sum: u64, _| {
+fn cpu_bound_body(steps: u64) -> impl Fn(&mut simulator::Held<'_>) -> u128 + Sync {
+    move |held| bytecodes(held, steps)
+}
+
+/// `steps` bytecodes with the lock held, checking for drop requests between them: the exact
+/// sum of what they computed, as [`interpret`].
+fn bytecodes(held: &mut simulator::Held<'_>, steps: u64) -> u128 {
+    (0..steps)
+        .map(|_| {
             let value = bytecode();
             held.check();
-            sum.wrapping_add(value)
+            u128::from(value)
         })
-    }
+        .sum()
 }
 
 /// Rounds of a few bytecodes then a blocking sleep with the lock released.
-fn io_bound_body(rounds: u64, delay: Duration) -> impl Fn(&mut simulator::Held<'_>) -> u64 + Sync {
+fn io_bound_body(rounds: u64, delay: Duration) -> impl Fn(&mut simulator::Held<'_>) -> u128 + Sync {
     move |held| {
-        (0..rounds).fold(0, |sum: u64, _| {
-            let value = (0..IO_BYTECODES).fold(0, |inner: u64, _| {
-                let value = bytecode();
-                held.check();
-                inner.wrapping_add(value)
-            });
-            held.blocking(|| std::thread::sleep(delay));
-            sum.wrapping_add(value)
-        })
+        (0..rounds)
+            .map(|_| {
+                let value = bytecodes(held, IO_BYTECODES);
+                held.blocking(|| std::thread::sleep(delay));
+                value
+            })
+            .sum()
     }
 }
 
 /// One checked run of `runner` on `inputs`: its wall time in seconds.
-fn time_runner(runner: &Runner, inputs: &[u64], answer: u64) -> Result<f64, LabError> {
+fn time_runner(runner: &Runner, inputs: &[u64], answer: u128) -> Result<f64, LabError> {
     let (results, seconds) = timed(|| runner.map(interpret, inputs.iter().copied()));
     for result in results {
         match result {
@@ -301,7 +306,10 @@ impl Experiment for GilEffect {
         let native = start(Mode::Threads(threads))?;
         let processes = start(Mode::Processes(threads))?;
         let delay = Duration::from_millis(sizes.io_delay_ms);
-        let all_rounds = sizes.io_rounds * sizes.io_threads as u64;
+        let all_rounds = sizes
+            .io_rounds
+            .checked_mul(sizes.io_threads as u64)
+            .ok_or_else(|| LabError::engine("simulated GIL", "IO rounds overflow a u64"))?;
         let round_answer = interpret::call(IO_BYTECODES);
         let io_repeat = Repeat::new(0, sizes.repeat.samples);
         let on = |runner| {
@@ -395,11 +403,11 @@ impl Experiment for GilEffect {
 }
 
 /// `value × times`, or an error where that overflows.
-fn checked_times(value: u64, times: u64) -> Result<u64, LabError> {
-    value.checked_mul(times).ok_or_else(|| {
+fn checked_times(value: u128, times: u64) -> Result<u128, LabError> {
+    value.checked_mul(u128::from(times)).ok_or_else(|| {
         LabError::engine(
             "simulated GIL",
-            format!("{value} × {times} overflows a u64"),
+            format!("{value} × {times} overflows a u128"),
         )
     })
 }
@@ -836,7 +844,7 @@ mod tests {
     #[test]
     fn io_bound_threads_overlap_their_waits() {
         let delay = Duration::from_millis(20);
-        let answer = interpret::call(IO_BYTECODES).wrapping_mul(2);
+        let answer = interpret::call(IO_BYTECODES) * 2;
         let run = under_simulated_gil(4, answer, io_bound_body(2, delay)).unwrap();
         assert!(
             run.seconds < 4.0 * 2.0 * delay.as_secs_f64(),

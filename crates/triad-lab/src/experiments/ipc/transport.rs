@@ -270,6 +270,8 @@ impl Endpoint for RingPair {
     fn send(&mut self, message: &ByteBuf) -> Result<(), String> {
         let (head, tail) = (self.outbox.counter(HEAD), self.outbox.counter(TAIL));
         let next = head.get();
+        // The counters count modulo 2^32 on purpose: RING_SLOTS divides 2^32, so a counter that
+        // wrapped names the same slot, and `next - tail` is still the messages in flight.
         tail.wait_until(|tail| next.wrapping_sub(tail) < RING_SLOTS as u32);
         let slot = &self.outbox.slots[next as usize % RING_SLOTS];
         let mut guard = slot.lock().map_err(|e| format!("slot lock: {e}"))?;
@@ -424,6 +426,27 @@ enum Role {
     },
 }
 
+impl Role {
+    /// The bytes the far side receives, exactly, or an error where they overflow a u64.
+    fn bytes(&self) -> Result<u64, String> {
+        let (size, count) = match *self {
+            Role::Echo { size, rounds } => (size, Some(rounds)),
+            Role::Sink {
+                size,
+                messages,
+                repeats,
+            } => (size, messages.checked_mul(repeats)),
+        };
+        count
+            .and_then(|count| {
+                u64::try_from(size)
+                    .ok()?
+                    .checked_mul(u64::try_from(count).ok()?)
+            })
+            .ok_or_else(|| format!("{self:?} moves more than u64::MAX bytes"))
+    }
+}
+
 /// The far side of one measurement, run in a worker process pinned to `cpu`: returns the bytes
 /// it received.
 #[triad::task]
@@ -438,7 +461,7 @@ fn ipc_peer(job: (FarEnd, Role, usize)) -> Result<u64, String> {
                 end.recv(size, &mut buffer)?;
                 end.send(&buffer)?;
             }
-            Ok((size * rounds) as u64)
+            role.bytes()
         }
         Role::Sink {
             size,
@@ -452,7 +475,7 @@ fn ipc_peer(job: (FarEnd, Role, usize)) -> Result<u64, String> {
                 }
                 end.send(&ack)?;
             }
-            Ok((size * messages * repeats) as u64)
+            role.bytes()
         }
     }
 }
@@ -517,14 +540,7 @@ fn with_peer<T>(
     role: Role,
     ours: impl FnOnce(&mut dyn Endpoint) -> Result<T, String>,
 ) -> Result<T, String> {
-    let expected = match &role {
-        Role::Echo { size, rounds } => size * rounds,
-        Role::Sink {
-            size,
-            messages,
-            repeats,
-        } => size * messages * repeats,
-    } as u64;
+    let expected = role.bytes()?;
     let (mut near, far) = connect(kind, size)?;
     let _pinned = PinnedThread::to(placement.ours)
         .map_err(|e| format!("pinning to CPU {}: {e}", placement.ours))?;
@@ -634,4 +650,27 @@ pub(super) fn buffer_capacities() -> Result<(f64, f64), String> {
     let (ours, _theirs) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
     let socket = fill(&OwnedFd::from(ours))?;
     Ok((pipe, socket))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_bytes_a_peer_receives_are_exact_or_an_error(
+            size in 1..=usize::MAX,
+            messages in any::<usize>(),
+            repeats in any::<usize>(),
+        ) {
+            // The reference: the same product in u128, where two factors never overflow.
+            let exact = (size as u128 * messages as u128).checked_mul(repeats as u128);
+            let fits = exact.and_then(|bytes| u64::try_from(bytes).ok());
+            let sink = Role::Sink { size, messages, repeats };
+            prop_assert_eq!(sink.bytes().ok(), fits);
+            let echo = Role::Echo { size, rounds: messages };
+            prop_assert_eq!(echo.bytes().ok(), u64::try_from(size as u128 * messages as u128).ok());
+        }
+    }
 }
