@@ -23,7 +23,7 @@ use crate::results::{
     Chart, ChartKind, Implementation, Measurement, Point, Scale, Series, Table, Verdict,
 };
 use crate::stats::{Summary, format_seconds, format_with_spread};
-use crate::verdict::{outcome_by_threshold, ratio};
+use crate::verdict::{outcome_by_threshold, ratio, verdict};
 
 /// The explicit chunk sizes.
 const CHUNKS: [usize; 6] = [1, 4, 16, 64, 256, 1024];
@@ -497,15 +497,15 @@ impl Results<'_> {
             }
         }
         let outcome = outcome_by_threshold(&tiny_gains, REAL_GAIN);
-        Verdict {
-            claim: format!(
+        verdict(
+            format!(
                 "Chunks cut the pool's task-dispatch overhead (counted as real from a \
                  {REAL_GAIN}× gain on tiny tasks)."
             ),
-            quote: "- Chunk分块：减少任务分发开销".to_owned(),
+            "- Chunk分块：减少任务分发开销",
             outcome,
-            evidence: parts.join("; "),
-        }
+            parts.join("; "),
+        )
     }
 
     fn reuse_saves_starts(&self) -> Verdict {
@@ -527,12 +527,11 @@ impl Results<'_> {
             }
         }
         let outcome = outcome_by_threshold(&ratios, REUSE_MATTERS);
-        Verdict {
-            claim: "Reusing worker processes avoids the cost of creating and destroying them."
-                .to_owned(),
-            quote: "- 进程复用：避免创建销毁开销".to_owned(),
+        verdict(
+            "Reusing worker processes avoids the cost of creating and destroying them.",
+            "- 进程复用：避免创建销毁开销",
             outcome,
-            evidence: parts.join("; "),
-        }
+            parts.join("; "),
+        )
     }
 }

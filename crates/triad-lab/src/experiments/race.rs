@@ -33,7 +33,7 @@ use crate::results::{
     Verdict,
 };
 use crate::stats::{Summary, format_seconds, format_with_spread};
-use crate::verdict::ratio;
+use crate::verdict::{ratio, verdict};
 use Implementation::{Python, Rust};
 
 /// The seed's 4 threads, 4 processes and 4 coroutines.
@@ -748,14 +748,13 @@ impl Results<'_> {
                 ),
             ),
         };
-        Verdict {
-            claim: "Threads that increment a shared counter without a lock lose updates (a race \
-                    condition)."
-                .to_owned(),
-            quote: "counter += 1  # 竞态条件！".to_owned(),
+        verdict(
+            "Threads that increment a shared counter without a lock lose updates (a race \
+                    condition).",
+            "counter += 1  # 竞态条件！",
             outcome,
             evidence,
-        }
+        )
     }
 
     fn lock_loses_nothing(&self) -> Verdict {
@@ -784,12 +783,12 @@ impl Results<'_> {
                 format!("updates were lost under a lock by {}", losers.join(", ")),
             )
         };
-        Verdict {
-            claim: "With a lock around the increment no update is lost.".to_owned(),
-            quote: "线程：使用锁保护".to_owned(),
+        verdict(
+            "With a lock around the increment no update is lost.",
+            "线程：使用锁保护",
             outcome,
             evidence,
-        }
+        )
     }
 
     fn shared_memory_needs_synchronisation(&self) -> Verdict {
@@ -846,12 +845,12 @@ impl Results<'_> {
                 with.join("; ")
             ),
         };
-        Verdict {
-            claim: "Memory shared between processes needs synchronisation (a lock).".to_owned(),
-            quote: "❌ 需要同步机制（锁）".to_owned(),
+        verdict(
+            "Memory shared between processes needs synchronisation (a lock).",
+            "❌ 需要同步机制（锁）",
             outcome,
             evidence,
-        }
+        )
     }
 
     fn coroutines_need_no_lock(&self) -> Verdict {
@@ -900,12 +899,12 @@ impl Results<'_> {
                 ),
             ),
         };
-        Verdict {
-            claim: "Coroutines run on one thread, so they need no lock.".to_owned(),
-            quote: "# 协程示例：单线程，不需要锁".to_owned(),
+        verdict(
+            "Coroutines run on one thread, so they need no lock.",
+            "# 协程示例：单线程，不需要锁",
             outcome,
             evidence,
-        }
+        )
     }
 }
 

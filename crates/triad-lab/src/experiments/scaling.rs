@@ -10,6 +10,11 @@ use crate::results::{Implementation, Point};
 use crate::stats::Summary;
 use crate::verdict::ratio;
 
+/// A speed-up below this is "none" (noise on a shared machine stays under it).
+pub(crate) const NO_SPEEDUP: f64 = 1.3;
+/// A parallel speed-up counts as real when it reaches this share of the ideal.
+pub(crate) const PARALLEL_SHARE: f64 = 0.7;
+
 /// Timings of batches, read back by language, workload `W`, engine `E` and a count: each
 /// engine's measurements are named after it and carry the `workload` and a count parameter
 /// (`workers` for CPU-bound batches, `n` for waits).

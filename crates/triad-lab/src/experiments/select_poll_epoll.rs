@@ -28,6 +28,7 @@ use crate::results::{
     Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale, Series, Table, Verdict,
 };
 use crate::stats::{Summary, format_seconds, format_with_spread};
+use crate::verdict::verdict;
 
 /// The experiment.
 #[derive(Debug)]
@@ -628,16 +629,16 @@ fn growth_verdict(
             FLAT_SHARE * 100.0
         )
     };
-    Verdict {
-        claim: claim.to_owned(),
-        quote: quote.to_owned(),
-        outcome: if outcomes.is_empty() {
+    verdict(
+        claim.to_owned(),
+        quote,
+        if outcomes.is_empty() {
             Outcome::Depends
         } else {
             outcome
         },
         evidence,
-    }
+    )
 }
 
 fn verdicts(
@@ -694,21 +695,21 @@ fn verdicts(
              the number watched.",
             "O(1)复杂度（只返回就绪的fd）",
         ),
-        Verdict {
-            claim: "select is limited in the number of descriptors (usually 1024).".to_owned(),
-            quote: "fd数量限制（通常1024）".to_owned(),
-            outcome: limit_outcome,
-            evidence: limit_evidence,
-        },
-        Verdict {
-            claim: "poll (and epoll) have no limit on the number of descriptors.".to_owned(),
-            quote: "无fd数量限制".to_owned(),
-            outcome: if largest_unlimited > FD_SETSIZE {
+        verdict(
+            "select is limited in the number of descriptors (usually 1024).",
+            "fd数量限制（通常1024）",
+            limit_outcome,
+            limit_evidence,
+        ),
+        verdict(
+            "poll (and epoll) have no limit on the number of descriptors.",
+            "无fd数量限制",
+            if largest_unlimited > FD_SETSIZE {
                 Outcome::Confirmed
             } else {
                 Outcome::Depends
             },
-            evidence: if largest_unlimited > FD_SETSIZE {
+            if largest_unlimited > FD_SETSIZE {
                 format!(
                     "poll and epoll watched {largest_unlimited} descriptors here, past \
                      FD_SETSIZE; their only bound is the open-file limit (RLIMIT_NOFILE)."
@@ -719,7 +720,7 @@ fn verdicts(
                      FD_SETSIZE = {FD_SETSIZE}; the quick and full runs go to 10,000."
                 )
             },
-        },
+        ),
     ]
 }
 

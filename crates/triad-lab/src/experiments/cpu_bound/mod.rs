@@ -19,7 +19,7 @@ use std::time::Duration;
 use triad::workloads::{count_primes, sum_squares};
 use triad::{Mode, Runner, TaskError};
 
-use super::scaling::{Timings, speedup_point};
+use super::scaling::{NO_SPEEDUP, PARALLEL_SHARE, Timings, speedup_point};
 use crate::error::LabError;
 use crate::experiment::{About, ByScale, Experiment, Judgement};
 use crate::findings::Findings;
@@ -585,11 +585,6 @@ fn chart(results: &Results<'_>, workload: Workload, workers: &[usize]) -> Chart 
         ..Default::default()
     }
 }
-
-/// A parallel speed-up counts as real when it reaches this share of the ideal.
-const PARALLEL_SHARE: f64 = 0.7;
-/// A speed-up below this is "none" (noise on a shared machine stays under it).
-const NO_SPEEDUP: f64 = 1.3;
 
 fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
     let cores = results.cores;

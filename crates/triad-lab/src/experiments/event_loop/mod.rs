@@ -27,6 +27,7 @@ use crate::results::{
 };
 use crate::stats::{Summary, format_seconds, format_with_spread};
 use crate::timeline::{self, LaneBy};
+use crate::verdict::verdict;
 use workloads::{Loop, ReferenceLoop, TokioLoop};
 pub(crate) use workloads::{Runtime, ping_pong_switch_cost};
 
@@ -585,13 +586,12 @@ fn listed(values: &[(&str, String)]) -> String {
 fn verdicts(plan: &Sizes, found: &Findings<'_>) -> Vec<Verdict> {
     let floor = (plan.block.saturating_sub(plan.timer_delay)).as_secs_f64();
     let blocked = per_loop(found, Name::Blocked);
-    let one_at_a_time = Verdict {
-        claim: "A coroutine runs until it awaits; only then does the loop run another one \
-                (so a coroutine that computes without awaiting holds up every other)."
-            .to_owned(),
-        quote: "协程遇到await，挂起并返回控制权".to_owned(),
-        outcome: Outcome::from_checks(blocked.iter().map(|(_, m)| m.median() >= floor * 0.95)),
-        evidence: format!(
+    let one_at_a_time = verdict(
+        "A coroutine runs until it awaits; only then does the loop run another one \
+                (so a coroutine that computes without awaiting holds up every other).",
+        "协程遇到await，挂起并返回控制权",
+        Outcome::from_checks(blocked.iter().map(|(_, m)| m.median() >= floor * 0.95)),
+        format!(
             "A timer due after {} woke late by: {} — while another task computed {} without \
              awaiting (a loop that runs one task at a time cannot wake it less than {} late).",
             format_seconds(plan.timer_delay.as_secs_f64()),
@@ -604,19 +604,19 @@ fn verdicts(plan: &Sizes, found: &Findings<'_>) -> Vec<Verdict> {
             format_seconds(plan.block.as_secs_f64()),
             format_seconds(floor),
         ),
-    };
+    );
 
     let earliest = per_loop(found, Name::SleepersEarliest);
     let median_late = per_loop(found, Name::SleepersMedian);
-    let timers = Verdict {
-        claim: "The loop runs scheduled (timer) tasks once they are due.".to_owned(),
-        quote: "执行到期的调度任务".to_owned(),
-        outcome: Outcome::from_checks(
+    let timers = verdict(
+        "The loop runs scheduled (timer) tasks once they are due.",
+        "执行到期的调度任务",
+        Outcome::from_checks(
             earliest
                 .iter()
                 .map(|(_, m)| m.summary.min >= -EARLY_TOLERANCE_S),
         ),
-        evidence: format!(
+        format!(
             "{} tasks each slept {}; the earliest wake after its deadline (negative: early) was \
              {}. Median lateness per \
              task: {} (the loop wakes them one at a time, so lateness grows with their number).",
@@ -635,19 +635,18 @@ fn verdicts(plan: &Sizes, found: &Findings<'_>) -> Vec<Verdict> {
                     .collect::<Vec<_>>()
             ),
         ),
-    };
+    );
 
     let idle: Vec<(&str, f64)> = LOOPS
         .iter()
         .filter_map(|(key, label, _)| Some((*label, idle_cpu_share(found, key)?)))
         .collect();
-    let waits = Verdict {
-        claim: "When no task is ready, the loop waits for I/O events (and the next timer) in \
-                select/epoll instead of spinning."
-            .to_owned(),
-        quote: "等待I/O事件 (select/epoll/kqueue)".to_owned(),
-        outcome: Outcome::from_checks(idle.iter().map(|(_, share)| *share <= IDLE_CPU_SHARE)),
-        evidence: format!(
+    let waits = verdict(
+        "When no task is ready, the loop waits for I/O events (and the next timer) in \
+                select/epoll instead of spinning.",
+        "等待I/O事件 (select/epoll/kqueue)",
+        Outcome::from_checks(idle.iter().map(|(_, share)| *share <= IDLE_CPU_SHARE)),
+        format!(
             "CPU used by the loop's thread while one task slept {}: {} (at most {:.0}% counts \
              as waiting).",
             format_seconds(plan.idle.as_secs_f64()),
@@ -659,18 +658,18 @@ fn verdicts(plan: &Sizes, found: &Findings<'_>) -> Vec<Verdict> {
             ),
             IDLE_CPU_SHARE * 100.0,
         ),
-    };
+    );
 
     let echoes = per_loop(found, Name::Echo);
-    let io = Verdict {
-        claim: "When I/O completes, the loop resumes the coroutine that waited for it.".to_owned(),
-        quote: "I/O完成时，通过回调恢复协程".to_owned(),
-        outcome: if echoes.is_empty() {
+    let io = verdict(
+        "When I/O completes, the loop resumes the coroutine that waited for it.",
+        "I/O完成时，通过回调恢复协程",
+        if echoes.is_empty() {
             Outcome::Depends
         } else {
             Outcome::Confirmed
         },
-        evidence: format!(
+        format!(
             "{} echo round trips of {} B over a socket pair, each end waiting in the selector \
              until its socket was ready, all came back intact; per round trip: {}.",
             plan.echo_rounds,
@@ -682,18 +681,18 @@ fn verdicts(plan: &Sizes, found: &Findings<'_>) -> Vec<Verdict> {
                     .collect::<Vec<_>>()
             ),
         ),
-    };
+    );
 
     let switches = per_loop(found, Name::Yield);
     let positions: Vec<i8> = switches
         .iter()
         .map(|(_, m)| against_claimed_range(m.median()))
         .collect();
-    let switch_cost = Verdict {
-        claim: "A coroutine switch costs about 0.1-0.5 µs.".to_owned(),
-        quote: "开销极小:约0.1-0.5微秒".to_owned(),
-        outcome: Outcome::from_checks(positions.iter().map(|&p| p == 0)),
-        evidence: format!(
+    let switch_cost = verdict(
+        "A coroutine switch costs about 0.1-0.5 µs.",
+        "开销极小:约0.1-0.5微秒",
+        Outcome::from_checks(positions.iter().map(|&p| p == 0)),
+        format!(
             "Per switch between two yielding tasks (the seed's own benchmark): {}.",
             listed(
                 &switches
@@ -710,7 +709,7 @@ fn verdicts(plan: &Sizes, found: &Findings<'_>) -> Vec<Verdict> {
                     .collect::<Vec<_>>()
             ),
         ),
-    };
+    );
 
     let kernel: Vec<(&str, f64)> = LOOPS
         .iter()
@@ -722,13 +721,12 @@ fn verdicts(plan: &Sizes, found: &Findings<'_>) -> Vec<Verdict> {
             ))
         })
         .collect();
-    let user_space = Verdict {
-        claim: "A coroutine switch happens entirely in user space: the kernel does not switch \
-                the thread out for it."
-            .to_owned(),
-        quote: "协程切换完全在用户态".to_owned(),
-        outcome: Outcome::from_checks(kernel.iter().map(|(_, per_switch)| *per_switch < 0.01)),
-        evidence: format!(
+    let user_space = verdict(
+        "A coroutine switch happens entirely in user space: the kernel does not switch \
+                the thread out for it.",
+        "协程切换完全在用户态",
+        Outcome::from_checks(kernel.iter().map(|(_, per_switch)| *per_switch < 0.01)),
+        format!(
             "Voluntary context switches of the loop's thread per coroutine switch: {} (under \
              0.01 counts as none). The seed adds \"no system calls\", which is not measured \
              here and not quite true: asyncio calls epoll_wait with a zero timeout on every \
@@ -741,7 +739,7 @@ fn verdicts(plan: &Sizes, found: &Findings<'_>) -> Vec<Verdict> {
                     .collect::<Vec<_>>()
             ),
         ),
-    };
+    );
 
     vec![one_at_a_time, timers, waits, io, switch_cost, user_space]
 }

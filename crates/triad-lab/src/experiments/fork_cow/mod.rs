@@ -27,7 +27,7 @@ use crate::results::{
     Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale, Series, Table, Verdict,
 };
 use crate::stats::{Summary, format_bytes, format_seconds, format_with_spread};
-use crate::verdict::{outcome_by_threshold, ratio};
+use crate::verdict::{outcome_by_threshold, ratio, verdict};
 use child::Buffer;
 
 const MIB: usize = 1 << 20;
@@ -471,16 +471,16 @@ impl Results<'_> {
         } else {
             Outcome::Depends
         };
-        Verdict {
-            claim: format!(
+        verdict(
+            format!(
                 "Copy-on-write makes fork fast: it does not copy the parent's memory (counted \
                  as fast when fork costs under 1/{FORK_CHEAPER} of copying the pages). Fork \
                  still copies the page tables, so its time grows with the parent's size."
             ),
-            quote: "✅ 加快fork速度".to_owned(),
+            "✅ 加快fork速度",
             outcome,
-            evidence: parts.join("; "),
-        }
+            parts.join("; "),
+        )
     }
 
     fn copied_on_write(&self) -> Verdict {
@@ -510,14 +510,13 @@ impl Results<'_> {
             }
         }
         let outcome = outcome_by_threshold(&ratios, COPY_VISIBLE);
-        Verdict {
-            claim: "Pages are copied only when written: the first write to a shared page pays \
-                    for the copy."
-                .to_owned(),
-            quote: "只有在写入时才真正复制".to_owned(),
+        verdict(
+            "Pages are copied only when written: the first write to a shared page pays \
+                    for the copy.",
+            "只有在写入时才真正复制",
             outcome,
-            evidence: parts.join("; "),
-        }
+            parts.join("; "),
+        )
     }
 
     /// The child's private memory at snapshot `name`, as a share of the buffer, per
@@ -565,18 +564,17 @@ impl Results<'_> {
             (false, true, false) | (false, false, true) => Outcome::Depends,
             (false, false, false) => Outcome::Refuted,
         };
-        Verdict {
-            claim: "Copy-on-write saves memory: a forked child shares the parent's pages until \
-                    it writes them."
-                .to_owned(),
-            quote: "✅ 节省内存".to_owned(),
+        verdict(
+            "Copy-on-write saves memory: a forked child shares the parent's pages until \
+                    it writes them.",
+            "✅ 节省内存",
             outcome,
-            evidence: if evidence.is_empty() {
+            if evidence.is_empty() {
                 "the child's memory could not be read here".to_owned()
             } else {
                 evidence
             },
-        }
+        )
     }
 
     fn read_only_never_copied(&self) -> Verdict {
@@ -619,16 +617,16 @@ impl Results<'_> {
             (Some(true), Some(false)) => Outcome::Depends,
             (Some(true), _) => Outcome::Confirmed,
         };
-        Verdict {
-            claim: "Most read-only data never needs to be copied.".to_owned(),
-            quote: "✅ 大部分只读数据永远不需要复制".to_owned(),
+        verdict(
+            "Most read-only data never needs to be copied.",
+            "✅ 大部分只读数据永远不需要复制",
             outcome,
-            evidence: if parts.is_empty() {
+            if parts.is_empty() {
                 "the child's memory could not be read here".to_owned()
             } else {
                 parts.join("; ")
             },
-        }
+        )
     }
 }
 

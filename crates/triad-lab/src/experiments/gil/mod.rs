@@ -21,7 +21,7 @@ use std::time::Duration;
 use triad::workloads::count_primes;
 use triad::{Mode, Runner, Span};
 
-use super::scaling::{speedup, speedup_point};
+use super::scaling::{NO_SPEEDUP, PARALLEL_SHARE, speedup, speedup_point};
 use crate::error::LabError;
 use crate::experiment::{About, ByScale, Experiment, Judgement};
 use crate::findings::Findings;
@@ -33,7 +33,7 @@ use crate::results::{
 };
 use crate::stats::{Summary, format_seconds, format_with_spread, timed};
 use crate::timeline::{LaneBy, from_spans};
-use crate::verdict::times;
+use crate::verdict::{times, verdict};
 use simulator::{Gil, Hold, SWITCH_INTERVAL};
 
 /// The prime-count limit of one "bytecode".
@@ -609,11 +609,6 @@ fn speedup_chart(results: &Results<'_>, modes: &[(Name, &str)], title: &str) -> 
     }
 }
 
-/// A speed-up below this is "none" (noise on a shared machine stays under it).
-const NO_SPEEDUP: f64 = 1.3;
-/// A parallel speed-up counts as real when it reaches this share of the ideal.
-const PARALLEL_SHARE: f64 = 0.7;
-
 fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
     use Implementation::{Python, Rust};
     let threads = results.threads;
@@ -635,17 +630,16 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
         .flatten()
         .map(|s| *s < NO_SPEEDUP)
         .collect();
-    verdicts.push(Verdict {
-        claim: "Only one thread holds the GIL at any moment, so CPU-bound threads get no \
-                speed-up, however many cores there are."
-            .into(),
-        quote: "任意时刻,只有一个线程持有GIL".into(),
-        outcome: if multi_core {
+    verdicts.push(verdict(
+        "Only one thread holds the GIL at any moment, so CPU-bound threads get no \
+                speed-up, however many cores there are.",
+        "任意时刻,只有一个线程持有GIL",
+        if multi_core {
             Outcome::from_checks(checks.iter().copied())
         } else {
             Outcome::Depends
         },
-        evidence: if multi_core {
+        if multi_core {
             format!(
                 "{threads} threads on {} cores, speed-up over one thread: simulated GIL {}, \
                  CPython {}; Rust threads without a GIL {}",
@@ -657,7 +651,7 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
         } else {
             one_core.clone()
         },
-    });
+    ));
 
     let (source, slowdown) = match results.summary(Python, Name::CpuUnderGil) {
         Some(_) => ("CPython", rate(Python, Name::CpuUnderGil).map(|s| 1.0 / s)),
@@ -671,12 +665,11 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
         Some(ratio) if ratio < 0.95 => Outcome::Refuted,
         _ => Outcome::Depends,
     };
-    verdicts.push(Verdict {
-        claim: "CPU-bound work on several threads is even slower than on one (switching costs)."
-            .into(),
-        quote: "多线程在CPU密集型任务上甚至比单线程更慢(上下文切换开销)".into(),
+    verdicts.push(verdict(
+        "CPU-bound work on several threads is even slower than on one (switching costs).",
+        "多线程在CPU密集型任务上甚至比单线程更慢(上下文切换开销)",
         outcome,
-        evidence: format!(
+        format!(
             "{source}: {threads} threads took {} the time of one thread{}",
             slowdown.map_or("—".to_owned(), times),
             if outcome == Outcome::Depends {
@@ -685,7 +678,7 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
                 ""
             }
         ),
-    });
+    ));
 
     let interval = results
         .found
@@ -725,14 +718,13 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
             ),
         ),
     };
-    verdicts.push(Verdict {
-        claim: "Since Python 3.2 the GIL switches on a time interval, 5 ms by default, not \
-                after a count of instructions."
-            .into(),
-        quote: "不再按指令数，改为按时间间隔（默认5ms）".into(),
+    verdicts.push(verdict(
+        "Since Python 3.2 the GIL switches on a time interval, 5 ms by default, not \
+                after a count of instructions.",
+        "不再按指令数，改为按时间间隔（默认5ms）",
         outcome,
         evidence,
-    });
+    ));
 
     let python_cpu = cpu_per_wall(results, Python);
     let rust_cpu = cpu_per_wall(results, Rust);
@@ -743,11 +735,11 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
         Some(ratio) if ratio >= 0.8 * spinning => Outcome::Confirmed,
         _ => Outcome::Depends,
     };
-    verdicts.push(Verdict {
-        claim: "A thread waiting for the GIL spins on its core.".into(),
-        quote: "线程T2在Core 1上自旋等待GIL".into(),
+    verdicts.push(verdict(
+        "A thread waiting for the GIL spins on its core.",
+        "线程T2在Core 1上自旋等待GIL",
         outcome,
-        evidence: if multi_core {
+        if multi_core {
             format!(
                 "CPU seconds burnt per wall second by {threads} CPU-bound threads: CPython {}, \
                  the simulator {} (spinning waiters would burn about {spinning:.0}; waiters \
@@ -760,38 +752,37 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
         } else {
             one_core.clone()
         },
-    });
+    ));
 
     let io_threads = results.io_threads as f64;
     let io = [rate(Rust, Name::IoUnderGil), rate(Python, Name::IoUnderGil)];
-    verdicts.push(Verdict {
-        claim: "Despite the GIL, threads overlap IO: a blocking wait releases it.".into(),
-        quote: "虽然有GIL,但I/O等待期间会释放GIL,所以能并发".into(),
-        outcome: Outcome::from_checks(io.iter().flatten().map(|s| *s >= 0.6 * io_threads)),
-        evidence: format!(
+    verdicts.push(verdict(
+        "Despite the GIL, threads overlap IO: a blocking wait releases it.",
+        "虽然有GIL,但I/O等待期间会释放GIL,所以能并发",
+        Outcome::from_checks(io.iter().flatten().map(|s| *s >= 0.6 * io_threads)),
+        format!(
             "{} IO-bound threads, speed-up over one thread (ideal {io_threads:.0}×): simulated \
              GIL {}, CPython {}",
             results.io_threads,
             shown(io[0]),
             shown(io[1])
         ),
-    });
+    ));
 
     let python_processes = rate(Python, Name::CpuProcesses);
     let rust_processes = rate(Rust, Name::CpuProcesses);
     let ideal = results.ideal();
-    verdicts.push(Verdict {
-        claim: "Several processes run Python bytecode truly in parallel on several cores, each \
-                with its own GIL."
-            .into(),
-        quote: "多个进程可以在多核上真正并行执行Python字节码".into(),
-        outcome: match python_processes {
+    verdicts.push(verdict(
+        "Several processes run Python bytecode truly in parallel on several cores, each \
+                with its own GIL.",
+        "多个进程可以在多核上真正并行执行Python字节码",
+        match python_processes {
             _ if !multi_core => Outcome::Depends,
             Some(s) if s >= PARALLEL_SHARE * ideal => Outcome::Confirmed,
             Some(s) if s < NO_SPEEDUP => Outcome::Refuted,
             _ => Outcome::Depends,
         },
-        evidence: if multi_core {
+        if multi_core {
             format!(
                 "{threads} processes, speed-up over one (ideal {ideal:.0}×): CPython {}; Rust {}",
                 shown(python_processes),
@@ -800,18 +791,18 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
         } else {
             one_core.clone()
         },
-    });
+    ));
 
     let native = rate(Rust, Name::CpuWithoutGil);
-    verdicts.push(Verdict {
-        claim: "Native threads (C, Java — and Rust) run in parallel.".into(),
-        quote: "原生线程可以并行(C/Java等)".into(),
-        outcome: match native {
+    verdicts.push(verdict(
+        "Native threads (C, Java — and Rust) run in parallel.",
+        "原生线程可以并行(C/Java等)",
+        match native {
             _ if !multi_core => Outcome::Depends,
             Some(s) => Outcome::from_checks([s >= PARALLEL_SHARE * ideal]),
             None => Outcome::Depends,
         },
-        evidence: if multi_core {
+        if multi_core {
             format!(
                 "{threads} Rust threads, speed-up over one (ideal {ideal:.0}×): {}",
                 shown(native)
@@ -819,7 +810,7 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
         } else {
             one_core
         },
-    });
+    ));
     verdicts
 }
 

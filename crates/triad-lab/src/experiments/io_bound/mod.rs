@@ -31,7 +31,7 @@ use crate::results::{
     Table, Verdict,
 };
 use crate::stats::{format_seconds, format_with_spread, timed};
-use crate::verdict::{listed, outcome_where, times};
+use crate::verdict::{listed, outcome_where, times, verdict};
 use server::DelayServer;
 
 /// One request to the delay server on a blocking socket: connect, ask for `delay_ms`, read the
@@ -493,15 +493,15 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
                 .map(|(label, s)| (format!("{label}, {}", engine.name()), s)),
         );
     }
-    verdicts.push(Verdict {
-        claim: "For IO-bound work, concurrency improves performance markedly.".into(),
-        quote: "并发可以显著提升性能".into(),
-        outcome: outcome_where(&concurrent, |s| s >= OVERLAP_SHARE * n as f64),
-        evidence: format!(
+    verdicts.push(verdict(
+        "For IO-bound work, concurrency improves performance markedly.",
+        "并发可以显著提升性能",
+        outcome_where(&concurrent, |s| s >= OVERLAP_SHARE * n as f64),
+        format!(
             "speed-up over serial at N = {n} (ideal {n}×): {}",
             listed(&concurrent, times)
         ),
-    });
+    ));
 
     let mut at_largest = Vec::new();
     for engine in [Engine::ThreadPool, Engine::Async] {
@@ -518,31 +518,29 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
                 .map(|(label, s)| (format!("{label}, {}", engine.name()), s)),
         );
     }
-    verdicts.push(Verdict {
-        claim: "What concurrency saves is the time spent waiting on IO: N waits take about one."
-            .into(),
-        quote: "**性能提升** | I/O等待时间 | 计算速度".into(),
-        outcome: outcome_where(&at_largest, |r| r <= 2.0),
-        evidence: format!(
+    verdicts.push(verdict(
+        "What concurrency saves is the time spent waiting on IO: N waits take about one.",
+        "**性能提升** | I/O等待时间 | 计算速度",
+        outcome_where(&at_largest, |r| r <= 2.0),
+        format!(
             "{largest} waits of {} ms took, in units of one wait: {}",
             sizes.delay_ms,
             listed(&at_largest, |r| format!("{r:.2}"))
         ),
-    });
+    ));
 
     let one_thread = results
         .batches
         .each(|i, w| results.speedup(i, w, Engine::Async, n));
-    verdicts.push(Verdict {
-        claim: "Concurrency works on a single core: one event-loop thread overlaps all the waits."
-            .into(),
-        quote: "**CPU需求** | 单核可以 | 需要多核".into(),
-        outcome: outcome_where(&one_thread, |s| s >= OVERLAP_SHARE * n as f64),
-        evidence: format!(
+    verdicts.push(verdict(
+        "Concurrency works on a single core: one event-loop thread overlaps all the waits.",
+        "**CPU需求** | 单核可以 | 需要多核",
+        outcome_where(&one_thread, |s| s >= OVERLAP_SHARE * n as f64),
+        format!(
             "coroutines on one thread, speed-up over serial at N = {n}: {}",
             listed(&one_thread, times)
         ),
-    });
+    ));
 
     let pool_over_async = results.batches.each(|i, w| {
         let pool = results.batches.summary(i, w, Engine::ThreadPool, largest)?;
@@ -558,11 +556,11 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
     } else {
         Outcome::Depends
     };
-    verdicts.push(Verdict {
-        claim: "For IO-bound work a thread pool is second best to asyncio.".into(),
-        quote: "方案2：使用线程池（次优）".into(),
+    verdicts.push(verdict(
+        "For IO-bound work a thread pool is second best to asyncio.",
+        "方案2：使用线程池（次优）",
         outcome,
-        evidence: format!(
+        format!(
             "thread pool time / coroutine time at N = {largest}: {}{}",
             listed(&pool_over_async, times),
             if outcome == Outcome::Depends {
@@ -572,7 +570,7 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
                 ""
             }
         ),
-    });
+    ));
 
     let processes_over_pool: Vec<(String, f64)> = sizes
         .counts
@@ -589,20 +587,19 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
                 .map(move |(label, r)| (format!("{label}, N = {count}"), r))
         })
         .collect();
-    verdicts.push(Verdict {
-        claim: "Processes are for CPU-bound work; for IO they bring nothing threads and \
-                coroutines do not."
-            .into(),
-        quote: "**适用场景** | CPU密集型 | I/O密集型 | 高并发I/O".into(),
-        outcome: outcome_where(&processes_over_pool, |r| r >= 0.9),
-        evidence: format!(
+    verdicts.push(verdict(
+        "Processes are for CPU-bound work; for IO they bring nothing threads and \
+                coroutines do not.",
+        "**适用场景** | CPU密集型 | I/O密集型 | 高并发I/O",
+        outcome_where(&processes_over_pool, |r| r >= 0.9),
+        format!(
             "time on {} worker processes / time on a pool of N threads: {} (each process \
              overlaps one wait; beyond {} waits they queue)",
             sizes.processes,
             listed(&processes_over_pool, times),
             sizes.processes
         ),
-    });
+    ));
     verdicts
 }
 

@@ -26,7 +26,7 @@ use crate::results::{
     Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale, Series, Table, Verdict,
 };
 use crate::stats::{Summary, format_bytes, format_seconds, format_with_spread};
-use crate::verdict::outcome_by_threshold;
+use crate::verdict::{outcome_by_threshold, verdict};
 use transport::{Kind, Placement, Spread};
 
 /// The message sizes, in bytes: all of them, and the smallest and largest for toy runs.
@@ -713,13 +713,12 @@ impl Results<'_> {
         } else {
             Outcome::Depends
         };
-        Verdict {
-            claim: "Shared memory is the fastest way for processes to talk (no copying)."
-                .to_owned(),
-            quote: "✅ 最快的IPC方式（无需拷贝）".to_owned(),
+        verdict(
+            "Shared memory is the fastest way for processes to talk (no copying).",
+            "✅ 最快的IPC方式（无需拷贝）",
             outcome,
-            evidence: parts.join(". "),
-        }
+            parts.join(". "),
+        )
     }
 
     fn queue_slower_than_pipe(&self) -> Verdict {
@@ -762,14 +761,12 @@ impl Results<'_> {
         } else {
             Outcome::Depends
         };
-        Verdict {
-            claim: "A Queue is a pipe plus a feeder thread, a lock and a semaphore, so it is \
-                    slower than a pipe."
-                .to_owned(),
-            quote: "1. put() → 序列化 → Writer线程 → Pipe → Reader线程 → 反序列化 → get()"
-                .to_owned(),
+        verdict(
+            "A Queue is a pipe plus a feeder thread, a lock and a semaphore, so it is \
+                    slower than a pipe.",
+            "1. put() → 序列化 → Writer线程 → Pipe → Reader线程 → 反序列化 → get()",
             outcome,
-            evidence: format!(
+            format!(
                 "{} (judged on {})",
                 parts.join("; "),
                 match judge {
@@ -777,7 +774,7 @@ impl Results<'_> {
                     Implementation::Rust => "triad, CPython being absent",
                 }
             ),
-        }
+        )
     }
 
     fn pipe_buffer(&self) -> Verdict {
@@ -810,12 +807,12 @@ impl Results<'_> {
                 "the pipe's buffer was not measured".to_owned(),
             ),
         };
-        Verdict {
-            claim: "A pipe has a limited buffer, usually 64 KB.".to_owned(),
-            quote: "有限的缓冲区大小（通常64KB）".to_owned(),
+        verdict(
+            "A pipe has a limited buffer, usually 64 KB.",
+            "有限的缓冲区大小（通常64KB）",
             outcome,
             evidence,
-        }
+        )
     }
 
     fn serialisation_cost(&self) -> Verdict {
@@ -856,20 +853,20 @@ impl Results<'_> {
             ));
         }
         let outcome = outcome_by_threshold(&shares, SERIALISATION_MATTERS);
-        Verdict {
-            claim: format!(
+        verdict(
+            format!(
                 "Sending through a pipe serialises the object first (pickle), a real part of the \
                  cost (counted as real from {:.0}% of a one-way message).",
                 100.0 * SERIALISATION_MATTERS
             ),
-            quote: "1. 序列化对象（pickle）".to_owned(),
+            "1. 序列化对象（pickle）",
             outcome,
-            evidence: if parts.is_empty() {
+            if parts.is_empty() {
                 "not measured".to_owned()
             } else {
                 parts.join("; ")
             },
-        }
+        )
     }
 }
 
