@@ -22,7 +22,8 @@
 //! - [`findings`]: [`Findings`], the one lookup of measurements, for judges, tests and readers
 //!   of `results.json`.
 //! - `verdict` (private): what judges share — the verdict on a claim, checks over
-//!   implementations, labelled values as evidence.
+//!   implementations, labelled values as evidence; `names` (private): the `names!` table
+//!   through which an experiment records and looks up its measurements.
 //! - [`experiments`]: the catalogue, one module per experiment, in run order. Among them:
 //!   - `experiments/event_loop/reference_loop/`: the reference event loop written the seed's
 //!     way (ready queue, timer heap, epoll selector, wakers), timed against tokio and asyncio;

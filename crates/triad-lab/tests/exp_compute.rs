@@ -52,10 +52,11 @@ fn cpu_bound_at_toy_scale() {
                     )
                 })?;
                 if cores >= 2 && implementation == Implementation::Rust {
-                    // Rust threads ran in the same rounds: where they got no clear speed-up,
-                    // this machine had no core to spare while they ran.
+                    // Rust threads ran in the same rounds: where they were not clearly faster
+                    // (1.6×), this machine had no core to spare while they ran, and processes,
+                    // which also pay for their messages, have no speed-up to show.
                     let threads = fastest(report, implementation, "threads", &at(cores));
-                    if threads <= 0.7 * serial {
+                    if threads * 1.6 <= serial {
                         let processes = fastest(report, implementation, "processes", &at(cores));
                         expect(processes <= serial, || {
                             format!(
@@ -106,7 +107,6 @@ fn cpu_bound_at_toy_scale() {
 
 #[test]
 fn io_bound_at_toy_scale() {
-    let delay = 0.010;
     let report = run_until("io-bound", |report| {
         for implementation in languages() {
             for workload in ["sleep", "tcp round trip"] {
@@ -127,13 +127,18 @@ fn io_bound_at_toy_scale() {
     });
     assert_eq!(report.verdicts.len(), 5);
     assert_eq!(report.charts.len(), 2 * languages().len());
+    let delay_ms = found(&report)
+        .get(Implementation::Rust, "serial", &[])
+        .and_then(|m| m.params["delay_ms"].as_f64())
+        .expect("the waits' delay");
+    let delay = delay_ms / 1e3;
     for implementation in languages() {
         for workload in ["sleep", "tcp round trip"] {
             let at = |n: usize| [("workload", workload.into()), ("n", n.into())];
             let serial = median(&report, implementation, "serial", &at(2));
             assert!(
                 serial >= 2.0 * delay,
-                "{implementation:?} {workload}: two waits of 10 ms in {serial} s"
+                "{implementation:?} {workload}: two waits of {delay_ms} ms in {serial} s"
             );
             let queued = median(&report, implementation, "processes", &at(4));
             assert!(

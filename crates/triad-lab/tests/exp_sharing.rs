@@ -96,7 +96,10 @@ fn ipc_measures_every_transport_at_every_size_and_placement() {
                         &format!("{kind}/bandwidth"),
                         &[("size", size.into())],
                     );
-                    expect(bandwidth > 1e5, || {
+                    // Slower than 10 kB/s a transport is broken. (With a core kept busy, the
+                    // shared-memory ring, whose waiting side yields its CPU before it sleeps,
+                    // falls to some 60 kB/s at 64 B.)
+                    expect(bandwidth > 1e4, || {
                         format!("{kind} {size}: {bandwidth} B/s")
                     })?;
                 }

@@ -139,7 +139,7 @@ const SIZES: ByScale<Sizes> = ByScale::new(
         python_primes_limit: 2_000,
         python_squares_n: 10_000,
         repeat: Repeat::after_one(3),
-        python_repetitions: 1,
+        python_repetitions: 3,
         gantt_work: Duration::from_millis(6),
         gantt_repetitions: 1,
     },

@@ -129,12 +129,12 @@ struct Sizes {
 
 const SIZES: ByScale<Sizes> = ByScale::new(
     Sizes {
-        delay_ms: 10,
+        delay_ms: 20,
         serial_counts: &[1, 2],
         counts: &[1, 2, 4],
         processes: 2,
-        repeat: Repeat::after_one(1),
-        python_repetitions: 1,
+        repeat: Repeat::after_one(2),
+        python_repetitions: 3,
     },
     Sizes {
         delay_ms: 40,
