@@ -53,7 +53,7 @@ struct Session {
 struct Sizes {
     /// Threads and processes.
     kernel: Session,
-    /// Coroutines, whose switches are ten times cheaper: ten times more round trips.
+    /// Coroutines, whose switches are cheaper: more round trips a batch.
     coroutines: Session,
     /// CPython's threads and processes (its coroutines make five times more round trips).
     python: Session,
@@ -66,9 +66,11 @@ const SIZES: ByScale<Sizes> = ByScale::new(
             round_trips: 200,
             repeat: Repeat::after_one(3),
         },
+        // Batches well inside a time slice, so that one of them runs undisturbed while a core
+        // is kept busy.
         coroutines: Session {
-            round_trips: 2_000,
-            repeat: Repeat::after_one(3),
+            round_trips: 400,
+            repeat: Repeat::after_one(7),
         },
         python: Session {
             round_trips: 100,
