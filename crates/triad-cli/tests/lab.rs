@@ -94,3 +94,107 @@ fn an_output_directory_that_cannot_exist_fails_before_measuring() {
 fn quick_and_full_exclude_each_other() {
     triad().args(["lab", "--quick", "--full"]).assert().code(2);
 }
+
+/// A directory holding an executable `python3` that answers `--version` and then dies of
+/// SIGSEGV whenever it is asked to run a script.
+fn crashing_python(name: &str) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = out_dir(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let python = dir.join("python3");
+    std::fs::write(
+        &python,
+        "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'Python 3.99.0'; exit 0; fi\nkill -SEGV $$\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&python, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
+
+/// `triad lab --toy --only race --json` with `configure` applied: its exit status and the
+/// results document it printed.
+fn race_json(out: &std::path::Path, configure: impl FnOnce(&mut Command)) -> serde_json::Value {
+    let mut command = triad();
+    command
+        .env_remove("TRIAD_PYTHON")
+        .args(["lab", "--toy", "--only", "race", "--json", "--out"])
+        .arg(out);
+    configure(&mut command);
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn measured_by(experiment: &serde_json::Value, implementation: &str) -> usize {
+    experiment["measurements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["implementation"] == implementation)
+        .count()
+}
+
+#[test]
+fn a_crashing_python3_is_a_note_and_the_rust_figures_stay() {
+    let fake = crashing_python("fake-python");
+    let out = out_dir("crashing-python");
+    let path = format!(
+        "{}:{}",
+        fake.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let document = race_json(&out, |command| {
+        command.env("PATH", path);
+    });
+    assert_eq!(document["failures"], serde_json::json!([]));
+    assert_eq!(document["machine"]["python"], "CPython 3.99.0");
+    let race = &document["experiments"][0];
+    assert_eq!(race["id"], "race");
+    assert!(measured_by(race, "rust") > 0, "the Rust figures are kept");
+    assert_eq!(measured_by(race, "python"), 0);
+    let notes = race["notes"].to_string();
+    assert!(notes.contains("did not finish"), "{notes}");
+    assert!(notes.contains("SIGSEGV"), "{notes}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        report.contains("## race —"),
+        "the report lists the experiment"
+    );
+    std::fs::remove_dir_all(out).unwrap();
+    std::fs::remove_dir_all(fake).unwrap();
+}
+
+#[test]
+fn an_unwritable_tmpdir_falls_back_and_says_so() {
+    let out = out_dir("no-tmpdir");
+    let document = race_json(&out, |command| {
+        command.env("TMPDIR", "/nonexistent/triad-tmp");
+    });
+    assert_eq!(document["failures"], serde_json::json!([]));
+    let notes = document["notes"].to_string();
+    if document["machine"]["python"].is_null() {
+        eprintln!("python3 not found: only the Rust side ran ({notes})");
+    } else {
+        assert!(notes.contains("/nonexistent/triad-tmp"), "{notes}");
+        assert!(notes.contains("set TMPDIR to choose"), "{notes}");
+        assert!(measured_by(&document["experiments"][0], "python") > 0);
+    }
+    std::fs::remove_dir_all(out).unwrap();
+}
+
+#[test]
+fn python_off_says_off_in_the_header() {
+    let dir = out_dir("python-off");
+    triad()
+        .args(["lab", "--toy", "--only", "race", "--python", "off", "--out"])
+        .arg(&dir)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("Python: off"))
+        .stdout(predicate::str::contains("not found").not());
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -1,13 +1,24 @@
-//! The shape of an experiment and what it may ask of the lab while it runs.
+//! The shape of an experiment: two steps, `measure` then `judge`, and what the lab does around
+//! them.
 //!
-//! An experiment is a unit struct implementing [`Experiment`]. Its `run` reads the scale from the
-//! [`Context`] (toy for tests, quick, full), measures, optionally runs its CPython baseline through
-//! [`Context::python`], and returns an [`ExperimentReport`] with its raw samples, table, charts
-//! and verdicts. The lab fills in the id, title, seed section and elapsed time.
+//! An experiment is a unit struct implementing [`Experiment`]. Its sizes live in one
+//! [`ByScale`] table (toy for tests, quick, full), read by both steps. [`Experiment::measure`]
+//! builds a [`Plan`](crate::plan::Plan) — series of samples, one-off steps, the CPython
+//! baseline — and hands it to the lab's [`Bench`], which runs the warm-ups and repetitions,
+//! reports progress, runs CPython and merges what it printed, and returns the
+//! [`Measured`] data. [`Experiment::judge`] then reads those
+//! measurements through [`Findings`] only, and returns the method, table, charts, verdicts and
+//! notes. The lab adds the id, title, seed section and elapsed time, and assembles the
+//! [`ExperimentReport`](crate::results::ExperimentReport).
+//!
+//! Because `judge` sees nothing but the findings (and the scale and machine they carry), a
+//! report can be judged again from its `results.json`: a new rule for verdicts applies to old
+//! runs without measuring again.
 
 use crate::error::LabError;
-use crate::python::{Python, PythonOutput};
-use crate::results::ExperimentReport;
+use crate::findings::Findings;
+use crate::plan::{Bench, Measured};
+use crate::results::{Chart, Table, Verdict};
 
 /// How big the lab's runs are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -31,89 +42,103 @@ impl Scale {
         }
     }
 
-    /// One of three values by scale.
-    pub fn pick<T>(self, toy: T, quick: T, full: T) -> T {
-        match self {
-            Scale::Toy => toy,
-            Scale::Quick => quick,
-            Scale::Full => full,
+    /// The scale called `name` in `results.json`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        [Scale::Toy, Scale::Quick, Scale::Full]
+            .into_iter()
+            .find(|scale| scale.name() == name)
+    }
+}
+
+/// One value per scale: how every experiment sizes itself, in one table per experiment.
+///
+/// ```
+/// use triad_lab::{ByScale, Scale};
+///
+/// const ROUNDS: ByScale<u64> = ByScale::new(10, 1_000, 10_000);
+/// assert_eq!(*ROUNDS.at(Scale::Quick), 1_000);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByScale<T> {
+    /// At [`Scale::Toy`].
+    pub toy: T,
+    /// At [`Scale::Quick`].
+    pub quick: T,
+    /// At [`Scale::Full`].
+    pub full: T,
+}
+
+impl<T> ByScale<T> {
+    /// The three values, smallest scale first.
+    pub const fn new(toy: T, quick: T, full: T) -> Self {
+        Self { toy, quick, full }
+    }
+
+    /// The value at `scale`.
+    pub fn at(&self, scale: Scale) -> &T {
+        match scale {
+            Scale::Toy => &self.toy,
+            Scale::Quick => &self.quick,
+            Scale::Full => &self.full,
         }
     }
 }
 
-/// One of the lab's experiments.
-pub trait Experiment: Sync {
-    /// Short stable id, such as `cpu-bound`; what `--only` takes.
-    fn id(&self) -> &'static str;
+/// Who an experiment is: what `--only` takes and what the report shows above its results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct About {
+    /// Short stable id, such as `cpu-bound`.
+    pub id: &'static str,
     /// A title for people.
-    fn title(&self) -> &'static str;
+    pub title: &'static str,
     /// The seed's section(s) it comes from, such as `2, 4`.
-    fn seed_section(&self) -> &'static str;
-    /// Measures and reports. Long loops call [`Context::progress`].
-    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError>;
+    pub seed_section: &'static str,
 }
 
-/// What a running experiment may ask of the lab.
-pub struct Context<'a> {
-    scale: Scale,
-    python: Option<&'a Python>,
-    progress: &'a mut dyn FnMut(u64, u64),
+/// What [`Experiment::judge`] makes of the measurements.
+#[derive(Debug, Clone, Default)]
+pub struct Judgement {
+    /// How it was measured, in a few sentences: sizes, repetitions, what is timed.
+    pub method: String,
+    /// The summary table, as printed.
+    pub table: Table,
+    /// Charts for the HTML report (at least one).
+    pub charts: Vec<Chart>,
+    /// One verdict per claim of the seed.
+    pub verdicts: Vec<Verdict>,
+    /// What a reader should know about the figures (caveats, what each row runs).
+    pub notes: Vec<String>,
 }
 
-impl std::fmt::Debug for Context<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context")
-            .field("scale", &self.scale)
-            .field("python", &self.python)
-            .finish_non_exhaustive()
+/// One of the lab's experiments, in two steps.
+pub trait Experiment: Sync {
+    /// Its id, title and seed section.
+    fn about(&self) -> About;
+
+    /// Its id (what `--only` takes).
+    fn id(&self) -> &'static str {
+        self.about().id
     }
+
+    /// Measures: builds a plan of what to run and runs it on `bench` (`bench.run(plan)`),
+    /// which returns the only value this may return on success.
+    fn measure(&self, bench: Bench<'_>) -> Result<Measured, LabError>;
+
+    /// Reads what was measured, through `findings` only, for the report.
+    fn judge(&self, findings: &Findings<'_>) -> Judgement;
 }
 
-impl<'a> Context<'a> {
-    /// A context at `scale`, with CPython if given, reporting progress to `progress(done, total)`.
-    pub fn new(
-        scale: Scale,
-        python: Option<&'a Python>,
-        progress: &'a mut dyn FnMut(u64, u64),
-    ) -> Self {
-        Self {
-            scale,
-            python,
-            progress,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scales_read_back_from_their_names() {
+        for scale in [Scale::Toy, Scale::Quick, Scale::Full] {
+            assert_eq!(Scale::from_name(scale.name()), Some(scale));
         }
-    }
-
-    /// The scale of this run.
-    pub fn scale(&self) -> Scale {
-        self.scale
-    }
-
-    /// One of three values by scale.
-    pub fn pick<T>(&self, toy: T, quick: T, full: T) -> T {
-        self.scale.pick(toy, quick, full)
-    }
-
-    /// Reports that `done` of `total` steps are finished.
-    pub fn progress(&mut self, done: u64, total: u64) {
-        (self.progress)(done, total);
-    }
-
-    /// Whether the CPython baselines run in this lab.
-    pub fn has_python(&self) -> bool {
-        self.python.is_some()
-    }
-
-    /// Runs the CPython baseline `name` (source usually from `include_str!`) with `args`.
-    /// `Ok(None)` when the lab runs without Python: say so in a note, it is not a failure.
-    pub fn python(
-        &mut self,
-        name: &str,
-        source: &str,
-        args: &[String],
-    ) -> Result<Option<PythonOutput>, LabError> {
-        match self.python {
-            Some(python) => python.run(name, source, args).map(Some),
-            None => Ok(None),
-        }
+        assert_eq!(Scale::from_name("huge"), None);
+        let table = ByScale::new("a", "b", "c");
+        assert_eq!(*table.at(Scale::Full), "c");
     }
 }

@@ -20,7 +20,8 @@ pub struct Machine {
     pub virtualization: Option<String>,
     /// `rustc --version` of the compiler that built the lab.
     pub rust: String,
-    /// `python3 --version`, if a Python was found.
+    /// `python3 --version`, if the CPython baselines ran (`None`: turned off, or no `python3`;
+    /// the run's notes say which).
     pub python: Option<String>,
     /// Load average over the minute before the run (a busy machine gives noisier figures).
     pub load_average_1m: f64,
@@ -59,11 +60,11 @@ impl Machine {
                 self.kernel,
                 self.load_average_1m
             ),
-            format!(
-                "Rust: {}; Python: {}",
-                self.rust,
-                self.python.as_deref().unwrap_or("not found")
-            ),
+            match &self.python {
+                Some(python) => format!("Rust: {}; Python: {python}", self.rust),
+                // Why there is no CPython (off, or not found) is the run's first note.
+                None => format!("Rust: {}", self.rust),
+            },
         ]
     }
 }
@@ -80,13 +81,7 @@ fn cpu_model(cpuinfo: &str) -> String {
 }
 
 fn memory_bytes(meminfo: &str) -> u64 {
-    meminfo
-        .lines()
-        .find_map(|line| {
-            let kib = line.strip_prefix("MemTotal:")?.trim().strip_suffix("kB")?;
-            kib.trim().parse::<u64>().ok()
-        })
-        .map_or(0, |kib| kib * 1024)
+    crate::procfs::kib_field(meminfo, "MemTotal").unwrap_or(0)
 }
 
 fn kernel() -> String {

@@ -1,9 +1,10 @@
 //! CPython side by side: finds `python3` and runs the baseline scripts shipped inside the lab.
 //!
-//! Each script (in `python/`, compiled into the binary) is written to a private temporary
-//! directory next to `labkit.py`, run with `python3 -E -s` (no user site, no `PYTHON*`
-//! variables: the baseline is the interpreter, not the environment), and prints one JSON
-//! document of measurements on stdout. A file, rather than `python3 -c`, is needed because
+//! Each script (in `python/`, compiled into the binary) is written to a private directory next
+//! to `labkit.py`, under a writable temporary directory ([`scratch_dir`]: `TMPDIR`, else `/tmp`
+//! or `/var/tmp`), which is also the script's `TMPDIR`. It runs with `python3 -E -s` (no user
+//! site, no `PYTHON*` variables: the baseline is the interpreter, not the environment), and
+//! prints one JSON document of measurements on stdout. A file, rather than `python3 -c`, is needed because
 //! `multiprocessing`'s spawn and forkserver start methods re-import the main module.
 
 use std::path::{Path, PathBuf};
@@ -44,35 +45,29 @@ pub struct PythonOutput {
     pub notes: Vec<String>,
 }
 
-impl PythonOutput {
-    /// The measurement called `name` whose parameters include every `(key, value)` given.
-    pub fn find(&self, name: &str, params: &[(&str, serde_json::Value)]) -> Option<&Measurement> {
-        self.measurements.iter().find(|m| {
-            m.name == name
-                && params
-                    .iter()
-                    .all(|(key, value)| m.params.get(*key) == Some(value))
-        })
-    }
+/// A CPython baseline an experiment asks for: one of the scripts in `python/` (its source
+/// compiled in with `include_str!`) and its arguments, which carry the experiment's sizes.
+#[derive(Debug, Clone)]
+pub struct Baseline {
+    /// The script's name, without `.py`.
+    pub script: &'static str,
+    /// Its source.
+    pub source: &'static str,
+    /// Its command-line arguments.
+    pub args: Vec<String>,
 }
 
-/// The note an experiment adds when the lab runs without CPython.
-pub const NO_PYTHON_NOTE: &str = "No python3 in this run: the CPython figures are missing.";
-
-/// CPython's measurements, with its notes appended to `notes`; without CPython, none, and
-/// [`NO_PYTHON_NOTE`] in `notes`.
-pub fn measurements_and_notes(
-    python: Option<PythonOutput>,
-    notes: &mut Vec<String>,
-) -> Vec<Measurement> {
-    match python {
-        Some(output) => {
-            notes.extend(output.notes);
-            output.measurements
-        }
-        None => {
-            notes.push(NO_PYTHON_NOTE.to_owned());
-            Vec::new()
+impl Baseline {
+    /// The script `script` with `source`, run with `args`.
+    pub fn new<A: ToString>(
+        script: &'static str,
+        source: &'static str,
+        args: impl IntoIterator<Item = A>,
+    ) -> Self {
+        Self {
+            script,
+            source,
+            args: args.into_iter().map(|arg| arg.to_string()).collect(),
         }
     }
 }
@@ -120,22 +115,30 @@ impl Python {
         &self.version
     }
 
-    /// Runs the script `name` (its source given) with `args` and parses its measurements.
-    pub fn run(&self, name: &str, source: &str, args: &[String]) -> Result<PythonOutput, LabError> {
+    /// Runs `baseline` in a private directory under `scratch` (also the script's `TMPDIR`)
+    /// and parses the measurements it prints.
+    pub fn run(&self, baseline: &Baseline, scratch: &Path) -> Result<PythonOutput, LabError> {
+        let name = baseline.script;
         let fail = |reason: String| LabError::Python {
-            script: name.to_owned(),
+            script: format!("{name}.py"),
             reason,
         };
-        let dir = ScriptDir::create(name).map_err(|e| fail(format!("temporary directory: {e}")))?;
+        let dir = ScriptDir::create(scratch, name).map_err(|e| {
+            fail(format!(
+                "cannot make a directory in {}: {e}",
+                scratch.display()
+            ))
+        })?;
         let script = dir.path.join(format!("{name}.py"));
         std::fs::write(dir.path.join("labkit.py"), LABKIT)
-            .and_then(|()| std::fs::write(&script, source))
+            .and_then(|()| std::fs::write(&script, baseline.source))
             .map_err(|e| fail(format!("cannot write the script: {e}")))?;
         let output = Command::new(&self.program)
             .arg("-E")
             .arg("-s")
             .arg(&script)
-            .args(args)
+            .args(&baseline.args)
+            .env("TMPDIR", scratch)
             .stdin(Stdio::null())
             .output()
             .map_err(|e| fail(format!("cannot start {}: {e}", self.program.display())))?;
@@ -143,7 +146,11 @@ impl Python {
             let stderr = String::from_utf8_lossy(&output.stderr);
             let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
-            return Err(fail(format!("{}: {}", output.status, tail.join(" | "))));
+            return Err(fail(if tail.is_empty() {
+                output.status.to_string()
+            } else {
+                format!("{}: {}", output.status, tail.join(" | "))
+            }));
         }
         let stdout = String::from_utf8_lossy(&output.stdout);
         let last = stdout.lines().last().unwrap_or_default();
@@ -165,18 +172,68 @@ impl Python {
     }
 }
 
-/// A private directory under the system's temporary directory, removed on drop.
+/// A writable directory for the baselines' scripts: the system's temporary directory
+/// (`TMPDIR`, or `/tmp`), else the first of `/tmp` and `/var/tmp` that takes a new
+/// directory, with a note saying so; an error naming what was tried and the variable to fix
+/// when none does.
+pub fn scratch_dir() -> Result<(PathBuf, Option<String>), String> {
+    scratch_dir_among(
+        &std::env::temp_dir(),
+        &["/tmp", "/var/tmp"].map(PathBuf::from),
+    )
+}
+
+/// [`scratch_dir`] with `preferred` first, then `fallbacks`.
+fn scratch_dir_among(
+    preferred: &Path,
+    fallbacks: &[PathBuf],
+) -> Result<(PathBuf, Option<String>), String> {
+    let mut refused: Vec<(&Path, String)> = Vec::new();
+    for dir in std::iter::once(preferred).chain(fallbacks.iter().map(PathBuf::as_path)) {
+        if refused.iter().any(|(tried, _)| *tried == dir) {
+            continue;
+        }
+        let probe = if dir.is_absolute() {
+            ScriptDir::create(dir, "probe").map_err(|e| e.to_string())
+        } else {
+            Err("not an absolute path".to_owned())
+        };
+        match probe {
+            Ok(_removed_on_drop) => {
+                let note = refused.first().map(|(_, why)| {
+                    format!(
+                        "The temporary directory {} is not usable ({why}): the CPython \
+                         scripts ran in {} instead (set TMPDIR to choose).",
+                        preferred.display(),
+                        dir.display()
+                    )
+                });
+                return Ok((dir.to_owned(), note));
+            }
+            Err(why) => refused.push((dir, why)),
+        }
+    }
+    let tried: Vec<String> = refused
+        .iter()
+        .map(|(dir, why)| format!("{}: {why}", dir.display()))
+        .collect();
+    Err(format!(
+        "no writable temporary directory ({}); set TMPDIR to a writable directory",
+        tried.join("; ")
+    ))
+}
+
+/// A private directory under `base`, removed on drop.
 struct ScriptDir {
     path: PathBuf,
 }
 
 impl ScriptDir {
-    fn create(name: &str) -> std::io::Result<Self> {
+    fn create(base: &Path, name: &str) -> std::io::Result<Self> {
         use std::sync::atomic::{AtomicU64, Ordering};
         static NEXT: AtomicU64 = AtomicU64::new(0);
         let unique = NEXT.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("triad-lab-{}-{unique}-{name}", std::process::id()));
+        let path = base.join(format!("triad-lab-{}-{unique}-{name}", std::process::id()));
         std::fs::create_dir(&path)?;
         Ok(Self { path })
     }
@@ -184,7 +241,7 @@ impl ScriptDir {
 
 impl Drop for ScriptDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(Path::new(&self.path));
+        let _ = std::fs::remove_dir_all(&self.path);
     }
 }
 
@@ -194,15 +251,25 @@ mod tests {
 
     const ECHO: &str = "import labkit\n(n,) = labkit.args(int)\nlabkit.record('echo', 'count', [n, n + 1], size=n)\nlabkit.note('hello')\nlabkit.finish()\n";
 
+    fn baseline(name: &'static str, source: &'static str, args: &[&str]) -> Baseline {
+        Baseline::new(name, source, args.iter().copied())
+    }
+
     #[test]
     fn runs_a_script_and_reads_its_measurements() {
         let Ok(python) = Python::find() else {
             eprintln!("python3 not found; nothing to test");
             return;
         };
-        let output = python.run("echo", ECHO, &["7".to_owned()]).unwrap();
-        let measurement = output.find("echo", &[("size", 7.into())]).unwrap();
+        let (scratch, _) = scratch_dir().unwrap();
+        let output = python
+            .run(&baseline("echo", ECHO, &["7"]), &scratch)
+            .unwrap();
+        let [measurement] = &output.measurements[..] else {
+            panic!("one measurement: {:?}", output.measurements)
+        };
         assert_eq!(measurement.samples, vec![7.0, 8.0]);
+        assert_eq!(measurement.params["size"], 7);
         assert_eq!(measurement.implementation, Implementation::Python);
         assert_eq!(output.notes, vec!["hello".to_owned()]);
     }
@@ -213,19 +280,55 @@ mod tests {
             eprintln!("python3 not found; nothing to test");
             return;
         };
+        let (scratch, _) = scratch_dir().unwrap();
         let error = python
-            .run("boom", "raise SystemExit('no luck here')", &[])
+            .run(
+                &baseline("boom", "raise SystemExit('no luck here')", &[]),
+                &scratch,
+            )
             .unwrap_err();
         assert!(error.to_string().contains("no luck here"), "{error}");
+        assert!(error.to_string().contains("boom.py"), "{error}");
     }
 
     #[test]
-    fn a_missing_interpreter_is_reported() {
+    fn an_unusable_temporary_directory_falls_back_or_names_the_variable() {
+        let nowhere = Path::new("/nonexistent/triad-tmp");
+        let (dir, note) = scratch_dir_among(nowhere, &[std::env::temp_dir()]).unwrap();
+        assert_eq!(dir, std::env::temp_dir());
+        let note = note.expect("a fallback is noted");
+        assert!(note.contains("/nonexistent/triad-tmp"), "{note}");
+        let (_, none) = scratch_dir_among(&std::env::temp_dir(), &[]).unwrap();
+        assert_eq!(none, None, "no note when TMPDIR works");
+        let error = scratch_dir_among(nowhere, &[PathBuf::from("relative")]).unwrap_err();
+        assert!(
+            error.contains("set TMPDIR to a writable directory"),
+            "{error}"
+        );
+        assert!(error.contains("/nonexistent/triad-tmp: "), "{error}");
+        assert!(error.contains("relative: not an absolute path"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_interpreter_or_directory_is_reported() {
         let missing = Python {
             program: PathBuf::from("/nonexistent/python3"),
             version: String::new(),
         };
-        let error = missing.run("echo", ECHO, &["1".to_owned()]).unwrap_err();
+        let (scratch, _) = scratch_dir().unwrap();
+        let error = missing
+            .run(&baseline("echo", ECHO, &["1"]), &scratch)
+            .unwrap_err();
         assert!(error.to_string().contains("cannot start"), "{error}");
+        let error = missing
+            .run(
+                &baseline("echo", ECHO, &["1"]),
+                Path::new("/nonexistent/scratch"),
+            )
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("/nonexistent/scratch"),
+            "{error}"
+        );
     }
 }

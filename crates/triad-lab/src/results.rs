@@ -81,6 +81,16 @@ pub enum Implementation {
     Python,
 }
 
+impl Implementation {
+    /// How it is named in tables, charts and evidence.
+    pub fn label(self) -> &'static str {
+        match self {
+            Implementation::Rust => "Rust",
+            Implementation::Python => "CPython",
+        }
+    }
+}
+
 /// One series of repeated samples of one quantity under fixed parameters.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Measurement {
@@ -121,6 +131,22 @@ impl Measurement {
     pub fn param(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
         self.params.insert(key.to_owned(), value.into());
         self
+    }
+
+    /// Adds every parameter of `params`.
+    pub fn params(self, params: &[(&str, serde_json::Value)]) -> Self {
+        params.iter().fold(self, |measurement, (key, value)| {
+            measurement.param(key, value.clone())
+        })
+    }
+
+    /// The same quantity with `samples` in place of its own (its summary computed again).
+    pub fn with_samples(self, samples: Vec<f64>) -> Self {
+        Self {
+            summary: Summary::of(&samples),
+            samples,
+            ..self
+        }
     }
 
     /// The median sample.

@@ -1,4 +1,4 @@
-//! Medians and spreads of samples, and the timing helpers every experiment uses.
+//! Medians and spreads of samples, timing one run, and the formats figures are printed in.
 //!
 //! The lab quotes medians with their interquartile range: on a shared, noisy machine a mean is
 //! pulled by the one sample that a neighbour's burst slowed down, a median is not.
@@ -63,17 +63,6 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     let above = position.ceil() as usize;
     let weight = position - below as f64;
     sorted[below] * (1.0 - weight) + sorted[above] * weight
-}
-
-/// Runs `body` `repetitions` times and returns each run's wall time in seconds.
-pub fn time_each(repetitions: usize, mut body: impl FnMut()) -> Vec<f64> {
-    (0..repetitions)
-        .map(|_| {
-            let start = Instant::now();
-            body();
-            start.elapsed().as_secs_f64()
-        })
-        .collect()
 }
 
 /// Times `body` once and returns its result with the wall time in seconds.

@@ -1,49 +1,14 @@
 //! The compute experiments (`cpu-bound`, `io-bound`, `gil`) at toy scale: the shape of each
 //! report, and the facts any machine must show (processes speed CPU work up and coroutines do
-//! not, concurrent waits overlap, a simulated GIL lets one thread run at a time).
-//!
-//! Facts read from timings are checked on up to [`ATTEMPTS`] runs and must hold on one: on a
-//! machine shared with other work a single run can lose a core at the wrong moment, but a
-//! broken engine fails every time. The runs are [`PAUSE`] apart, so that one burst of load from
-//! elsewhere (a CI run saw three quick runs in a row lose a core) does not fall on all of them.
+//! not, concurrent waits overlap, a simulated GIL lets one thread run at a time), timing facts
+//! through [`run_until`].
 
 triad::test_support!();
 
 mod common;
 
-use common::{find, median, python_here, run_toy};
-use triad_lab::results::{ExperimentReport, Implementation, Timeline};
-
-/// How many toy runs a timing fact gets.
-const ATTEMPTS: usize = 3;
-/// How long to wait before running again after a timing fact failed.
-const PAUSE: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// Runs `id` at toy scale until `timing_facts` holds (every run is checked for shape), and
-/// returns that run's report; panics with the last complaint after [`ATTEMPTS`] runs.
-fn run_until(
-    id: &str,
-    timing_facts: impl Fn(&ExperimentReport) -> Result<(), String>,
-) -> ExperimentReport {
-    let mut complaints = Vec::new();
-    for _ in 0..ATTEMPTS {
-        let report = run_toy(id);
-        match timing_facts(&report) {
-            Ok(()) => return report,
-            Err(complaint) => {
-                eprintln!("{id}: a timing fact failed, running again: {complaint}");
-                complaints.push(complaint);
-                std::thread::sleep(PAUSE);
-            }
-        }
-    }
-    panic!("{id}: on each of {ATTEMPTS} runs: {complaints:#?}");
-}
-
-/// `Err(message)` unless `holds`.
-fn expect(holds: bool, message: impl FnOnce() -> String) -> Result<(), String> {
-    if holds { Ok(()) } else { Err(message()) }
-}
+use common::{expect, fastest, found, median, python_here, run_until, verdict};
+use triad_lab::results::{Implementation, Outcome, Timeline};
 
 fn languages() -> Vec<Implementation> {
     let mut languages = vec![Implementation::Rust];
@@ -78,8 +43,8 @@ fn cpu_bound_at_toy_scale() {
             for workload in ["count_primes", "sum_squares"] {
                 let at =
                     |workers: usize| [("workload", workload.into()), ("workers", workers.into())];
-                let serial = median(report, implementation, "serial", &at(1));
-                let coroutines = median(report, implementation, "async", &at(1));
+                let serial = fastest(report, implementation, "serial", &at(1));
+                let coroutines = fastest(report, implementation, "async", &at(1));
                 expect(coroutines > 0.7 * serial, || {
                     format!(
                         "{implementation:?} {workload}: coroutines on one loop took {coroutines} \
@@ -87,10 +52,25 @@ fn cpu_bound_at_toy_scale() {
                     )
                 })?;
                 if cores >= 2 && implementation == Implementation::Rust {
-                    let processes = median(report, implementation, "processes", &at(cores));
-                    expect(processes <= serial, || {
-                        format!("{workload}: {cores} processes {processes} s, serial {serial} s")
-                    })?;
+                    // Rust threads ran in the same rounds: where they were not clearly faster
+                    // (1.6×), this machine had no core to spare while they ran, and processes,
+                    // which also pay for their messages, have no speed-up to show.
+                    let threads = fastest(report, implementation, "threads", &at(cores));
+                    if threads * 1.6 <= serial {
+                        let processes = fastest(report, implementation, "processes", &at(cores));
+                        expect(processes <= serial, || {
+                            format!(
+                                "{workload}: {cores} processes {processes} s, {cores} threads \
+                                 {threads} s, serial {serial} s"
+                            )
+                        })?;
+                    } else {
+                        eprintln!(
+                            "cpu-bound {workload}: {cores} threads took {threads} s against \
+                             {serial} s serially: no spare core, so no parallel speed-up to \
+                             check processes against"
+                        );
+                    }
                 }
             }
         }
@@ -103,7 +83,11 @@ fn cpu_bound_at_toy_scale() {
             for workers in [1, 2, cores, 2 * cores] {
                 for engine in ["threads", "processes"] {
                     let params = [("workload", workload.into()), ("workers", workers.into())];
-                    assert!(find(&report, implementation, engine, &params).is_some());
+                    assert!(
+                        found(&report)
+                            .get(implementation, engine, &params)
+                            .is_some()
+                    );
                 }
             }
         }
@@ -123,14 +107,13 @@ fn cpu_bound_at_toy_scale() {
 
 #[test]
 fn io_bound_at_toy_scale() {
-    let delay = 0.010;
     let report = run_until("io-bound", |report| {
         for implementation in languages() {
             for workload in ["sleep", "tcp round trip"] {
                 let at = |n: usize| [("workload", workload.into()), ("n", n.into())];
-                let serial = median(report, implementation, "serial", &at(2));
+                let serial = fastest(report, implementation, "serial", &at(2));
                 for engine in ["thread per wait", "thread pool", "async"] {
-                    let four = median(report, implementation, engine, &at(4));
+                    let four = fastest(report, implementation, engine, &at(4));
                     expect(four < serial, || {
                         format!(
                             "{implementation:?} {workload} {engine}: 4 concurrent waits took \
@@ -144,13 +127,18 @@ fn io_bound_at_toy_scale() {
     });
     assert_eq!(report.verdicts.len(), 5);
     assert_eq!(report.charts.len(), 2 * languages().len());
+    let delay_ms = found(&report)
+        .get(Implementation::Rust, "serial", &[])
+        .and_then(|m| m.params["delay_ms"].as_f64())
+        .expect("the waits' delay");
+    let delay = delay_ms / 1e3;
     for implementation in languages() {
         for workload in ["sleep", "tcp round trip"] {
             let at = |n: usize| [("workload", workload.into()), ("n", n.into())];
             let serial = median(&report, implementation, "serial", &at(2));
             assert!(
                 serial >= 2.0 * delay,
-                "{implementation:?} {workload}: two waits of 10 ms in {serial} s"
+                "{implementation:?} {workload}: two waits of {delay_ms} ms in {serial} s"
             );
             let queued = median(&report, implementation, "processes", &at(4));
             assert!(
@@ -164,7 +152,7 @@ fn io_bound_at_toy_scale() {
 #[test]
 fn gil_at_toy_scale() {
     let report = run_until("gil", |report| {
-        let rust = |name: &str| median(report, Implementation::Rust, name, &[]);
+        let rust = |name: &str| fastest(report, Implementation::Rust, name, &[]);
         let (serial, simulated) = (rust("cpu serial"), rust("cpu threads under the GIL"));
         expect(simulated > 0.7 * serial, || {
             format!(
@@ -177,9 +165,13 @@ fn gil_at_toy_scale() {
                 "IO under the simulated GIL did not overlap: {io_threads} s, serial {io_serial} s"
             )
         })?;
+        let one_holder = verdict(report, "Only one thread holds the GIL at any moment");
+        expect(one_holder.outcome != Outcome::Refuted, || {
+            format!("threads under a GIL ran CPU work in parallel: {one_holder:?}")
+        })?;
         let gil_enabled = !report.notes.iter().any(|n| n.contains("without a GIL"));
         if python_here() && gil_enabled {
-            let python = |name: &str| median(report, Implementation::Python, name, &[]);
+            let python = |name: &str| fastest(report, Implementation::Python, name, &[]);
             let (serial, threaded) = (python("cpu serial"), python("cpu threads under the GIL"));
             expect(threaded > 0.7 * serial, || {
                 format!("CPython threads ran bytecode in parallel: {threaded} s, serial {serial} s")
@@ -195,7 +187,9 @@ fn gil_at_toy_scale() {
     assert_eq!(holds.lanes.len(), threads, "one lane per simulated thread");
     assert_eq!(overlap_between_lanes(holds), 0, "two holders at once");
     if python_here() {
-        let interval = find(&report, Implementation::Python, "switch interval", &[]).unwrap();
+        let interval = found(&report)
+            .get(Implementation::Python, "switch interval", &[])
+            .unwrap();
         assert_eq!(interval.samples.len(), 1);
     }
 }

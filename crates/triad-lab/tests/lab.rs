@@ -1,5 +1,6 @@
 //! The whole lab at toy size, once: every experiment finishes with results of the right shape,
-//! `results.json` keeps its schema, and `index.html` renders every chart in headless Chromium.
+//! `results.json` keeps its schema, judging its measurements again gives the same report, and
+//! `index.html` renders every chart in headless Chromium.
 //!
 //! Chromium is Debian's `chromium` (installed by `.ci/run`). Where it is missing the browser
 //! check is skipped with a message, unless `TRIAD_REQUIRE_CHROMIUM` is set, as CI sets it.
@@ -13,7 +14,7 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use triad_lab::results::LabReport;
-use triad_lab::{Config, PythonChoice, Quiet, Scale};
+use triad_lab::{Config, Findings, PythonChoice, Quiet, Scale};
 
 triad::test_support!();
 
@@ -134,6 +135,43 @@ fn results_json_keeps_its_schema() {
         assert!(markdown.contains(&format!("## {} —", experiment.id)));
     }
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn judging_results_json_again_gives_the_same_table_charts_and_verdicts() {
+    let text = serde_json::to_string(toy_run()).unwrap();
+    let back: LabReport = serde_json::from_str(&text).unwrap();
+    for stored in &back.experiments {
+        let experiment = triad_lab::experiments::catalogue()
+            .iter()
+            .find(|e| e.id() == stored.id)
+            .expect("every report is of a catalogued experiment");
+        let again = experiment.judge(&Findings::of(&back, stored));
+        let id = &stored.id;
+        let written = toy_run().experiments.iter().find(|e| e.id == *id).unwrap();
+        assert_eq!(
+            json(&written.measurements),
+            json(&stored.measurements),
+            "{id}: results.json reads back to the samples it was written from"
+        );
+        assert_eq!(again.method, stored.method, "{id}: method");
+        assert_eq!(again.table.columns, stored.table.columns, "{id}: columns");
+        assert_eq!(again.table.rows, stored.table.rows, "{id}: rows");
+        assert_eq!(json(&again.charts), json(&stored.charts), "{id}: charts");
+        assert_eq!(
+            json(&again.verdicts),
+            json(&stored.verdicts),
+            "{id}: verdicts"
+        );
+        for note in &again.notes {
+            assert!(stored.notes.contains(note), "{id}: {note}");
+        }
+    }
+}
+
+/// `value` as JSON, to compare report parts that have no `PartialEq`.
+fn json<T: serde::Serialize>(value: &T) -> serde_json::Value {
+    serde_json::to_value(value).expect("a report serialises")
 }
 
 /// Debian's Chromium, or `None` (and a message) when it is not installed.

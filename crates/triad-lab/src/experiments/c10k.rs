@@ -15,14 +15,18 @@ use triad::Mode;
 use triad::workloads::async_sleep_ms;
 
 use super::cost_support::{
-    Checks, SideBySide, count_of, labelled, read_memory, reset_peak, run_in_fresh_worker,
-    shortfall_note, spawn_threads,
+    SideBySide, Started, count_of, in_fresh_workers, labelled, read_memory, reset_peak,
+    spawn_threads,
 };
 use crate::error::LabError;
-use crate::experiment::{Context, Experiment};
-use crate::python::PythonOutput;
-use crate::results::{ExperimentReport, Implementation, Measurement, Table};
+use crate::experiment::{About, ByScale, Experiment, Judgement};
+use crate::findings::Findings;
+use crate::names::names;
+use crate::plan::{Bench, Measured, Plan, Series};
+use crate::python::Baseline;
+use crate::results::{Implementation, Table};
 use crate::stats::{format_bytes, format_seconds, format_with_spread};
+use crate::verdict::Checks;
 
 /// The `c10k` experiment.
 #[derive(Debug)]
@@ -136,102 +140,139 @@ fn thread_waits(count: u64) -> (u64, Option<String>) {
     (reached, stopped)
 }
 
-const TIME: &str = "total time";
-const PEAK: &str = "peak memory growth";
-const PY_ASYNCIO: &str = "asyncio coroutines";
-
-impl Experiment for C10k {
-    fn id(&self) -> &'static str {
-        "c10k"
-    }
-
-    fn title(&self) -> &'static str {
-        "10,000 concurrent waits of 100 ms: time and memory"
-    }
-
-    fn seed_section(&self) -> &'static str {
-        "6.4.2"
-    }
-
-    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
-        let count: u64 = ctx.pick(200, 10_000, 10_000);
-        let mut plan = vec![
-            (Waiters::TokioTasks, count, ctx.pick(2, 3, 7)),
-            (Waiters::TriadAsync, count, ctx.pick(2, 3, 7)),
-            (Waiters::Threads, count, ctx.pick(1, 1, 3)),
-        ];
-        let million = ctx.scale() == crate::experiment::Scale::Full;
-        if million {
-            plan.push((Waiters::TokioTasks, 1_000_000, 2));
-            plan.push((Waiters::TriadAsync, 1_000_000, 2));
-        }
-        let total = plan.iter().map(|(_, _, reps)| *reps as u64).sum::<u64>() + 1;
-        let mut done = 0;
-        let mut notes = Vec::new();
-        let mut measurements = Vec::new();
-        for (waiters, count, repetitions) in plan {
-            let mut seconds = Vec::new();
-            let mut peaks = Vec::new();
-            let mut reached = count;
-            for _ in 0..repetitions {
-                let waited = run_in_fresh_worker(
-                    wait_together,
-                    Crowd { waiters, count },
-                    "a crowd of waits",
-                )?;
-                if let Some(why) = &waited.stopped {
-                    notes.push(shortfall_note(waiters.label(), count, waited.reached, why));
-                }
-                reached = reached.min(waited.reached);
-                seconds.push(waited.seconds);
-                peaks.push(waited.peak_growth as f64);
-                done += 1;
-                ctx.progress(done, total);
-            }
-            for (what, unit, samples) in [(TIME, "s", seconds), (PEAK, "bytes", peaks)] {
-                measurements.push(
-                    Measurement::new(
-                        labelled(waiters.label(), what),
-                        Implementation::Rust,
-                        unit,
-                        samples,
-                    )
-                    .param("count", reached),
-                );
-            }
-        }
-        let python_counts = if million {
-            format!("{count},1000000")
-        } else {
-            count.to_string()
-        };
-        let python = ctx.python(
-            "c10k",
-            include_str!("../../python/c10k.py"),
-            &[python_counts, ctx.pick(2, 3, 5).to_string()],
-        )?;
-        ctx.progress(total, total);
-        Ok(report(count, measurements, python, notes))
+names! {
+    /// What is read of a run: the rest of the measurement names (after `waiters: `).
+    enum Quantity {
+        Time => "total time",
+        Peak => "peak memory growth",
     }
 }
 
-fn report(
+/// The CPython waiters (`python/c10k.py`).
+const PY_ASYNCIO: &str = "asyncio coroutines";
+
+/// Sizes by scale.
+#[derive(Debug)]
+struct Sizes {
+    /// The seed's 10,000 waits (fewer for tests).
     count: u64,
-    mut measurements: Vec<Measurement>,
-    python: Option<PythonOutput>,
-    mut notes: Vec<String>,
-) -> ExperimentReport {
-    let python = crate::python::measurements_and_notes(python, &mut notes);
-    let all: Vec<Measurement> = measurements.iter().chain(&python).cloned().collect();
-    let labels = [
-        Waiters::TokioTasks.label(),
-        Waiters::TriadAsync.label(),
-        Waiters::Threads.label(),
-        PY_ASYNCIO,
+    /// Runs of the coroutines, each in a fresh worker.
+    coroutine_runs: usize,
+    /// Runs of the threads.
+    thread_runs: usize,
+    /// Whether the coroutines also wait a million at once (twice).
+    million: bool,
+    python_runs: usize,
+}
+
+const SIZES: ByScale<Sizes> = ByScale::new(
+    Sizes {
+        count: 200,
+        coroutine_runs: 2,
+        thread_runs: 1,
+        million: false,
+        python_runs: 2,
+    },
+    Sizes {
+        count: 10_000,
+        coroutine_runs: 3,
+        thread_runs: 1,
+        million: false,
+        python_runs: 3,
+    },
+    Sizes {
+        count: 10_000,
+        coroutine_runs: 7,
+        thread_runs: 3,
+        million: true,
+        python_runs: 5,
+    },
+);
+
+impl Started for Waited {
+    fn reached(&self) -> u64 {
+        self.reached
+    }
+
+    fn stopped(&self) -> Option<&str> {
+        self.stopped.as_deref()
+    }
+}
+
+/// `runs` runs of `count` waits by `waiters`, each in a fresh worker: total time and peak
+/// memory growth.
+fn crowds(waiters: Waiters, count: u64, runs: usize) -> Series<'static> {
+    let crowd = Crowd { waiters, count };
+    in_fresh_workers(
+        waiters.label(),
+        count,
+        runs,
+        (wait_together, crowd, "a crowd of waits"),
+        [
+            (Quantity::Time.name(), "s", |w: &Waited| w.seconds),
+            (Quantity::Peak.name(), "bytes", |w: &Waited| {
+                w.peak_growth as f64
+            }),
+        ],
+    )
+}
+
+impl Experiment for C10k {
+    fn about(&self) -> About {
+        About {
+            id: "c10k",
+            title: "10,000 concurrent waits of 100 ms: time and memory",
+            seed_section: "6.4.2",
+        }
+    }
+
+    fn measure(&self, bench: Bench<'_>) -> Result<Measured, LabError> {
+        let sizes = SIZES.at(bench.scale());
+        let count = sizes.count;
+        let mut plan = Plan::new();
+        plan.series(crowds(Waiters::TokioTasks, count, sizes.coroutine_runs));
+        plan.series(crowds(Waiters::TriadAsync, count, sizes.coroutine_runs));
+        plan.series(crowds(Waiters::Threads, count, sizes.thread_runs));
+        let mut python_counts = vec![count];
+        if sizes.million {
+            plan.series(crowds(Waiters::TokioTasks, 1_000_000, 2));
+            plan.series(crowds(Waiters::TriadAsync, 1_000_000, 2));
+            python_counts.push(1_000_000);
+        }
+        let python_counts: Vec<String> = python_counts.iter().map(u64::to_string).collect();
+        plan.python(Baseline::new(
+            "c10k",
+            include_str!("../../python/c10k.py"),
+            [python_counts.join(","), sizes.python_runs.to_string()],
+        ));
+        bench.run(plan)
+    }
+
+    fn judge(&self, findings: &Findings<'_>) -> Judgement {
+        judge(findings)
+    }
+}
+
+fn judge(found: &Findings<'_>) -> Judgement {
+    let count = SIZES.at(found.scale()).count;
+    let waiters = [
+        (Waiters::TokioTasks.label(), Implementation::Rust),
+        (Waiters::TriadAsync.label(), Implementation::Rust),
+        (Waiters::Threads.label(), Implementation::Rust),
+        (PY_ASYNCIO, Implementation::Python),
     ];
-    let find = |label: &str, what: &str, count: u64| {
-        all.iter()
-            .find(|m| m.name == labelled(label, what) && count_of(m) == count)
+    let implementation_of = |label: &str| {
+        waiters
+            .iter()
+            .find(|(l, _)| *l == label)
+            .map_or(Implementation::Rust, |(_, implementation)| *implementation)
+    };
+    let find = |label: &str, quantity: Quantity, count: u64| {
+        found.get(
+            implementation_of(label),
+            &labelled(label, quantity.name()),
+            &[("count", count.into())],
+        )
     };
 
     let mut table = Table::new([
@@ -244,10 +285,10 @@ fn report(
     ]);
     let mut time_bars = SideBySide::new();
     let mut memory_bars = SideBySide::new();
-    for label in labels {
-        for time in all.iter().filter(|m| m.name == labelled(label, TIME)) {
+    for (label, implementation) in waiters {
+        for time in found.every(implementation, &labelled(label, Quantity::Time.name())) {
             let count = count_of(time);
-            let peak = find(label, PEAK, count);
+            let peak = find(label, Quantity::Peak, count);
             let overhead = time.median() - WAIT_MS as f64 / 1000.0;
             table.row([
                 label.to_owned(),
@@ -276,13 +317,13 @@ fn report(
     let mut about_a_tenth = Checks::default();
     let mut twenty_mb = Checks::default();
     for label in coroutines {
-        if let Some(time) = find(label, TIME, count) {
+        if let Some(time) = find(label, Quantity::Time, count) {
             about_a_tenth.check(
                 format!("{label} × {count}: {}", format_seconds(time.median())),
                 time.median() <= 0.15,
             );
         }
-        if let Some(peak) = find(label, PEAK, count) {
+        if let Some(peak) = find(label, Quantity::Peak, count) {
             twenty_mb.check(
                 format!("{label} × {count}: {}", format_bytes(peak.median())),
                 (10e6..=40e6).contains(&peak.median()),
@@ -301,16 +342,17 @@ fn report(
     let mut cheaper = Checks::default();
     let threads = Waiters::Threads.label();
     for label in [Waiters::TokioTasks.label(), Waiters::TriadAsync.label()] {
-        for (what, format) in [
-            (TIME, format_seconds as fn(f64) -> String),
-            (PEAK, format_bytes),
+        for (quantity, format) in [
+            (Quantity::Time, format_seconds as fn(f64) -> String),
+            (Quantity::Peak, format_bytes),
         ] {
             if let (Some(task), Some(thread)) =
-                (find(label, what, count), find(threads, what, count))
+                (find(label, quantity, count), find(threads, quantity, count))
             {
                 cheaper.check(
                     format!(
-                        "{what}: {label} {} vs {threads} {}",
+                        "{}: {label} {} vs {threads} {}",
+                        quantity.name(),
                         format(task.median()),
                         format(thread.median())
                     ),
@@ -324,13 +366,7 @@ fn report(
         "为什么协程能处理大规模并发",
     ));
 
-    notes.push(
-        "Peak memory growth is VmHWM after the run minus VmRSS before it, in a process used \
-         for nothing else; it includes the runtime's own start (a few hundred KiB)."
-            .to_owned(),
-    );
-    measurements.extend(python);
-    ExperimentReport {
+    Judgement {
         method: format!(
             "{count} waits of {WAIT_MS} ms started at once, each run in a fresh process \
              (Rust: a triad fork-server worker; CPython: a forked child). tokio tasks: \
@@ -341,7 +377,6 @@ fn report(
              or first thread starts to the last wait's end. Memory: peak resident (VmHWM, \
              reset through /proc/self/clear_refs) minus resident at the start."
         ),
-        measurements,
         table,
         charts: vec![
             time_bars.chart(
@@ -352,8 +387,11 @@ fn report(
             memory_bars.chart("Peak memory they add", "waiters", "bytes"),
         ],
         verdicts,
-        notes,
-        ..Default::default()
+        notes: vec![
+            "Peak memory growth is VmHWM after the run minus VmRSS before it, in a process \
+             used for nothing else; it includes the runtime's own start (a few hundred KiB)."
+                .to_owned(),
+        ],
     }
 }
 

@@ -1,19 +1,17 @@
 //! What the cost experiments (`switch-cost`, `spawn-cost`, `memory-per-unit`, `c10k`) share:
 //! the process's memory as `/proc/self/status` tells it, a fresh worker process for each
-//! measurement that must not inherit another's heap, claims judged against every
-//! implementation measured (all agree: confirmed, none: refuted, some: depends), and a bar
-//! chart of Rust's and CPython's medians side by side.
+//! measurement that must not inherit another's heap, threads started up to what the system
+//! allows, table cells, and a bar chart of Rust's and CPython's medians side by side.
 
 use std::io;
 use std::thread::JoinHandle;
 
 use triad::{ProcessPool, StartMethod, Task};
 
-use super::findings;
 use crate::error::LabError;
-use crate::results::{
-    Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale, Series, Verdict,
-};
+use crate::plan::{Repeat, Series as Runs};
+use crate::procfs::kib_field;
+use crate::results::{Chart, ChartKind, Implementation, Measurement, Point, Scale, Series};
 use crate::stats::format_with_spread;
 
 /// This process's memory, in bytes, from `/proc/self/status`.
@@ -41,16 +39,7 @@ pub(crate) fn reset_peak() -> io::Result<()> {
 }
 
 fn parse_status(status: &str) -> Option<Memory> {
-    let field = |name: &str| -> Option<u64> {
-        let line = status.lines().find_map(|line| line.strip_prefix(name))?;
-        let kib: u64 = line
-            .trim_start_matches(':')
-            .split_whitespace()
-            .next()?
-            .parse()
-            .ok()?;
-        Some(kib * 1024)
-    };
+    let field = |name: &str| kib_field(status, name);
     Some(Memory {
         resident: field("VmRSS")?,
         reserved: field("VmSize")?,
@@ -79,6 +68,59 @@ where
     outcome
         .map_err(|error| LabError::engine(what, error))?
         .map_err(|error| LabError::engine(what, error))
+}
+
+/// What a run in a fresh worker says of the units it was asked to start.
+pub(crate) trait Started {
+    /// How many it started (fewer than asked when the system refused more).
+    fn reached(&self) -> u64;
+    /// Why it started fewer than asked.
+    fn stopped(&self) -> Option<&str>;
+}
+
+/// A quantity read of every run: its name (after the units' label), its unit, and how to read
+/// it from a run's output.
+pub(crate) type Reading<O> = (&'static str, &'static str, fn(&O) -> f64);
+
+/// `runs` runs of `task` on `input`, each in a fresh worker ([`run_in_fresh_worker`]; `what`
+/// names the job in errors), that start `count` units of `label`. For each `(quantity, unit,
+/// value)` of `readings`, a measurement `label: quantity` of `value` of every run, at the
+/// smallest count the runs reached; a run that started fewer than asked leaves a note.
+pub(crate) fn in_fresh_workers<T, O, const N: usize>(
+    label: &'static str,
+    count: u64,
+    runs: usize,
+    (task, input, what): (T, T::Input, &'static str),
+    readings: [Reading<O>; N],
+) -> Runs<'static>
+where
+    T: Task<Output = Result<O, String>> + Copy + 'static,
+    T::Input: Clone + 'static,
+    O: Started + 'static,
+{
+    Runs::new(
+        Repeat::new(0, runs),
+        move || run_in_fresh_worker(task, input.clone(), what),
+        move |outputs: Vec<O>, measured| {
+            let reached = outputs.iter().map(O::reached).min().unwrap_or(count);
+            for output in &outputs {
+                if let Some(why) = output.stopped() {
+                    measured.note(shortfall_note(label, count, output.reached(), why));
+                }
+            }
+            for (quantity, unit, value) in readings {
+                measured.measurement(
+                    Measurement::new(
+                        labelled(label, quantity),
+                        Implementation::Rust,
+                        unit,
+                        outputs.iter().map(value).collect(),
+                    )
+                    .param("count", reached),
+                );
+            }
+        },
+    )
 }
 
 /// The name of a measurement of `what` for `unit`, such as `tokio task: resident per unit`.
@@ -110,7 +152,10 @@ where
     for _ in 0..count {
         let mut builder = std::thread::Builder::new();
         if let Some(bytes) = stack {
-            builder = builder.stack_size(bytes as usize);
+            match usize::try_from(bytes) {
+                Ok(bytes) => builder = builder.stack_size(bytes),
+                Err(_) => return (threads, Some(format!("a stack of {bytes} bytes"))),
+            }
         }
         match builder.spawn(make()) {
             Ok(thread) => threads.push(thread),
@@ -124,54 +169,8 @@ where
 }
 
 /// The note for a run that started `reached` of the `asked` units of `label`, and why.
-pub(crate) fn shortfall_note(label: &str, asked: u64, reached: u64, why: &str) -> String {
+fn shortfall_note(label: &str, asked: u64, reached: u64, why: &str) -> String {
     format!("{label}: only {reached} of {asked} started ({why}).")
-}
-
-/// A claim checked against each implementation (or variant) measured: confirmed when every
-/// check holds, refuted when none does, depends when some do.
-#[derive(Debug, Default)]
-pub(crate) struct Checks {
-    items: Vec<(String, bool)>,
-}
-
-impl Checks {
-    /// Adds one check: what was measured (with its value) and whether the claim holds for it.
-    pub(crate) fn check(&mut self, measured: impl Into<String>, holds: bool) {
-        self.items.push((measured.into(), holds));
-    }
-
-    /// Confirmed, refuted or depends, as the checks say (depends when there are none).
-    pub(crate) fn outcome(&self) -> Outcome {
-        Outcome::from_checks(self.items.iter().map(|(_, holds)| *holds))
-    }
-
-    /// Every check, with whether the claim holds for it.
-    pub(crate) fn evidence(&self) -> String {
-        if self.items.is_empty() {
-            return "nothing was measured".to_owned();
-        }
-        self.items
-            .iter()
-            .map(|(measured, holds)| {
-                format!(
-                    "{measured} ({})",
-                    if *holds { "agrees" } else { "disagrees" }
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    /// The verdict on `claim` (the seed's words: `quote`).
-    pub(crate) fn verdict(&self, claim: &str, quote: &str) -> Verdict {
-        Verdict {
-            claim: claim.to_owned(),
-            quote: quote.to_owned(),
-            outcome: self.outcome(),
-            evidence: self.evidence(),
-        }
-    }
 }
 
 /// A table cell: the median with its spread, or a dash when nothing was measured.
@@ -204,8 +203,8 @@ pub(crate) struct SideBySide {
 
 impl SideBySide {
     pub(crate) fn new() -> Self {
-        let series = |implementation| Series {
-            label: findings::name(implementation).into(),
+        let series = |implementation: Implementation| Series {
+            label: implementation.label().into(),
             points: Vec::new(),
         };
         SideBySide {
@@ -271,20 +270,6 @@ mod tests {
         let memory = read_memory().unwrap();
         assert!(memory.resident > 0 && memory.reserved >= memory.resident);
         assert!(memory.peak_resident >= memory.resident);
-    }
-
-    #[test]
-    fn checks_give_the_outcome_of_all_none_or_some() {
-        let mut checks = Checks::default();
-        assert_eq!(checks.outcome(), Outcome::Depends);
-        checks.check("a 1 µs", true);
-        assert_eq!(checks.outcome(), Outcome::Confirmed);
-        checks.check("b 9 µs", false);
-        assert_eq!(checks.outcome(), Outcome::Depends);
-        assert_eq!(checks.evidence(), "a 1 µs (agrees); b 9 µs (disagrees)");
-        let mut none = Checks::default();
-        none.check("c", false);
-        assert_eq!(none.verdict("claim", "quote").outcome, Outcome::Refuted);
     }
 
     #[test]

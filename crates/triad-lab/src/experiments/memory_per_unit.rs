@@ -17,15 +17,19 @@ use std::sync::{Arc, Condvar, Mutex};
 use serde::{Deserialize, Serialize};
 
 use super::cost_support::{
-    Checks, count_of, labelled, read_memory, run_in_fresh_worker, shortfall_note, spawn_threads,
+    Started, count_of, in_fresh_workers, labelled, read_memory, spawn_threads,
 };
 use crate::error::LabError;
-use crate::experiment::{Context, Experiment};
-use crate::python::PythonOutput;
+use crate::experiment::{About, ByScale, Experiment, Judgement};
+use crate::findings::Findings;
+use crate::names::names;
+use crate::plan::{Bench, Measured, Plan, Series};
+use crate::python::Baseline;
 use crate::results::{
-    Chart, ChartKind, ExperimentReport, Implementation, Measurement, Point, Scale, Series, Table,
+    Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale, Series as Line, Table,
 };
 use crate::stats::{format_bytes, format_with_spread};
+use crate::verdict::{Checks, verdict};
 
 /// The `memory-per-unit` experiment.
 #[derive(Debug)]
@@ -267,194 +271,265 @@ fn pthread_default_stack() -> u64 {
         .unwrap_or(SEED_STACK)
 }
 
-/// One kind of unit measured at several counts, with the names its measurements carry.
-#[derive(Debug, Clone, Copy)]
-struct Kind {
-    units: Units,
-    label: &'static str,
+names! {
+    /// What holds the memory: Rust's units, then CPython's (`python/memory_per_unit.py`).
+    enum Unit {
+        SeedStackThread => "Rust thread, 8 MiB stack",
+        DefaultStackThread => "Rust thread, Rust's default stack",
+        TokioTask => "tokio task",
+        PyThread => "CPython thread, default stack",
+        PyTask => "asyncio task",
+    }
 }
 
-const RUST_KINDS: [Kind; 3] = [
-    Kind {
-        units: Units::Threads {
-            stack: Some(SEED_STACK),
-        },
-        label: "Rust thread, 8 MiB stack",
+names! {
+    /// What is read of each unit: the rest of the measurement names.
+    enum Quantity {
+        Resident => "resident per unit",
+        Reserved => "reserved per unit",
+    }
+}
+
+/// The measurement of glibc's default thread stack here.
+const DEFAULT_STACK: &str = "glibc default thread stack (ulimit -s)";
+
+impl Unit {
+    /// Who measures it.
+    fn implementation(self) -> Implementation {
+        match self {
+            Unit::PyThread | Unit::PyTask => Implementation::Python,
+            _ => Implementation::Rust,
+        }
+    }
+
+    /// The name of its measurement of `quantity`.
+    fn measurement(self, quantity: Quantity) -> String {
+        labelled(self.name(), quantity.name())
+    }
+}
+
+/// Sizes by scale.
+#[derive(Debug)]
+struct Sizes {
+    /// Thread counts (capped below the machine's limits).
+    threads: &'static [u64],
+    /// Whether Rust's default stack is measured at every thread count, or the first only.
+    default_stack_at_every_count: bool,
+    tasks: &'static [u64],
+    /// Repetitions of up to 1,000 threads, and of more.
+    few_threads: usize,
+    many_threads: usize,
+    /// Repetitions of up to 10,000 tasks, of up to 100,000, and of more.
+    few_tasks: usize,
+    more_tasks: usize,
+    most_tasks: usize,
+    python_tasks: &'static [u64],
+    /// Whether CPython starts threads at every count, or the first only (it starts them slowly
+    /// when thousands exist: 10,000 take seconds).
+    python_threads_at_every_count: bool,
+    python_repetitions: usize,
+}
+
+// Readings repeat to the byte, while starting and joining 10,000 threads takes a second or
+// more here: the largest sizes run once outside full runs.
+const SIZES: ByScale<Sizes> = ByScale::new(
+    Sizes {
+        threads: &[50, 200],
+        default_stack_at_every_count: true,
+        tasks: &[1000, 10_000],
+        few_threads: 2,
+        many_threads: 1,
+        few_tasks: 2,
+        more_tasks: 1,
+        most_tasks: 1,
+        python_tasks: &[1000, 10_000],
+        python_threads_at_every_count: false,
+        python_repetitions: 2,
     },
-    Kind {
-        units: Units::Threads { stack: None },
-        label: "Rust thread, Rust's default stack",
+    Sizes {
+        threads: &[1000, 10_000],
+        default_stack_at_every_count: false,
+        tasks: &[10_000, 100_000, 1_000_000],
+        few_threads: 2,
+        many_threads: 1,
+        few_tasks: 2,
+        more_tasks: 1,
+        most_tasks: 1,
+        python_tasks: &[10_000, 100_000],
+        python_threads_at_every_count: false,
+        python_repetitions: 2,
     },
-    Kind {
-        units: Units::Tasks,
-        label: "tokio task",
+    Sizes {
+        threads: &[1000, 10_000],
+        default_stack_at_every_count: true,
+        tasks: &[10_000, 100_000, 1_000_000],
+        few_threads: 5,
+        many_threads: 3,
+        few_tasks: 7,
+        more_tasks: 5,
+        most_tasks: 3,
+        python_tasks: &[10_000, 100_000, 1_000_000],
+        python_threads_at_every_count: true,
+        python_repetitions: 5,
     },
-];
-const PY_THREAD: &str = "CPython thread, default stack";
-const PY_TASK: &str = "asyncio task";
-const RESIDENT: &str = "resident per unit";
-const RESERVED: &str = "reserved per unit";
+);
+
+impl Sizes {
+    /// How many fresh workers measure `count` of `units` (each reading is one sample).
+    fn repetitions(&self, units: Units, count: u64) -> usize {
+        match (units, count) {
+            (Units::Threads { .. }, 0..=1000) => self.few_threads,
+            (Units::Threads { .. }, _) => self.many_threads,
+            (Units::Tasks, 0..=10_000) => self.few_tasks,
+            (Units::Tasks, 10_001..=100_000) => self.more_tasks,
+            (Units::Tasks, _) => self.most_tasks,
+        }
+    }
+}
+
+/// Counts as a comma-separated list, for the CPython script and the method.
+fn joined(counts: &[u64]) -> String {
+    counts
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+impl Held {
+    /// `bytes` shared out over the units held.
+    fn per_unit(&self, bytes: u64) -> f64 {
+        bytes as f64 / self.reached.max(1) as f64
+    }
+}
+
+impl Started for Held {
+    fn reached(&self) -> u64 {
+        self.reached
+    }
+
+    fn stopped(&self) -> Option<&str> {
+        self.stopped.as_deref()
+    }
+}
+
+/// The series of `count` units of `units`, each reading from a fresh worker: resident and
+/// reserved bytes per unit.
+fn probes(unit: Unit, units: Units, count: u64, repetitions: usize) -> Series<'static> {
+    in_fresh_workers(
+        unit.name(),
+        count,
+        repetitions,
+        (hold_units, Probe { units, count }, "a memory probe"),
+        [
+            (Quantity::Resident.name(), "bytes", |h: &Held| {
+                h.per_unit(h.resident)
+            }),
+            (Quantity::Reserved.name(), "bytes", |h: &Held| {
+                h.per_unit(h.reserved)
+            }),
+        ],
+    )
+}
 
 impl Experiment for MemoryPerUnit {
-    fn id(&self) -> &'static str {
-        "memory-per-unit"
-    }
-
-    fn title(&self) -> &'static str {
-        "Memory per thread and per coroutine, resident and reserved"
-    }
-
-    fn seed_section(&self) -> &'static str {
-        "6.4.2"
-    }
-
-    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
-        let room = thread_room();
-        let wanted_threads: Vec<u64> =
-            ctx.pick(vec![50, 200], vec![1000, 10_000], vec![1000, 10_000]);
-        let thread_counts: Vec<u64> = wanted_threads.iter().map(|&n| n.min(room.cap)).collect();
-        let task_counts: Vec<u64> = ctx.pick(
-            vec![1000, 10_000],
-            vec![10_000, 100_000, 1_000_000],
-            vec![10_000, 100_000, 1_000_000],
-        );
-        // Readings repeat to the byte, while starting and joining 10,000 threads takes a
-        // second or more here: the largest sizes run once outside full runs, and quick runs
-        // measure Rust's default stack at the first thread count only.
-        let default_stack_counts = ctx.pick(
-            thread_counts.clone(),
-            thread_counts[..1].to_vec(),
-            thread_counts.clone(),
-        );
-        let mut plan = Vec::new();
-        for kind in RUST_KINDS {
-            let counts = match kind.units {
-                Units::Threads { stack: Some(_) } => &thread_counts,
-                Units::Threads { stack: None } => &default_stack_counts,
-                Units::Tasks => &task_counts,
-            };
-            for &count in counts {
-                let repetitions = match (kind.units, count) {
-                    (Units::Threads { .. }, 0..=1000) => ctx.pick(2, 2, 5),
-                    (Units::Threads { .. }, _) => ctx.pick(1, 1, 3),
-                    (Units::Tasks, 0..=10_000) => ctx.pick(2, 2, 7),
-                    (Units::Tasks, 10_001..=100_000) => ctx.pick(1, 1, 5),
-                    (Units::Tasks, _) => ctx.pick(1, 1, 3),
-                };
-                plan.push((kind, count, repetitions));
-            }
+    fn about(&self) -> About {
+        About {
+            id: "memory-per-unit",
+            title: "Memory per thread and per coroutine, resident and reserved",
+            seed_section: "6.4.2",
         }
-        let total = plan.iter().map(|(_, _, reps)| *reps as u64).sum::<u64>() + 1;
-        let mut done = 0;
-        let mut notes = Vec::new();
-        if thread_counts != wanted_threads {
-            notes.push(format!(
+    }
+
+    fn measure(&self, bench: Bench<'_>) -> Result<Measured, LabError> {
+        let sizes = SIZES.at(bench.scale());
+        let room = thread_room();
+        let thread_counts: Vec<u64> = sizes.threads.iter().map(|&n| n.min(room.cap)).collect();
+        let first_count = &thread_counts[..1];
+        let default_stack_counts = if sizes.default_stack_at_every_count {
+            &thread_counts[..]
+        } else {
+            first_count
+        };
+        let mut plan = Plan::new();
+        if thread_counts != sizes.threads {
+            plan.note(format!(
                 "Thread counts were capped at {} by this machine's limits ({}).",
                 room.cap, room.description
             ));
         }
-        let mut measurements = Vec::new();
-        for (kind, count, reps) in plan {
-            let mut resident = Vec::new();
-            let mut reserved = Vec::new();
-            let mut reached = count;
-            for _ in 0..reps {
-                let probe = Probe {
-                    units: kind.units,
-                    count,
-                };
-                let held = run_in_fresh_worker(hold_units, probe, "a memory probe")?;
-                if let Some(why) = &held.stopped {
-                    notes.push(shortfall_note(kind.label, count, held.reached, why));
-                }
-                reached = reached.min(held.reached);
-                resident.push(held.resident as f64 / held.reached.max(1) as f64);
-                reserved.push(held.reserved as f64 / held.reached.max(1) as f64);
-                done += 1;
-                ctx.progress(done, total);
-            }
-            for (what, samples) in [(RESIDENT, resident), (RESERVED, reserved)] {
-                measurements.push(
-                    Measurement::new(
-                        labelled(kind.label, what),
-                        Implementation::Rust,
-                        "bytes",
-                        samples,
-                    )
-                    .param("count", reached),
-                );
+        for (unit, units, counts) in [
+            (
+                Unit::SeedStackThread,
+                Units::Threads {
+                    stack: Some(SEED_STACK),
+                },
+                &thread_counts[..],
+            ),
+            (
+                Unit::DefaultStackThread,
+                Units::Threads { stack: None },
+                default_stack_counts,
+            ),
+            (Unit::TokioTask, Units::Tasks, sizes.tasks),
+        ] {
+            for &count in counts {
+                plan.series(probes(unit, units, count, sizes.repetitions(units, count)));
             }
         }
-
-        let join = |counts: &[u64]| {
-            counts
-                .iter()
-                .map(u64::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
+        plan.step(|measured| {
+            measured.measurement(Measurement::new(
+                DEFAULT_STACK,
+                Implementation::Rust,
+                "bytes",
+                vec![pthread_default_stack() as f64],
+            ));
+            Ok(())
+        });
+        let python_thread_counts = if sizes.python_threads_at_every_count {
+            &thread_counts[..]
+        } else {
+            first_count
         };
-        let python_task_counts: Vec<u64> = ctx.pick(
-            vec![1000, 10_000],
-            vec![10_000, 100_000],
-            vec![10_000, 100_000, 1_000_000],
-        );
-        // CPython starts threads slowly when thousands exist (10,000 take seconds), so quick
-        // runs measure 1,000 of them.
-        let python_thread_counts: Vec<u64> = ctx.pick(
-            thread_counts[..1].to_vec(),
-            thread_counts[..1].to_vec(),
-            thread_counts.clone(),
-        );
-        let python = ctx.python(
+        plan.python(Baseline::new(
             "memory_per_unit",
             include_str!("../../python/memory_per_unit.py"),
-            &[
-                join(&python_thread_counts),
-                join(&python_task_counts),
-                ctx.pick(2, 2, 5).to_string(),
+            [
+                joined(python_thread_counts),
+                joined(sizes.python_tasks),
+                sizes.python_repetitions.to_string(),
             ],
-        )?;
-        ctx.progress(total, total);
-        let sizes = format!(
-            "Counts: Rust threads {} with 8 MiB stacks and {} with Rust's default, tokio tasks \
-             {}, CPython threads {}, asyncio tasks {}. Repetitions: {} per size up to 1,000 \
-             threads or 10,000 tasks, fewer above (the readings repeat to the byte).",
-            join(&thread_counts),
-            join(&default_stack_counts),
-            join(&task_counts),
-            join(&python_thread_counts),
-            join(&python_task_counts),
-            ctx.pick(2, 2, 5),
-        );
-        Ok(report(measurements, python, notes, &room, &sizes))
+        ));
+        plan.note(format!(
+            "Limits on threads here: {}. A thread's reserved stack costs address space, not \
+             RAM: only the pages it touches become resident.",
+            room.description
+        ));
+        bench.run(plan)
+    }
+
+    fn judge(&self, findings: &Findings<'_>) -> Judgement {
+        judge(findings)
     }
 }
 
-/// The measurement of `label`'s `what` at the largest count measured.
-fn largest<'a>(set: &'a [Measurement], label: &str, what: &str) -> Option<&'a Measurement> {
-    let name = labelled(label, what);
-    set.iter()
-        .filter(|m| m.name == name)
-        .max_by_key(|m| m.params.get("count").and_then(|c| c.as_u64()))
+/// The counts `unit` was measured at.
+fn counts(found: &Findings<'_>, unit: Unit) -> Vec<u64> {
+    found
+        .every(unit.implementation(), &unit.measurement(Quantity::Resident))
+        .map(count_of)
+        .collect()
 }
 
-fn report(
-    mut measurements: Vec<Measurement>,
-    python: Option<PythonOutput>,
-    mut notes: Vec<String>,
-    room: &ThreadRoom,
-    sizes: &str,
-) -> ExperimentReport {
-    let python = crate::python::measurements_and_notes(python, &mut notes);
-    let all: Vec<Measurement> = measurements.iter().chain(&python).cloned().collect();
-    let labels = [
-        RUST_KINDS[0].label,
-        RUST_KINDS[1].label,
-        RUST_KINDS[2].label,
-        PY_THREAD,
-        PY_TASK,
-    ];
+/// The measurement of `unit`'s `quantity` at the largest count measured.
+fn largest<'a>(found: &Findings<'a>, unit: Unit, quantity: Quantity) -> Option<&'a Measurement> {
+    found
+        .every(unit.implementation(), &unit.measurement(quantity))
+        .max_by_key(|m| count_of(m))
+}
 
+fn judge(found: &Findings<'_>) -> Judgement {
+    let sizes = SIZES.at(found.scale());
     let mut table = Table::new([
         "unit",
         "count",
@@ -464,16 +539,19 @@ fn report(
     ]);
     let mut resident_chart = Vec::new();
     let mut reserved_chart = Vec::new();
-    for label in labels {
+    for &unit in Unit::ALL {
         let mut resident_points = Vec::new();
         let mut reserved_points = Vec::new();
-        for resident in all.iter().filter(|m| m.name == labelled(label, RESIDENT)) {
+        let implementation = unit.implementation();
+        for resident in found.every(implementation, &unit.measurement(Quantity::Resident)) {
             let count = count_of(resident);
-            let reserved = all
-                .iter()
-                .find(|m| m.name == labelled(label, RESERVED) && count_of(m) == count);
+            let reserved = found.get(
+                implementation,
+                &unit.measurement(Quantity::Reserved),
+                &[("count", count.into())],
+            );
             table.row([
-                label.to_owned(),
+                unit.name().to_owned(),
                 count.to_string(),
                 format_with_spread(&resident.summary, format_bytes),
                 reserved.map_or("—".to_owned(), |m| {
@@ -486,23 +564,24 @@ fn report(
                 reserved_points.push(Point::from_summary(count as f64, &m.summary));
             }
         }
-        resident_chart.push(Series {
-            label: label.to_owned(),
+        resident_chart.push(Line {
+            label: unit.name().to_owned(),
             points: resident_points,
         });
-        reserved_chart.push(Series {
-            label: label.to_owned(),
+        reserved_chart.push(Line {
+            label: unit.name().to_owned(),
             points: reserved_points,
         });
     }
 
     let mut verdicts = Vec::new();
     let mut two_kb = Checks::default();
-    for label in [RUST_KINDS[2].label, PY_TASK] {
-        if let Some(m) = largest(&all, label, RESIDENT) {
+    for unit in [Unit::TokioTask, Unit::PyTask] {
+        if let Some(m) = largest(found, unit, Quantity::Resident) {
             two_kb.check(
                 format!(
-                    "{label}, {} of them: {} resident each",
+                    "{}, {} of them: {} resident each",
+                    unit.name(),
                     count_of(m),
                     format_bytes(m.median())
                 ),
@@ -519,16 +598,17 @@ fn report(
     let mut reserved_holds = Vec::new();
     let mut resident_holds = Vec::new();
     let mut evidence = Vec::new();
-    for label in [RUST_KINDS[0].label, PY_THREAD] {
+    for unit in [Unit::SeedStackThread, Unit::PyThread] {
         if let (Some(resident), Some(reserved)) = (
-            largest(&all, label, RESIDENT),
-            largest(&all, label, RESERVED),
+            largest(found, unit, Quantity::Resident),
+            largest(found, unit, Quantity::Reserved),
         ) {
             let count = count_of(resident) as f64;
             reserved_holds.push(near_eight_mib(reserved.median()));
             resident_holds.push(near_eight_mib(resident.median()));
             evidence.push(format!(
-                "{label}, {count} of them: {} reserved ({} each), {} resident ({} each)",
+                "{}, {count} of them: {} reserved ({} each), {} resident ({} each)",
+                unit.name(),
                 format_bytes(reserved.median() * count),
                 format_bytes(reserved.median()),
                 format_bytes(resident.median() * count),
@@ -537,32 +617,37 @@ fn report(
         }
     }
     let outcome = if !resident_holds.is_empty() && resident_holds.iter().all(|&h| h) {
-        crate::results::Outcome::Confirmed
+        Outcome::Confirmed
     } else if reserved_holds.iter().all(|&h| !h) {
-        crate::results::Outcome::Refuted
+        Outcome::Refuted
     } else {
-        crate::results::Outcome::Depends
+        Outcome::Depends
     };
-    verdicts.push(crate::results::Verdict {
-        claim: "A thread takes about 8 MB (its stack), so 10,000 threads need 80 GB.".to_owned(),
-        quote: "如果用线程,每个约8MB(线程栈),10000个需要80GB!".to_owned(),
+    verdicts.push(verdict(
+        "A thread takes about 8 MB (its stack), so 10,000 threads need 80 GB.",
+        "如果用线程,每个约8MB(线程栈),10000个需要80GB!",
         outcome,
-        evidence: evidence.join("; "),
-    });
+        evidence.join("; "),
+    ));
 
     let mut default_stack = Checks::default();
-    let glibc = pthread_default_stack();
-    default_stack.check(
-        format!(
-            "glibc's default thread stack here (ulimit -s): {}",
-            format_bytes(glibc as f64)
-        ),
-        glibc == SEED_STACK,
-    );
-    for label in [PY_THREAD, RUST_KINDS[1].label] {
-        if let Some(m) = largest(&all, label, RESERVED) {
+    if let Some(glibc) = found.get(Implementation::Rust, DEFAULT_STACK, &[]) {
+        default_stack.check(
+            format!(
+                "glibc's default thread stack here (ulimit -s): {}",
+                format_bytes(glibc.median())
+            ),
+            glibc.median() == SEED_STACK as f64,
+        );
+    }
+    for unit in [Unit::PyThread, Unit::DefaultStackThread] {
+        if let Some(m) = largest(found, unit, Quantity::Reserved) {
             default_stack.check(
-                format!("{label}: {} reserved each", format_bytes(m.median())),
+                format!(
+                    "{}: {} reserved each",
+                    unit.name(),
+                    format_bytes(m.median())
+                ),
                 near_eight_mib(m.median()),
             );
         }
@@ -572,28 +657,25 @@ fn report(
         "默认8MB(Linux)",
     ));
 
-    notes.push(format!(
-        "Limits on threads here: {}. A thread's reserved stack costs address space, not RAM: \
-         only the pages it touches become resident.",
-        room.description
-    ));
-    notes.push(
-        "Reserved per thread is above the stack size at small counts: the first threads that \
-         allocate get glibc malloc arenas of their own (64 MiB of address space each, up to \
-         8 per core), shared out over fewer threads."
-            .to_owned(),
-    );
-    measurements.extend(python);
-    ExperimentReport {
+    let counted = |unit| joined(&counts(found, unit));
+    Judgement {
         method: format!(
             "Each measurement runs in a fresh worker process (Rust: a triad fork-server \
              worker; CPython: a forked child): it reads VmRSS (resident) and VmSize (reserved) \
              from /proc/self/status, starts N units that park (threads on a condition \
              variable, tokio tasks on a Notify, CPython threads and asyncio tasks on an \
              Event), waits until every one is parked, reads again, then releases and joins \
-             them. Per unit = growth ÷ N. {sizes}"
+             them. Per unit = growth ÷ N. Counts: Rust threads {} with 8 MiB stacks and {} \
+             with Rust's default, tokio tasks {}, CPython threads {}, asyncio tasks {}. \
+             Repetitions: {} per size up to 1,000 threads or 10,000 tasks, fewer above (the \
+             readings repeat to the byte).",
+            counted(Unit::SeedStackThread),
+            counted(Unit::DefaultStackThread),
+            counted(Unit::TokioTask),
+            counted(Unit::PyThread),
+            counted(Unit::PyTask),
+            sizes.few_threads,
         ),
-        measurements,
         table,
         charts: vec![
             Chart {
@@ -618,8 +700,12 @@ fn report(
             },
         ],
         verdicts,
-        notes,
-        ..Default::default()
+        notes: vec![
+            "Reserved per thread is above the stack size at small counts: the first threads \
+             that allocate get glibc malloc arenas of their own (64 MiB of address space each, \
+             up to 8 per core), shared out over fewer threads."
+                .to_owned(),
+        ],
     }
 }
 

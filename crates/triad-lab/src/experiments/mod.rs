@@ -6,7 +6,6 @@ mod c10k;
 mod cost_support;
 mod cpu_bound;
 mod event_loop;
-mod findings;
 mod fork_cow;
 mod gil;
 mod io_bound;

@@ -13,14 +13,17 @@
 use triad::workloads::{identity, spin_us};
 use triad::{ProcessPool, StartMethod};
 
-use super::findings::{self, Findings, outcome_by_threshold};
 use crate::error::LabError;
-use crate::experiment::{Context, Experiment};
+use crate::experiment::{About, ByScale, Experiment, Judgement};
+use crate::findings::Findings;
+use crate::names::names;
+use crate::plan::{Bench, Measured, Plan, Repeat, Series as Samples};
+use crate::python::Baseline;
 use crate::results::{
-    Chart, ChartKind, ExperimentReport, Implementation, Measurement, Point, Scale, Series, Table,
-    Verdict,
+    Chart, ChartKind, Implementation, Measurement, Point, Scale, Series, Table, Verdict,
 };
-use crate::stats::{Summary, format_seconds, format_with_spread, time_each};
+use crate::stats::{Summary, format_seconds, format_with_spread};
+use crate::verdict::{outcome_by_threshold, ratio, verdict};
 
 /// The explicit chunk sizes.
 const CHUNKS: [usize; 6] = [1, 4, 16, 64, 256, 1024];
@@ -38,21 +41,29 @@ const REUSE_MATTERS: f64 = 2.0;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct PoolChunking;
 
-/// The two workloads: measurement prefix, label, task count for a scale.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Workload {
-    Tiny,
-    Spin,
+names! {
+    /// The two workloads, by the prefix of their measurement names (`tiny/throughput`).
+    enum Workload {
+        Tiny => "tiny",
+        Spin => "spin",
+    }
 }
 
-impl Workload {
-    const ALL: [Workload; 2] = [Workload::Tiny, Workload::Spin];
+names! {
+    /// The one-worker pools of the reuse measurement: the `worker` parameter.
+    enum Worker {
+        Reused => "reused",
+        NewPerTask => "new-per-task",
+    }
+}
 
-    fn key(self) -> &'static str {
-        match self {
-            Workload::Tiny => "tiny",
-            Workload::Spin => "spin",
-        }
+/// The reuse measurement's name.
+const REUSE: &str = "reuse/per-task";
+
+impl Workload {
+    /// The name of its throughput measurement.
+    fn throughput(self) -> String {
+        format!("{}/throughput", self.name())
     }
 
     fn label(self) -> String {
@@ -92,12 +103,36 @@ impl Chunk {
     }
 }
 
+/// Sizes by scale.
+#[derive(Debug)]
 struct Sizes {
     tiny_tasks: usize,
     spin_tasks: usize,
-    repetitions: usize,
+    /// Every map, and every batch of the reuse measurement: one warm-up, then the samples.
+    repeat: Repeat,
     reuse_tasks: usize,
 }
+
+const SIZES: ByScale<Sizes> = ByScale::new(
+    Sizes {
+        tiny_tasks: 2_000,
+        spin_tasks: 200,
+        repeat: Repeat::after_one(2),
+        reuse_tasks: 4,
+    },
+    Sizes {
+        tiny_tasks: 5_000,
+        spin_tasks: 400,
+        repeat: Repeat::after_one(3),
+        reuse_tasks: 10,
+    },
+    Sizes {
+        tiny_tasks: 50_000,
+        spin_tasks: 5_000,
+        repeat: Repeat::after_one(7),
+        reuse_tasks: 50,
+    },
+);
 
 impl Sizes {
     fn tasks(&self, workload: Workload) -> usize {
@@ -108,158 +143,150 @@ impl Sizes {
     }
 }
 
+/// The workers of the pool on `cores` cores: one per core, at most 4.
+fn workers_for(cores: usize) -> usize {
+    cores.clamp(1, 4)
+}
+
 impl Experiment for PoolChunking {
-    fn id(&self) -> &'static str {
-        "pool-chunking"
+    fn about(&self) -> About {
+        About {
+            id: "pool-chunking",
+            title: "Process pool: throughput against chunk size, and worker reuse",
+            seed_section: "5.1.3",
+        }
     }
 
-    fn title(&self) -> &'static str {
-        "Process pool: throughput against chunk size, and worker reuse"
-    }
-
-    fn seed_section(&self) -> &'static str {
-        "5.1.3"
-    }
-
-    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
-        let sizes = ctx.pick(
-            Sizes {
-                tiny_tasks: 2_000,
-                spin_tasks: 200,
-                repetitions: 2,
-                reuse_tasks: 4,
-            },
-            Sizes {
-                tiny_tasks: 5_000,
-                spin_tasks: 400,
-                repetitions: 3,
-                reuse_tasks: 10,
-            },
-            Sizes {
-                tiny_tasks: 50_000,
-                spin_tasks: 5_000,
-                repetitions: 7,
-                reuse_tasks: 50,
-            },
-        );
-        let workers = triad::available_cores().clamp(1, 4);
-        let steps = (Workload::ALL.len() * (CHUNKS.len() + 1) + 2) as u64;
-        let mut report = ExperimentReport {
-            method: format!(
-                "A pool of {workers} worker processes (one per core, at most 4) runs map over \
-                 {} tiny tasks (identity: return the input) and over {} tasks that each spin the CPU for \
-                 {SPIN_MICROS} µs, at chunk sizes {CHUNKS:?} and map's automatic one \
-                 (ceil(n / (4 × workers)), as CPython's); tasks/s = tasks ÷ wall time of the \
-                 map, {} repetitions on a warm pool. Worker reuse: one worker runs {} tiny \
-                 tasks one by one, reused or replaced after every task (Rust's replacements \
-                 are forked from triad's fork server; CPython's Pool forks). CPython: \
-                 multiprocessing.Pool (fork) with the same counts.",
-                sizes.tiny_tasks, sizes.spin_tasks, sizes.repetitions, sizes.reuse_tasks,
-            ),
-            ..Default::default()
-        };
-
+    fn measure(&self, bench: Bench<'_>) -> Result<Measured, LabError> {
+        let sizes = SIZES.at(bench.scale());
+        let workers = workers_for(bench.machine().cores);
         let pool = ProcessPool::new(workers).map_err(|e| LabError::engine("process pool", e))?;
-        pool.map_chunked(identity, 0..1_000, 64);
-        pool.map_chunked(spin_us, vec![SPIN_MICROS; 4 * workers], 1);
-        let mut step = 0;
-        for workload in Workload::ALL {
+        let mut plan = Plan::new();
+        for &workload in Workload::ALL {
             let tasks = sizes.tasks(workload);
             for chunk in Chunk::all() {
-                let samples = time_each(sizes.repetitions, || match (workload, chunk) {
-                    (Workload::Tiny, Chunk::Size(size)) => {
-                        pool.map_chunked(identity, 0..tasks as u64, size);
-                    }
-                    (Workload::Tiny, Chunk::Auto) => {
-                        pool.map(identity, 0..tasks as u64);
-                    }
-                    (Workload::Spin, Chunk::Size(size)) => {
-                        pool.map_chunked(spin_us, vec![SPIN_MICROS; tasks], size);
-                    }
-                    (Workload::Spin, Chunk::Auto) => {
-                        pool.map(spin_us, vec![SPIN_MICROS; tasks]);
-                    }
-                });
-                report.measurements.push(
-                    Measurement::new(
-                        format!("{}/throughput", workload.key()),
-                        Implementation::Rust,
-                        "per_s",
-                        samples.iter().map(|s| tasks as f64 / s).collect(),
-                    )
-                    .param("chunk", chunk.param())
-                    .param("chunk_size", chunk.resolve(tasks, workers))
-                    .param("tasks", tasks)
-                    .param("workers", workers),
-                );
-                step += 1;
-                ctx.progress(step, steps);
+                let pool = &pool;
+                let measurement = Measurement::new(
+                    workload.throughput(),
+                    Implementation::Rust,
+                    "per_s",
+                    Vec::new(),
+                )
+                .param("chunk", chunk.param())
+                .param("chunk_size", chunk.resolve(tasks, workers))
+                .param("tasks", tasks)
+                .param("workers", workers);
+                plan.series(Samples::of(measurement, sizes.repeat, move || {
+                    let start = std::time::Instant::now();
+                    map(pool, workload, chunk, tasks)?;
+                    Ok(tasks as f64 / start.elapsed().as_secs_f64())
+                }));
             }
         }
-        pool.join();
-
-        for (kind, recycle) in [("reused", false), ("new-per-task", true)] {
-            let per_task = reuse(sizes.reuse_tasks, sizes.repetitions, recycle)?;
-            report.measurements.push(
-                Measurement::new("reuse/per-task", Implementation::Rust, "s", per_task)
-                    .param("worker", kind)
-                    .param("tasks", sizes.reuse_tasks),
-            );
+        for worker in Worker::ALL {
+            plan.step(move |measured| {
+                let per_task = reuse(sizes.reuse_tasks, sizes.repeat, *worker)?;
+                measured.measurement(
+                    Measurement::new(REUSE, Implementation::Rust, "s", per_task)
+                        .param("worker", worker.name())
+                        .param("tasks", sizes.reuse_tasks),
+                );
+                Ok(())
+            });
         }
-        step += 1;
-        ctx.progress(step, steps);
-
-        let python = ctx.python(
+        plan.python(Baseline::new(
             "pool_chunking",
             include_str!("../../python/pool_chunking.py"),
-            &[
+            [
                 workers.to_string(),
                 sizes.tiny_tasks.to_string(),
                 sizes.spin_tasks.to_string(),
                 SPIN_MICROS.to_string(),
-                sizes.repetitions.to_string(),
+                sizes.repeat.samples.to_string(),
                 sizes.reuse_tasks.to_string(),
                 serde_json::to_string(&CHUNKS).map_err(|e| LabError::engine("chunk sizes", e))?,
             ],
-        )?;
-        ctx.progress(steps, steps);
-        findings::add_python(&mut report, python.as_ref());
-        report.notes.push(
-            "triad's dispatcher packs queued tasks into one frame per worker by itself (as \
-             many as keep a worker busy about 2 ms) and spreads a chunk's tasks over all \
-             workers: a chunk there only saves the caller's per-job bookkeeping and never \
-             leaves a worker idle, so chunking helps it less than CPython, whose Pool pickles \
-             and sends each chunk as one message to one worker."
-                .to_owned(),
-        );
+        ));
+        let measured = bench.run(plan);
+        pool.join();
+        measured
+    }
+
+    fn judge(&self, findings: &Findings<'_>) -> Judgement {
+        let sizes = SIZES.at(findings.scale());
+        let workers = workers_for(findings.machine().cores);
         let results = Results {
-            findings: Findings::new(&report.measurements),
+            findings: *findings,
         };
-        report.table = results.table();
-        report.charts = results.charts();
-        report.verdicts = results.verdicts();
-        Ok(report)
+        Judgement {
+            method: format!(
+                "A pool of {workers} worker processes (one per core, at most 4) runs map over \
+                 {} tiny tasks (identity: return the input) and over {} tasks that each spin \
+                 the CPU for {SPIN_MICROS} µs, at chunk sizes {CHUNKS:?} and map's automatic \
+                 one (ceil(n / (4 × workers)), as CPython's); tasks/s = tasks ÷ wall time of \
+                 the map, {} repetitions on a warm pool. Worker reuse: one worker runs {} tiny \
+                 tasks one by one, reused or replaced after every task (Rust's replacements \
+                 are forked from triad's fork server; CPython's Pool forks). CPython: \
+                 multiprocessing.Pool (fork) with the same counts.",
+                sizes.tiny_tasks, sizes.spin_tasks, sizes.repeat.samples, sizes.reuse_tasks,
+            ),
+            table: results.table(),
+            charts: results.charts(),
+            verdicts: results.verdicts(),
+            notes: vec![
+                "triad's dispatcher packs queued tasks into one frame per worker by itself (as \
+                 many as keep a worker busy about 2 ms) and spreads a chunk's tasks over all \
+                 workers: a chunk there only saves the caller's per-job bookkeeping and never \
+                 leaves a worker idle, so chunking helps it less than CPython, whose Pool \
+                 pickles and sends each chunk as one message to one worker."
+                    .to_owned(),
+            ],
+        }
     }
 }
 
+/// One `map` of `tasks` tasks of `workload` at `chunk`, every result checked.
+fn map(pool: &ProcessPool, workload: Workload, chunk: Chunk, tasks: usize) -> Result<(), LabError> {
+    let results = match (workload, chunk) {
+        (Workload::Tiny, Chunk::Size(size)) => pool.map_chunked(identity, 0..tasks as u64, size),
+        (Workload::Tiny, Chunk::Auto) => pool.map(identity, 0..tasks as u64),
+        (Workload::Spin, Chunk::Size(size)) => {
+            pool.map_chunked(spin_us, vec![SPIN_MICROS; tasks], size)
+        }
+        (Workload::Spin, Chunk::Auto) => pool.map(spin_us, vec![SPIN_MICROS; tasks]),
+    };
+    let context = || {
+        format!(
+            "{} tasks of {} in chunks of {chunk:?}",
+            tasks,
+            workload.label()
+        )
+    };
+    results
+        .into_iter()
+        .try_for_each(|r| r.map(drop).map_err(|e| LabError::engine(context(), e)))
+}
+
 /// Seconds per task for one worker running `tasks` tiny tasks one by one, kept or replaced
-/// after every task; one sample per repetition, after a warm-up.
-fn reuse(tasks: usize, repetitions: usize, recycle: bool) -> Result<Vec<f64>, LabError> {
+/// after every task: one sample per batch `repeat` keeps.
+fn reuse(tasks: usize, repeat: Repeat, worker: Worker) -> Result<Vec<f64>, LabError> {
     let mut builder = ProcessPool::builder()
         .workers(1)
         .start_method(StartMethod::ForkServer);
-    if recycle {
+    if worker == Worker::NewPerTask {
         builder = builder.max_tasks_per_child(1);
     }
     let pool = builder
         .build()
         .map_err(|e| LabError::engine("one-worker pool", e))?;
-    pool.map_chunked(identity, 0..2, 1);
-    let samples = time_each(repetitions, || {
-        pool.map_chunked(identity, 0..tasks as u64, 1);
+    let batches = repeat.time(|| {
+        pool.map_chunked(identity, 0..tasks as u64, 1)
+            .into_iter()
+            .try_for_each(|r| r.map(drop))
+            .map_err(|e| LabError::engine("a task on a one-worker pool", e))
     });
     pool.join();
-    Ok(samples.into_iter().map(|s| s / tasks as f64).collect())
+    Ok(batches?.into_iter().map(|s| s / tasks as f64).collect())
 }
 
 /// Reads the measurements back for the table, charts and verdicts.
@@ -279,7 +306,7 @@ impl Results<'_> {
         key: &str,
         value: serde_json::Value,
     ) -> Option<&Measurement> {
-        self.findings.find(name, implementation, &[(key, value)])
+        self.findings.get(implementation, name, &[(key, value)])
     }
 
     fn throughput(
@@ -289,26 +316,26 @@ impl Results<'_> {
         chunk: Chunk,
     ) -> Option<&Measurement> {
         self.find(
-            &format!("{}/throughput", workload.key()),
+            &workload.throughput(),
             implementation,
             "chunk",
             chunk.param(),
         )
     }
 
-    fn per_task(&self, implementation: Implementation, worker: &str) -> Option<&Summary> {
-        self.find("reuse/per-task", implementation, "worker", worker.into())
+    fn per_task(&self, implementation: Implementation, worker: Worker) -> Option<&Summary> {
+        self.find(REUSE, implementation, "worker", worker.name().into())
             .map(|m| &m.summary)
     }
 
     fn table(&self) -> Table {
         let mut columns = vec!["chunk size".to_owned()];
-        for workload in Workload::ALL {
+        for &workload in Workload::ALL {
             for implementation in self.implementations() {
                 columns.push(format!(
                     "{}: {} tasks/s",
                     workload.label(),
-                    findings::name(implementation)
+                    implementation.label()
                 ));
             }
         }
@@ -319,7 +346,7 @@ impl Results<'_> {
                 Chunk::Size(size) => size.to_string(),
                 Chunk::Auto => "auto".to_owned(),
             }];
-            for workload in Workload::ALL {
+            for &workload in Workload::ALL {
                 for implementation in self.implementations() {
                     row.push(self.throughput(workload, implementation, chunk).map_or(
                         "—".to_owned(),
@@ -341,8 +368,8 @@ impl Results<'_> {
             table.row(row);
         }
         for (label, worker) in [
-            ("1 worker, reused: time per task", "reused"),
-            ("1 worker, new per task: time per task", "new-per-task"),
+            ("1 worker, reused: time per task", Worker::Reused),
+            ("1 worker, new per task: time per task", Worker::NewPerTask),
         ] {
             let mut row = vec![label.to_owned()];
             for implementation in self.implementations() {
@@ -367,9 +394,9 @@ impl Results<'_> {
             y_scale: Scale::Log,
             ..Default::default()
         };
-        for workload in Workload::ALL {
+        for &workload in Workload::ALL {
             for implementation in self.implementations() {
-                let name = format!("{} {}", findings::name(implementation), workload.label());
+                let name = format!("{} {}", implementation.label(), workload.label());
                 throughput.series.push(Series {
                     label: name.clone(),
                     points: CHUNKS
@@ -393,7 +420,6 @@ impl Results<'_> {
                 }
             }
         }
-        let workers = ["reused", "new-per-task"];
         let reuse = Chart {
             title: "One worker: time per task, reused or started anew".to_owned(),
             kind: ChartKind::Bar,
@@ -405,11 +431,11 @@ impl Results<'_> {
                 .implementations()
                 .into_iter()
                 .map(|implementation| Series {
-                    label: findings::name(implementation).to_owned(),
-                    points: workers
+                    label: implementation.label().to_owned(),
+                    points: Worker::ALL
                         .iter()
                         .enumerate()
-                        .filter_map(|(index, worker)| {
+                        .filter_map(|(index, &worker)| {
                             self.per_task(implementation, worker).map(|s| Point {
                                 x: index as f64,
                                 y: s.median * 1e3,
@@ -454,7 +480,7 @@ impl Results<'_> {
     fn chunks_cut_overhead(&self) -> Verdict {
         let mut tiny_gains = Vec::new();
         let mut parts = Vec::new();
-        for workload in Workload::ALL {
+        for &workload in Workload::ALL {
             for implementation in self.implementations() {
                 if let Some((gain, knee)) = self.gain_and_knee(workload, implementation) {
                     if workload == Workload::Tiny {
@@ -463,7 +489,7 @@ impl Results<'_> {
                     parts.push(format!(
                         "{} on {}: the best chunk gives {gain:.1}× the tasks/s of chunk 1, and \
                          chunks stop helping from {knee} (within {:.0}% of the best)",
-                        findings::name(implementation),
+                        implementation.label(),
                         workload.label(),
                         100.0 * (1.0 - KNEE)
                     ));
@@ -471,15 +497,15 @@ impl Results<'_> {
             }
         }
         let outcome = outcome_by_threshold(&tiny_gains, REAL_GAIN);
-        Verdict {
-            claim: format!(
+        verdict(
+            format!(
                 "Chunks cut the pool's task-dispatch overhead (counted as real from a \
                  {REAL_GAIN}× gain on tiny tasks)."
             ),
-            quote: "- Chunk分块：减少任务分发开销".to_owned(),
+            "- Chunk分块：减少任务分发开销",
             outcome,
-            evidence: parts.join("; "),
-        }
+            parts.join("; "),
+        )
     }
 
     fn reuse_saves_starts(&self) -> Verdict {
@@ -487,26 +513,25 @@ impl Results<'_> {
         let mut parts = Vec::new();
         for implementation in self.implementations() {
             if let (Some(reused), Some(fresh)) = (
-                self.per_task(implementation, "reused"),
-                self.per_task(implementation, "new-per-task"),
+                self.per_task(implementation, Worker::Reused),
+                self.per_task(implementation, Worker::NewPerTask),
             ) {
-                let ratio = fresh.median / reused.median;
-                ratios.push(ratio);
+                let dearer = ratio(fresh, reused);
+                ratios.push(dearer);
                 parts.push(format!(
-                    "{}: {} per task with a new worker each time, {} with one reused ({ratio:.0}×)",
-                    findings::name(implementation),
+                    "{}: {} per task with a new worker each time, {} with one reused ({dearer:.0}×)",
+                    implementation.label(),
                     format_seconds(fresh.median),
                     format_seconds(reused.median)
                 ));
             }
         }
         let outcome = outcome_by_threshold(&ratios, REUSE_MATTERS);
-        Verdict {
-            claim: "Reusing worker processes avoids the cost of creating and destroying them."
-                .to_owned(),
-            quote: "- 进程复用：避免创建销毁开销".to_owned(),
+        verdict(
+            "Reusing worker processes avoids the cost of creating and destroying them.",
+            "- 进程复用：避免创建销毁开销",
             outcome,
-            evidence: parts.join("; "),
-        }
+            parts.join("; "),
+        )
     }
 }

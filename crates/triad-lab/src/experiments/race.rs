@@ -22,15 +22,19 @@ use serde::{Deserialize, Serialize};
 use triad::shm::{increment_atomic, increment_locked, increment_unlocked};
 use triad::{AtomicValue, ProcessPool, SharedValue};
 
-use super::findings;
 use crate::error::LabError;
-use crate::experiment::{Context, Experiment};
-use crate::python::PythonOutput;
+use crate::experiment::{About, ByScale, Experiment, Judgement};
+use crate::findings::Findings;
+use crate::names::names;
+use crate::plan::{Bench, Measured, Plan, Repeat, Series};
+use crate::python::Baseline;
 use crate::results::{
-    Chart, ChartKind, ExperimentReport, Implementation, Measurement, Outcome, Point, Scale, Series,
-    Table, Verdict,
+    Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale, Series as Bars, Table,
+    Verdict,
 };
 use crate::stats::{Summary, format_seconds, format_with_spread};
+use crate::verdict::{ratio, verdict};
+use Implementation::{Python, Rust};
 
 /// The seed's 4 threads, 4 processes and 4 coroutines.
 const WORKERS: usize = 4;
@@ -42,10 +46,41 @@ const BARRIER_DEADLINE: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Race;
 
+names! {
+    /// The ways of incrementing: the prefix of the measurement names, the same in
+    /// `python/race.py`.
+    enum Variant {
+        Serial => "serial",
+        ThreadsUnlocked => "threads-unlocked",
+        ThreadsUnlockedCall => "threads-unlocked-call",
+        ThreadsLock => "threads-lock",
+        ThreadsAtomic => "threads-atomic",
+        ProcessesUnlocked => "processes-unlocked",
+        ProcessesLock => "processes-lock",
+        ProcessesAtomic => "processes-atomic",
+        Coroutines => "coroutines",
+        CoroutinesAwait => "coroutines-await",
+    }
+}
+
+names! {
+    /// What every run of a variant gives: the rest of the measurement names.
+    enum Quantity {
+        Lost => "lost",
+        PerIncrement => "per-increment",
+    }
+}
+
+impl Variant {
+    /// The name of its measurement of `quantity`, such as `threads-lock/lost`.
+    fn measurement(self, quantity: Quantity) -> String {
+        format!("{}/{}", self.name(), quantity.name())
+    }
+}
+
 /// One way of incrementing, as a row of the table and a bar of the charts.
-struct Variant {
-    /// The measurement names' prefix, the same in the CPython script.
-    key: &'static str,
+struct Row {
+    variant: Variant,
     /// The row's label.
     label: &'static str,
     /// What Rust runs, if it has this variant.
@@ -54,63 +89,63 @@ struct Variant {
     python: Option<&'static str>,
 }
 
-const VARIANTS: [Variant; 10] = [
-    Variant {
-        key: "serial",
+const ROWS: [Row; 10] = [
+    Row {
+        variant: Variant::Serial,
         label: "1 thread, nothing shared",
         rust: Some("x = black_box(x) + 1"),
         python: Some("counter += 1, one thread"),
     },
-    Variant {
-        key: "threads-unlocked",
+    Row {
+        variant: Variant::ThreadsUnlocked,
         label: "threads, no lock",
         rust: Some("load; pause; store (AtomicU64)"),
         python: Some("counter += 1 (the seed's code)"),
     },
-    Variant {
-        key: "threads-unlocked-call",
+    Row {
+        variant: Variant::ThreadsUnlockedCall,
         label: "threads, no lock, call between",
         rust: None,
         python: Some("v = counter; f(); counter = v + 1"),
     },
-    Variant {
-        key: "threads-lock",
+    Row {
+        variant: Variant::ThreadsLock,
         label: "threads, lock",
         rust: Some("std Mutex"),
         python: Some("with threading.Lock()"),
     },
-    Variant {
-        key: "threads-atomic",
+    Row {
+        variant: Variant::ThreadsAtomic,
         label: "threads, atomic",
         rust: Some("fetch_add"),
         python: None,
     },
-    Variant {
-        key: "processes-unlocked",
+    Row {
+        variant: Variant::ProcessesUnlocked,
         label: "processes, no lock",
         rust: Some("shm::increment_unlocked"),
         python: Some("Value.value += 1 (the seed's code)"),
     },
-    Variant {
-        key: "processes-lock",
+    Row {
+        variant: Variant::ProcessesLock,
         label: "processes, lock",
         rust: Some("shm::increment_locked (robust pthread mutex)"),
         python: Some("with value.get_lock()"),
     },
-    Variant {
-        key: "processes-atomic",
+    Row {
+        variant: Variant::ProcessesAtomic,
         label: "processes, atomic",
         rust: Some("shm::increment_atomic (fetch_add)"),
         python: None,
     },
-    Variant {
-        key: "coroutines",
+    Row {
+        variant: Variant::Coroutines,
         label: "coroutines, no await inside",
         rust: Some("Rc<Cell<u64>>, tokio current thread"),
         python: Some("counter['value'] += 1 (the seed's code)"),
     },
-    Variant {
-        key: "coroutines-await",
+    Row {
+        variant: Variant::CoroutinesAwait,
         label: "coroutines, await between",
         rust: Some("get; yield_now().await; set"),
         python: Some("v = c['value']; await sleep(0); c['value'] = v + 1"),
@@ -118,191 +153,223 @@ const VARIANTS: [Variant; 10] = [
 ];
 
 /// Sizes for one scale: increments per worker, and repetitions.
+#[derive(Debug)]
 struct Sizes {
     increments: u64,
-    repetitions: usize,
+    /// Every Rust variant: one warm-up run, then the samples.
+    repeat: Repeat,
     python_thread_increments: u64,
     python_process_increments: u64,
     python_await_increments: u64,
     python_repetitions: usize,
 }
 
-/// What one variant gave in one implementation: lost updates and seconds per increment, one
-/// sample per repetition.
-#[derive(Debug, Default)]
-struct Runs {
-    expected: u64,
-    lost: Vec<f64>,
-    seconds_per_increment: Vec<f64>,
-    /// Repetitions in which some worker process started before the others had arrived.
-    unsynchronised_starts: usize,
+const SIZES: ByScale<Sizes> = ByScale::new(
+    Sizes {
+        increments: 20_000,
+        repeat: Repeat::after_one(2),
+        python_thread_increments: 20_000,
+        python_process_increments: 5_000,
+        python_await_increments: 2_000,
+        python_repetitions: 2,
+    },
+    Sizes {
+        increments: 100_000,
+        repeat: Repeat::after_one(5),
+        python_thread_increments: 100_000,
+        python_process_increments: 25_000,
+        python_await_increments: 20_000,
+        python_repetitions: 3,
+    },
+    Sizes {
+        increments: 1_000_000,
+        repeat: Repeat::after_one(10),
+        python_thread_increments: 1_000_000,
+        python_process_increments: 100_000,
+        python_await_increments: 100_000,
+        python_repetitions: 5,
+    },
+);
+
+/// What one run of a variant gave.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    /// The counter at the end.
+    count: u64,
+    /// From the first worker's start to the last one's end.
+    seconds: f64,
+    /// Whether every worker waited for the others at the start barrier.
+    together: bool,
 }
 
-impl Runs {
-    fn push(&mut self, expected: u64, final_count: u64, seconds: f64) {
-        self.expected = expected;
-        self.lost.push(expected.saturating_sub(final_count) as f64);
-        self.seconds_per_increment.push(seconds / expected as f64);
+impl Run {
+    fn together(count: u64, seconds: f64) -> Self {
+        Self {
+            count,
+            seconds,
+            together: true,
+        }
     }
+}
+
+/// How many increments `WORKERS` workers of `increments` each make in all.
+fn expected(increments: u64) -> u64 {
+    increments
+        .checked_mul(WORKERS as u64)
+        .expect("the sizes keep every count far below u64::MAX")
+}
+
+/// A series of runs of `variant`, `increments` per worker: lost updates and time per
+/// increment, one sample per run, and a note on runs whose workers did not start together.
+fn series<'r>(
+    variant: Variant,
+    increments: u64,
+    repeat: Repeat,
+    run: impl FnMut() -> Result<Run, LabError> + 'r,
+) -> Series<'r> {
+    Series::new(repeat, run, move |runs, measured| {
+        let expected = expected(increments);
+        let lost = runs
+            .iter()
+            .map(|r| expected.saturating_sub(r.count) as f64)
+            .collect();
+        let per_increment = runs.iter().map(|r| r.seconds / expected as f64).collect();
+        let rust = |quantity, unit, samples| {
+            Measurement::new(variant.measurement(quantity), Rust, unit, samples)
+                .param("workers", WORKERS)
+                .param("increments", increments)
+        };
+        measured.measurement(rust(Quantity::Lost, "count", lost).param("expected", expected));
+        measured.measurement(rust(Quantity::PerIncrement, "s", per_increment));
+        let apart = runs.iter().filter(|r| !r.together).count();
+        if apart > 0 {
+            measured.note(format!(
+                "{}: in {apart} of {} repetitions a worker process waited {} s at the start \
+                 barrier and started alone; those runs overlap less.",
+                variant.name(),
+                runs.len(),
+                BARRIER_DEADLINE.as_secs()
+            ));
+        }
+    })
 }
 
 impl Experiment for Race {
-    fn id(&self) -> &'static str {
-        "race"
+    fn about(&self) -> About {
+        About {
+            id: "race",
+            title: "Shared counter: lost updates without a lock, and the cost of a lock or an \
+                    atomic",
+            seed_section: "3, 8.4",
+        }
     }
 
-    fn title(&self) -> &'static str {
-        "Shared counter: lost updates without a lock, and the cost of a lock or an atomic"
-    }
-
-    fn seed_section(&self) -> &'static str {
-        "3, 8.4"
-    }
-
-    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
-        let sizes = ctx.pick(
-            Sizes {
-                increments: 20_000,
-                repetitions: 2,
-                python_thread_increments: 20_000,
-                python_process_increments: 5_000,
-                python_await_increments: 2_000,
-                python_repetitions: 2,
-            },
-            Sizes {
-                increments: 100_000,
-                repetitions: 5,
-                python_thread_increments: 100_000,
-                python_process_increments: 25_000,
-                python_await_increments: 20_000,
-                python_repetitions: 3,
-            },
-            Sizes {
-                increments: 1_000_000,
-                repetitions: 10,
-                python_thread_increments: 1_000_000,
-                python_process_increments: 100_000,
-                python_await_increments: 100_000,
-                python_repetitions: 5,
-            },
-        );
-        let steps = 3 * sizes.repetitions as u64 + 2;
-        let mut rust: Vec<(&str, Runs)> = Vec::new();
-
-        rust.push(("serial", serial(sizes.increments, sizes.repetitions)));
-        rust.extend(threads(&sizes));
-        ctx.progress(sizes.repetitions as u64, steps);
-        rust.extend(processes(&sizes)?);
-        ctx.progress(2 * sizes.repetitions as u64, steps);
-        rust.extend(coroutines(&sizes)?);
-        ctx.progress(3 * sizes.repetitions as u64, steps);
-
-        let python = ctx.python(
+    fn measure(&self, bench: Bench<'_>) -> Result<Measured, LabError> {
+        let sizes = SIZES.at(bench.scale());
+        let (increments, repeat) = (sizes.increments, sizes.repeat);
+        let pool = ProcessPool::new(WORKERS).map_err(|e| LabError::engine("process pool", e))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .map_err(|e| LabError::os("tokio current-thread runtime", e))?;
+        let mut plan = Plan::new();
+        plan.series(series(Variant::Serial, increments, repeat, || {
+            Ok(serial(increments))
+        }));
+        for (variant, increment) in [
+            (
+                Variant::ThreadsUnlocked,
+                unlocked_increment as fn(&AtomicU64),
+            ),
+            (Variant::ThreadsAtomic, atomic_increment),
+        ] {
+            plan.series(series(variant, increments, repeat, move || {
+                let counter = AtomicU64::new(0);
+                let seconds = race_threads(increments, &counter, increment);
+                Ok(Run::together(counter.into_inner(), seconds))
+            }));
+        }
+        plan.series(series(Variant::ThreadsLock, increments, repeat, || {
+            let counter = Mutex::new(0_u64);
+            let seconds = race_threads(increments, &counter, mutex_increment);
+            let count = counter.into_inner().unwrap_or_else(|p| p.into_inner());
+            Ok(Run::together(count, seconds))
+        }));
+        for (variant, how) in [
+            (Variant::ProcessesUnlocked, SharedIncrement::Unlocked),
+            (Variant::ProcessesLock, SharedIncrement::Locked),
+            (Variant::ProcessesAtomic, SharedIncrement::Atomic),
+        ] {
+            let pool = &pool;
+            plan.series(series(variant, increments, repeat, move || {
+                race_processes(pool, increments, how)
+            }));
+        }
+        for (variant, await_between) in [
+            (Variant::Coroutines, false),
+            (Variant::CoroutinesAwait, true),
+        ] {
+            let runtime = &runtime;
+            plan.series(series(variant, increments, repeat, move || {
+                let (count, seconds) = race_coroutines(runtime, increments, await_between);
+                Ok(Run::together(count, seconds))
+            }));
+        }
+        plan.python(Baseline::new(
             "race",
             include_str!("../../python/race.py"),
-            &[
-                WORKERS.to_string(),
-                sizes.python_thread_increments.to_string(),
-                sizes.python_process_increments.to_string(),
-                sizes.python_await_increments.to_string(),
-                sizes.python_repetitions.to_string(),
+            [
+                WORKERS as u64,
+                sizes.python_thread_increments,
+                sizes.python_process_increments,
+                sizes.python_await_increments,
+                sizes.python_repetitions as u64,
             ],
-        )?;
-        ctx.progress(steps, steps);
+        ));
+        let measured = bench.run(plan);
+        pool.join();
+        measured
+    }
 
-        let mut report = ExperimentReport {
+    fn judge(&self, findings: &Findings<'_>) -> Judgement {
+        let sizes = SIZES.at(findings.scale());
+        let results = Results { found: *findings };
+        Judgement {
             method: format!(
-                "{WORKERS} workers each add 1 to one shared counter {} times (Rust), {} repetitions; \
-                 lost updates = expected − final. Threads share an AtomicU64 (no lock: a load, a \
-                 spin-loop pause and a store), processes are {WORKERS} ProcessPool workers on a \
-                 counter in a memfd (triad's increment_unlocked and increment_atomic on an \
-                 AtomicValue<u64>, increment_locked on a SharedValue<u64>), \
-                 coroutines are {WORKERS} tokio tasks on one thread. Workers start together at a \
-                 barrier and time their own loops; time per increment = (last end − first \
-                 start) ÷ all increments. CPython 3 runs the seed's code with {} increments per \
-                 thread, {} per process (multiprocessing.Value, fork) and {} per coroutine when \
-                 an await sits inside, {} repetitions.",
+                "{WORKERS} workers each add 1 to one shared counter {} times (Rust), {} \
+                 repetitions after a warm-up run; lost updates = expected − final. Threads \
+                 share an AtomicU64 (no lock: a load, a spin-loop pause and a store), processes \
+                 are {WORKERS} ProcessPool workers on a counter in a memfd (triad's \
+                 increment_unlocked and increment_atomic on an AtomicValue<u64>, \
+                 increment_locked on a SharedValue<u64>), coroutines are {WORKERS} tokio tasks on \
+                 one thread. Workers start together at a barrier and time their own loops; time \
+                 per increment = (last end − first start) ÷ all increments. CPython 3 runs the \
+                 seed's code with {} increments per thread, {} per process \
+                 (multiprocessing.Value, fork) and {} per coroutine when an await sits inside, \
+                 {} repetitions.",
                 sizes.increments,
-                sizes.repetitions,
+                sizes.repeat.samples,
                 sizes.python_thread_increments,
                 sizes.python_process_increments,
                 sizes.python_await_increments,
                 sizes.python_repetitions,
             ),
-            ..Default::default()
-        };
-        for (key, runs) in &rust {
-            report
-                .measurements
-                .extend(measurements(key, runs, Implementation::Rust));
-            if runs.unsynchronised_starts > 0 {
-                report.notes.push(format!(
-                    "{key}: in {} of {} repetitions a worker process waited {} s at the start \
-                     barrier and started alone; those runs overlap less.",
-                    runs.unsynchronised_starts,
-                    runs.lost.len(),
-                    BARRIER_DEADLINE.as_secs()
-                ));
-            }
+            table: results.table(),
+            charts: results.charts(),
+            verdicts: results.verdicts(),
+            notes: vec![results.legend()],
         }
-        findings::add_python(&mut report, python.as_ref());
-        let results = Results {
-            rust: &rust,
-            python: python.as_ref(),
-        };
-        report.table = results.table();
-        report.charts = results.charts();
-        report.verdicts = results.verdicts();
-        report.notes.push(results.legend());
-        Ok(report)
     }
-}
-
-/// The raw samples of one variant as measurements (the same names as the CPython script's).
-fn measurements(key: &str, runs: &Runs, implementation: Implementation) -> [Measurement; 2] {
-    let per_worker = runs.expected / WORKERS as u64;
-    [
-        Measurement::new(
-            format!("{key}/lost"),
-            implementation,
-            "count",
-            runs.lost.clone(),
-        )
-        .param("workers", WORKERS)
-        .param("expected", runs.expected)
-        .param("increments", per_worker),
-        Measurement::new(
-            format!("{key}/per-increment"),
-            implementation,
-            "s",
-            runs.seconds_per_increment.clone(),
-        )
-        .param("workers", WORKERS)
-        .param("increments", per_worker),
-    ]
 }
 
 /// The reference: one thread increments its own counter.
-fn serial(increments: u64, repetitions: usize) -> Runs {
-    let total = increments * WORKERS as u64;
-    let mut runs = Runs::default();
-    for _ in 0..=repetitions {
-        let started = Instant::now();
-        let mut count = 0_u64;
-        for _ in 0..total {
-            count = std::hint::black_box(count) + 1;
-        }
-        let seconds = started.elapsed().as_secs_f64();
-        runs.push(total, count, seconds);
+fn serial(increments: u64) -> Run {
+    let total = expected(increments);
+    let started = Instant::now();
+    let mut count = 0_u64;
+    for _ in 0..total {
+        count = std::hint::black_box(count) + 1;
     }
-    drop_warm_up(runs)
-}
-
-/// Drops the first (warm-up) repetition.
-fn drop_warm_up(mut runs: Runs) -> Runs {
-    runs.lost.remove(0);
-    runs.seconds_per_increment.remove(0);
-    runs
+    Run::together(count, started.elapsed().as_secs_f64())
 }
 
 /// `WORKERS` threads run `increment` `increments` times each on one `counter`, started together
@@ -344,34 +411,6 @@ fn atomic_increment(counter: &AtomicU64) {
 
 fn mutex_increment(counter: &Mutex<u64>) {
     *counter.lock().unwrap_or_else(|p| p.into_inner()) += 1;
-}
-
-/// The three thread variants, each after a warm-up repetition.
-fn threads(sizes: &Sizes) -> Vec<(&'static str, Runs)> {
-    let expected = sizes.increments * WORKERS as u64;
-    let atomic_variant = |increment: fn(&AtomicU64)| {
-        let mut runs = Runs::default();
-        for _ in 0..=sizes.repetitions {
-            let counter = AtomicU64::new(0);
-            let seconds = race_threads(sizes.increments, &counter, increment);
-            runs.push(expected, counter.into_inner(), seconds);
-        }
-        drop_warm_up(runs)
-    };
-    let unlocked = atomic_variant(unlocked_increment);
-    let atomic = atomic_variant(atomic_increment);
-    let mut locked = Runs::default();
-    for _ in 0..=sizes.repetitions {
-        let counter = Mutex::new(0_u64);
-        let seconds = race_threads(sizes.increments, &counter, mutex_increment);
-        let count = counter.into_inner().unwrap_or_else(|p| p.into_inner());
-        locked.push(expected, count, seconds);
-    }
-    vec![
-        ("threads-unlocked", unlocked),
-        ("threads-lock", drop_warm_up(locked)),
-        ("threads-atomic", atomic),
-    ]
 }
 
 /// How a worker process increments the shared counter.
@@ -435,13 +474,12 @@ fn count_shared(job: CounterJob) -> CounterSpan {
     }
 }
 
-/// One run of `WORKERS` worker processes on a fresh shared counter: (final count, seconds,
-/// whether all started together).
+/// One run of `WORKERS` worker processes on a fresh shared counter.
 fn race_processes(
     pool: &ProcessPool,
     increments: u64,
     how: SharedIncrement,
-) -> Result<(u64, f64, bool), LabError> {
+) -> Result<Run, LabError> {
     let locked = SharedValue::new(0_u64).map_err(|e| LabError::engine("shared counter", e))?;
     let atomic = AtomicValue::new(0_u64).map_err(|e| LabError::engine("shared counter", e))?;
     let arrived = AtomicValue::new(0_u64).map_err(|e| LabError::engine("start barrier", e))?;
@@ -460,34 +498,20 @@ fn race_processes(
     let first = spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
     let last = spans.iter().map(|s| s.end_ns).max().unwrap_or(0);
     let together = spans.iter().all(|s| s.all_arrived);
-    let count = match how {
-        SharedIncrement::Locked => locked.get(),
-        SharedIncrement::Unlocked | SharedIncrement::Atomic => atomic.get(),
-    };
-    Ok((count, last.saturating_sub(first) as f64 / 1e9, together))
+    Ok(Run {
+        count: final_count(&locked, &atomic, how),
+        seconds: last.saturating_sub(first) as f64 / 1e9,
+        together,
+    })
 }
 
-/// The three process variants on one pool of `WORKERS` workers, after a warm-up run.
-fn processes(sizes: &Sizes) -> Result<Vec<(&'static str, Runs)>, LabError> {
-    let pool = ProcessPool::new(WORKERS).map_err(|e| LabError::engine("process pool", e))?;
-    race_processes(&pool, 1_000, SharedIncrement::Atomic)?;
-    let expected = sizes.increments * WORKERS as u64;
-    let mut variants = Vec::new();
-    for (key, how) in [
-        ("processes-unlocked", SharedIncrement::Unlocked),
-        ("processes-lock", SharedIncrement::Locked),
-        ("processes-atomic", SharedIncrement::Atomic),
-    ] {
-        let mut runs = Runs::default();
-        for _ in 0..sizes.repetitions {
-            let (count, seconds, together) = race_processes(&pool, sizes.increments, how)?;
-            runs.push(expected, count, seconds);
-            runs.unsynchronised_starts += usize::from(!together);
-        }
-        variants.push((key, runs));
+/// The counter `how` incremented, once every worker has finished with it (the pool returned
+/// their results): nothing touches it any more, so a plain read is exact.
+fn final_count(locked: &SharedValue<u64>, atomic: &AtomicValue<u64>, how: SharedIncrement) -> u64 {
+    match how {
+        SharedIncrement::Locked => locked.get(),
+        SharedIncrement::Unlocked | SharedIncrement::Atomic => atomic.get(),
     }
-    pool.join();
-    Ok(variants)
 }
 
 /// `WORKERS` tasks on one thread's event loop increment one `Rc<Cell<u64>>`, with or without
@@ -522,30 +546,6 @@ fn race_coroutines(
     (counter.get(), started.elapsed().as_secs_f64())
 }
 
-/// The two coroutine variants, each after a warm-up repetition.
-fn coroutines(sizes: &Sizes) -> Result<Vec<(&'static str, Runs)>, LabError> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .map_err(|e| LabError::os("tokio current-thread runtime", e))?;
-    let expected = sizes.increments * WORKERS as u64;
-    let mut variants = Vec::new();
-    for (key, await_between) in [("coroutines", false), ("coroutines-await", true)] {
-        let mut runs = Runs::default();
-        for _ in 0..=sizes.repetitions {
-            let (count, seconds) = race_coroutines(&runtime, sizes.increments, await_between);
-            runs.push(expected, count, seconds);
-        }
-        variants.push((key, drop_warm_up(runs)));
-    }
-    Ok(variants)
-}
-
-/// Everything measured, for the table, charts and verdicts.
-struct Results<'a> {
-    rust: &'a [(&'a str, Runs)],
-    python: Option<&'a PythonOutput>,
-}
-
 /// One variant's lost updates and time per increment in one implementation.
 struct Figures {
     expected: f64,
@@ -559,20 +559,21 @@ impl Figures {
     }
 }
 
-impl Results<'_> {
-    fn rust(&self, key: &str) -> Option<Figures> {
-        let (_, runs) = self.rust.iter().find(|(k, _)| *k == key)?;
-        Some(Figures {
-            expected: runs.expected as f64,
-            lost: Summary::of(&runs.lost),
-            per_increment: Summary::of(&runs.seconds_per_increment),
-        })
-    }
+/// Everything measured, for the table, charts and verdicts.
+struct Results<'a> {
+    found: Findings<'a>,
+}
 
-    fn python(&self, key: &str) -> Option<Figures> {
-        let output = self.python?;
-        let lost = output.find(&format!("{key}/lost"), &[])?;
-        let per_increment = output.find(&format!("{key}/per-increment"), &[])?;
+impl Results<'_> {
+    fn figures(&self, implementation: Implementation, variant: Variant) -> Option<Figures> {
+        let lost = self
+            .found
+            .get(implementation, &variant.measurement(Quantity::Lost), &[])?;
+        let per_increment = self.found.get(
+            implementation,
+            &variant.measurement(Quantity::PerIncrement),
+            &[],
+        )?;
         Some(Figures {
             expected: lost.params.get("expected")?.as_f64()?,
             lost: lost.summary,
@@ -596,24 +597,24 @@ impl Results<'_> {
             ],
             None => ["—".to_owned(), "—".to_owned()],
         };
-        for variant in &VARIANTS {
-            let rust = self.rust(variant.key);
-            let python = self.python(variant.key);
-            let ratio = match (&rust, &python) {
+        for row in &ROWS {
+            let rust = self.figures(Rust, row.variant);
+            let python = self.figures(Python, row.variant);
+            let slower = match (&rust, &python) {
                 (Some(r), Some(p)) if r.per_increment.median > 0.0 => {
-                    format!("{:.0}×", p.per_increment.median / r.per_increment.median)
+                    format!("{:.0}×", ratio(&p.per_increment, &r.per_increment))
                 }
                 _ => "—".to_owned(),
             };
             let [rust_lost, rust_cost] = cells(&rust);
             let [python_lost, python_cost] = cells(&python);
             table.row([
-                variant.label.to_owned(),
+                row.label.to_owned(),
                 rust_lost,
                 rust_cost,
                 python_lost,
                 python_cost,
-                ratio,
+                slower,
             ]);
         }
         table
@@ -621,14 +622,15 @@ impl Results<'_> {
 
     /// What each row runs, for the notes.
     fn legend(&self) -> String {
-        let rows: Vec<String> = VARIANTS
+        let python_ran = self.found.ran(Python);
+        let rows: Vec<String> = ROWS
             .iter()
-            .map(|v| {
-                let python = v.python.filter(|_| self.python.is_some());
+            .map(|row| {
+                let python = row.python.filter(|_| python_ran);
                 format!(
                     "{}: Rust {}, CPython {}",
-                    v.label,
-                    v.rust.unwrap_or("—"),
+                    row.label,
+                    row.rust.unwrap_or("—"),
                     python.unwrap_or("—")
                 )
             })
@@ -637,16 +639,14 @@ impl Results<'_> {
     }
 
     fn charts(&self) -> Vec<Chart> {
-        let categories: Vec<String> = VARIANTS.iter().map(|v| v.label.to_owned()).collect();
-        let series = |label: &str,
-                      figures: &dyn Fn(&str) -> Option<Figures>,
-                      value: fn(&Figures) -> Point| Series {
-            label: label.to_owned(),
-            points: VARIANTS
+        let categories: Vec<String> = ROWS.iter().map(|row| row.label.to_owned()).collect();
+        let series = |implementation: Implementation, value: fn(&Figures) -> Point| Bars {
+            label: implementation.label().to_owned(),
+            points: ROWS
                 .iter()
                 .enumerate()
-                .filter_map(|(index, v)| {
-                    figures(v.key).map(|f| Point {
+                .filter_map(|(index, row)| {
+                    self.figures(implementation, row.variant).map(|f| Point {
                         x: index as f64,
                         ..value(&f)
                     })
@@ -665,23 +665,20 @@ impl Results<'_> {
             low: Some(f.per_increment.p25 * 1e9),
             high: Some(f.per_increment.p75 * 1e9),
         };
-        let rust = |key: &str| self.rust(key);
-        let python = |key: &str| self.python(key);
-        let chart = |title: &str, y_label: &str, y_scale, value: fn(&Figures) -> Point| {
-            let mut all = vec![series("Rust", &rust, value)];
-            if self.python.is_some() {
-                all.push(series("CPython", &python, value));
-            }
-            Chart {
-                title: title.to_owned(),
-                kind: ChartKind::Bar,
-                x_label: "variant".to_owned(),
-                y_label: y_label.to_owned(),
-                y_scale,
-                categories: categories.clone(),
-                series: all,
-                ..Default::default()
-            }
+        let chart = |title: &str, y_label: &str, y_scale, value: fn(&Figures) -> Point| Chart {
+            title: title.to_owned(),
+            kind: ChartKind::Bar,
+            x_label: "variant".to_owned(),
+            y_label: y_label.to_owned(),
+            y_scale,
+            categories: categories.clone(),
+            series: self
+                .found
+                .implementations()
+                .into_iter()
+                .map(|implementation| series(implementation, value))
+                .collect(),
+            ..Default::default()
         };
         vec![
             chart(
@@ -709,9 +706,9 @@ impl Results<'_> {
     }
 
     fn threads_without_lock(&self) -> Verdict {
-        let rust = self.rust("threads-unlocked");
-        let seed_code = self.python("threads-unlocked");
-        let with_call = self.python("threads-unlocked-call");
+        let rust = self.figures(Rust, Variant::ThreadsUnlocked);
+        let seed_code = self.figures(Python, Variant::ThreadsUnlocked);
+        let with_call = self.figures(Python, Variant::ThreadsUnlockedCall);
         let rust_lost = rust.as_ref().is_some_and(|f| f.lost.max > 0.0);
         let (outcome, evidence) = match (&seed_code, rust_lost) {
             (Some(seed), _) if seed.lost.max > 0.0 => (
@@ -751,32 +748,29 @@ impl Results<'_> {
                 ),
             ),
         };
-        Verdict {
-            claim: "Threads that increment a shared counter without a lock lose updates (a race \
-                    condition)."
-                .to_owned(),
-            quote: "counter += 1  # 竞态条件！".to_owned(),
+        verdict(
+            "Threads that increment a shared counter without a lock lose updates (a race \
+                    condition).",
+            "counter += 1  # 竞态条件！",
             outcome,
             evidence,
-        }
+        )
     }
 
     fn lock_loses_nothing(&self) -> Verdict {
-        let keys = ["threads-lock", "processes-lock"];
         let mut checked = Vec::new();
         let mut losers = Vec::new();
-        for key in keys {
-            for (implementation, figures) in
-                [("Rust", self.rust(key)), ("CPython", self.python(key))]
-            {
-                if let Some(f) = figures {
+        for variant in [Variant::ThreadsLock, Variant::ProcessesLock] {
+            for implementation in [Rust, Python] {
+                if let Some(f) = self.figures(implementation, variant) {
+                    let who = format!("{} {}", implementation.label(), variant.name());
                     checked.push(format!(
-                        "{implementation} {key}: at most {} lost in a run, {} per increment",
+                        "{who}: at most {} lost in a run, {} per increment",
                         f.lost.max,
                         format_seconds(f.per_increment.median)
                     ));
                     if f.lost.max > 0.0 {
-                        losers.push(format!("{implementation} {key}"));
+                        losers.push(who);
                     }
                 }
             }
@@ -789,20 +783,20 @@ impl Results<'_> {
                 format!("updates were lost under a lock by {}", losers.join(", ")),
             )
         };
-        Verdict {
-            claim: "With a lock around the increment no update is lost.".to_owned(),
-            quote: "线程：使用锁保护".to_owned(),
+        verdict(
+            "With a lock around the increment no update is lost.",
+            "线程：使用锁保护",
             outcome,
             evidence,
-        }
+        )
     }
 
     fn shared_memory_needs_synchronisation(&self) -> Verdict {
         let unlocked = [
-            ("Rust", self.rust("processes-unlocked")),
+            ("Rust", self.figures(Rust, Variant::ProcessesUnlocked)),
             (
                 "CPython (the seed's Value.value += 1)",
-                self.python("processes-unlocked"),
+                self.figures(Python, Variant::ProcessesUnlocked),
             ),
         ];
         let lost_without = unlocked
@@ -813,8 +807,11 @@ impl Results<'_> {
             .filter_map(|(who, f)| f.as_ref().map(|f| format!("{who} lost {}", format_lost(f))))
             .collect();
         let synchronised = [
-            ("lock", self.rust("processes-lock")),
-            ("atomic fetch_add", self.rust("processes-atomic")),
+            ("lock", self.figures(Rust, Variant::ProcessesLock)),
+            (
+                "atomic fetch_add",
+                self.figures(Rust, Variant::ProcessesAtomic),
+            ),
         ];
         let exact = synchronised
             .iter()
@@ -848,22 +845,22 @@ impl Results<'_> {
                 with.join("; ")
             ),
         };
-        Verdict {
-            claim: "Memory shared between processes needs synchronisation (a lock).".to_owned(),
-            quote: "❌ 需要同步机制（锁）".to_owned(),
+        verdict(
+            "Memory shared between processes needs synchronisation (a lock).",
+            "❌ 需要同步机制（锁）",
             outcome,
             evidence,
-        }
+        )
     }
 
     fn coroutines_need_no_lock(&self) -> Verdict {
         let plain = [
-            ("Rust", self.rust("coroutines")),
-            ("CPython", self.python("coroutines")),
+            ("Rust", self.figures(Rust, Variant::Coroutines)),
+            ("CPython", self.figures(Python, Variant::Coroutines)),
         ];
         let awaiting = [
-            ("Rust", self.rust("coroutines-await")),
-            ("CPython", self.python("coroutines-await")),
+            ("Rust", self.figures(Rust, Variant::CoroutinesAwait)),
+            ("CPython", self.figures(Python, Variant::CoroutinesAwait)),
         ];
         let plain_safe = plain
             .iter()
@@ -902,12 +899,12 @@ impl Results<'_> {
                 ),
             ),
         };
-        Verdict {
-            claim: "Coroutines run on one thread, so they need no lock.".to_owned(),
-            quote: "# 协程示例：单线程，不需要锁".to_owned(),
+        verdict(
+            "Coroutines run on one thread, so they need no lock.",
+            "# 协程示例：单线程，不需要锁",
             outcome,
             evidence,
-        }
+        )
     }
 }
 

@@ -1,14 +1,92 @@
 //! What the compute experiments (`cpu-bound`, `io-bound`, `gil`) share beyond
-//! [`findings`](super::findings): speed-ups with their spread, values labelled by language and
-//! workload, verdicts over labelled values, and labelled values as evidence.
+//! [`verdict`](crate::verdict): speed-ups with their spread, values labelled by language and
+//! workload, and batch timings read back by workload, engine and count.
 
-use super::findings;
-use crate::results::{Implementation, Outcome, Point, Verdict};
+use std::marker::PhantomData;
+
+use crate::findings::{Findings, Param};
+use crate::names::Named;
+use crate::results::{Implementation, Point};
 use crate::stats::Summary;
+use crate::verdict::ratio;
+
+/// A speed-up below this is "none" (noise on a shared machine stays under it).
+pub(crate) const NO_SPEEDUP: f64 = 1.3;
+/// A parallel speed-up counts as real when it reaches this share of the ideal.
+pub(crate) const PARALLEL_SHARE: f64 = 0.7;
+
+/// Timings of batches, read back by language, workload `W`, engine `E` and a count: each
+/// engine's measurements are named after it and carry the `workload` and a count parameter
+/// (`workers` for CPU-bound batches, `n` for waits).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timings<'a, W, E> {
+    found: Findings<'a>,
+    /// The name of the count parameter.
+    count: &'static str,
+    kinds: PhantomData<(W, E)>,
+}
+
+impl<'a, W: Named, E: Named> Timings<'a, W, E> {
+    /// The timings among `found`, counted by the parameter `count`.
+    pub(crate) fn new(found: Findings<'a>, count: &'static str) -> Self {
+        Self {
+            found,
+            count,
+            kinds: PhantomData,
+        }
+    }
+
+    /// The parameters that place a batch of `workload` at `count`: for recording and lookup.
+    pub(crate) fn params(
+        count_key: &'static str,
+        workload: W,
+        count: usize,
+    ) -> [Param<'static>; 2] {
+        [
+            ("workload", workload.name().into()),
+            (count_key, count.into()),
+        ]
+    }
+
+    /// The summary of `engine`'s batches of `workload` at `count`.
+    pub(crate) fn summary(
+        &self,
+        implementation: Implementation,
+        workload: W,
+        engine: E,
+        count: usize,
+    ) -> Option<&'a Summary> {
+        let params = Self::params(self.count, workload, count);
+        self.found.summary(implementation, engine.name(), &params)
+    }
+
+    /// How many times faster `engine` ran `workload` at `count` than the `serial` engine did
+    /// at `serial_count`.
+    pub(crate) fn speedup(
+        &self,
+        implementation: Implementation,
+        workload: W,
+        (engine, count): (E, usize),
+        (serial, serial_count): (E, usize),
+    ) -> Option<f64> {
+        let baseline = self.summary(implementation, workload, serial, serial_count)?;
+        let run = self.summary(implementation, workload, engine, count)?;
+        Some(speedup(baseline, run))
+    }
+
+    /// `(label, value)` of `measure` for every language that ran and every workload it gives
+    /// a value for.
+    pub(crate) fn each(
+        &self,
+        measure: impl FnMut(Implementation, W) -> Option<f64>,
+    ) -> Vec<(String, f64)> {
+        per_language_and_workload(&self.found.implementations(), W::all(), W::name, measure)
+    }
+}
 
 /// How many times faster `run` is than `baseline` (median over median).
 pub(crate) fn speedup(baseline: &Summary, run: &Summary) -> f64 {
-    baseline.median / run.median
+    ratio(baseline, run)
 }
 
 /// A chart point at `x` for the speed-up of `run` over `baseline`, its error bar from `run`'s
@@ -20,11 +98,6 @@ pub(crate) fn speedup_point(x: f64, baseline: &Summary, run: &Summary) -> Point 
         low: Some(baseline.median / run.p75),
         high: Some(baseline.median / run.p25),
     }
-}
-
-/// A speed-up or ratio as printed: `1.93×`.
-pub(crate) fn times(ratio: f64) -> String {
-    format!("{ratio:.2}×")
 }
 
 /// `(label, value)` of `measure` for every language of `implementations` and every one of
@@ -39,7 +112,7 @@ pub(crate) fn per_language_and_workload<W: Copy>(
     for &implementation in implementations {
         for &workload in workloads {
             if let Some(value) = measure(implementation, workload) {
-                let language = findings::name(implementation);
+                let language = implementation.label();
                 found.push((format!("{language} {}", workload_name(workload)), value));
             }
         }
@@ -47,41 +120,9 @@ pub(crate) fn per_language_and_workload<W: Copy>(
     found
 }
 
-/// A verdict on the seed's claim (in English) and its `quote` (its own words).
-pub(crate) fn verdict(claim: &str, quote: &str, outcome: Outcome, evidence: String) -> Verdict {
-    Verdict {
-        claim: claim.to_owned(),
-        quote: quote.to_owned(),
-        outcome,
-        evidence,
-    }
-}
-
-/// [`Outcome::from_checks`] of the check `holds` on every labelled value.
-pub(crate) fn outcome_where(values: &[(String, f64)], holds: impl Fn(f64) -> bool) -> Outcome {
-    Outcome::from_checks(values.iter().map(|(_, v)| holds(*v)))
-}
-
-/// Labelled values as evidence: `label value, label value`.
-pub(crate) fn listed(values: &[(String, f64)], format: impl Fn(f64) -> String) -> String {
-    values
-        .iter()
-        .map(|(label, value)| format!("{label} {}", format(*value)))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn labelled_values_are_judged_and_listed() {
-        let values = [("a".to_owned(), 1.0), ("b".to_owned(), 3.0)];
-        assert_eq!(outcome_where(&values, |v| v > 2.0), Outcome::Depends);
-        assert_eq!(outcome_where(&values, |v| v > 0.5), Outcome::Confirmed);
-        assert_eq!(listed(&values, times), "a 1.00×, b 3.00×");
-    }
 
     #[test]
     fn values_are_labelled_by_language_and_workload() {
@@ -103,6 +144,5 @@ mod tests {
         let point = speedup_point(3.0, &baseline, &run);
         assert_eq!(point.y, 2.0);
         assert!(point.low.unwrap() < point.y && point.y < point.high.unwrap());
-        assert_eq!(times(1.934), "1.93×");
     }
 }

@@ -19,12 +19,16 @@ use rustix::net::{AddressFamily, SendFlags, SocketFlags, SocketType};
 use rustix::process::{Resource, Rlimit};
 
 use crate::error::LabError;
-use crate::experiment::{Context, Experiment};
+use crate::experiment::{About, ByScale, Experiment, Judgement};
+use crate::findings::Findings;
+use crate::names::names;
+use crate::plan::{Bench, Measured, Plan as Steps, Repeat};
+use crate::python::Baseline;
 use crate::results::{
-    Chart, ChartKind, ExperimentReport, Implementation, Measurement, Outcome, Point, Scale, Series,
-    Table, Verdict,
+    Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale, Series, Table, Verdict,
 };
 use crate::stats::{Summary, format_seconds, format_with_spread};
+use crate::verdict::verdict;
 
 /// The experiment.
 #[derive(Debug)]
@@ -49,174 +53,165 @@ const LINEAR_SHARE: f64 = 0.5;
 /// When it makes at most this share, the cost does not depend on the number: O(1).
 const FLAT_SHARE: f64 = 0.2;
 
-/// One of the three readiness interfaces.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Method {
-    Select,
-    Poll,
-    Epoll,
-}
-
-impl Method {
-    const ALL: [Method; 3] = [Method::Select, Method::Poll, Method::Epoll];
-
-    fn name(self) -> &'static str {
-        match self {
-            Method::Select => "select",
-            Method::Poll => "poll",
-            Method::Epoll => "epoll",
-        }
+names! {
+    /// The three readiness interfaces, by their measurement names (the same in
+    /// `python/select_poll_epoll.py`).
+    enum Method {
+        Select => "select",
+        Poll => "poll",
+        Epoll => "epoll",
     }
 }
+
+/// What the CPython script reports of `select.select` on a descriptor past `FD_SETSIZE`
+/// (1: it refused it).
+const PYTHON_REFUSED_HIGH_FD: &str = "select refuses a descriptor >= FD_SETSIZE";
 
 /// Sizes and repetitions for one scale.
 #[derive(Debug, Clone)]
 struct Plan {
-    sizes: Vec<usize>,
+    sizes: &'static [usize],
     /// Wall time of one batch of calls (one sample).
     batch_time: Duration,
     samples: usize,
 }
 
+const SIZES: ByScale<Plan> = ByScale::new(
+    Plan {
+        sizes: &[10, 100],
+        batch_time: Duration::from_micros(500),
+        samples: 5,
+    },
+    Plan {
+        sizes: &[10, 100, 1_000, 10_000],
+        batch_time: Duration::from_millis(3),
+        samples: 9,
+    },
+    Plan {
+        sizes: &[10, 30, 100, 300, 1_000, 3_000, 10_000],
+        batch_time: Duration::from_millis(10),
+        samples: 21,
+    },
+);
+
 impl Experiment for SelectPollEpoll {
-    fn id(&self) -> &'static str {
-        "select-poll-epoll"
+    fn about(&self) -> About {
+        About {
+            id: "select-poll-epoll",
+            title: "select vs poll vs epoll: readiness-wait cost against the number of \
+                    descriptors",
+            seed_section: "5.3.4",
+        }
     }
 
-    fn title(&self) -> &'static str {
-        "select vs poll vs epoll: readiness-wait cost against the number of descriptors"
-    }
-
-    fn seed_section(&self) -> &'static str {
-        "5.3.4"
-    }
-
-    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
-        let mut plan = Plan {
-            sizes: ctx.pick(
-                vec![10, 100],
-                vec![10, 100, 1_000, 10_000],
-                vec![10, 30, 100, 300, 1_000, 3_000, 10_000],
-            ),
-            batch_time: ctx.pick(
-                Duration::from_micros(500),
-                Duration::from_millis(3),
-                Duration::from_millis(10),
-            ),
-            samples: ctx.pick(5, 9, 21),
-        };
-        let mut notes = Vec::new();
+    fn measure(&self, bench: Bench<'_>) -> Result<Measured, LabError> {
+        let plan = SIZES.at(bench.scale());
+        let mut steps = Steps::new();
         let limit = RaisedFileLimit::raise_to(
             *plan.sizes.iter().max().unwrap_or(&0) as u64 + SPARE_DESCRIPTORS,
         )?;
-        notes.extend(limit.note.clone());
+        if let Some(note) = &limit.note {
+            steps.note(note.clone());
+        }
         let reachable = limit.usable.saturating_sub(SPARE_DESCRIPTORS) as usize;
         if plan.sizes.iter().any(|&n| n > reachable) {
-            notes.push(format!(
+            steps.note(format!(
                 "The open-file limit here ({}) leaves room for {reachable} watched descriptors: \
                  larger sizes were skipped.",
                 limit.usable
             ));
-            plan.sizes.retain(|&n| n <= reachable);
         }
-
-        let total_steps = (plan.sizes.len() * Method::ALL.len()) as u64 + 1;
-        let mut done = 0;
-        let mut measurements = Vec::new();
-        for &n in &plan.sizes {
-            let watched = Watched::open(n)
-                .map_err(|e| LabError::os(format!("opening {n} sockets"), e.into()))?;
-            for method in Method::ALL {
-                if method == Method::Select && watched.highest_fd() as usize >= FD_SETSIZE {
-                    if n < FD_SETSIZE {
-                        notes.push(format!(
-                            "select was skipped at {n} descriptors: their numbers reach {}, \
-                             past FD_SETSIZE ({FD_SETSIZE}).",
-                            watched.highest_fd()
-                        ));
+        let sizes: Vec<usize> = plan
+            .sizes
+            .iter()
+            .copied()
+            .filter(|&n| n <= reachable)
+            .collect();
+        for &n in &sizes {
+            steps.step(move |measured| {
+                let watched = Watched::open(n)
+                    .map_err(|e| LabError::os(format!("opening {n} sockets"), e.into()))?;
+                for &method in Method::ALL {
+                    if method == Method::Select && watched.highest_fd() as usize >= FD_SETSIZE {
+                        if n < FD_SETSIZE {
+                            measured.note(format!(
+                                "select was skipped at {n} descriptors: their numbers reach {}, \
+                                 past FD_SETSIZE ({FD_SETSIZE}).",
+                                watched.highest_fd()
+                            ));
+                        }
+                        continue;
                     }
-                } else {
-                    let (samples, batch) = measure(&watched, method, &plan)?;
-                    measurements.push(
+                    let (samples, batch) = measure(&watched, method, plan)?;
+                    measured.measurement(
                         Measurement::new(method.name(), Implementation::Rust, "s", samples)
                             .param("descriptors", n)
                             .param("calls_per_sample", batch),
                     );
                 }
-                done += 1;
-                ctx.progress(done, total_steps);
-            }
+                Ok(())
+            });
         }
-
-        let sizes = plan
-            .sizes
-            .iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join(", ");
-        let args = vec![
-            sizes.replace(' ', ""),
-            plan.batch_time.as_secs_f64().to_string(),
-            plan.samples.to_string(),
-        ];
-        let python = ctx.python(
+        let listed: Vec<String> = sizes.iter().map(usize::to_string).collect();
+        steps.python(Baseline::new(
             "select_poll_epoll",
             include_str!("../../python/select_poll_epoll.py"),
-            &args,
-        )?;
-        ctx.progress(total_steps, total_steps);
+            [
+                listed.join(","),
+                plan.batch_time.as_secs_f64().to_string(),
+                plan.samples.to_string(),
+            ],
+        ));
+        let measured = bench.run(steps);
         // CPython inherited the raised limit; it is put back now.
         drop(limit);
-        let python_refused_high_fd = match python {
-            Some(output) => {
-                notes.extend(output.notes);
-                let refused = output
-                    .measurements
-                    .iter()
-                    .find(|m| m.name == "select refuses a descriptor >= FD_SETSIZE")
-                    .map(|m| m.median() > 0.0);
-                measurements.extend(output.measurements);
-                refused
-            }
-            None => {
-                notes.push(crate::python::NO_PYTHON_NOTE.to_owned());
-                None
-            }
-        };
+        measured
+    }
 
-        Ok(ExperimentReport {
+    fn judge(&self, findings: &Findings<'_>) -> Judgement {
+        let plan = SIZES.at(findings.scale());
+        let sizes: Vec<usize> = plan
+            .sizes
+            .iter()
+            .copied()
+            .filter(|&n| find(findings, Method::Poll, Implementation::Rust, n).is_some())
+            .collect();
+        let python_refused_high_fd = findings
+            .get(Implementation::Python, PYTHON_REFUSED_HIGH_FD, &[])
+            .map(|m| m.median() > 0.0);
+        let listed: Vec<String> = sizes.iter().map(usize::to_string).collect();
+        Judgement {
             method: format!(
                 "N = {sizes} descriptors are watched for reading, each an AF_UNIX datagram \
-                 socket; all are idle but the last (highest-numbered) one, which holds an unread datagram, so every \
-                 call returns exactly one ready descriptor at once. select rebuilds its 1024-bit \
-                 set from a template before each call (as a C program must), poll reuses its \
-                 array, epoll's set is built once and epoll_wait asks for up to 64 events. A \
-                 sample is the mean time per call over a batch sized to about {batch} after a \
-                 warm-up; {samples} samples per point, median shown with its interquartile \
-                 spread. CPython runs select.select, select.poll and select.epoll on the same \
-                 kind and number of sockets (descriptors passed as integers). The verdicts draw \
-                 cost = fixed + per-descriptor × n through each method's medians at its \
-                 smallest and largest sizes.",
+                 socket; all are idle but the last (highest-numbered) one, which holds an \
+                 unread datagram, so every call returns exactly one ready descriptor at once. \
+                 select rebuilds its 1024-bit set from a template before each call (as a C \
+                 program must), poll reuses its array, epoll's set is built once and \
+                 epoll_wait asks for up to 64 events. A sample is the mean time per call over \
+                 a batch sized to about {batch} after a warm-up; {samples} samples per point, \
+                 median shown with its interquartile spread. CPython runs select.select, \
+                 select.poll and select.epoll on the same kind and number of sockets \
+                 (descriptors passed as integers). The verdicts draw cost = fixed + \
+                 per-descriptor × n through each method's medians at its smallest and largest \
+                 sizes.",
+                sizes = listed.join(", "),
                 batch = format_seconds(plan.batch_time.as_secs_f64()),
                 samples = plan.samples,
             ),
-            table: table(&plan.sizes, &measurements),
-            charts: vec![chart(&measurements)],
-            verdicts: verdicts(&plan.sizes, &measurements, python_refused_high_fd),
-            notes: with_fd_setsize_note(notes),
-            measurements,
-            ..Default::default()
-        })
+            table: table(&sizes, findings),
+            charts: vec![chart(findings)],
+            verdicts: verdicts(&sizes, findings, python_refused_high_fd),
+            notes: vec![fd_setsize_note()],
+        }
     }
 }
 
-fn with_fd_setsize_note(mut notes: Vec<String>) -> Vec<String> {
-    notes.push(format!(
+fn fd_setsize_note() -> String {
+    format!(
         "select is not measured past {FD_SETSIZE} descriptors: glibc's fd_set and CPython's \
          select.select hold descriptor numbers below FD_SETSIZE = {FD_SETSIZE} only (the Linux \
          system call itself takes larger bitmaps, but no portable program can pass them)."
-    ));
-    notes
+    )
 }
 
 /// The soft `RLIMIT_NOFILE`, raised towards the hard limit for this process while it lives.
@@ -433,57 +428,37 @@ fn measure(watched: &Watched, method: Method, plan: &Plan) -> Result<(Vec<f64>, 
     }
     let per_call = warm_up.elapsed().as_secs_f64() / calls as f64;
     let batch = ((plan.batch_time.as_secs_f64() / per_call) as usize).clamp(1, 1_000_000);
-    let mut samples = Vec::with_capacity(plan.samples);
-    for _ in 0..plan.samples {
-        let start = Instant::now();
-        for _ in 0..batch {
-            wait_once()?;
-        }
-        samples.push(start.elapsed().as_secs_f64() / batch as f64);
-    }
+    // The calibration above was the warm-up.
+    let batches = Repeat::new(0, plan.samples).time(|| (0..batch).try_for_each(|_| wait_once()))?;
+    let samples = batches.into_iter().map(|s| s / batch as f64).collect();
     Ok((samples, batch))
 }
 
-fn implementation_label(implementation: Implementation) -> &'static str {
-    match implementation {
-        Implementation::Rust => "Rust",
-        Implementation::Python => "CPython",
-    }
-}
-
 /// The measurement of `method` by `implementation` at `n` descriptors, if it was taken.
-fn find(
-    measurements: &[Measurement],
+fn find<'a>(
+    found: &Findings<'a>,
     method: Method,
     implementation: Implementation,
     n: usize,
-) -> Option<&Measurement> {
-    measurements.iter().find(|m| {
-        m.name == method.name()
-            && m.implementation == implementation
-            && m.params.get("descriptors") == Some(&serde_json::Value::from(n))
-    })
+) -> Option<&'a Measurement> {
+    found.get(implementation, method.name(), &[("descriptors", n.into())])
 }
 
 const IMPLEMENTATIONS: [Implementation; 2] = [Implementation::Rust, Implementation::Python];
 
-fn table(sizes: &[usize], measurements: &[Measurement]) -> Table {
+fn table(sizes: &[usize], found: &Findings<'_>) -> Table {
     let mut columns = vec!["descriptors".to_owned()];
-    for method in Method::ALL {
+    for &method in Method::ALL {
         for implementation in IMPLEMENTATIONS {
-            columns.push(format!(
-                "{} ({})",
-                method.name(),
-                implementation_label(implementation)
-            ));
+            columns.push(format!("{} ({})", method.name(), implementation.label()));
         }
     }
     let mut table = Table::new(columns);
     for &n in sizes {
         let mut row = vec![n.to_string()];
-        for method in Method::ALL {
+        for &method in Method::ALL {
             for implementation in IMPLEMENTATIONS {
-                row.push(match find(measurements, method, implementation, n) {
+                row.push(match find(found, method, implementation, n) {
                     Some(m) => format_with_spread(&m.summary, format_seconds),
                     None if method == Method::Select && n >= FD_SETSIZE => {
                         "— (FD_SETSIZE)".to_owned()
@@ -495,10 +470,10 @@ fn table(sizes: &[usize], measurements: &[Measurement]) -> Table {
         table.row(row);
     }
     let mut growth_row = vec!["fitted cost per descriptor".to_owned()];
-    for method in Method::ALL {
+    for &method in Method::ALL {
         for implementation in IMPLEMENTATIONS {
             growth_row.push(
-                growth(sizes, measurements, method, implementation)
+                growth(sizes, found, method, implementation)
                     .map_or("—".to_owned(), |g| format_seconds(g.per_descriptor)),
             );
         }
@@ -507,13 +482,12 @@ fn table(sizes: &[usize], measurements: &[Measurement]) -> Table {
     table
 }
 
-fn chart(measurements: &[Measurement]) -> Chart {
+fn chart(found: &Findings<'_>) -> Chart {
     let mut series = Vec::new();
     for implementation in IMPLEMENTATIONS {
-        for method in Method::ALL {
-            let mut points: Vec<Point> = measurements
-                .iter()
-                .filter(|m| m.name == method.name() && m.implementation == implementation)
+        for &method in Method::ALL {
+            let mut points: Vec<Point> = found
+                .every(implementation, method.name())
                 .filter_map(|m| {
                     let n = m.params.get("descriptors")?.as_f64()?;
                     Some(Point::from_summary(n, &in_microseconds(&m.summary)))
@@ -522,11 +496,7 @@ fn chart(measurements: &[Measurement]) -> Chart {
             points.sort_by(|a, b| a.x.total_cmp(&b.x));
             if !points.is_empty() {
                 series.push(Series {
-                    label: format!(
-                        "{} ({})",
-                        method.name(),
-                        implementation_label(implementation)
-                    ),
+                    label: format!("{} ({})", method.name(), implementation.label()),
                     points,
                 });
             }
@@ -571,13 +541,13 @@ struct Growth {
 
 fn growth(
     sizes: &[usize],
-    measurements: &[Measurement],
+    found: &Findings<'_>,
     method: Method,
     implementation: Implementation,
 ) -> Option<Growth> {
     let costs: Vec<(usize, f64)> = sizes
         .iter()
-        .filter_map(|&n| Some((n, find(measurements, method, implementation, n)?.median())))
+        .filter_map(|&n| Some((n, find(found, method, implementation, n)?.median())))
         .collect();
     growth_of(&costs)
 }
@@ -619,7 +589,7 @@ fn combine(outcomes: &[Outcome]) -> Outcome {
 
 fn growth_verdict(
     sizes: &[usize],
-    measurements: &[Measurement],
+    found: &Findings<'_>,
     method: Method,
     claim: &str,
     quote: &str,
@@ -628,13 +598,13 @@ fn growth_verdict(
     let mut outcomes = Vec::new();
     let mut evidence = Vec::new();
     for implementation in IMPLEMENTATIONS {
-        if let Some(g) = growth(sizes, measurements, method, implementation) {
+        if let Some(g) = growth(sizes, found, method, implementation) {
             outcomes.push(judge(g.share_at_largest, claims_linear));
             evidence.push(format!(
                 "{}: {} per call at {} descriptors, {} at {} (×{:.1} for ×{:.0} descriptors); \
                  fitted {} fixed + {} per descriptor, the per-descriptor part being {:.0}% of \
                  the cost at {}",
-                implementation_label(implementation),
+                implementation.label(),
                 format_seconds(g.smallest.1),
                 g.smallest.0,
                 format_seconds(g.largest.1),
@@ -659,29 +629,29 @@ fn growth_verdict(
             FLAT_SHARE * 100.0
         )
     };
-    Verdict {
-        claim: claim.to_owned(),
-        quote: quote.to_owned(),
-        outcome: if outcomes.is_empty() {
+    verdict(
+        claim.to_owned(),
+        quote,
+        if outcomes.is_empty() {
             Outcome::Depends
         } else {
             outcome
         },
         evidence,
-    }
+    )
 }
 
 fn verdicts(
     sizes: &[usize],
-    measurements: &[Measurement],
+    found: &Findings<'_>,
     python_refused_high_fd: Option<bool>,
 ) -> Vec<Verdict> {
     let largest_unlimited = sizes
         .iter()
         .copied()
         .filter(|&n| {
-            find(measurements, Method::Poll, Implementation::Rust, n).is_some()
-                && find(measurements, Method::Epoll, Implementation::Rust, n).is_some()
+            find(found, Method::Poll, Implementation::Rust, n).is_some()
+                && find(found, Method::Epoll, Implementation::Rust, n).is_some()
         })
         .max()
         .unwrap_or(0);
@@ -705,41 +675,41 @@ fn verdicts(
     vec![
         growth_verdict(
             sizes,
-            measurements,
+            found,
             Method::Select,
             "select is O(n): the kernel walks every descriptor in the set on each call.",
             "O(n)复杂度，遍历所有fd",
         ),
         growth_verdict(
             sizes,
-            measurements,
+            found,
             Method::Poll,
             "poll is still O(n).",
             "仍然是O(n)复杂度",
         ),
         growth_verdict(
             sizes,
-            measurements,
+            found,
             Method::Epoll,
             "epoll is O(1): it returns only the ready descriptors, so its cost does not grow with \
              the number watched.",
             "O(1)复杂度（只返回就绪的fd）",
         ),
-        Verdict {
-            claim: "select is limited in the number of descriptors (usually 1024).".to_owned(),
-            quote: "fd数量限制（通常1024）".to_owned(),
-            outcome: limit_outcome,
-            evidence: limit_evidence,
-        },
-        Verdict {
-            claim: "poll (and epoll) have no limit on the number of descriptors.".to_owned(),
-            quote: "无fd数量限制".to_owned(),
-            outcome: if largest_unlimited > FD_SETSIZE {
+        verdict(
+            "select is limited in the number of descriptors (usually 1024).",
+            "fd数量限制（通常1024）",
+            limit_outcome,
+            limit_evidence,
+        ),
+        verdict(
+            "poll (and epoll) have no limit on the number of descriptors.",
+            "无fd数量限制",
+            if largest_unlimited > FD_SETSIZE {
                 Outcome::Confirmed
             } else {
                 Outcome::Depends
             },
-            evidence: if largest_unlimited > FD_SETSIZE {
+            if largest_unlimited > FD_SETSIZE {
                 format!(
                     "poll and epoll watched {largest_unlimited} descriptors here, past \
                      FD_SETSIZE; their only bound is the open-file limit (RLIMIT_NOFILE)."
@@ -750,7 +720,7 @@ fn verdicts(
                      FD_SETSIZE = {FD_SETSIZE}; the quick and full runs go to 10,000."
                 )
             },
-        },
+        ),
     ]
 }
 
@@ -799,7 +769,7 @@ mod tests {
     #[test]
     fn every_method_waits_for_the_one_ready_socket() {
         let watched = Watched::open(20).unwrap();
-        for method in Method::ALL {
+        for &method in Method::ALL {
             let mut waiter = Waiter::new(&watched, method).unwrap();
             for _ in 0..3 {
                 assert_eq!(waiter.wait().unwrap(), 1, "{}", method.name());

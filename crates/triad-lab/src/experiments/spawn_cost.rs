@@ -17,88 +17,99 @@ use rustix::process::{Pid, WaitOptions, waitpid};
 use triad::workloads::identity;
 use triad::{ProcessPool, StartMethod};
 
-use super::cost_support::{Checks, SideBySide, cell, ratio_cell};
+use super::cost_support::{SideBySide, cell, ratio_cell};
 use crate::error::LabError;
-use crate::experiment::{Context, Experiment};
-use crate::python::PythonOutput;
-use crate::results::{ExperimentReport, Implementation, Measurement, Table};
-use crate::stats::{format_seconds, time_each};
+use crate::experiment::{About, ByScale, Experiment, Judgement};
+use crate::findings::Findings;
+use crate::names::names;
+use crate::plan::{Bench, Measured, Plan, Repeat};
+use crate::python::Baseline;
+use crate::results::{Implementation, Measurement, Table};
+use crate::stats::format_seconds;
+use crate::verdict::Checks;
+use Implementation::{Python, Rust};
 
 /// The `spawn-cost` experiment.
 #[derive(Debug)]
 pub(crate) struct SpawnCost;
 
-const THREAD: &str = "thread spawn + join";
-const TASK_ONE_THREAD: &str = "tokio task spawn + await, current-thread runtime";
-const TASK_MULTI_THREAD: &str = "tokio task spawn + await, multi-thread runtime";
-const BARE_FORK: &str = "fork + _exit + waitpid";
-const WORKER_FORK: &str = "triad worker, fork";
-const WORKER_FORK_SERVER: &str = "triad worker, fork server";
-const WORKER_SPAWN: &str = "triad worker, spawn";
-const PY_THREAD: &str = "threading.Thread start + join";
-const PY_TASK: &str = "asyncio.create_task + await";
-const PY_FORK: &str = "multiprocessing.Process start + join, fork";
-const PY_FORK_SERVER: &str = "multiprocessing.Process start + join, forkserver";
-const PY_SPAWN: &str = "multiprocessing.Process start + join, spawn";
+names! {
+    /// What is started, Rust's then CPython's (`python/spawn_cost.py` prints these).
+    enum Name {
+        Thread => "thread spawn + join",
+        TaskOneThread => "tokio task spawn + await, current-thread runtime",
+        TaskMultiThread => "tokio task spawn + await, multi-thread runtime",
+        BareFork => "fork + _exit + waitpid",
+        WorkerFork => "triad worker, fork",
+        WorkerForkServer => "triad worker, fork server",
+        WorkerSpawn => "triad worker, spawn",
+        PyThread => "threading.Thread start + join",
+        PyTask => "asyncio.create_task + await",
+        PyFork => "multiprocessing.Process start + join, fork",
+        PyForkServer => "multiprocessing.Process start + join, forkserver",
+        PySpawn => "multiprocessing.Process start + join, spawn",
+    }
+}
 
 /// One row of the table: what starts, and the Rust and CPython measurements that show it.
 #[derive(Debug, Clone, Copy)]
 struct Row {
     unit: &'static str,
     how: &'static str,
-    rust: &'static str,
-    python: Option<&'static str>,
+    rust: Name,
+    python: Option<Name>,
 }
 
 const ROWS: &[Row] = &[
     Row {
         unit: "thread",
         how: "spawn + join",
-        rust: THREAD,
-        python: Some(PY_THREAD),
+        rust: Name::Thread,
+        python: Some(Name::PyThread),
     },
     Row {
         unit: "coroutine",
         how: "spawn + await, one thread",
-        rust: TASK_ONE_THREAD,
-        python: Some(PY_TASK),
+        rust: Name::TaskOneThread,
+        python: Some(Name::PyTask),
     },
     Row {
         unit: "coroutine",
         how: "spawn + await, multi-thread runtime",
-        rust: TASK_MULTI_THREAD,
+        rust: Name::TaskMultiThread,
         python: None,
     },
     Row {
         unit: "process",
         how: "fork (bare fork / Process)",
-        rust: BARE_FORK,
-        python: Some(PY_FORK),
+        rust: Name::BareFork,
+        python: Some(Name::PyFork),
     },
     Row {
         unit: "process",
         how: "fork (triad worker / —)",
-        rust: WORKER_FORK,
+        rust: Name::WorkerFork,
         python: None,
     },
     Row {
         unit: "process",
         how: "forkserver",
-        rust: WORKER_FORK_SERVER,
-        python: Some(PY_FORK_SERVER),
+        rust: Name::WorkerForkServer,
+        python: Some(Name::PyForkServer),
     },
     Row {
         unit: "process",
         how: "spawn",
-        rust: WORKER_SPAWN,
-        python: Some(PY_SPAWN),
+        rust: Name::WorkerSpawn,
+        python: Some(Name::PySpawn),
     },
 ];
 
 /// Sizes for one scale.
 #[derive(Debug, Clone, Copy)]
-struct Plan {
-    repetitions: usize,
+struct Sizes {
+    /// Every batch: one warm-up batch, then the samples.
+    repeat: Repeat,
     /// Threads per batch.
     threads: usize,
     /// Tasks per batch.
@@ -107,146 +118,185 @@ struct Plan {
     forks: usize,
     /// Worker starts per batch.
     workers: usize,
+    python_repetitions: usize,
+    python_threads: usize,
+    python_tasks: usize,
+    /// Processes started by fork and by forkserver.
+    python_forks: usize,
+    /// Processes started by spawn.
+    python_spawns: usize,
+}
+
+const SIZES: ByScale<Sizes> = ByScale::new(
+    Sizes {
+        repeat: Repeat::after_one(3),
+        threads: 20,
+        tasks: 200,
+        forks: 10,
+        workers: 4,
+        python_repetitions: 3,
+        python_threads: 20,
+        python_tasks: 200,
+        python_forks: 3,
+        python_spawns: 2,
+    },
+    Sizes {
+        repeat: Repeat::after_one(5),
+        threads: 200,
+        tasks: 5000,
+        forks: 50,
+        workers: 10,
+        python_repetitions: 5,
+        python_threads: 200,
+        python_tasks: 5000,
+        python_forks: 12,
+        python_spawns: 5,
+    },
+    Sizes {
+        repeat: Repeat::after_one(9),
+        threads: 1000,
+        tasks: 20_000,
+        forks: 200,
+        workers: 25,
+        python_repetitions: 9,
+        python_threads: 1000,
+        python_tasks: 20_000,
+        python_forks: 30,
+        python_spawns: 12,
+    },
+);
+
+/// A step that records `name`'s samples (seconds per start), `batch` per sample.
+fn record<'r>(
+    plan: &mut Plan<'r>,
+    name: Name,
+    batch: usize,
+    measure: impl FnOnce() -> Result<Vec<f64>, LabError> + 'r,
+) {
+    plan.step(move |measured| {
+        let samples = measure()?;
+        measured
+            .measurement(Measurement::new(name.name(), Rust, "s", samples).param("batch", batch));
+        Ok(())
+    });
 }
 
 impl Experiment for SpawnCost {
-    fn id(&self) -> &'static str {
-        "spawn-cost"
+    fn about(&self) -> About {
+        About {
+            id: "spawn-cost",
+            title: "Cost of starting a thread, a task, a process",
+            seed_section: "5.1.1",
+        }
     }
 
-    fn title(&self) -> &'static str {
-        "Cost of starting a thread, a task, a process"
-    }
-
-    fn seed_section(&self) -> &'static str {
-        "5.1.1"
-    }
-
-    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
-        let plan = Plan {
-            repetitions: ctx.pick(3, 5, 9),
-            threads: ctx.pick(20, 200, 1000),
-            tasks: ctx.pick(200, 5000, 20_000),
-            forks: ctx.pick(10, 50, 200),
-            workers: ctx.pick(4, 10, 25),
-        };
-        let total = 8;
-        let mut notes = Vec::new();
-        let mut measurements = Vec::new();
-        let mut record = |name: &str, batch: usize, samples: Vec<f64>| {
-            measurements.push(
-                Measurement::new(name, Implementation::Rust, "s", samples).param("batch", batch),
-            );
-        };
-
+    fn measure(&self, bench: Bench<'_>) -> Result<Measured, LabError> {
+        let sizes = *SIZES.at(bench.scale());
+        let workers = bench.machine().cores.max(2);
+        let mut plan = Plan::new();
         // First, while this experiment has started no thread: the fork method needs a
         // single-threaded program.
-        match worker_starts(StartMethod::Fork, plan) {
-            Ok(samples) => record(WORKER_FORK, plan.workers, samples),
-            Err(error) => notes.push(format!(
-                "triad's fork start method was not measured: {error} (the lab runs with other \
-                 threads; the bare fork row shows fork's own cost)."
-            )),
-        }
-        ctx.progress(1, total);
-        record(
-            THREAD,
-            plan.threads,
-            per_item(plan.repetitions, plan.threads, || {
+        plan.step(move |measured| {
+            match worker_starts(StartMethod::Fork, sizes) {
+                Ok(samples) => measured.measurement(
+                    Measurement::new(Name::WorkerFork.name(), Rust, "s", samples)
+                        .param("batch", sizes.workers),
+                ),
+                Err(error) => measured.note(format!(
+                    "triad's fork start method was not measured: {error} (the lab runs with \
+                     other threads; the bare fork row shows fork's own cost)."
+                )),
+            }
+            Ok(())
+        });
+        record(&mut plan, Name::Thread, sizes.threads, move || {
+            per_item(sizes.repeat, sizes.threads, || {
                 std::thread::spawn(|| {})
                     .join()
-                    .expect("an empty thread does not panic");
-            }),
-        );
-        ctx.progress(2, total);
-        let one_thread = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .map_err(|e| LabError::os("starting a tokio runtime", e))?;
-        record(
-            TASK_ONE_THREAD,
-            plan.tasks,
-            task_starts(&one_thread, plan).map_err(|e| LabError::engine("tokio tasks", e))?,
-        );
-        let workers = triad::available_cores().max(2);
-        let multi_thread = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .build()
-            .map_err(|e| LabError::os("starting a tokio runtime", e))?;
-        let multi =
-            task_starts(&multi_thread, plan).map_err(|e| LabError::engine("tokio tasks", e))?;
-        drop(multi_thread);
-        measurements.push(
-            Measurement::new(TASK_MULTI_THREAD, Implementation::Rust, "s", multi)
-                .param("batch", plan.tasks)
-                .param("workers", workers),
-        );
-        ctx.progress(3, total);
-        let forks = bare_forks(plan).map_err(|e| LabError::os("fork", e))?;
-        measurements.push(
-            Measurement::new(BARE_FORK, Implementation::Rust, "s", forks)
-                .param("batch", plan.forks),
-        );
-        ctx.progress(4, total);
-        for (method, name) in [
-            (StartMethod::ForkServer, WORKER_FORK_SERVER),
-            (StartMethod::Spawn, WORKER_SPAWN),
-        ] {
-            let samples = worker_starts(method, plan)
-                .map_err(|e| LabError::engine(format!("starting workers by {name}"), e))?;
-            measurements.push(
-                Measurement::new(name, Implementation::Rust, "s", samples)
-                    .param("batch", plan.workers),
+                    .map_err(|_| LabError::engine("an empty thread", "it panicked"))
+            })
+        });
+        record(&mut plan, Name::TaskOneThread, sizes.tasks, move || {
+            let one_thread = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .map_err(|e| LabError::os("starting a tokio runtime", e))?;
+            task_starts(&one_thread, sizes)
+        });
+        plan.step(move |measured| {
+            let multi_thread = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(workers)
+                .build()
+                .map_err(|e| LabError::os("starting a tokio runtime", e))?;
+            let samples = task_starts(&multi_thread, sizes)?;
+            measured.measurement(
+                Measurement::new(Name::TaskMultiThread.name(), Rust, "s", samples)
+                    .param("batch", sizes.tasks)
+                    .param("workers", workers),
             );
-            ctx.progress(if method == StartMethod::Spawn { 6 } else { 5 }, total);
+            Ok(())
+        });
+        record(&mut plan, Name::BareFork, sizes.forks, move || {
+            per_item(sizes.repeat, sizes.forks, || {
+                fork_and_wait().map_err(|e| LabError::os("fork", e))
+            })
+        });
+        for (method, name) in [
+            (StartMethod::ForkServer, Name::WorkerForkServer),
+            (StartMethod::Spawn, Name::WorkerSpawn),
+        ] {
+            record(&mut plan, name, sizes.workers, move || {
+                worker_starts(method, sizes).map_err(|e| {
+                    LabError::engine(format!("starting workers by {}", name.name()), e)
+                })
+            });
         }
-
-        let python_sizes = [
-            ctx.pick(3, 5, 9),
-            ctx.pick(20, 200, 1000),
-            ctx.pick(200, 5000, 20_000),
-            ctx.pick(3, 12, 30),
-            ctx.pick(2, 5, 12),
-        ];
-        let python = ctx.python(
+        plan.python(Baseline::new(
             "spawn_cost",
             include_str!("../../python/spawn_cost.py"),
-            &python_sizes.map(|n| n.to_string()),
-        )?;
-        ctx.progress(total, total);
-        Ok(report(plan, python_sizes, measurements, python, notes))
+            [
+                sizes.python_repetitions,
+                sizes.python_threads,
+                sizes.python_tasks,
+                sizes.python_forks,
+                sizes.python_spawns,
+            ],
+        ));
+        bench.run(plan)
+    }
+
+    fn judge(&self, findings: &Findings<'_>) -> Judgement {
+        judge(findings)
     }
 }
 
-/// Runs `body` `count` times per batch, `repetitions` batches: seconds per run of each batch.
-fn per_item(repetitions: usize, count: usize, mut body: impl FnMut()) -> Vec<f64> {
-    body();
-    time_each(repetitions, || (0..count).for_each(|_| body()))
+/// Batches of `count` runs of `body`, as `repeat` says: seconds per run of each batch kept.
+fn per_item(
+    repeat: Repeat,
+    count: usize,
+    mut body: impl FnMut() -> Result<(), LabError>,
+) -> Result<Vec<f64>, LabError> {
+    let batches = repeat.time(|| (0..count).try_for_each(|_| body()))?;
+    Ok(batches
         .into_iter()
         .map(|batch| batch / count as f64)
-        .collect()
+        .collect())
 }
 
 /// Tasks spawned and awaited one by one from a task on `runtime` (so that spawning happens on a
-/// runtime thread, as in a real program).
-fn task_starts(runtime: &tokio::runtime::Runtime, plan: Plan) -> Result<Vec<f64>, String> {
-    runtime
-        .block_on(runtime.spawn(async move {
-            let mut samples = Vec::with_capacity(plan.repetitions);
-            for repetition in 0..=plan.repetitions {
-                let start = Instant::now();
-                for _ in 0..plan.tasks {
-                    tokio::spawn(async {})
-                        .await
-                        .expect("an empty task does not panic");
-                }
-                // The first batch warms the runtime up.
-                if repetition > 0 {
-                    samples.push(start.elapsed().as_secs_f64() / plan.tasks as f64);
-                }
+/// runtime thread, as in a real program): seconds per task of each batch kept.
+fn task_starts(runtime: &tokio::runtime::Runtime, sizes: Sizes) -> Result<Vec<f64>, LabError> {
+    let tasks = sizes.tasks;
+    let failed = |e: tokio::task::JoinError| LabError::engine("tokio tasks", e);
+    sizes.repeat.run(|| {
+        let batch = runtime.spawn(async move {
+            let start = Instant::now();
+            for _ in 0..tasks {
+                tokio::spawn(async {}).await?;
             }
-            samples
-        }))
-        .map_err(|e| e.to_string())
+            Ok(start.elapsed().as_secs_f64() / tasks as f64)
+        });
+        runtime.block_on(batch).map_err(failed)?.map_err(failed)
+    })
 }
 
 /// Forks a child that exits at once and waits for it.
@@ -265,75 +315,52 @@ fn fork_and_wait() -> io::Result<()> {
     Ok(())
 }
 
-fn bare_forks(plan: Plan) -> io::Result<Vec<f64>> {
-    fork_and_wait()?;
-    let mut samples = Vec::with_capacity(plan.repetitions);
-    for _ in 0..plan.repetitions {
-        let start = Instant::now();
-        for _ in 0..plan.forks {
-            fork_and_wait()?;
-        }
-        samples.push(start.elapsed().as_secs_f64() / plan.forks as f64);
-    }
-    Ok(samples)
-}
-
 /// Seconds per worker start: batches of one-by-one tasks on a one-worker pool that replaces
 /// its worker after every task.
-fn worker_starts(method: StartMethod, plan: Plan) -> Result<Vec<f64>, String> {
+fn worker_starts(method: StartMethod, sizes: Sizes) -> Result<Vec<f64>, String> {
     let pool = ProcessPool::builder()
         .workers(1)
         .max_tasks_per_child(1)
         .start_method(method)
         .build()
         .map_err(|e| e.to_string())?;
-    let run_batch = || -> Result<(), String> {
-        for result in pool.map_chunked(identity, 0..plan.workers as u64, 1) {
+    let batches = sizes.repeat.time(|| -> Result<(), String> {
+        for result in pool.map_chunked(identity, 0..sizes.workers as u64, 1) {
             result.map_err(|e| e.to_string())?;
         }
         Ok(())
-    };
-    run_batch()?;
-    let mut samples = Vec::with_capacity(plan.repetitions);
-    for _ in 0..plan.repetitions {
-        let start = Instant::now();
-        run_batch()?;
-        samples.push(start.elapsed().as_secs_f64() / plan.workers as f64);
-    }
+    });
     pool.join();
-    Ok(samples)
+    Ok(batches?
+        .into_iter()
+        .map(|batch| batch / sizes.workers as f64)
+        .collect())
 }
 
-fn report(
-    plan: Plan,
-    python_sizes: [usize; 5],
-    mut measurements: Vec<Measurement>,
-    python: Option<PythonOutput>,
-    mut notes: Vec<String>,
-) -> ExperimentReport {
-    let python = crate::python::measurements_and_notes(python, &mut notes);
-    let find = |set: &[Measurement], name: &str| set.iter().find(|m| m.name == name).cloned();
-    let rust_median = |name| find(&measurements, name).map(|m| m.median());
-    let python_median = |name| find(&python, name).map(|m| m.median());
+fn judge(found: &Findings<'_>) -> Judgement {
+    let sizes = SIZES.at(found.scale());
+    let measured = |implementation, name: Name| found.get(implementation, name.name(), &[]);
+    let rust_median = |name| measured(Rust, name).map(Measurement::median);
+    let python_median = |name| measured(Python, name).map(Measurement::median);
 
     let mut table = Table::new(["unit", "how", "Rust", "CPython", "CPython ÷ Rust"]);
     let mut bars = SideBySide::new();
     for row in ROWS {
-        let rust = find(&measurements, row.rust);
-        let cpython = row.python.and_then(|name| find(&python, name));
+        let rust = measured(Rust, row.rust);
+        let cpython = row.python.and_then(|name| measured(Python, name));
         if rust.is_none() && cpython.is_none() {
             continue;
         }
         bars.add(
             format!("{} {}", row.unit, row.how),
-            rust.iter().chain(&cpython),
+            rust.into_iter().chain(cpython),
         );
         table.row([
             row.unit.to_owned(),
             row.how.to_owned(),
-            cell(rust.as_ref(), format_seconds),
-            cell(cpython.as_ref(), format_seconds),
-            ratio_cell(cpython.as_ref(), rust.as_ref()),
+            cell(rust, format_seconds),
+            cell(cpython, format_seconds),
+            ratio_cell(cpython, rust),
         ]);
     }
 
@@ -364,14 +391,14 @@ fn report(
                 "Rust",
                 (
                     "forked worker",
-                    rust_median(WORKER_FORK).or(rust_median(WORKER_FORK_SERVER)),
+                    rust_median(Name::WorkerFork).or(rust_median(Name::WorkerForkServer)),
                 ),
-                ("spawned worker", rust_median(WORKER_SPAWN)),
+                ("spawned worker", rust_median(Name::WorkerSpawn)),
             ),
             (
                 "CPython",
-                ("fork", python_median(PY_FORK)),
-                ("spawn", python_median(PY_SPAWN)),
+                ("fork", python_median(Name::PyFork)),
+                ("spawn", python_median(Name::PySpawn)),
             ),
         ],
     )];
@@ -379,15 +406,15 @@ fn report(
     for (language, fork, server, spawn) in [
         (
             "Rust",
-            rust_median(BARE_FORK),
-            rust_median(WORKER_FORK_SERVER),
-            rust_median(WORKER_SPAWN),
+            rust_median(Name::BareFork),
+            rust_median(Name::WorkerForkServer),
+            rust_median(Name::WorkerSpawn),
         ),
         (
             "CPython",
-            python_median(PY_FORK),
-            python_median(PY_FORK_SERVER),
-            python_median(PY_SPAWN),
+            python_median(Name::PyFork),
+            python_median(Name::PyForkServer),
+            python_median(Name::PySpawn),
         ),
     ] {
         if let (Some(fork), Some(server), Some(spawn)) = (fork, server, spawn) {
@@ -412,13 +439,13 @@ fn report(
         [
             (
                 "Rust",
-                ("thread", rust_median(THREAD)),
-                ("bare fork", rust_median(BARE_FORK)),
+                ("thread", rust_median(Name::Thread)),
+                ("bare fork", rust_median(Name::BareFork)),
             ),
             (
                 "CPython",
-                ("thread", python_median(PY_THREAD)),
-                ("forked process", python_median(PY_FORK)),
+                ("thread", python_median(Name::PyThread)),
+                ("forked process", python_median(Name::PyFork)),
             ),
         ],
     ));
@@ -428,37 +455,37 @@ fn report(
         [
             (
                 "Rust",
-                ("task", rust_median(TASK_ONE_THREAD)),
-                ("thread", rust_median(THREAD)),
+                ("task", rust_median(Name::TaskOneThread)),
+                ("thread", rust_median(Name::Thread)),
             ),
             (
                 "CPython",
-                ("task", python_median(PY_TASK)),
-                ("thread", python_median(PY_THREAD)),
+                ("task", python_median(Name::PyTask)),
+                ("thread", python_median(Name::PyThread)),
             ),
         ],
     ));
 
-    notes.push(
-        "The fork rows do different work: Rust's bare fork child exits at once, CPython's \
-         forked Process runs its bootstrap and target before exiting. triad's worker rows \
-         include the worker's hello and one task, as a pool's first task would."
-            .to_owned(),
-    );
-    let [repetitions, threads, tasks, forkserver, spawn] = python_sizes;
-    measurements.extend(python);
-    ExperimentReport {
+    Judgement {
         method: format!(
-            "Rust: {} batches each of {} thread spawn+join, {} task spawn+await (after a \
-             warm-up batch), {} bare forks (child _exit, parent waitpid), and {} tasks one by \
-             one on a one-worker triad pool that starts a new worker for every task, per start \
-             method; a sample is a batch's time divided by its size. CPython: {repetitions} \
-             batches of {threads} threading.Thread start+join and {tasks} \
-             asyncio.create_task+await; {forkserver} multiprocessing.Process start+join each \
-             for fork and forkserver and {spawn} for spawn, one sample each.",
-            plan.repetitions, plan.threads, plan.tasks, plan.forks, plan.workers,
+            "Rust: {} batches each (after a warm-up batch) of {} thread spawn+join, {} task \
+             spawn+await, {} bare forks (child _exit, parent waitpid), and {} tasks one by one \
+             on a one-worker triad pool that starts a new worker for every task, per start \
+             method; a sample is a batch's time divided by its size. CPython: {} batches of {} \
+             threading.Thread start+join and {} asyncio.create_task+await; {} \
+             multiprocessing.Process start+join each for fork and forkserver and {} for spawn, \
+             one sample each.",
+            sizes.repeat.samples,
+            sizes.threads,
+            sizes.tasks,
+            sizes.forks,
+            sizes.workers,
+            sizes.python_repetitions,
+            sizes.python_threads,
+            sizes.python_tasks,
+            sizes.python_forks,
+            sizes.python_spawns,
         ),
-        measurements,
         table,
         charts: vec![bars.chart(
             "Start and join one unit (median, quartiles)",
@@ -466,7 +493,11 @@ fn report(
             "seconds per start + join",
         )],
         verdicts,
-        notes,
-        ..Default::default()
+        notes: vec![
+            "The fork rows do different work: Rust's bare fork child exits at once, CPython's \
+             forked Process runs its bootstrap and target before exiting. triad's worker rows \
+             include the worker's hello and one task, as a pool's first task would."
+                .to_owned(),
+        ],
     }
 }

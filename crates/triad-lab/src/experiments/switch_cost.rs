@@ -16,7 +16,6 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::Instant;
 
 use rustix::io::Errno;
 use rustix::pipe::{PipeFlags, pipe_with};
@@ -24,26 +23,92 @@ use rustix::process::{Pid, WaitOptions, waitpid};
 use rustix::thread::futex;
 
 use super::affinity::{PinnedThread, first_allowed_cpu};
-use super::cost_support::{Checks, SideBySide, cell, ratio_cell};
+use super::cost_support::{SideBySide, cell, ratio_cell};
 use super::event_loop::{Runtime, ping_pong_switch_cost};
 use crate::error::LabError;
-use crate::experiment::{Context, Experiment};
-use crate::machine::Machine;
-use crate::python::PythonOutput;
-use crate::results::{ExperimentReport, Implementation, Measurement, Table};
+use crate::experiment::{About, ByScale, Experiment, Judgement};
+use crate::findings::Findings;
+use crate::names::names;
+use crate::plan::{Bench, Measured, Plan, Repeat};
+use crate::python::Baseline;
+use crate::results::{Implementation, Measurement, Table};
 use crate::stats::format_seconds;
+use crate::verdict::Checks;
+use Implementation::{Python, Rust};
 
 /// The `switch-cost` experiment.
 #[derive(Debug)]
 pub(crate) struct SwitchCost;
 
-/// How many round trips a session makes.
+/// How many round trips a session makes: after one warm-up batch, `repeat.samples` batches of
+/// `round_trips` round trips, one sample each.
 #[derive(Debug, Clone, Copy)]
-struct Plan {
-    warmup: u64,
+struct Session {
     round_trips: u64,
-    repetitions: usize,
+    repeat: Repeat,
 }
+
+/// Sizes for one scale.
+#[derive(Debug)]
+struct Sizes {
+    /// Threads and processes.
+    kernel: Session,
+    /// Coroutines, whose switches are cheaper: more round trips a batch.
+    coroutines: Session,
+    /// CPython's threads and processes (its coroutines make five times more round trips).
+    python: Session,
+    python_warm_up: u64,
+}
+
+const SIZES: ByScale<Sizes> = ByScale::new(
+    Sizes {
+        kernel: Session {
+            round_trips: 200,
+            repeat: Repeat::after_one(3),
+        },
+        // Batches well inside a time slice, so that one of them runs undisturbed while a core
+        // is kept busy.
+        coroutines: Session {
+            round_trips: 400,
+            repeat: Repeat::after_one(7),
+        },
+        python: Session {
+            round_trips: 100,
+            repeat: Repeat::after_one(3),
+        },
+        python_warm_up: 10,
+    },
+    Sizes {
+        kernel: Session {
+            round_trips: 1_500,
+            repeat: Repeat::after_one(5),
+        },
+        coroutines: Session {
+            round_trips: 15_000,
+            repeat: Repeat::after_one(5),
+        },
+        python: Session {
+            round_trips: 500,
+            repeat: Repeat::after_one(5),
+        },
+        python_warm_up: 50,
+    },
+    Sizes {
+        kernel: Session {
+            round_trips: 10_000,
+            repeat: Repeat::after_one(11),
+        },
+        coroutines: Session {
+            round_trips: 100_000,
+            repeat: Repeat::after_one(11),
+        },
+        python: Session {
+            round_trips: 3_000,
+            repeat: Repeat::after_one(9),
+        },
+        python_warm_up: 200,
+    },
+);
 
 /// Where the two parties may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,22 +169,29 @@ struct Row {
     unit: Unit,
     hand_over: &'static str,
     placement: &'static str,
-    rust: Option<&'static str>,
-    python: Option<&'static str>,
+    rust: Option<Name>,
+    python: Option<Name>,
 }
 
-const CONDVAR: &str = "threads, Mutex + Condvar";
-const FUTEX: &str = "threads, futex";
-const THREAD_PIPE: &str = "threads, pipe";
-const PROCESS_PIPE: &str = "processes, pipe";
-const TOKIO_CHANNEL: &str = "coroutines, tokio mpsc channel";
-const TOKIO_YIELD: &str = "coroutines, tokio yield_now";
-const REFERENCE_CHANNEL: &str = "coroutines, the lab's reference event loop, channel";
-const PY_CONDITION: &str = "threads, threading.Condition";
-const PY_SLEEP0: &str = "threads, time.sleep(0) loop (seed 6.6)";
-const PY_PIPE: &str = "processes, multiprocessing.Pipe";
-const PY_QUEUE: &str = "coroutines, asyncio.Queue";
-const PY_ASYNC_SLEEP0: &str = "coroutines, asyncio.sleep(0) (seed 6.6)";
+names! {
+    /// The hand-overs measured: Rust's, then CPython's (`python/switch_cost.py` prints these).
+    enum Name {
+        Condvar => "threads, Mutex + Condvar",
+        Futex => "threads, futex",
+        ThreadPipe => "threads, pipe",
+        ProcessPipe => "processes, pipe",
+        TokioChannel => "coroutines, tokio mpsc channel",
+        TokioYield => "coroutines, tokio yield_now",
+        ReferenceChannel => "coroutines, the lab's reference event loop, channel",
+        PyCondition => "threads, threading.Condition",
+        PySleep0 => "threads, time.sleep(0) loop (seed 6.6)",
+        PyPipe => "processes, multiprocessing.Pipe",
+        PyQueue => "coroutines, asyncio.Queue",
+        PyAsyncSleep0 => "coroutines, asyncio.sleep(0) (seed 6.6)",
+    }
+}
+
+/// The `placement` of coroutines, which all run on one thread.
 const ONE_THREAD: &str = "one thread";
 
 const ROWS: &[Row] = &[
@@ -127,42 +199,42 @@ const ROWS: &[Row] = &[
         unit: Unit::Thread,
         hand_over: "condition variable",
         placement: "pinned",
-        rust: Some(CONDVAR),
-        python: Some(PY_CONDITION),
+        rust: Some(Name::Condvar),
+        python: Some(Name::PyCondition),
     },
     Row {
         unit: Unit::Thread,
         hand_over: "condition variable",
         placement: "free",
-        rust: Some(CONDVAR),
-        python: Some(PY_CONDITION),
+        rust: Some(Name::Condvar),
+        python: Some(Name::PyCondition),
     },
     Row {
         unit: Unit::Thread,
         hand_over: "futex",
         placement: "pinned",
-        rust: Some(FUTEX),
+        rust: Some(Name::Futex),
         python: None,
     },
     Row {
         unit: Unit::Thread,
         hand_over: "futex",
         placement: "free",
-        rust: Some(FUTEX),
+        rust: Some(Name::Futex),
         python: None,
     },
     Row {
         unit: Unit::Thread,
         hand_over: "pipe",
         placement: "pinned",
-        rust: Some(THREAD_PIPE),
+        rust: Some(Name::ThreadPipe),
         python: None,
     },
     Row {
         unit: Unit::Thread,
         hand_over: "pipe",
         placement: "free",
-        rust: Some(THREAD_PIPE),
+        rust: Some(Name::ThreadPipe),
         python: None,
     },
     Row {
@@ -170,170 +242,173 @@ const ROWS: &[Row] = &[
         hand_over: "sleep(0) loop, the seed's method",
         placement: "free",
         rust: None,
-        python: Some(PY_SLEEP0),
+        python: Some(Name::PySleep0),
     },
     Row {
         unit: Unit::Process,
         hand_over: "pipe",
         placement: "pinned",
-        rust: Some(PROCESS_PIPE),
-        python: Some(PY_PIPE),
+        rust: Some(Name::ProcessPipe),
+        python: Some(Name::PyPipe),
     },
     Row {
         unit: Unit::Process,
         hand_over: "pipe",
         placement: "free",
-        rust: Some(PROCESS_PIPE),
-        python: Some(PY_PIPE),
+        rust: Some(Name::ProcessPipe),
+        python: Some(Name::PyPipe),
     },
     Row {
         unit: Unit::Coroutine,
         hand_over: "channel / queue",
         placement: ONE_THREAD,
-        rust: Some(TOKIO_CHANNEL),
-        python: Some(PY_QUEUE),
+        rust: Some(Name::TokioChannel),
+        python: Some(Name::PyQueue),
     },
     Row {
         unit: Unit::Coroutine,
         hand_over: "channel, reference event loop (event-loop)",
         placement: ONE_THREAD,
-        rust: Some(REFERENCE_CHANNEL),
+        rust: Some(Name::ReferenceChannel),
         python: None,
     },
     Row {
         unit: Unit::Coroutine,
         hand_over: "yield, the seed's method",
         placement: ONE_THREAD,
-        rust: Some(TOKIO_YIELD),
-        python: Some(PY_ASYNC_SLEEP0),
+        rust: Some(Name::TokioYield),
+        python: Some(Name::PyAsyncSleep0),
     },
 ];
 
 impl Experiment for SwitchCost {
-    fn id(&self) -> &'static str {
-        "switch-cost"
-    }
-
-    fn title(&self) -> &'static str {
-        "Cost of one switch: threads, processes, coroutines"
-    }
-
-    fn seed_section(&self) -> &'static str {
-        "6.5.2, 6.6"
-    }
-
-    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
-        let plan = Plan {
-            warmup: ctx.pick(20, 200, 1000),
-            round_trips: ctx.pick(200, 1500, 10_000),
-            repetitions: ctx.pick(3, 5, 11),
-        };
-        let coroutine_plan = Plan {
-            round_trips: plan.round_trips * 10,
-            ..plan
-        };
-        let cpu = first_allowed_cpu().map_err(|e| LabError::os("reading the CPU mask", e))?;
-        let placements = [Placement::OneCpu(cpu), Placement::Free];
-        let total = 2 * placements.len() as u64 * 2 + 3;
-        let mut done = 0;
-        let mut measurements = Vec::new();
-        let mut record = |name: &str, placement: &str, trips: u64, samples: Vec<f64>| {
-            measurements.push(
-                Measurement::new(name, Implementation::Rust, "s", samples)
-                    .param("placement", placement)
-                    .param("round_trips", trips),
-            );
-        };
-
-        for placement in placements {
-            let label = placement.label();
-            let condvar = condvar_ping_pong(plan, placement)
-                .map_err(|e| LabError::os("condvar ping-pong", e))?;
-            record(CONDVAR, label, plan.round_trips, condvar);
-            let futex =
-                futex_ping_pong(plan, placement).map_err(|e| LabError::os("futex ping-pong", e))?;
-            record(FUTEX, label, plan.round_trips, futex);
-            done += 2;
-            ctx.progress(done, total);
-            let thread_pipe = pipe_ping_pong(plan, placement, Partner::Thread)
-                .map_err(|e| LabError::os("pipe ping-pong between threads", e))?;
-            record(THREAD_PIPE, label, plan.round_trips, thread_pipe);
-            let process_pipe = pipe_ping_pong(plan, placement, Partner::Process)
-                .map_err(|e| LabError::os("pipe ping-pong between processes", e))?;
-            record(PROCESS_PIPE, label, plan.round_trips, process_pipe);
-            done += 2;
-            ctx.progress(done, total);
+    fn about(&self) -> About {
+        About {
+            id: "switch-cost",
+            title: "Cost of one switch: threads, processes, coroutines",
+            seed_section: "6.5.2, 6.6",
         }
-        let channel = tokio_channel_ping_pong(coroutine_plan)
-            .map_err(|e| LabError::os("tokio channel ping-pong", e))?;
-        record(
-            TOKIO_CHANNEL,
-            ONE_THREAD,
-            coroutine_plan.round_trips,
-            channel,
-        );
-        let yields = tokio_yield(coroutine_plan).map_err(|e| LabError::os("tokio yield_now", e))?;
-        record(TOKIO_YIELD, ONE_THREAD, coroutine_plan.round_trips, yields);
-        let reference = (0..coroutine_plan.repetitions)
-            .map(|_| {
-                ping_pong_switch_cost(Runtime::Reference, coroutine_plan.round_trips)
-                    .map(|per_switch| per_switch.as_secs_f64())
-            })
-            .collect::<Result<Vec<f64>, LabError>>()?;
-        record(
-            REFERENCE_CHANNEL,
-            ONE_THREAD,
-            coroutine_plan.round_trips,
-            reference,
-        );
-        done += 2;
-        ctx.progress(done, total);
+    }
 
-        let python_plan = Plan {
-            warmup: ctx.pick(10, 50, 200),
-            round_trips: ctx.pick(100, 500, 3000),
-            repetitions: ctx.pick(3, 5, 9),
-        };
-        let python = ctx.python(
+    fn measure(&self, bench: Bench<'_>) -> Result<Measured, LabError> {
+        let sizes = SIZES.at(bench.scale());
+        let cpu = first_allowed_cpu().map_err(|e| LabError::os("reading the CPU mask", e))?;
+        let mut plan = Plan::new();
+        for placement in [Placement::OneCpu(cpu), Placement::Free] {
+            let (label, kernel) = (placement.label(), sizes.kernel);
+            session(
+                &mut plan,
+                Name::Condvar,
+                label,
+                kernel,
+                "condvar ping-pong",
+                move |at| condvar_ping_pong(at, placement),
+            );
+            session(
+                &mut plan,
+                Name::Futex,
+                label,
+                kernel,
+                "futex ping-pong",
+                move |at| futex_ping_pong(at, placement),
+            );
+            session(
+                &mut plan,
+                Name::ThreadPipe,
+                label,
+                kernel,
+                "pipe ping-pong between threads",
+                move |at| pipe_ping_pong(at, placement, Partner::Thread),
+            );
+            session(
+                &mut plan,
+                Name::ProcessPipe,
+                label,
+                kernel,
+                "pipe ping-pong between processes",
+                move |at| pipe_ping_pong(at, placement, Partner::Process),
+            );
+        }
+        let coroutines = sizes.coroutines;
+        session(
+            &mut plan,
+            Name::TokioChannel,
+            ONE_THREAD,
+            coroutines,
+            "tokio channel ping-pong",
+            tokio_channel_ping_pong,
+        );
+        session(
+            &mut plan,
+            Name::TokioYield,
+            ONE_THREAD,
+            coroutines,
+            "tokio yield_now",
+            tokio_yield,
+        );
+        session(
+            &mut plan,
+            Name::ReferenceChannel,
+            ONE_THREAD,
+            coroutines,
+            "the reference loop's channel ping-pong",
+            |at| {
+                at.repeat.run(|| {
+                    ping_pong_switch_cost(Runtime::Reference, at.round_trips)
+                        .map(|per_switch| per_switch.as_secs_f64())
+                        .map_err(io::Error::other)
+                })
+            },
+        );
+        let python = sizes.python;
+        plan.python(Baseline::new(
             "switch_cost",
             include_str!("../../python/switch_cost.py"),
-            &[
-                python_plan.warmup,
-                python_plan.round_trips,
-                python_plan.round_trips * 5,
-                python_plan.repetitions as u64,
+            [
+                sizes.python_warm_up,
+                python.round_trips,
+                python.round_trips * 5,
+                python.repeat.samples as u64,
                 cpu as u64,
-            ]
-            .map(|n| n.to_string()),
-        )?;
-        ctx.progress(total, total);
-        Ok(report(
-            plan,
-            coroutine_plan,
-            python_plan,
-            measurements,
-            python,
-        ))
+            ],
+        ));
+        bench.run(plan)
+    }
+
+    fn judge(&self, findings: &Findings<'_>) -> Judgement {
+        judge(findings)
     }
 }
 
-fn report(
-    plan: Plan,
-    coroutine_plan: Plan,
-    python_plan: Plan,
-    mut measurements: Vec<Measurement>,
-    python: Option<PythonOutput>,
-) -> ExperimentReport {
-    let mut notes = Vec::new();
-    let python = crate::python::measurements_and_notes(python, &mut notes);
-    let find = |set: &[Measurement], name: Option<&str>, placement: &str| {
-        let name = name?;
-        set.iter()
-            .find(|m| {
-                m.name == name
-                    && m.params.get("placement").and_then(|p| p.as_str()) == Some(placement)
-            })
-            .cloned()
+/// A step that runs `run` (one session of `name` at `placement`, sized `at`) and records its
+/// samples; `what` names the session in errors.
+fn session<'r>(
+    plan: &mut Plan<'r>,
+    name: Name,
+    placement: &'static str,
+    at: Session,
+    what: &'static str,
+    run: impl FnOnce(Session) -> io::Result<Vec<f64>> + 'r,
+) {
+    plan.step(move |measured| {
+        let samples = run(at).map_err(|e| LabError::os(what, e))?;
+        measured.measurement(
+            Measurement::new(name.name(), Rust, "s", samples)
+                .param("placement", placement)
+                .param("round_trips", at.round_trips),
+        );
+        Ok(())
+    });
+}
+
+fn judge(found: &Findings<'_>) -> Judgement {
+    let sizes = SIZES.at(found.scale());
+    let find = |implementation, name: Option<Name>, placement: &str| {
+        found.get(
+            implementation,
+            name?.name(),
+            &[("placement", placement.into())],
+        )
     };
     let mut table = Table::new([
         "unit",
@@ -351,44 +426,43 @@ fn report(
         (Unit::Coroutine, Checks::default()),
     ];
     for row in ROWS {
-        let rust = find(&measurements, row.rust, row.placement);
-        let cpython = find(&python, row.python, row.placement);
+        let rust = find(Rust, row.rust, row.placement);
+        let cpython = find(Python, row.python, row.placement);
         let (low, high) = row.unit.claimed();
         table.row([
             row.unit.name().to_owned(),
             row.hand_over.to_owned(),
             row.placement.to_owned(),
-            cell(rust.as_ref(), format_seconds),
-            cell(cpython.as_ref(), format_seconds),
-            ratio_cell(cpython.as_ref(), rust.as_ref()),
+            cell(rust, format_seconds),
+            cell(cpython, format_seconds),
+            ratio_cell(cpython, rust),
             format!("{}-{} µs", micros(low), micros(high)),
         ]);
         bars.add(
             format!("{} {} ({})", row.unit.name(), row.hand_over, row.placement),
-            rust.iter().chain(&cpython),
+            rust.into_iter().chain(cpython),
         );
         let checks = &mut claims
             .iter_mut()
             .find(|(unit, _)| *unit == row.unit)
             .expect("every unit has a claim")
             .1;
-        for (language, found) in [("Rust", &rust), ("CPython", &cpython)] {
-            if let Some(m) = found {
-                checks.check(
-                    format!(
-                        "{language} {}, {}: {}",
-                        m.name,
-                        row.placement,
-                        format_seconds(m.median())
-                    ),
-                    (low..=high).contains(&m.median()),
-                );
-            }
+        for found in [rust, cpython].into_iter().flatten() {
+            checks.check(
+                format!(
+                    "{} {}, {}: {}",
+                    found.implementation.label(),
+                    found.name,
+                    row.placement,
+                    format_seconds(found.median())
+                ),
+                (low..=high).contains(&found.median()),
+            );
         }
     }
 
-    let median_of = |set: &[Measurement], name: &str, placement: &str| {
-        find(set, Some(name), placement).map(|m| m.median())
+    let median_of = |implementation, name: Name, placement: &str| {
+        find(implementation, Some(name), placement).map(Measurement::median)
     };
     let mut verdicts = Vec::new();
     let [process, thread, coroutine] = claims;
@@ -405,17 +479,22 @@ fn report(
         "总计: ~100-500ns (0.1-0.5微秒)",
     ));
     let mut faster = Checks::default();
-    for (language, set, thread_name, coroutine_name) in [
-        ("Rust", &measurements[..], CONDVAR, TOKIO_CHANNEL),
-        ("CPython", &python[..], PY_CONDITION, PY_QUEUE),
+    for (implementation, thread_name, coroutine_name) in [
+        (Rust, Name::Condvar, Name::TokioChannel),
+        (Python, Name::PyCondition, Name::PyQueue),
     ] {
         if let (Some(thread), Some(coroutine)) = (
-            median_of(set, thread_name, "pinned"),
-            median_of(set, coroutine_name, ONE_THREAD),
+            median_of(implementation, thread_name, "pinned"),
+            median_of(implementation, coroutine_name, ONE_THREAD),
         ) {
             let ratio = thread / coroutine;
             faster.check(
-                format!("{language}: {thread_name} pinned ÷ {coroutine_name} = {ratio:.0}×"),
+                format!(
+                    "{}: {} pinned ÷ {} = {ratio:.0}×",
+                    implementation.label(),
+                    thread_name.name(),
+                    coroutine_name.name()
+                ),
                 (10.0..=100.0).contains(&ratio),
             );
         }
@@ -427,8 +506,8 @@ fn report(
     let mut lighter = Checks::default();
     for placement in ["pinned", "free"] {
         if let (Some(process), Some(thread)) = (
-            median_of(&measurements, PROCESS_PIPE, placement),
-            median_of(&measurements, THREAD_PIPE, placement),
+            median_of(Rust, Name::ProcessPipe, placement),
+            median_of(Rust, Name::ThreadPipe, placement),
         ) {
             lighter.check(
                 format!(
@@ -445,7 +524,8 @@ fn report(
         "更快:不需要切换虚拟地址空间(不需要刷新TLB)",
     ));
 
-    if let Some(kind) = Machine::detect().virtualization {
+    let mut notes = Vec::new();
+    if let Some(kind) = &found.machine().virtualization {
         notes.push(format!(
             "This machine is a VM ({kind}): a context switch that enters the hypervisor costs \
              more than on bare metal. Published bare-metal figures: a thread switch 1.2-2.2 µs, \
@@ -457,33 +537,31 @@ fn report(
          program's would; the futex row is the thinnest kernel hand-over."
             .to_owned(),
     );
-    if !python.is_empty() {
+    if found.ran(Python) {
         notes.push(
             "A dash: that side has no such hand-over (CPython has no raw futex; Rust has no \
              interpreter lock for the seed's sleep(0) loop to trade)."
                 .to_owned(),
         );
     }
-    measurements.extend(python);
-    ExperimentReport {
+    Judgement {
         method: format!(
             "Two parties pass a token back and forth; a sample is one batch's time divided by \
-             its hand-overs (two per round trip). Rust: {} warm-up round trips, then {} batches \
-             of {} round trips for threads and processes and {} for coroutines. CPython: {} \
-             batches of {} round trips ({} for coroutines). \"pinned\": both parties on one \
-             CPU (each hand-over is a context switch); \"free\": any CPU. The processes are a \
-             forked child echoing bytes on a pipe (Rust) and a multiprocessing.Pipe to a \
-             forked Process (CPython). Coroutines run on one thread: a tokio current-thread \
-             runtime and asyncio.",
-            plan.warmup,
-            plan.repetitions,
-            plan.round_trips,
-            coroutine_plan.round_trips,
-            python_plan.repetitions,
-            python_plan.round_trips,
-            python_plan.round_trips * 5,
+             its hand-overs (two per round trip). Rust: one warm-up batch, then {} batches of \
+             {} round trips for threads and processes and {} for coroutines. CPython: {} \
+             warm-up round trips, then {} batches of {} round trips ({} for coroutines). \
+             \"pinned\": both parties on one CPU (each hand-over is a context switch); \
+             \"free\": any CPU. The processes are a forked child echoing bytes on a pipe \
+             (Rust) and a multiprocessing.Pipe to a forked Process (CPython). Coroutines run \
+             on one thread: a tokio current-thread runtime and asyncio.",
+            sizes.kernel.repeat.samples,
+            sizes.kernel.round_trips,
+            sizes.coroutines.round_trips,
+            sizes.python_warm_up,
+            sizes.python.repeat.samples,
+            sizes.python.round_trips,
+            sizes.python.round_trips * 5,
         ),
-        measurements,
         table,
         charts: vec![bars.chart(
             "Cost of one switch (median, quartiles)",
@@ -492,7 +570,6 @@ fn report(
         )],
         verdicts,
         notes,
-        ..Default::default()
     }
 }
 
@@ -501,24 +578,22 @@ fn micros(seconds: f64) -> f64 {
     (seconds * 1e7).round() / 10.0
 }
 
-/// Runs `round_trip` `plan.warmup` times, then times `plan.repetitions` batches of
-/// `plan.round_trips`; returns seconds per hand-over for each batch.
+/// Times `at.repeat` batches of `at.round_trips` round trips: seconds per hand-over (two per
+/// round trip) of each batch kept.
 fn time_round_trips(
-    plan: Plan,
+    at: Session,
     mut round_trip: impl FnMut() -> io::Result<()>,
 ) -> io::Result<Vec<f64>> {
-    for _ in 0..plan.warmup {
-        round_trip()?;
-    }
-    let mut samples = Vec::with_capacity(plan.repetitions);
-    for _ in 0..plan.repetitions {
-        let start = Instant::now();
-        for _ in 0..plan.round_trips {
-            round_trip()?;
-        }
-        samples.push(start.elapsed().as_secs_f64() / (2 * plan.round_trips) as f64);
-    }
-    Ok(samples)
+    let batches = at
+        .repeat
+        .time(|| (0..at.round_trips).try_for_each(|_| round_trip()))?;
+    Ok(per_hand_over(at, batches))
+}
+
+/// Batch times as seconds per hand-over: two per round trip.
+fn per_hand_over(at: Session, batches: Vec<f64>) -> Vec<f64> {
+    let hand_overs = (2 * at.round_trips) as f64;
+    batches.into_iter().map(|s| s / hand_overs).collect()
 }
 
 /// Whose turn it is in the condition-variable ping-pong.
@@ -529,7 +604,7 @@ enum Turn {
     Stop,
 }
 
-fn condvar_ping_pong(plan: Plan, placement: Placement) -> io::Result<Vec<f64>> {
+fn condvar_ping_pong(at: Session, placement: Placement) -> io::Result<Vec<f64>> {
     let _pin = pin(placement)?;
     let shared = Arc::new((Mutex::new(Turn::Main), Condvar::new()));
     let partner = {
@@ -550,7 +625,7 @@ fn condvar_ping_pong(plan: Plan, placement: Placement) -> io::Result<Vec<f64>> {
         })
     };
     let (turn, changed) = &*shared;
-    let samples = time_round_trips(plan, || {
+    let samples = time_round_trips(at, || {
         let mut turn = turn.lock().expect("the ping-pong lock is never poisoned");
         *turn = Turn::Partner;
         changed.notify_one();
@@ -585,7 +660,7 @@ fn futex_hand_to(word: &AtomicU32, value: u32) {
     let _ = futex::wake(word, futex::Flags::PRIVATE, 1);
 }
 
-fn futex_ping_pong(plan: Plan, placement: Placement) -> io::Result<Vec<f64>> {
+fn futex_ping_pong(at: Session, placement: Placement) -> io::Result<Vec<f64>> {
     let _pin = pin(placement)?;
     let word = Arc::new(AtomicU32::new(MAIN_TURN));
     let partner = {
@@ -600,7 +675,7 @@ fn futex_ping_pong(plan: Plan, placement: Placement) -> io::Result<Vec<f64>> {
             }
         })
     };
-    let samples = time_round_trips(plan, || {
+    let samples = time_round_trips(at, || {
         futex_hand_to(&word, PARTNER_TURN);
         futex_wait_while(&word, PARTNER_TURN);
         Ok(())
@@ -648,7 +723,7 @@ fn pipe_round_trip(to: &OwnedFd, from: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-fn pipe_ping_pong(plan: Plan, placement: Placement, partner: Partner) -> io::Result<Vec<f64>> {
+fn pipe_ping_pong(at: Session, placement: Placement, partner: Partner) -> io::Result<Vec<f64>> {
     let _pin = pin(placement)?;
     let (partner_reads, to_partner) = pipe_with(PipeFlags::CLOEXEC)?;
     let (from_partner, partner_writes) = pipe_with(PipeFlags::CLOEXEC)?;
@@ -657,7 +732,7 @@ fn pipe_ping_pong(plan: Plan, placement: Placement, partner: Partner) -> io::Res
             let echo = std::thread::spawn(move || {
                 echo_until_closed(partner_reads.as_fd(), partner_writes.as_fd());
             });
-            let samples = time_round_trips(plan, || pipe_round_trip(&to_partner, &from_partner));
+            let samples = time_round_trips(at, || pipe_round_trip(&to_partner, &from_partner));
             drop(to_partner);
             echo.join().expect("the echoing thread does not panic");
             samples
@@ -679,7 +754,7 @@ fn pipe_ping_pong(plan: Plan, placement: Placement, partner: Partner) -> io::Res
             }
             drop(partner_reads);
             drop(partner_writes);
-            let samples = time_round_trips(plan, || pipe_round_trip(&to_partner, &from_partner));
+            let samples = time_round_trips(at, || pipe_round_trip(&to_partner, &from_partner));
             drop(to_partner);
             waitpid(Pid::from_raw(pid), WaitOptions::empty())?;
             samples
@@ -703,69 +778,57 @@ async fn channel_round_trip(
     inbox.recv().await.map(drop).ok_or_else(ended)
 }
 
-fn tokio_channel_ping_pong(plan: Plan) -> io::Result<Vec<f64>> {
-    current_thread_runtime()?.block_on(async move {
-        let (to_partner, mut partner_inbox) = tokio::sync::mpsc::channel::<u8>(1);
-        let (to_main, mut main_inbox) = tokio::sync::mpsc::channel::<u8>(1);
-        let partner = tokio::spawn(async move {
-            while let Some(token) = partner_inbox.recv().await {
-                if to_main.send(token).await.is_err() {
-                    return;
-                }
+fn tokio_channel_ping_pong(at: Session) -> io::Result<Vec<f64>> {
+    let runtime = current_thread_runtime()?;
+    let (to_partner, mut partner_inbox) = tokio::sync::mpsc::channel::<u8>(1);
+    let (to_main, mut main_inbox) = tokio::sync::mpsc::channel::<u8>(1);
+    let partner = runtime.spawn(async move {
+        while let Some(token) = partner_inbox.recv().await {
+            if to_main.send(token).await.is_err() {
+                return;
             }
-        });
-        let pinger = tokio::spawn(async move {
-            for _ in 0..plan.warmup {
+        }
+    });
+    // Each batch drives the loop, the partner task included, until its round trips are done.
+    let batches = at.repeat.time(|| {
+        runtime.block_on(async {
+            for _ in 0..at.round_trips {
                 channel_round_trip(&to_partner, &mut main_inbox).await?;
             }
-            let mut samples = Vec::with_capacity(plan.repetitions);
-            for _ in 0..plan.repetitions {
-                let start = Instant::now();
-                for _ in 0..plan.round_trips {
-                    channel_round_trip(&to_partner, &mut main_inbox).await?;
-                }
-                samples.push(start.elapsed().as_secs_f64() / (2 * plan.round_trips) as f64);
-            }
-            Ok(samples)
-        });
-        let samples = pinger.await.map_err(io::Error::other)?;
-        partner.await.map_err(io::Error::other)?;
-        samples
-    })
+            Ok::<(), io::Error>(())
+        })
+    });
+    drop(to_partner);
+    runtime.block_on(partner).map_err(io::Error::other)?;
+    Ok(per_hand_over(at, batches?))
 }
 
-/// Two tasks that each yield `plan.round_trips` times: every yield hands the thread to the other.
-fn tokio_yield(plan: Plan) -> io::Result<Vec<f64>> {
+/// Two tasks that each yield `at.round_trips` times a batch: every yield hands the thread to
+/// the other.
+fn tokio_yield(at: Session) -> io::Result<Vec<f64>> {
     async fn yield_times(times: u64) {
         for _ in 0..times {
             tokio::task::yield_now().await;
         }
     }
-    current_thread_runtime()?.block_on(async move {
-        let pair = |times| async move {
-            let first = tokio::spawn(yield_times(times));
-            let second = tokio::spawn(yield_times(times));
+    let runtime = current_thread_runtime()?;
+    let batches = at.repeat.time(|| {
+        runtime.block_on(async {
+            let first = tokio::spawn(yield_times(at.round_trips));
+            let second = tokio::spawn(yield_times(at.round_trips));
             first.await.and(second.await).map_err(io::Error::other)
-        };
-        pair(plan.warmup).await?;
-        let mut samples = Vec::with_capacity(plan.repetitions);
-        for _ in 0..plan.repetitions {
-            let start = Instant::now();
-            pair(plan.round_trips).await?;
-            samples.push(start.elapsed().as_secs_f64() / (2 * plan.round_trips) as f64);
-        }
-        Ok(samples)
-    })
+        })
+    })?;
+    Ok(per_hand_over(at, batches))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const TINY: Plan = Plan {
-        warmup: 2,
+    const TINY: Session = Session {
         round_trips: 50,
-        repetitions: 2,
+        repeat: Repeat::after_one(2),
     };
 
     #[test]

@@ -1,11 +1,21 @@
 //! What the toy tests share: running one experiment at toy scale as the lab runs it
-//! ([`run_toy`]), the shape every experiment's report must have ([`check_shape`]), and finding
-//! a measurement in a report ([`find`], [`median`]).
+//! ([`run_toy`]), again until its timing facts hold ([`run_until`]), the shape every
+//! experiment's report must have ([`check_shape`]), and reading a report's measurements and
+//! verdicts through the lab's one lookup ([`found`], [`median`], [`verdict`]).
+//!
+//! Facts read from timings are checked on up to [`ATTEMPTS`] runs and must hold on one: on a
+//! machine shared with other work a single run can lose a core at the wrong moment, but a
+//! broken engine fails every time. The runs are [`PAUSE`] apart, so that one burst of load from
+//! elsewhere (a CI run saw three quick runs in a row lose a core) does not fall on all of them.
+//! Such a fact compares the least disturbed samples ([`fastest`]): work from elsewhere only
+//! ever adds time, so while a core is kept busy the fastest run of each side is still the
+//! nearest to what the engine does.
 
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 
-use triad_lab::results::{ChartKind, ExperimentReport, Implementation, Measurement};
-use triad_lab::{Config, Python, PythonChoice, Quiet, Scale};
+use triad_lab::findings::Param;
+use triad_lab::results::{ChartKind, ExperimentReport, Implementation, Measurement, Verdict};
+use triad_lab::{Config, Findings, Machine, Python, PythonChoice, Quiet, Scale};
 
 /// The experiments time threads and processes: one at a time, as the lab runs them, or each
 /// would time the others' threads.
@@ -30,30 +40,93 @@ pub(crate) fn run_toy(id: &str) -> ExperimentReport {
     report
 }
 
-/// The measurement `name` of `implementation` whose parameters include every `(key, value)`.
-pub(crate) fn find<'a>(
-    report: &'a ExperimentReport,
-    implementation: Implementation,
-    name: &str,
-    params: &[(&str, serde_json::Value)],
-) -> Option<&'a Measurement> {
-    report.measurements.iter().find(|m| {
-        m.implementation == implementation
-            && m.name == name
-            && params.iter().all(|(k, v)| m.params.get(*k) == Some(v))
-    })
+/// How many toy runs a timing fact gets.
+pub(crate) const ATTEMPTS: usize = 3;
+/// How long to wait before running again after a timing fact failed.
+pub(crate) const PAUSE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Runs `id` at toy scale until `timing_facts` holds (every run is checked for shape), and
+/// returns that run's report; panics with every complaint after [`ATTEMPTS`] runs.
+pub(crate) fn run_until(
+    id: &str,
+    timing_facts: impl Fn(&ExperimentReport) -> Result<(), String>,
+) -> ExperimentReport {
+    let mut complaints = Vec::new();
+    for _ in 0..ATTEMPTS {
+        let report = run_toy(id);
+        match timing_facts(&report) {
+            Ok(()) => return report,
+            Err(complaint) => {
+                eprintln!("{id}: a timing fact failed, running again: {complaint}");
+                complaints.push(complaint);
+                std::thread::sleep(PAUSE);
+            }
+        }
+    }
+    panic!("{id}: on each of {ATTEMPTS} runs: {complaints:#?}");
 }
 
-/// The median of the measurement [`find`] finds; panics when there is none.
+/// `Err(message)` unless `holds`: one timing fact for [`run_until`].
+pub(crate) fn expect(holds: bool, message: impl FnOnce() -> String) -> Result<(), String> {
+    if holds { Ok(()) } else { Err(message()) }
+}
+
+/// The verdict on the claim of `report` that starts with `claim`; panics when there is none.
+pub(crate) fn verdict<'a>(report: &'a ExperimentReport, claim: &str) -> &'a Verdict {
+    report
+        .verdicts
+        .iter()
+        .find(|v| v.claim.starts_with(claim))
+        .unwrap_or_else(|| panic!("{}: no verdict on a claim {claim:?}", report.id))
+}
+
+/// The measurements of `report`, a toy run on this machine, to be looked up.
+pub(crate) fn found(report: &ExperimentReport) -> Findings<'_> {
+    static MACHINE: OnceLock<Machine> = OnceLock::new();
+    Findings::new(
+        &report.measurements,
+        Scale::Toy,
+        MACHINE.get_or_init(Machine::detect),
+    )
+}
+
+/// The median of the measurement `name` of `implementation` whose parameters include every
+/// pair of `params`; panics when there is none.
 pub(crate) fn median(
     report: &ExperimentReport,
     implementation: Implementation,
     name: &str,
-    params: &[(&str, serde_json::Value)],
+    params: &[Param<'_>],
 ) -> f64 {
-    find(report, implementation, name, params)
+    get(report, implementation, name, params).median()
+}
+
+/// The fastest sample (the least disturbed by other work) of the measurement `name` of
+/// `implementation` whose parameters include every pair of `params`: the smallest of a time,
+/// the largest of a rate (a unit per second). Panics when there is none.
+pub(crate) fn fastest(
+    report: &ExperimentReport,
+    implementation: Implementation,
+    name: &str,
+    params: &[Param<'_>],
+) -> f64 {
+    let measurement = get(report, implementation, name, params);
+    if measurement.unit.ends_with("/s") || measurement.unit.ends_with("per_s") {
+        measurement.summary.max
+    } else {
+        measurement.summary.min
+    }
+}
+
+fn get<'a>(
+    report: &'a ExperimentReport,
+    implementation: Implementation,
+    name: &str,
+    params: &[Param<'_>],
+) -> &'a Measurement {
+    found(report)
+        .get(implementation, name, params)
         .unwrap_or_else(|| panic!("no {implementation:?} {name} with {params:?}"))
-        .median()
 }
 
 /// Whether `python3` is here, so that the experiments measure CPython too.

@@ -18,7 +18,11 @@ use triad::{Span, now_ns};
 
 use crate::error::LabError;
 use crate::experiments::affinity::{PinnedThread, first_allowed_cpu};
-use crate::results::{Implementation, Measurement, Timeline};
+use crate::findings::Findings;
+use crate::names::names;
+use crate::plan::Measured;
+use crate::results::{Implementation, Measurement};
+use crate::stats::Summary;
 use crate::timeline::{LaneBy, from_spans};
 
 /// A pause between two clock reads longer than this means the thread was descheduled.
@@ -28,80 +32,57 @@ const TASKS: u64 = 2;
 /// The arithmetic between two clock reads (a fraction of a microsecond).
 const STEP: u64 = 64;
 
-/// The three settings of the diagram.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Setting {
-    /// Two threads pinned to one CPU.
-    Pinned,
-    /// Two threads free on every core.
-    Free,
-    /// Two coroutines on one thread.
-    Coroutines,
+names! {
+    /// The three settings of the diagram, as their measurements name them.
+    pub(super) enum Setting {
+        /// Two threads pinned to one CPU.
+        Pinned => "2 threads pinned to one CPU",
+        /// Two threads free on every core.
+        Free => "2 threads free on every core",
+        /// Two coroutines on one thread.
+        Coroutines => "2 coroutines on one thread",
+    }
+}
+
+names! {
+    /// What each run of a setting gives: the rest of the measurement names.
+    enum Reading {
+        /// How long both tasks ran at once.
+        BothRunning => "both running",
+        /// From the first start to the last end.
+        Length => "timeline length",
+        /// How many times the CPU passed from one task to the other.
+        Alternations => "alternations",
+        /// Every stretch a pinned task ran before being switched out (its last left out).
+        RunBeforeSwitch => "run before a switch",
+    }
 }
 
 impl Setting {
-    const ALL: [Setting; 3] = [Setting::Pinned, Setting::Free, Setting::Coroutines];
-
-    /// The name used in measurements.
-    pub(super) fn name(self) -> &'static str {
-        match self {
-            Setting::Pinned => "2 threads pinned to one CPU",
-            Setting::Free => "2 threads free on every core",
-            Setting::Coroutines => "2 coroutines on one thread",
-        }
+    fn measurement(self, reading: Reading) -> String {
+        format!("{}: {}", self.name(), reading.name())
     }
 }
 
-/// What one setting showed over its repetitions.
-#[derive(Debug)]
-pub(super) struct SettingResult {
-    /// Which setting.
-    pub(super) setting: Setting,
-    /// The last repetition's spans, for the chart.
-    pub(super) timeline: Timeline,
-    /// Per repetition: the fraction of the timeline during which both tasks ran.
-    pub(super) overlap: Vec<f64>,
-    /// Per repetition: how many times the CPU passed from one task to the other.
-    pub(super) alternations: Vec<f64>,
-    /// Every stretch a task ran before being switched out (its last stretch left out).
-    pub(super) run_lengths_s: Vec<f64>,
-    /// Raw samples of this setting.
-    pub(super) measurements: Vec<Measurement>,
-}
-
-/// The three timelines and what they showed; a setting the machine refused is left out, with a
-/// note.
-#[derive(Debug, Default)]
-pub(super) struct Gantt {
-    pub(super) results: Vec<SettingResult>,
-    pub(super) notes: Vec<String>,
-}
-
-impl Gantt {
-    /// The result of `setting`, if it ran.
-    pub(super) fn get(&self, setting: Setting) -> Option<&SettingResult> {
-        self.results.iter().find(|r| r.setting == setting)
-    }
-}
-
-/// Records every setting `repetitions` times, each task needing `work` of CPU time; coroutines
-/// yield after every `slice`.
+/// Records every setting `repetitions` times, each task needing `work` of CPU time, into
+/// `measured`: the measurements of every run, and the last run's timeline; coroutines yield
+/// after every `slice`. A setting the machine refuses is left out, with a note.
 pub(super) fn record(
     work: Duration,
     slice: Duration,
     repetitions: usize,
-) -> Result<Gantt, LabError> {
-    let work_ns = work.as_nanos() as u64;
-    let slice_ns = slice.as_nanos() as u64;
-    let cores = triad::available_cores();
+    cores: usize,
+    measured: &mut Measured,
+) -> Result<(), LabError> {
+    let nanos = |duration: Duration| u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+    let (work_ns, slice_ns) = (nanos(work), nanos(slice));
     let Ok(cpu) = first_allowed_cpu() else {
         return Err(LabError::engine(
             "gantt",
             "sched_getaffinity returned no CPU",
         ));
     };
-    let mut gantt = Gantt::default();
-    for setting in Setting::ALL {
+    for &setting in Setting::ALL {
         let mut runs = Vec::new();
         for _ in 0..repetitions.max(1) {
             let spans = match setting {
@@ -112,7 +93,7 @@ pub(super) fn record(
             match spans {
                 Ok(spans) => runs.push(spans),
                 Err(error) => {
-                    gantt.notes.push(format!(
+                    measured.note(format!(
                         "The timeline of {} was skipped: {error}.",
                         setting.name()
                     ));
@@ -133,14 +114,15 @@ pub(super) fn record(
                 slice.as_millis()
             ),
         };
-        let timeline = from_spans(title, last, LaneBy::Task);
-        gantt.results.push(summarise(setting, timeline, &runs));
+        measured.timeline(from_spans(title, last, LaneBy::Task));
+        for measurement in summarise(setting, &runs) {
+            measured.measurement(measurement);
+        }
     }
-    Ok(gantt)
+    Ok(())
 }
 
-fn summarise(setting: Setting, timeline: Timeline, runs: &[Vec<Span>]) -> SettingResult {
-    let mut overlap = Vec::new();
+fn summarise(setting: Setting, runs: &[Vec<Span>]) -> Vec<Measurement> {
     let mut both_s = Vec::new();
     let mut length_s = Vec::new();
     let mut alternations = Vec::new();
@@ -148,15 +130,8 @@ fn summarise(setting: Setting, timeline: Timeline, runs: &[Vec<Span>]) -> Settin
     for spans in runs {
         let start = spans.iter().map(|s| s.start_ns).min().unwrap_or(0);
         let end = spans.iter().map(|s| s.end_ns).max().unwrap_or(0);
-        let both = time_running_together(spans);
-        let length = end.saturating_sub(start);
-        both_s.push(both as f64 / 1e9);
-        length_s.push(length as f64 / 1e9);
-        overlap.push(if length == 0 {
-            0.0
-        } else {
-            both as f64 / length as f64
-        });
+        both_s.push(time_running_together(spans) as f64 / 1e9);
+        length_s.push(end.saturating_sub(start) as f64 / 1e9);
         alternations.push(alternation_count(spans) as f64);
         run_lengths_s.extend(
             switched_out_stretches(spans)
@@ -164,43 +139,54 @@ fn summarise(setting: Setting, timeline: Timeline, runs: &[Vec<Span>]) -> Settin
                 .map(|ns| ns as f64 / 1e9),
         );
     }
-    let name = setting.name();
+    let rust = |reading: Reading, unit: &str, samples| {
+        Measurement::new(
+            setting.measurement(reading),
+            Implementation::Rust,
+            unit,
+            samples,
+        )
+    };
     let mut measurements = vec![
-        Measurement::new(
-            format!("{name}: both running"),
-            Implementation::Rust,
-            "s",
-            both_s,
-        ),
-        Measurement::new(
-            format!("{name}: timeline length"),
-            Implementation::Rust,
-            "s",
-            length_s,
-        ),
-        Measurement::new(
-            format!("{name}: alternations"),
-            Implementation::Rust,
-            "count",
-            alternations.clone(),
-        ),
+        rust(Reading::BothRunning, "s", both_s),
+        rust(Reading::Length, "s", length_s),
+        rust(Reading::Alternations, "count", alternations),
     ];
     if setting == Setting::Pinned {
-        measurements.push(Measurement::new(
-            format!("{name}: run before a switch"),
-            Implementation::Rust,
-            "s",
-            run_lengths_s.clone(),
-        ));
+        measurements.push(rust(Reading::RunBeforeSwitch, "s", run_lengths_s));
     }
-    SettingResult {
-        setting,
-        timeline,
-        overlap,
-        alternations,
-        run_lengths_s,
-        measurements,
-    }
+    measurements
+}
+
+/// What the timelines of one setting showed, read back from its measurements.
+#[derive(Debug)]
+pub(super) struct Shown {
+    /// The median over runs of the share of the timeline during which both tasks ran.
+    pub(super) overlap: f64,
+    /// The median over runs of how often the CPU passed from one task to the other.
+    pub(super) alternations: f64,
+    /// How long a pinned thread ran before a switch (`None` for the other settings).
+    pub(super) run_lengths: Option<Summary>,
+}
+
+/// What `setting` showed, if it ran.
+pub(super) fn shown(found: &Findings<'_>, setting: Setting) -> Option<Shown> {
+    let reading = |reading| found.get(Implementation::Rust, &setting.measurement(reading), &[]);
+    let both = reading(Reading::BothRunning)?;
+    let length = reading(Reading::Length)?;
+    let shares: Vec<f64> = both
+        .samples
+        .iter()
+        .zip(&length.samples)
+        .map(|(both, length)| if *length > 0.0 { both / length } else { 0.0 })
+        .collect();
+    Some(Shown {
+        overlap: Summary::of(&shares).median,
+        alternations: reading(Reading::Alternations)?.median(),
+        run_lengths: reading(Reading::RunBeforeSwitch)
+            .filter(|m| !m.samples.is_empty())
+            .map(|m| m.summary),
+    })
 }
 
 /// Two threads, pinned to `cpu` if given, each running `work_ns` of CPU time from a common start.

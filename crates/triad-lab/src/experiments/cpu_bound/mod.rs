@@ -16,21 +16,21 @@ mod gantt;
 
 use std::time::Duration;
 
-use serde_json::Value;
 use triad::workloads::{count_primes, sum_squares};
 use triad::{Mode, Runner, TaskError};
 
-use super::findings::{self, Findings, name as language};
-use super::scaling::{
-    listed, outcome_where, per_language_and_workload, speedup, speedup_point, times, verdict,
-};
+use super::scaling::{NO_SPEEDUP, PARALLEL_SHARE, Timings, speedup_point};
 use crate::error::LabError;
-use crate::experiment::{Context, Experiment, Scale};
+use crate::experiment::{About, ByScale, Experiment, Judgement};
+use crate::findings::Findings;
+use crate::names::names;
+use crate::plan::{Bench, Measured, Plan, Repeat, Series};
+use crate::python::Baseline;
 use crate::results::{
-    Chart, ChartKind, ExperimentReport, Implementation, Measurement, Outcome, Point, Series, Table,
-    Verdict,
+    Chart, ChartKind, Implementation, Measurement, Outcome, Point, Series as Line, Table, Verdict,
 };
-use crate::stats::{Summary, format_seconds, format_with_spread, timed};
+use crate::stats::{format_seconds, format_with_spread, timed};
+use crate::verdict::{listed, outcome_where, times, verdict};
 use gantt::Setting;
 
 /// The seed's prime count as a coroutine that computes on the event loop without awaiting.
@@ -49,23 +49,15 @@ async fn sum_squares_on_loop(n: u64) -> u128 {
 #[derive(Debug)]
 pub(crate) struct CpuBound;
 
-/// The seed's two CPU-bound workloads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Workload {
-    Primes,
-    Squares,
+names! {
+    /// The seed's two CPU-bound workloads, by the names of their triad tasks.
+    enum Workload {
+        Primes => "count_primes",
+        Squares => "sum_squares",
+    }
 }
 
 impl Workload {
-    const ALL: [Workload; 2] = [Workload::Primes, Workload::Squares];
-
-    fn name(self) -> &'static str {
-        match self {
-            Workload::Primes => "count_primes",
-            Workload::Squares => "sum_squares",
-        }
-    }
-
     fn size(self, sizes: &Sizes, implementation: Implementation) -> u64 {
         match (self, implementation) {
             (Workload::Primes, Implementation::Rust) => sizes.primes_limit,
@@ -100,26 +92,20 @@ impl Workload {
     }
 }
 
-/// How a batch runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Engine {
-    Serial,
-    Threads,
-    Processes,
-    Async,
+names! {
+    /// How a batch runs: the measurement names, the same in `python/cpu_bound.py`.
+    enum Engine {
+        Serial => "serial",
+        Threads => "threads",
+        Processes => "processes",
+        Async => "async",
+    }
 }
 
-impl Engine {
-    /// The measurement name, the same in Rust and in the CPython script.
-    fn name(self) -> &'static str {
-        match self {
-            Engine::Serial => "serial",
-            Engine::Threads => "threads",
-            Engine::Processes => "processes",
-            Engine::Async => "async",
-        }
-    }
+/// The serial run, on the smaller batch CPython runs.
+const SERIAL_PYTHON_BATCH: &str = "serial, CPython's batch";
 
+impl Engine {
     fn mode(self, workers: usize, tasks: usize) -> Mode {
         match self {
             Engine::Serial => Mode::Serial,
@@ -138,27 +124,48 @@ struct Sizes {
     squares_n: u64,
     python_primes_limit: u64,
     python_squares_n: u64,
-    repetitions: usize,
+    /// Every engine and workload: one untimed batch, then the samples, in rounds.
+    repeat: Repeat,
     python_repetitions: usize,
     gantt_work: Duration,
     gantt_repetitions: usize,
 }
 
-impl Sizes {
-    fn at(scale: Scale) -> Self {
-        Sizes {
-            tasks: scale.pick(4, 8, 8),
-            primes_limit: scale.pick(60_000, 120_000, 400_000),
-            squares_n: scale.pick(300_000, 8_000_000, 30_000_000),
-            python_primes_limit: scale.pick(2_000, 20_000, 60_000),
-            python_squares_n: scale.pick(10_000, 150_000, 600_000),
-            repetitions: scale.pick(3, 5, 9),
-            python_repetitions: scale.pick(1, 3, 5),
-            gantt_work: Duration::from_millis(scale.pick(6, 15, 25)),
-            gantt_repetitions: scale.pick(1, 3, 5),
-        }
-    }
-}
+const SIZES: ByScale<Sizes> = ByScale::new(
+    Sizes {
+        tasks: 4,
+        primes_limit: 60_000,
+        squares_n: 300_000,
+        python_primes_limit: 2_000,
+        python_squares_n: 10_000,
+        repeat: Repeat::after_one(3),
+        python_repetitions: 3,
+        gantt_work: Duration::from_millis(6),
+        gantt_repetitions: 1,
+    },
+    Sizes {
+        tasks: 8,
+        primes_limit: 120_000,
+        squares_n: 8_000_000,
+        python_primes_limit: 20_000,
+        python_squares_n: 150_000,
+        repeat: Repeat::after_one(5),
+        python_repetitions: 3,
+        gantt_work: Duration::from_millis(15),
+        gantt_repetitions: 3,
+    },
+    Sizes {
+        tasks: 8,
+        primes_limit: 400_000,
+        squares_n: 30_000_000,
+        python_primes_limit: 60_000,
+        python_squares_n: 600_000,
+        repeat: Repeat::after_one(9),
+        python_repetitions: 5,
+        gantt_work: Duration::from_millis(25),
+        gantt_repetitions: 5,
+    },
+);
 
 /// Time slice after which a coroutine of the timeline yields.
 const COROUTINE_SLICE: Duration = Duration::from_millis(2);
@@ -179,13 +186,6 @@ fn configurations(workers: &[usize]) -> Vec<(Engine, usize)> {
     }
     all.push((Engine::Async, 1));
     all
-}
-
-fn params(workload: Workload, workers: usize) -> [(&'static str, Value); 2] {
-    [
-        ("workload", workload.name().into()),
-        ("workers", workers.into()),
-    ]
 }
 
 /// One checked run of a batch of `tasks` copies of `workload` at `size`: its wall time in seconds.
@@ -217,48 +217,48 @@ fn time_batch(
     Ok(seconds)
 }
 
-/// One series of timed batches: a workload at a size on one of the runners.
-struct Trial {
-    runner: usize,
-    name: &'static str,
-    workers: Option<usize>,
+/// One series of timed batches: `workload` at `size` on `runner`, each checked against
+/// `answer`; `measurement` gets the times.
+fn trial<'r>(
+    runner: &'r Runner,
+    measurement: Measurement,
     workload: Workload,
     size: u64,
-    answer: u128,
-    samples: Vec<f64>,
+    sizes: &Sizes,
+) -> Series<'r> {
+    let (tasks, answer) = (sizes.tasks, workload.answer(size));
+    let measurement = measurement
+        .param("workload", workload.name())
+        .param("tasks", tasks)
+        .param("size", size);
+    Series::of(measurement, sizes.repeat, move || {
+        time_batch(runner, workload, size, tasks, answer)
+    })
 }
 
-impl Trial {
-    fn into_measurement(self, tasks: usize) -> Measurement {
-        let measurement = Measurement::new(self.name, Implementation::Rust, "s", self.samples)
-            .param("workload", self.workload.name())
-            .param("tasks", tasks)
-            .param("size", self.size);
-        match self.workers {
-            Some(workers) => measurement.param("workers", workers),
-            None => measurement,
-        }
-    }
-}
+/// The batches are counted by their workers.
+const COUNT: &str = "workers";
+
+/// The timed batches, by workload, engine and workers.
+type Batches<'a> = Timings<'a, Workload, Engine>;
 
 /// All measurements (Rust's and CPython's), read back by language, workload, engine and workers.
 struct Results<'a> {
     found: Findings<'a>,
+    batches: Batches<'a>,
     cores: usize,
 }
 
-impl Results<'_> {
-    fn summary(
-        &self,
-        implementation: Implementation,
-        workload: Workload,
-        engine: Engine,
-        workers: usize,
-    ) -> Option<&Summary> {
-        self.found
-            .summary(engine.name(), implementation, &params(workload, workers))
+impl<'a> Results<'a> {
+    fn new(found: Findings<'a>, cores: usize) -> Self {
+        Self {
+            found,
+            batches: Timings::new(found, COUNT),
+            cores,
+        }
     }
 
+    /// The speed-up of `engine` with `workers` over serial.
     fn speedup(
         &self,
         implementation: Implementation,
@@ -266,9 +266,12 @@ impl Results<'_> {
         engine: Engine,
         workers: usize,
     ) -> Option<f64> {
-        let serial = self.summary(implementation, workload, Engine::Serial, 1)?;
-        let run = self.summary(implementation, workload, engine, workers)?;
-        Some(speedup(serial, run))
+        self.batches.speedup(
+            implementation,
+            workload,
+            (engine, workers),
+            (Engine::Serial, 1),
+        )
     }
 
     /// The languages that ran.
@@ -277,17 +280,14 @@ impl Results<'_> {
     }
 
     fn python_ran(&self) -> bool {
-        self.implementations().contains(&Implementation::Python)
+        self.found.ran(Implementation::Python)
     }
 
     /// `engine`'s speed-ups at `workers` for every language and workload that ran, with a label.
     fn speedups(&self, engine: Engine, workers: usize) -> Vec<(String, f64)> {
-        per_language_and_workload(
-            &self.implementations(),
-            &Workload::ALL,
-            Workload::name,
-            |implementation, workload| self.speedup(implementation, workload, engine, workers),
-        )
+        self.batches.each(|implementation, workload| {
+            self.speedup(implementation, workload, engine, workers)
+        })
     }
 
     /// The best speed-up parallel workers may give: one per core, at most one per task.
@@ -297,24 +297,19 @@ impl Results<'_> {
 }
 
 impl Experiment for CpuBound {
-    fn id(&self) -> &'static str {
-        "cpu-bound"
+    fn about(&self) -> About {
+        About {
+            id: "cpu-bound",
+            title: "CPU-bound work: serial, threads, processes, coroutines",
+            seed_section: "2, 4",
+        }
     }
 
-    fn title(&self) -> &'static str {
-        "CPU-bound work: serial, threads, processes, coroutines"
-    }
-
-    fn seed_section(&self) -> &'static str {
-        "2, 4"
-    }
-
-    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
-        let sizes = Sizes::at(ctx.scale());
-        let cores = triad::available_cores();
+    fn measure(&self, bench: Bench<'_>) -> Result<Measured, LabError> {
+        let sizes = SIZES.at(bench.scale());
+        let cores = bench.machine().cores;
         let workers = worker_counts(cores);
         let configs = configurations(&workers);
-        let total = sizes.repetitions as u64 + 3;
         let runners = configs
             .iter()
             .map(|&(engine, count)| {
@@ -322,149 +317,110 @@ impl Experiment for CpuBound {
                     .map_err(|e| LabError::engine(format!("starting {}", engine.name()), e))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mut trials = Vec::new();
-        for (runner, &(engine, count)) in configs.iter().enumerate() {
-            for workload in Workload::ALL {
-                let size = workload.size(&sizes, Implementation::Rust);
-                trials.push(Trial {
-                    runner,
-                    name: engine.name(),
-                    workers: Some(count),
-                    workload,
-                    size,
-                    answer: workload.answer(size),
-                    samples: Vec::new(),
-                });
-            }
-        }
-        for workload in Workload::ALL {
-            let size = workload.size(&sizes, Implementation::Python);
-            trials.push(Trial {
-                // The serial runner: configurations start with it.
-                runner: 0,
-                name: "serial, CPython's batch",
-                workers: None,
-                workload,
-                size,
-                answer: workload.answer(size),
-                samples: Vec::new(),
-            });
-        }
-        // Every engine is started and warmed first; then each repetition goes round all of them,
-        // so that a burst of load from elsewhere falls on several engines, not on every sample
+        // Every engine is started and warmed first; then each round goes over all of them, so
+        // that a burst of load from elsewhere falls on several engines, not on every sample
         // of one.
-        for trial in &trials {
-            time_batch(
-                &runners[trial.runner],
-                trial.workload,
-                trial.size,
-                sizes.tasks,
-                trial.answer,
-            )?;
-        }
-        ctx.progress(1, total);
-        for repetition in 0..sizes.repetitions {
-            for trial in &mut trials {
-                trial.samples.push(time_batch(
-                    &runners[trial.runner],
-                    trial.workload,
-                    trial.size,
-                    sizes.tasks,
-                    trial.answer,
-                )?);
+        let mut trials = Vec::new();
+        for (runner, &(engine, count)) in runners.iter().zip(&configs) {
+            for &workload in Workload::ALL {
+                let measurement =
+                    Measurement::new(engine.name(), Implementation::Rust, "s", Vec::new())
+                        .param("workers", count);
+                let size = workload.size(sizes, Implementation::Rust);
+                trials.push(trial(runner, measurement, workload, size, sizes));
             }
-            ctx.progress(repetition as u64 + 2, total);
         }
-        drop(runners);
-        let measurements: Vec<Measurement> = trials
-            .into_iter()
-            .map(|trial| trial.into_measurement(sizes.tasks))
-            .collect();
-
-        let worker_list = workers
-            .iter()
-            .map(usize::to_string)
-            .collect::<Vec<_>>()
-            .join(",");
-        let python = ctx.python(
+        // The serial runner, on CPython's smaller batch: the cost of interpreting.
+        for &workload in Workload::ALL {
+            let measurement =
+                Measurement::new(SERIAL_PYTHON_BATCH, Implementation::Rust, "s", Vec::new());
+            let size = workload.size(sizes, Implementation::Python);
+            trials.push(trial(&runners[0], measurement, workload, size, sizes));
+        }
+        let mut plan = Plan::new();
+        plan.rounds(trials);
+        let worker_list: Vec<String> = workers.iter().map(usize::to_string).collect();
+        plan.python(Baseline::new(
             "cpu_bound",
             include_str!("../../../python/cpu_bound.py"),
-            &[
+            [
                 sizes.tasks.to_string(),
                 sizes.python_primes_limit.to_string(),
                 sizes.python_squares_n.to_string(),
-                worker_list,
+                worker_list.join(","),
                 sizes.python_repetitions.to_string(),
             ],
-        )?;
-        ctx.progress(total - 1, total);
+        ));
+        plan.step(|measured| {
+            gantt::record(
+                sizes.gantt_work,
+                COROUTINE_SLICE,
+                sizes.gantt_repetitions,
+                cores,
+                measured,
+            )
+        });
+        bench.run(plan)
+    }
 
-        let gantt = gantt::record(sizes.gantt_work, COROUTINE_SLICE, sizes.gantt_repetitions)?;
-        ctx.progress(total, total);
-
-        let mut report = ExperimentReport {
-            measurements,
-            ..Default::default()
-        };
-        findings::add_python(&mut report, python.as_ref());
-        let mut verdicts_from_timelines = timeline_verdicts(&gantt, cores);
-        for result in gantt.results {
-            report.measurements.extend(result.measurements);
-            report.timelines.push(result.timeline);
-        }
-        let results = Results {
-            found: Findings::new(&report.measurements),
-            cores,
-        };
-        report.notes.extend(same_work_notes(&results, &sizes));
+    fn judge(&self, findings: &Findings<'_>) -> Judgement {
+        let sizes = SIZES.at(findings.scale());
+        let cores = findings.machine().cores;
+        let workers = worker_counts(cores);
+        let results = Results::new(*findings, cores);
+        let mut notes = same_work_notes(&results, sizes);
         if cores < 2 {
-            report.notes.push(
+            notes.push(
                 "This machine gives the lab one core: no mode can run tasks in parallel here."
                     .to_owned(),
             );
         }
-        report.notes.extend(gantt.notes);
-        report
-            .notes
-            .extend(disturbed_baseline_note(&results, &workers));
-        report.verdicts = speed_verdicts(&results);
-        report.verdicts.append(&mut verdicts_from_timelines);
-        report.table = table(&results, &configs);
-        report.charts = Workload::ALL
-            .iter()
-            .map(|w| chart(&results, *w, &workers))
-            .collect();
-        report.method = format!(
-            "A batch of {tasks} equal tasks — count_primes({primes}) (the seed's §4 trial \
-             division) or sum_squares({squares}) (§2) — runs through triad::Runner in each mode: \
-             serial; threads and processes with {workers} workers; async with all tasks on one \
-             tokio event-loop thread (the task body computes without awaiting, like a CPU-bound \
-             asyncio coroutine). Every engine starts and runs each batch once before timing \
-             (pool start-up is not counted); then {reps} rounds each time every engine once, in \
-             turn. Speed-up = serial median / median; efficiency = speed-up / min(workers, \
-             {cores} cores). CPython runs the same algorithms on a smaller batch ({tasks} × \
-             count_primes({py_primes}), {tasks} × sum_squares({py_squares})), {py_reps} rounds \
-             likewise: serial, ThreadPoolExecutor, multiprocessing.Pool (started and warmed \
-             before timing), and asyncio.gather on one loop. The timelines spin each of 2 tasks \
-             for {work} ms of CPU time, reading the clock between tiny steps so that every span \
-             drawn is time the task was really on a CPU ({gantt_reps} runs per setting).",
-            tasks = sizes.tasks,
-            primes = sizes.primes_limit,
-            squares = sizes.squares_n,
-            workers = workers
+        notes.extend(disturbed_baseline_note(&results, &workers));
+        let mut verdicts = speed_verdicts(&results);
+        verdicts.extend(timeline_verdicts(findings, cores));
+        Judgement {
+            method: method(sizes, &workers, cores),
+            table: table(&results, &configurations(&workers)),
+            charts: Workload::ALL
                 .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(", "),
-            reps = sizes.repetitions,
-            py_primes = sizes.python_primes_limit,
-            py_squares = sizes.python_squares_n,
-            py_reps = sizes.python_repetitions,
-            work = sizes.gantt_work.as_millis(),
-            gantt_reps = sizes.gantt_repetitions,
-        );
-        Ok(report)
+                .map(|w| chart(&results, *w, &workers))
+                .collect(),
+            verdicts,
+            notes,
+        }
     }
+}
+
+fn method(sizes: &Sizes, workers: &[usize], cores: usize) -> String {
+    format!(
+        "A batch of {tasks} equal tasks — count_primes({primes}) (the seed's §4 trial \
+         division) or sum_squares({squares}) (§2) — runs through triad::Runner in each mode: \
+         serial; threads and processes with {workers} workers; async with all tasks on one \
+         tokio event-loop thread (the task body computes without awaiting, like a CPU-bound \
+         asyncio coroutine). Every engine starts and runs each batch once before timing \
+         (pool start-up is not counted); then {reps} rounds each time every engine once, in \
+         turn. Speed-up = serial median / median; efficiency = speed-up / min(workers, \
+         {cores} cores). CPython runs the same algorithms on a smaller batch ({tasks} × \
+         count_primes({py_primes}), {tasks} × sum_squares({py_squares})), {py_reps} rounds \
+         likewise: serial, ThreadPoolExecutor, multiprocessing.Pool (started and warmed \
+         before timing), and asyncio.gather on one loop. The timelines spin each of 2 tasks \
+         for {work} ms of CPU time, reading the clock between tiny steps so that every span \
+         drawn is time the task was really on a CPU ({gantt_reps} runs per setting).",
+        tasks = sizes.tasks,
+        primes = sizes.primes_limit,
+        squares = sizes.squares_n,
+        workers = workers
+            .iter()
+            .map(usize::to_string)
+            .collect::<Vec<_>>()
+            .join(", "),
+        reps = sizes.repeat.samples,
+        py_primes = sizes.python_primes_limit,
+        py_squares = sizes.python_squares_n,
+        py_reps = sizes.python_repetitions,
+        work = sizes.gantt_work.as_millis(),
+        gantt_reps = sizes.gantt_repetitions,
+    )
 }
 
 /// Rust and CPython on the very same batch, serially: the cost of interpreting.
@@ -473,11 +429,14 @@ fn same_work_notes(results: &Results<'_>, sizes: &Sizes) -> Vec<String> {
         .iter()
         .filter_map(|workload| {
             let rust = results.found.summary(
-                "serial, CPython's batch",
                 Implementation::Rust,
+                SERIAL_PYTHON_BATCH,
                 &[("workload", workload.name().into())],
             )?;
-            let python = results.summary(Implementation::Python, *workload, Engine::Serial, 1)?;
+            let python =
+                results
+                    .batches
+                    .summary(Implementation::Python, *workload, Engine::Serial, 1)?;
             Some(format!(
                 "Same work, one core: {} × {}({}) took {} in Rust and {} in CPython ({} faster).",
                 sizes.tasks,
@@ -536,7 +495,7 @@ fn table(results: &Results<'_>, configs: &[(Engine, usize)]) -> Table {
         "CPython speed-up",
         "CPython efficiency",
     ]);
-    for workload in Workload::ALL {
+    for &workload in Workload::ALL {
         for &(engine, workers) in configs {
             let mut row = vec![
                 workload.name().to_owned(),
@@ -548,7 +507,9 @@ fn table(results: &Results<'_>, configs: &[(Engine, usize)]) -> Table {
             ];
             for implementation in [Implementation::Rust, Implementation::Python] {
                 let cells = match (
-                    results.summary(implementation, workload, engine, workers),
+                    results
+                        .batches
+                        .summary(implementation, workload, engine, workers),
                     results.speedup(implementation, workload, engine, workers),
                 ) {
                     (Some(summary), Some(s)) => {
@@ -575,7 +536,10 @@ fn table(results: &Results<'_>, configs: &[(Engine, usize)]) -> Table {
 fn chart(results: &Results<'_>, workload: Workload, workers: &[usize]) -> Chart {
     let mut series = Vec::new();
     for implementation in results.implementations() {
-        let Some(serial) = results.summary(implementation, workload, Engine::Serial, 1) else {
+        let Some(serial) = results
+            .batches
+            .summary(implementation, workload, Engine::Serial, 1)
+        else {
             continue;
         };
         for engine in [Engine::Threads, Engine::Processes, Engine::Async] {
@@ -587,18 +551,20 @@ fn chart(results: &Results<'_>, workload: Workload, workers: &[usize]) -> Chart 
             let points: Vec<Point> = counts
                 .iter()
                 .filter_map(|w| {
-                    let run = results.summary(implementation, workload, engine, *w)?;
+                    let run = results
+                        .batches
+                        .summary(implementation, workload, engine, *w)?;
                     Some(speedup_point(*w as f64, serial, run))
                 })
                 .collect();
             let label = match engine {
-                Engine::Async => format!("{} async (one loop)", language(implementation)),
-                _ => format!("{} {}", language(implementation), engine.name()),
+                Engine::Async => format!("{} async (one loop)", implementation.label()),
+                _ => format!("{} {}", implementation.label(), engine.name()),
             };
-            series.push(Series { label, points });
+            series.push(Line { label, points });
         }
     }
-    series.push(Series {
+    series.push(Line {
         label: "ideal: min(workers, cores)".to_owned(),
         points: workers
             .iter()
@@ -620,11 +586,6 @@ fn chart(results: &Results<'_>, workload: Workload, workers: &[usize]) -> Chart 
     }
 }
 
-/// A parallel speed-up counts as real when it reaches this share of the ideal.
-const PARALLEL_SHARE: f64 = 0.7;
-/// A speed-up below this is "none" (noise on a shared machine stays under it).
-const NO_SPEEDUP: f64 = 1.3;
-
 fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
     let cores = results.cores;
     let parallel = |s: f64| s >= PARALLEL_SHARE * results.ideal(cores);
@@ -642,7 +603,7 @@ fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
         }
     };
     let of = |implementation: Implementation, speedups: Vec<(String, f64)>| -> Vec<(String, f64)> {
-        let prefix = format!("{} ", language(implementation));
+        let prefix = format!("{} ", implementation.label());
         speedups
             .into_iter()
             .filter(|(label, _)| label.starts_with(&prefix))
@@ -741,7 +702,7 @@ fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
             if engine == Engine::Threads && implementation == Implementation::Python {
                 continue;
             }
-            for workload in Workload::ALL {
+            for &workload in Workload::ALL {
                 let (Some(at_cores), Some(beyond)) = (
                     results.speedup(implementation, workload, engine, cores),
                     results.speedup(implementation, workload, engine, over),
@@ -751,7 +712,7 @@ fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
                 checks.push(parallel(at_cores) && beyond <= 1.15 * results.ideal(cores));
                 seen.push(format!(
                     "{} {} {}: {} → {}",
-                    language(implementation),
+                    implementation.label(),
                     engine.name(),
                     workload.name(),
                     times(at_cores),
@@ -815,14 +776,12 @@ fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
     verdicts
 }
 
-fn timeline_verdicts(gantt: &gantt::Gantt, cores: usize) -> Vec<Verdict> {
-    let median = |samples: &[f64]| Summary::of(samples).median;
+fn timeline_verdicts(found: &Findings<'_>, cores: usize) -> Vec<Verdict> {
     let mut checks = Vec::new();
     let mut seen = Vec::new();
     for setting in [Setting::Pinned, Setting::Coroutines] {
-        if let Some(result) = gantt.get(setting) {
-            let overlap = median(&result.overlap);
-            let alternations = median(&result.alternations);
+        if let Some(shown) = gantt::shown(found, setting) {
+            let (overlap, alternations) = (shown.overlap, shown.alternations);
             checks.push(overlap < 0.05 && alternations >= 2.0);
             seen.push(format!(
                 "{}: both running at once {:.0}% of the time, {alternations:.0} alternations",
@@ -831,15 +790,14 @@ fn timeline_verdicts(gantt: &gantt::Gantt, cores: usize) -> Vec<Verdict> {
             ));
         }
     }
-    if let Some(result) = gantt.get(Setting::Free) {
-        let overlap = median(&result.overlap);
+    if let Some(shown) = gantt::shown(found, Setting::Free) {
         if cores >= 2 {
-            checks.push(overlap >= 0.5);
+            checks.push(shown.overlap >= 0.5);
         }
         seen.push(format!(
             "{} ({cores} cores): both running at once {:.0}% of the time",
             Setting::Free.name(),
-            100.0 * overlap
+            100.0 * shown.overlap
         ));
     }
     let alternating = verdict(
@@ -851,27 +809,24 @@ fn timeline_verdicts(gantt: &gantt::Gantt, cores: usize) -> Vec<Verdict> {
 
     let claim = "The kernel switches threads sharing a core every few milliseconds (e.g. 5 ms).";
     let quote = "定时器中断(如每5ms)触发";
-    let slicing = match gantt.get(Setting::Pinned) {
-        Some(result) if !result.run_lengths_s.is_empty() => {
-            let run = Summary::of(&result.run_lengths_s);
-            verdict(
-                claim,
-                quote,
-                if (0.5e-3..=10e-3).contains(&run.median) {
-                    Outcome::Confirmed
-                } else {
-                    Outcome::Refuted
-                },
-                format!(
-                    "a pinned thread ran {} (median of {} stretches, quartiles {} – {}) before \
+    let slicing = match gantt::shown(found, Setting::Pinned).and_then(|shown| shown.run_lengths) {
+        Some(run) => verdict(
+            claim,
+            quote,
+            if (0.5e-3..=10e-3).contains(&run.median) {
+                Outcome::Confirmed
+            } else {
+                Outcome::Refuted
+            },
+            format!(
+                "a pinned thread ran {} (median of {} stretches, quartiles {} – {}) before \
                      the kernel switched to the other",
-                    format_seconds(run.median),
-                    run.n,
-                    format_seconds(run.p25),
-                    format_seconds(run.p75)
-                ),
-            )
-        }
+                format_seconds(run.median),
+                run.n,
+                format_seconds(run.p25),
+                format_seconds(run.p75)
+            ),
+        ),
         _ => verdict(
             claim,
             quote,
@@ -926,10 +881,11 @@ mod tests {
             measured("async", Python, 1, 1.01),
         ];
         let all = [rust, python].concat();
-        let results = Results {
-            found: Findings::new(&all),
-            cores: 2,
-        };
+        let machine = crate::machine::Machine::default();
+        let results = Results::new(
+            Findings::new(&all, crate::experiment::Scale::Quick, &machine),
+            2,
+        );
         let verdicts = speed_verdicts(&results);
         let outcomes: Vec<Outcome> = verdicts.iter().map(|v| v.outcome).collect();
         assert_eq!(
@@ -947,10 +903,10 @@ mod tests {
             measured("serial", Rust, 1, 1.0),
             measured("processes", Rust, 2, 1.2),
         ];
-        let results = Results {
-            found: Findings::new(&slow_processes),
-            cores: 2,
-        };
+        let results = Results::new(
+            Findings::new(&slow_processes, crate::experiment::Scale::Quick, &machine),
+            2,
+        );
         assert_eq!(speed_verdicts(&results)[1].outcome, Outcome::Refuted);
         assert_eq!(speed_verdicts(&results)[5].outcome, Outcome::Refuted);
     }

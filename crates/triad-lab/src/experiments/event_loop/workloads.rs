@@ -343,13 +343,14 @@ fn lateness(armed: Instant, duration: Duration) -> f64 {
 
 /// Spawns `count` tasks that return their index, awaits each in order; total time.
 pub(super) fn spawn_and_join<L: Loop>(count: u64) -> Result<Duration, LabError> {
-    let expected = count * count.saturating_sub(1) / 2;
+    // In u128, where neither the sum of the indices nor this product can overflow.
+    let expected = u128::from(count) * u128::from(count.saturating_sub(1)) / 2;
     let (sum, elapsed) = L::run(async move {
         let start = Instant::now();
         let handles: Vec<_> = (0..count).map(|i| L::spawn(async move { i })).collect();
-        let mut sum = 0;
+        let mut sum = 0_u128;
         for handle in handles {
-            sum += handle.await?;
+            sum += u128::from(handle.await?);
         }
         Ok::<_, LabError>((sum, start.elapsed()))
     })??;

@@ -65,7 +65,8 @@ impl Buffer {
         }
     }
 
-    /// Reads the first byte of every page and returns their wrapping sum. Async-signal-safe.
+    /// Reads the first byte of every page and returns their sum modulo 256, only so that the
+    /// reads cannot be optimised away (it is never a figure). Async-signal-safe.
     fn read_pages(&self) -> u8 {
         (0..self.pages()).fold(0_u8, |sum, index| {
             // SAFETY: as in `write_pages`.

@@ -17,14 +17,17 @@
 mod child;
 mod smaps;
 
-use super::findings::{self, Findings, outcome_by_threshold};
 use crate::error::LabError;
-use crate::experiment::{Context, Experiment};
+use crate::experiment::{About, ByScale, Experiment, Judgement};
+use crate::findings::Findings;
+use crate::names::names;
+use crate::plan::{Bench, Measured, Plan};
+use crate::python::Baseline;
 use crate::results::{
-    Chart, ChartKind, ExperimentReport, Implementation, Measurement, Outcome, Point, Scale, Series,
-    Table, Verdict,
+    Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale, Series, Table, Verdict,
 };
 use crate::stats::{Summary, format_bytes, format_seconds, format_with_spread};
+use crate::verdict::{outcome_by_threshold, ratio, verdict};
 use child::Buffer;
 
 const MIB: usize = 1 << 20;
@@ -43,34 +46,47 @@ const HEADROOM: usize = 3;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ForkCow;
 
-/// The passes timed per page, in table and chart order: measurement name and label.
-const PAGE_PASSES: [(&str, &str); 5] = [
-    ("cow/fresh-per-page", "parent, fresh page (first touch)"),
-    ("cow/child-read-per-page", "child reads a shared page"),
+names! {
+    /// What is measured at each buffer size, Rust's then CPython's only (`python/fork_cow.py`
+    /// prints the same names).
+    enum Name {
+        ForkTotal => "fork/total",
+        ForkReturn => "fork/return",
+        FreshPage => "cow/fresh-per-page",
+        ChildRead => "cow/child-read-per-page",
+        ChildWrite => "cow/child-write-per-page",
+        ParentAfterFork => "cow/parent-after-fork-per-page",
+        ParentPlain => "cow/parent-plain-per-page",
+        ChildWriteTotal => "cow/child-write-total",
+        PrivateAfterFork => "memory/child-private-after-fork",
+        PrivateAfterReads => "memory/child-private-after-reads",
+        PrivateAfterWrites => "memory/child-private-after-writes",
+        RefcountGrowth => "refcount/child-private-growth",
+        RefcountObjects => "refcount/objects",
+    }
+}
+
+/// The passes timed per page, in table and chart order, with their labels.
+const PAGE_PASSES: [(Name, &str); 5] = [
+    (Name::FreshPage, "parent, fresh page (first touch)"),
+    (Name::ChildRead, "child reads a shared page"),
+    (Name::ChildWrite, "child writes a shared page (copy)"),
     (
-        "cow/child-write-per-page",
-        "child writes a shared page (copy)",
-    ),
-    (
-        "cow/parent-after-fork-per-page",
+        Name::ParentAfterFork,
         "parent writes after fork (fault, no copy)",
     ),
-    ("cow/parent-plain-per-page", "parent writes again (plain)"),
+    (Name::ParentPlain, "parent writes again (plain)"),
 ];
 
-/// The child's memory snapshots: measurement name and label.
-const SNAPSHOTS: [(&str, &str); 3] = [
-    ("memory/child-private-after-fork", "after fork"),
-    (
-        "memory/child-private-after-reads",
-        "after reading every page",
-    ),
-    (
-        "memory/child-private-after-writes",
-        "after writing every page",
-    ),
+/// The child's memory snapshots, with their labels.
+const SNAPSHOTS: [(Name, &str); 3] = [
+    (Name::PrivateAfterFork, "after fork"),
+    (Name::PrivateAfterReads, "after reading every page"),
+    (Name::PrivateAfterWrites, "after writing every page"),
 ];
 
+/// Sizes by scale.
+#[derive(Debug)]
 struct Sizes {
     mib: &'static [usize],
     fork_repetitions: usize,
@@ -78,49 +94,139 @@ struct Sizes {
     python_objects: usize,
 }
 
+const SIZES: ByScale<Sizes> = ByScale::new(
+    Sizes {
+        mib: &[1, 16],
+        fork_repetitions: 3,
+        cow_repetitions: 2,
+        python_objects: 100_000,
+    },
+    Sizes {
+        mib: &[1, 64, 256],
+        fork_repetitions: 5,
+        cow_repetitions: 3,
+        python_objects: 500_000,
+    },
+    Sizes {
+        mib: &[1, 64, 256, 1024],
+        fork_repetitions: 15,
+        cow_repetitions: 7,
+        python_objects: 4_000_000,
+    },
+);
+
+/// `mib` MiB in bytes, and what a parent and a child copy of that need, or `None` past
+/// `usize`.
+fn bytes_and_room(mib: usize) -> Option<(usize, usize)> {
+    let bytes = mib.checked_mul(MIB)?;
+    Some((bytes, bytes.checked_mul(HEADROOM)?))
+}
+
 impl Experiment for ForkCow {
-    fn id(&self) -> &'static str {
-        "fork-cow"
+    fn about(&self) -> About {
+        About {
+            id: "fork-cow",
+            title: "fork against the parent's size, and the cost of copy-on-write",
+            seed_section: "5.1.1",
+        }
     }
 
-    fn title(&self) -> &'static str {
-        "fork against the parent's size, and the cost of copy-on-write"
-    }
-
-    fn seed_section(&self) -> &'static str {
-        "5.1.1"
-    }
-
-    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
-        let sizes = ctx.pick(
-            Sizes {
-                mib: &[1, 16],
-                fork_repetitions: 3,
-                cow_repetitions: 2,
-                python_objects: 100_000,
-            },
-            Sizes {
-                mib: &[1, 64, 256],
-                fork_repetitions: 5,
-                cow_repetitions: 3,
-                python_objects: 500_000,
-            },
-            Sizes {
-                mib: &[1, 64, 256, 1024],
-                fork_repetitions: 15,
-                cow_repetitions: 7,
-                python_objects: 4_000_000,
-            },
-        );
+    fn measure(&self, bench: Bench<'_>) -> Result<Measured, LabError> {
+        let sizes = SIZES.at(bench.scale());
         let page = rustix::param::page_size();
         let available = smaps::available_memory().unwrap_or(usize::MAX);
         let (fitting, skipped): (Vec<usize>, Vec<usize>) = sizes
             .mib
             .iter()
-            .partition(|&&mib| mib * MIB * HEADROOM <= available);
-        let mut report = ExperimentReport {
+            .partition(|&&mib| bytes_and_room(mib).is_some_and(|(_, room)| room <= available));
+        let mut plan = Plan::new();
+        if !skipped.is_empty() {
+            plan.note(format!(
+                "Skipped {skipped:?} MiB: with {} available, a parent and a child copy would \
+                 not fit comfortably.",
+                format_bytes(available as f64)
+            ));
+        }
+        for (index, &mib) in fitting.iter().enumerate() {
+            let (bytes, _) = bytes_and_room(mib).expect("the fitting sizes fit a usize");
+            plan.step(move |measured| {
+                let buffer = Buffer::resident(bytes, page)
+                    .map_err(|e| LabError::os(format!("a {mib} MiB buffer"), e))?;
+                let parent_rss = smaps::own_resident().unwrap_or(0);
+                let forks = child::fork_and_exit(sizes.fork_repetitions)
+                    .map_err(|e| LabError::os("fork", e))?;
+                let cow = child::copy_on_write(&buffer, sizes.cow_repetitions)
+                    .map_err(|e| LabError::os("fork with a copy-on-write child", e))?;
+                let fresh = buffer
+                    .fresh_writes(sizes.cow_repetitions)
+                    .map_err(|e| LabError::os("madvise(MADV_DONTNEED)", e))?;
+                drop(buffer);
+                let pages = (bytes / page) as f64;
+                let per_page = |samples: &[f64]| samples.iter().map(|s| s / pages).collect();
+                let mut rust = |name: Name, unit: &str, samples: Vec<f64>| {
+                    measured.measurement(
+                        Measurement::new(name.name(), Implementation::Rust, unit, samples)
+                            .param("size", bytes)
+                            .param("parent_rss", parent_rss)
+                            .param("page", page),
+                    );
+                };
+                rust(Name::ForkTotal, "s", forks.total);
+                rust(Name::ForkReturn, "s", forks.returned);
+                rust(Name::FreshPage, "s", per_page(&fresh));
+                rust(Name::ChildRead, "s", per_page(&cow.child_reads));
+                rust(Name::ChildWrite, "s", per_page(&cow.child_writes));
+                rust(Name::ParentAfterFork, "s", per_page(&cow.parent_after_fork));
+                rust(Name::ParentPlain, "s", per_page(&cow.parent_plain));
+                rust(Name::ChildWriteTotal, "s", cow.child_writes);
+                match cow.private {
+                    Some(snapshots) => {
+                        for ((name, _), samples) in SNAPSHOTS.iter().zip(snapshots) {
+                            rust(*name, "bytes", samples);
+                        }
+                    }
+                    None if index == 0 => measured.note(
+                        "/proc/<pid>/smaps_rollup of the child could not be read here: no \
+                         memory figures.",
+                    ),
+                    None => {}
+                }
+                Ok(())
+            });
+        }
+        plan.python(Baseline::new(
+            "fork_cow",
+            include_str!("../../../python/fork_cow.py"),
+            [
+                serde_json::to_string(&fitting).map_err(|e| LabError::engine("sizes", e))?,
+                sizes.fork_repetitions.to_string(),
+                sizes.cow_repetitions.to_string(),
+                sizes.python_objects.to_string(),
+            ],
+        ));
+        bench.run(plan)
+    }
+
+    fn judge(&self, findings: &Findings<'_>) -> Judgement {
+        let sizes = SIZES.at(findings.scale());
+        let measured: Vec<&Measurement> = findings
+            .every(Implementation::Rust, Name::ForkTotal.name())
+            .collect();
+        let param =
+            |m: &Measurement, key: &str| m.params.get(key).and_then(serde_json::Value::as_u64);
+        let page = measured.first().and_then(|m| param(m, "page")).unwrap_or(0);
+        let results = Results {
+            findings: *findings,
+            sizes: measured
+                .iter()
+                .filter_map(|m| param(m, "size"))
+                .filter_map(|bytes| usize::try_from(bytes).ok())
+                .collect(),
+        };
+        let mib: Vec<usize> = results.sizes.iter().map(|bytes| bytes / MIB).collect();
+        Judgement {
             method: format!(
-                "For each buffer size ({fitting:?} MiB, every {page}-byte page written so it is \
+                "For each buffer size ({mib:?} MiB, every {page}-byte page written so it is \
                  resident, huge pages off): fork → child _exit → waitpid, timed whole and until \
                  fork returns, {} repetitions; then {} repetitions of a child that reads one \
                  byte per page of the inherited buffer, then writes one, each pass timed in the \
@@ -132,87 +238,11 @@ impl Experiment for ForkCow {
                  child only iterates over.",
                 sizes.fork_repetitions, sizes.cow_repetitions, sizes.python_objects
             ),
-            ..Default::default()
-        };
-        if !skipped.is_empty() {
-            report.notes.push(format!(
-                "Skipped {skipped:?} MiB: with {} available, a parent and a child copy would \
-                 not fit comfortably.",
-                format_bytes(available as f64)
-            ));
+            table: results.table(),
+            charts: results.charts(),
+            verdicts: results.verdicts(),
+            notes: Vec::new(),
         }
-        let steps = fitting.len() as u64 + 1;
-        for (index, &mib) in fitting.iter().enumerate() {
-            let bytes = mib * MIB;
-            let buffer = Buffer::resident(bytes, page)
-                .map_err(|e| LabError::os(format!("a {mib} MiB buffer"), e))?;
-            let parent_rss = smaps::own_resident().unwrap_or(0);
-            let forks = child::fork_and_exit(sizes.fork_repetitions)
-                .map_err(|e| LabError::os("fork", e))?;
-            let cow = child::copy_on_write(&buffer, sizes.cow_repetitions)
-                .map_err(|e| LabError::os("fork with a copy-on-write child", e))?;
-            let fresh = buffer
-                .fresh_writes(sizes.cow_repetitions)
-                .map_err(|e| LabError::os("madvise(MADV_DONTNEED)", e))?;
-            drop(buffer);
-            let pages = (bytes / page) as f64;
-            let per_page = |samples: &[f64]| samples.iter().map(|s| s / pages).collect();
-            let with_size = |m: Measurement| {
-                m.param("size", bytes)
-                    .param("parent_rss", parent_rss)
-                    .param("page", page)
-            };
-            let rust = |name: &str, unit: &str, samples: Vec<f64>| {
-                with_size(Measurement::new(name, Implementation::Rust, unit, samples))
-            };
-            report.measurements.extend([
-                rust("fork/total", "s", forks.total),
-                rust("fork/return", "s", forks.returned),
-                rust(PAGE_PASSES[0].0, "s", per_page(&fresh)),
-                rust(PAGE_PASSES[1].0, "s", per_page(&cow.child_reads)),
-                rust(PAGE_PASSES[2].0, "s", per_page(&cow.child_writes)),
-                rust(PAGE_PASSES[3].0, "s", per_page(&cow.parent_after_fork)),
-                rust(PAGE_PASSES[4].0, "s", per_page(&cow.parent_plain)),
-                rust("cow/child-write-total", "s", cow.child_writes),
-            ]);
-            match cow.private {
-                Some([after_fork, after_reads, after_writes]) => {
-                    report.measurements.extend([
-                        rust(SNAPSHOTS[0].0, "bytes", after_fork),
-                        rust(SNAPSHOTS[1].0, "bytes", after_reads),
-                        rust(SNAPSHOTS[2].0, "bytes", after_writes),
-                    ]);
-                }
-                None if index == 0 => report.notes.push(
-                    "/proc/<pid>/smaps_rollup of the child could not be read here: no memory \
-                     figures."
-                        .to_owned(),
-                ),
-                None => {}
-            }
-            ctx.progress(index as u64 + 1, steps);
-        }
-
-        let python = ctx.python(
-            "fork_cow",
-            include_str!("../../../python/fork_cow.py"),
-            &[
-                serde_json::to_string(&fitting).map_err(|e| LabError::engine("sizes", e))?,
-                sizes.fork_repetitions.to_string(),
-                sizes.cow_repetitions.to_string(),
-                sizes.python_objects.to_string(),
-            ],
-        )?;
-        ctx.progress(steps, steps);
-        findings::add_python(&mut report, python.as_ref());
-        let results = Results {
-            findings: Findings::new(&report.measurements),
-            sizes: fitting.iter().map(|mib| mib * MIB).collect(),
-        };
-        report.table = results.table();
-        report.charts = results.charts();
-        report.verdicts = results.verdicts();
-        Ok(report)
     }
 }
 
@@ -228,9 +258,9 @@ impl Results<'_> {
         self.findings.implementations()
     }
 
-    fn summary(&self, name: &str, implementation: Implementation, size: usize) -> Option<&Summary> {
+    fn summary(&self, name: Name, implementation: Implementation, size: usize) -> Option<&Summary> {
         self.findings
-            .summary(name, implementation, &[("size", size.into())])
+            .summary(implementation, name.name(), &[("size", size.into())])
     }
 
     fn largest(&self) -> Option<usize> {
@@ -240,15 +270,12 @@ impl Results<'_> {
     fn table(&self) -> Table {
         let mut columns = vec!["buffer".to_owned(), "parent resident".to_owned()];
         for implementation in self.implementations() {
-            columns.push(format!(
-                "{}: fork + _exit + wait",
-                findings::name(implementation)
-            ));
+            columns.push(format!("{}: fork + _exit + wait", implementation.label()));
         }
         for implementation in self.implementations() {
             columns.push(format!(
                 "{}: child write per page (COW)",
-                findings::name(implementation)
+                implementation.label()
             ));
         }
         columns.push("Rust: plain write per page".to_owned());
@@ -261,25 +288,29 @@ impl Results<'_> {
             let mut row = vec![format_bytes(size as f64)];
             row.push(
                 self.findings
-                    .find("fork/total", Implementation::Rust, &[("size", size.into())])
+                    .get(
+                        Implementation::Rust,
+                        Name::ForkTotal.name(),
+                        &[("size", size.into())],
+                    )
                     .and_then(|m| m.params.get("parent_rss"))
                     .and_then(serde_json::Value::as_f64)
                     .map_or("—".to_owned(), format_bytes),
             );
             for implementation in self.implementations() {
-                row.push(cell(self.summary("fork/total", implementation, size)));
+                row.push(cell(self.summary(Name::ForkTotal, implementation, size)));
             }
             for implementation in self.implementations() {
-                row.push(cell(self.summary(PAGE_PASSES[2].0, implementation, size)));
+                row.push(cell(self.summary(Name::ChildWrite, implementation, size)));
             }
             row.push(cell(self.summary(
-                PAGE_PASSES[4].0,
+                Name::ParentPlain,
                 Implementation::Rust,
                 size,
             )));
             let memory: Vec<String> = SNAPSHOTS
                 .iter()
-                .filter_map(|(name, _)| self.summary(name, Implementation::Rust, size))
+                .filter_map(|(name, _)| self.summary(*name, Implementation::Rust, size))
                 .map(|s| format_bytes(s.median))
                 .collect();
             row.push(if memory.is_empty() {
@@ -306,8 +337,8 @@ impl Results<'_> {
                 .into_iter()
                 .flat_map(|implementation| {
                     [
-                        ("fork/total", "fork + _exit + wait"),
-                        ("fork/return", "fork returns"),
+                        (Name::ForkTotal, "fork + _exit + wait"),
+                        (Name::ForkReturn, "fork returns"),
                     ]
                     .into_iter()
                     .map(move |(name, what)| (implementation, name, what))
@@ -322,7 +353,7 @@ impl Results<'_> {
                         })
                         .collect();
                     (!points.is_empty()).then(|| Series {
-                        label: format!("{} {what}", findings::name(implementation)),
+                        label: format!("{} {what}", implementation.label()),
                         points,
                     })
                 })
@@ -367,7 +398,7 @@ impl Results<'_> {
 
     /// `chart` as a bar chart of the measurements `bars` (name, label) at buffer `size`, one
     /// series per implementation, values multiplied by `factor`.
-    fn bars_at(&self, size: usize, bars: &[(&str, &str)], factor: f64, chart: Chart) -> Chart {
+    fn bars_at(&self, size: usize, bars: &[(Name, &str)], factor: f64, chart: Chart) -> Chart {
         Chart {
             kind: ChartKind::Bar,
             categories: bars.iter().map(|(_, label)| (*label).to_owned()).collect(),
@@ -375,12 +406,12 @@ impl Results<'_> {
                 .implementations()
                 .into_iter()
                 .map(|implementation| Series {
-                    label: findings::name(implementation).to_owned(),
+                    label: implementation.label().to_owned(),
                     points: bars
                         .iter()
                         .enumerate()
                         .filter_map(|(index, (name, _))| {
-                            self.summary(name, implementation, size)
+                            self.summary(*name, implementation, size)
                                 .map(|s| scaled(index as f64, s, factor))
                         })
                         .collect(),
@@ -404,22 +435,23 @@ impl Results<'_> {
         let mut ratios = Vec::new();
         if let Some(largest) = self.largest() {
             for implementation in self.implementations() {
-                let copying = self.summary("cow/child-write-total", implementation, largest);
-                let (Some(fork), Some(copy)) =
-                    (self.summary("fork/total", implementation, largest), copying)
-                else {
+                let copying = self.summary(Name::ChildWriteTotal, implementation, largest);
+                let (Some(fork), Some(copy)) = (
+                    self.summary(Name::ForkTotal, implementation, largest),
+                    copying,
+                ) else {
                     continue;
                 };
-                let ratio = copy.median / fork.median;
-                ratios.push(ratio);
+                let dearer = ratio(copy, fork);
+                ratios.push(dearer);
                 let smallest = self
                     .sizes
                     .first()
-                    .and_then(|&s| self.summary("fork/total", implementation, s));
+                    .and_then(|&s| self.summary(Name::ForkTotal, implementation, s));
                 parts.push(format!(
                     "{}: fork + _exit + wait of a {} parent took {} ({} with {}), copying its \
-                     pages in the child {} ({ratio:.0}× the fork)",
-                    findings::name(implementation),
+                     pages in the child {} ({dearer:.0}× the fork)",
+                    implementation.label(),
                     format_bytes(largest as f64),
                     format_seconds(fork.median),
                     smallest.map_or("—".to_owned(), |s| format_seconds(s.median)),
@@ -439,16 +471,16 @@ impl Results<'_> {
         } else {
             Outcome::Depends
         };
-        Verdict {
-            claim: format!(
+        verdict(
+            format!(
                 "Copy-on-write makes fork fast: it does not copy the parent's memory (counted \
                  as fast when fork costs under 1/{FORK_CHEAPER} of copying the pages). Fork \
                  still copies the page tables, so its time grows with the parent's size."
             ),
-            quote: "✅ 加快fork速度".to_owned(),
+            "✅ 加快fork速度",
             outcome,
-            evidence: parts.join("; "),
-        }
+            parts.join("; "),
+        )
     }
 
     fn copied_on_write(&self) -> Verdict {
@@ -457,20 +489,20 @@ impl Results<'_> {
         if let Some(largest) = self.largest() {
             for implementation in self.implementations() {
                 let (Some(child), Some(plain)) = (
-                    self.summary(PAGE_PASSES[2].0, implementation, largest),
-                    self.summary(PAGE_PASSES[4].0, implementation, largest),
+                    self.summary(Name::ChildWrite, implementation, largest),
+                    self.summary(Name::ParentPlain, implementation, largest),
                 ) else {
                     continue;
                 };
-                let ratio = child.median / plain.median;
-                ratios.push(ratio);
+                let dearer = ratio(child, plain);
+                ratios.push(dearer);
                 let after_fork = self
-                    .summary(PAGE_PASSES[3].0, implementation, largest)
+                    .summary(Name::ParentAfterFork, implementation, largest)
                     .map_or("—".to_owned(), |s| format_seconds(s.median));
                 parts.push(format!(
-                    "{}: a child's first write to a shared page {} ({ratio:.0}× a plain write, \
+                    "{}: a child's first write to a shared page {} ({dearer:.0}× a plain write, \
                      {}); the parent's write after the child left {} (a fault, no copy)",
-                    findings::name(implementation),
+                    implementation.label(),
                     format_seconds(child.median),
                     format_seconds(plain.median),
                     after_fork
@@ -478,19 +510,18 @@ impl Results<'_> {
             }
         }
         let outcome = outcome_by_threshold(&ratios, COPY_VISIBLE);
-        Verdict {
-            claim: "Pages are copied only when written: the first write to a shared page pays \
-                    for the copy."
-                .to_owned(),
-            quote: "只有在写入时才真正复制".to_owned(),
+        verdict(
+            "Pages are copied only when written: the first write to a shared page pays \
+                    for the copy.",
+            "只有在写入时才真正复制",
             outcome,
-            evidence: parts.join("; "),
-        }
+            parts.join("; "),
+        )
     }
 
     /// The child's private memory at snapshot `name`, as a share of the buffer, per
     /// implementation measured.
-    fn private_shares(&self, name: &str) -> Vec<(Implementation, f64, f64)> {
+    fn private_shares(&self, name: Name) -> Vec<(Implementation, f64, f64)> {
         let Some(largest) = self.largest() else {
             return Vec::new();
         };
@@ -504,8 +535,8 @@ impl Results<'_> {
     }
 
     fn memory_saved(&self) -> Verdict {
-        let after_fork = self.private_shares(SNAPSHOTS[0].0);
-        let after_writes = self.private_shares(SNAPSHOTS[2].0);
+        let after_fork = self.private_shares(Name::PrivateAfterFork);
+        let after_writes = self.private_shares(Name::PrivateAfterWrites);
         let saved = !after_fork.is_empty() && after_fork.iter().all(|(_, _, s)| *s < NEGLIGIBLE);
         let copied = after_writes.iter().all(|(_, _, s)| *s >= 1.0 - NEGLIGIBLE);
         let evidence = after_fork
@@ -518,7 +549,7 @@ impl Results<'_> {
                 format!(
                     "{}: the child of a {} parent had {} of private memory after fork, {} after \
                      writing every page",
-                    findings::name(*implementation),
+                    implementation.label(),
                     self.largest()
                         .map_or("—".to_owned(), |s| format_bytes(s as f64)),
                     format_bytes(*bytes),
@@ -533,36 +564,38 @@ impl Results<'_> {
             (false, true, false) | (false, false, true) => Outcome::Depends,
             (false, false, false) => Outcome::Refuted,
         };
-        Verdict {
-            claim: "Copy-on-write saves memory: a forked child shares the parent's pages until \
-                    it writes them."
-                .to_owned(),
-            quote: "✅ 节省内存".to_owned(),
+        verdict(
+            "Copy-on-write saves memory: a forked child shares the parent's pages until \
+                    it writes them.",
+            "✅ 节省内存",
             outcome,
-            evidence: if evidence.is_empty() {
+            if evidence.is_empty() {
                 "the child's memory could not be read here".to_owned()
             } else {
                 evidence
             },
-        }
+        )
     }
 
     fn read_only_never_copied(&self) -> Verdict {
-        let reads = self.private_shares(SNAPSHOTS[1].0);
+        let reads = self.private_shares(Name::PrivateAfterReads);
         let rust_ok = reads
             .iter()
             .find(|(i, _, _)| *i == Implementation::Rust)
             .map(|(_, _, share)| *share < NEGLIGIBLE);
-        let python = |name| self.findings.summary(name, Implementation::Python, &[]);
-        let objects = python("refcount/child-private-growth")
-            .zip(python("refcount/objects"))
+        let python = |name: Name| {
+            self.findings
+                .summary(Implementation::Python, name.name(), &[])
+        };
+        let objects = python(Name::RefcountGrowth)
+            .zip(python(Name::RefcountObjects))
             .map(|(growth, size)| (growth.median, size.median));
         let mut parts: Vec<String> = reads
             .iter()
             .map(|(implementation, bytes, _)| {
                 format!(
                     "{}: after reading every page of the {} buffer the child had {} private",
-                    findings::name(*implementation),
+                    implementation.label(),
                     self.largest()
                         .map_or("—".to_owned(), |s| format_bytes(s as f64)),
                     format_bytes(*bytes)
@@ -584,16 +617,16 @@ impl Results<'_> {
             (Some(true), Some(false)) => Outcome::Depends,
             (Some(true), _) => Outcome::Confirmed,
         };
-        Verdict {
-            claim: "Most read-only data never needs to be copied.".to_owned(),
-            quote: "✅ 大部分只读数据永远不需要复制".to_owned(),
+        verdict(
+            "Most read-only data never needs to be copied.",
+            "✅ 大部分只读数据永远不需要复制",
             outcome,
-            evidence: if parts.is_empty() {
+            if parts.is_empty() {
                 "the child's memory could not be read here".to_owned()
             } else {
                 parts.join("; ")
             },
-        }
+        )
     }
 }
 

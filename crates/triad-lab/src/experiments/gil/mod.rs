@@ -21,16 +21,19 @@ use std::time::Duration;
 use triad::workloads::count_primes;
 use triad::{Mode, Runner, Span};
 
-use super::findings::{self, Findings};
-use super::scaling::{speedup, speedup_point, times};
+use super::scaling::{NO_SPEEDUP, PARALLEL_SHARE, speedup, speedup_point};
 use crate::error::LabError;
-use crate::experiment::{Context, Experiment, Scale};
+use crate::experiment::{About, ByScale, Experiment, Judgement};
+use crate::findings::Findings;
+use crate::names::names;
+use crate::plan::{Bench, Measured, Plan, Repeat, Series};
+use crate::python::Baseline;
 use crate::results::{
-    Chart, ChartKind, ExperimentReport, Implementation, Measurement, Outcome, Series, Table,
-    Verdict,
+    Chart, ChartKind, Implementation, Measurement, Outcome, Series as Bars, Table, Verdict,
 };
 use crate::stats::{Summary, format_seconds, format_with_spread, timed};
 use crate::timeline::{LaneBy, from_spans};
+use crate::verdict::{times, verdict};
 use simulator::{Gil, Hold, SWITCH_INTERVAL};
 
 /// The prime-count limit of one "bytecode".
@@ -45,10 +48,11 @@ fn bytecode() -> u64 {
     count_primes::call(std::hint::black_box(BYTECODE))
 }
 
-/// `steps` bytecodes on one thread, without a GIL.
+/// `steps` bytecodes on one thread, without a GIL: the sum of what they computed, exact (at most
+/// `u64::MAX` steps of at most `u64::MAX` each: no u128 sum of them overflows).
 #[triad::task]
-fn interpret(steps: u64) -> u64 {
-    (0..steps).fold(0, |sum, _| sum.wrapping_add(bytecode()))
+fn interpret(steps: u64) -> u128 {
+    (0..steps).map(|_| u128::from(bytecode())).sum()
 }
 
 /// The `gil` experiment.
@@ -58,47 +62,82 @@ pub(crate) struct GilEffect;
 /// Sizes by scale.
 #[derive(Debug, Clone)]
 struct Sizes {
-    threads: usize,
     steps: u64,
     python_steps: u64,
     io_threads: usize,
     io_rounds: u64,
     io_delay_ms: u64,
     python_hold_s: f64,
-    repetitions: usize,
+    /// The CPU-bound modes: one untimed run each, then the samples, in rounds (the IO-bound
+    /// ones take as many samples, with no warm-up).
+    repeat: Repeat,
     python_repetitions: usize,
 }
 
-impl Sizes {
-    fn at(scale: Scale) -> Self {
-        Sizes {
-            threads: triad::available_cores().max(2),
-            steps: scale.pick(4_000, 60_000, 200_000),
-            python_steps: scale.pick(300, 3_000, 8_000),
-            io_threads: scale.pick(4, 8, 16),
-            io_rounds: scale.pick(2, 2, 3),
-            io_delay_ms: scale.pick(5, 10, 20),
-            python_hold_s: scale.pick(0.05, 0.3, 1.0),
-            repetitions: scale.pick(3, 5, 9),
-            python_repetitions: scale.pick(3, 3, 5),
-        }
+const SIZES: ByScale<Sizes> = ByScale::new(
+    Sizes {
+        steps: 4_000,
+        python_steps: 300,
+        io_threads: 4,
+        io_rounds: 2,
+        io_delay_ms: 5,
+        python_hold_s: 0.05,
+        repeat: Repeat::after_one(3),
+        python_repetitions: 3,
+    },
+    Sizes {
+        steps: 60_000,
+        python_steps: 3_000,
+        io_threads: 8,
+        io_rounds: 2,
+        io_delay_ms: 10,
+        python_hold_s: 0.3,
+        repeat: Repeat::after_one(5),
+        python_repetitions: 3,
+    },
+    Sizes {
+        steps: 200_000,
+        python_steps: 8_000,
+        io_threads: 16,
+        io_rounds: 3,
+        io_delay_ms: 20,
+        python_hold_s: 1.0,
+        repeat: Repeat::after_one(9),
+        python_repetitions: 5,
+    },
+);
+
+/// The threads of the CPU-bound runs on `cores` cores: one per core, at least 2.
+fn threads_for(cores: usize) -> usize {
+    cores.max(2)
+}
+
+names! {
+    /// What is measured, by the names Rust and `python/gil.py` give it.
+    enum Name {
+        CpuSerial => "cpu serial",
+        CpuUnderGil => "cpu threads under the GIL",
+        CpuWithoutGil => "cpu threads without a GIL",
+        CpuProcesses => "cpu processes",
+        IoSerial => "io serial",
+        IoUnderGil => "io threads under the GIL",
+        Hold => "hold before a switch",
+        CpuTime => "cpu time of threads under the GIL",
+        SwitchInterval => "switch interval",
     }
 }
 
-/// The rows of the CPU-bound comparison; names shared with the CPython script.
-const CPU_MODES: [(&str, &str); 4] = [
-    ("cpu serial", "serial (one thread)"),
-    ("cpu threads under the GIL", "threads under the GIL"),
-    ("cpu threads without a GIL", "threads without a GIL"),
-    ("cpu processes", "processes"),
+/// The rows of the CPU-bound comparison, and their labels.
+const CPU_MODES: [(Name, &str); 4] = [
+    (Name::CpuSerial, "serial (one thread)"),
+    (Name::CpuUnderGil, "threads under the GIL"),
+    (Name::CpuWithoutGil, "threads without a GIL"),
+    (Name::CpuProcesses, "processes"),
 ];
-const IO_MODES: [(&str, &str); 2] = [
-    ("io serial", "serial (one thread)"),
-    ("io threads under the GIL", "threads under the GIL"),
+const IO_MODES: [(Name, &str); 2] = [
+    (Name::IoSerial, "serial (one thread)"),
+    (Name::IoUnderGil, "threads under the GIL"),
 ];
-const HOLD: &str = "hold before a switch";
-const CPU_TIME: &str = "cpu time of threads under the GIL";
-const SWITCH_INTERVAL_NAME: &str = "switch interval";
 
 /// What one run of threads under the simulated GIL showed.
 struct SimulatedRun {
@@ -116,8 +155,8 @@ fn process_cpu_seconds() -> f64 {
 /// that each thread returned `answer`.
 fn under_simulated_gil(
     threads: usize,
-    answer: u64,
-    body: impl Fn(&mut simulator::Held<'_>) -> u64 + Sync,
+    answer: u128,
+    body: impl Fn(&mut simulator::Held<'_>) -> u128 + Sync,
 ) -> Result<SimulatedRun, LabError> {
     let gil = Gil::new(SWITCH_INTERVAL);
     let start = Barrier::new(threads + 1);
@@ -162,33 +201,37 @@ fn under_simulated_gil(
 }
 
 /// CPU-bound bytecodes under the GIL, checking for drop requests between them.
-fn cpu_bound_body(steps: u64) -> impl Fn(&mut simulator::Held<'_>) -> u64 + Sync {
-    move |held| {
-        (0..steps).fold(0, |sum: u64, _| {
+fn cpu_bound_body(steps: u64) -> impl Fn(&mut simulator::Held<'_>) -> u128 + Sync {
+    move |held| bytecodes(held, steps)
+}
+
+/// `steps` bytecodes with the lock held, checking for drop requests between them: the exact
+/// sum of what they computed, as [`interpret`].
+fn bytecodes(held: &mut simulator::Held<'_>, steps: u64) -> u128 {
+    (0..steps)
+        .map(|_| {
             let value = bytecode();
             held.check();
-            sum.wrapping_add(value)
+            u128::from(value)
         })
-    }
+        .sum()
 }
 
 /// Rounds of a few bytecodes then a blocking sleep with the lock released.
-fn io_bound_body(rounds: u64, delay: Duration) -> impl Fn(&mut simulator::Held<'_>) -> u64 + Sync {
+fn io_bound_body(rounds: u64, delay: Duration) -> impl Fn(&mut simulator::Held<'_>) -> u128 + Sync {
     move |held| {
-        (0..rounds).fold(0, |sum: u64, _| {
-            let value = (0..IO_BYTECODES).fold(0, |inner: u64, _| {
-                let value = bytecode();
-                held.check();
-                inner.wrapping_add(value)
-            });
-            held.blocking(|| std::thread::sleep(delay));
-            sum.wrapping_add(value)
-        })
+        (0..rounds)
+            .map(|_| {
+                let value = bytecodes(held, IO_BYTECODES);
+                held.blocking(|| std::thread::sleep(delay));
+                value
+            })
+            .sum()
     }
 }
 
 /// One checked run of `runner` on `inputs`: its wall time in seconds.
-fn time_runner(runner: &Runner, inputs: &[u64], answer: u64) -> Result<f64, LabError> {
+fn time_runner(runner: &Runner, inputs: &[u64], answer: u128) -> Result<f64, LabError> {
     let (results, seconds) = timed(|| runner.map(interpret, inputs.iter().copied()));
     for result in results {
         match result {
@@ -214,8 +257,9 @@ fn start(mode: Mode) -> Result<Runner, LabError> {
     Runner::new(mode).map_err(|e| LabError::engine(format!("starting {mode}"), e))
 }
 
-fn rust(name: &str, unit: &str, samples: Vec<f64>) -> Measurement {
-    Measurement::new(name, Implementation::Rust, unit, samples)
+/// A Rust measurement of `name` (given without samples).
+fn rust(name: Name, unit: &str) -> Measurement {
+    Measurement::new(name.name(), Implementation::Rust, unit, Vec::new())
 }
 
 /// The simulator's holds as spans, one lane per thread in order of first hold.
@@ -245,91 +289,60 @@ fn hold_spans(holds: &[Hold]) -> Vec<Span> {
 }
 
 impl Experiment for GilEffect {
-    fn id(&self) -> &'static str {
-        "gil"
+    fn about(&self) -> About {
+        About {
+            id: "gil",
+            title: "The GIL: a simulated one in Rust, and CPython's own",
+            seed_section: "5.2.1, 6.3.2",
+        }
     }
 
-    fn title(&self) -> &'static str {
-        "The GIL: a simulated one in Rust, and CPython's own"
-    }
-
-    fn seed_section(&self) -> &'static str {
-        "5.2.1, 6.3.2"
-    }
-
-    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
-        let sizes = Sizes::at(ctx.scale());
-        let threads = sizes.threads;
-        let total = sizes.repetitions as u64 + 2;
+    fn measure(&self, bench: Bench<'_>) -> Result<Measured, LabError> {
+        let sizes = SIZES.at(bench.scale());
+        let threads = threads_for(bench.machine().cores);
         let answer = interpret::call(sizes.steps);
         let inputs = vec![sizes.steps; threads];
-        let mut measurements = Vec::new();
-
         let serial = start(Mode::Serial)?;
         let native = start(Mode::Threads(threads))?;
         let processes = start(Mode::Processes(threads))?;
         let delay = Duration::from_millis(sizes.io_delay_ms);
-        let all_rounds = sizes.io_rounds * sizes.io_threads as u64;
+        let all_rounds = sizes
+            .io_rounds
+            .checked_mul(sizes.io_threads as u64)
+            .ok_or_else(|| LabError::engine("simulated GIL", "IO rounds overflow a u64"))?;
         let round_answer = interpret::call(IO_BYTECODES);
-        let simulated_cpu = || under_simulated_gil(threads, answer, cpu_bound_body(sizes.steps));
-        for runner in [&serial, &native, &processes] {
-            time_runner(runner, &inputs, answer)?;
-        }
-        simulated_cpu()?;
-        ctx.progress(1, total);
-
-        // Each repetition times every mode once, in turn, so that a burst of load from
-        // elsewhere falls on several modes, not on every sample of one.
-        let mut samples: [Vec<f64>; 4] = Default::default();
-        let mut io_samples: [Vec<f64>; 2] = Default::default();
-        let mut cpu_seconds = Vec::new();
-        let mut forced_holds = Vec::new();
-        let mut last_holds = Vec::new();
-        for repetition in 0..sizes.repetitions {
-            samples[0].push(time_runner(&serial, &inputs, answer)?);
-            let run = simulated_cpu()?;
-            samples[1].push(run.seconds);
-            cpu_seconds.push(run.cpu_seconds);
-            forced_holds.extend(
-                run.holds
-                    .iter()
-                    .filter(|h| h.forced)
-                    .map(|h| h.duration().as_secs_f64()),
-            );
-            last_holds = run.holds;
-            samples[2].push(time_runner(&native, &inputs, answer)?);
-            samples[3].push(time_runner(&processes, &inputs, answer)?);
-            let one = under_simulated_gil(
-                1,
-                round_answer.wrapping_mul(all_rounds),
-                io_bound_body(all_rounds, delay),
-            )?;
-            io_samples[0].push(one.seconds);
-            let many = under_simulated_gil(
-                sizes.io_threads,
-                round_answer.wrapping_mul(sizes.io_rounds),
-                io_bound_body(sizes.io_rounds, delay),
-            )?;
-            io_samples[1].push(many.seconds);
-            ctx.progress(repetition as u64 + 2, total);
-        }
-        drop((serial, native, processes));
-        for ((name, _), series) in CPU_MODES.iter().zip(samples) {
-            measurements.push(rust(name, "s", series));
-        }
-        for ((name, _), series) in IO_MODES.iter().zip(io_samples) {
-            measurements.push(rust(name, "s", series));
-        }
-        measurements.push(rust(CPU_TIME, "s", cpu_seconds));
-        let no_forced_holds = forced_holds.is_empty();
-        if !no_forced_holds {
-            measurements.push(rust(HOLD, "s", forced_holds));
-        }
-
-        let python = ctx.python(
+        let io_repeat = Repeat::new(0, sizes.repeat.samples);
+        let on = |runner| {
+            let inputs = &inputs;
+            move || time_runner(runner, inputs, answer)
+        };
+        let simulated = Series::new(
+            sizes.repeat,
+            move || under_simulated_gil(threads, answer, cpu_bound_body(sizes.steps)),
+            move |runs: Vec<SimulatedRun>, measured| simulated_runs(threads, runs, measured),
+        );
+        // Each round times every mode once, in turn, so that a burst of load from elsewhere
+        // falls on several modes, not on every sample of one.
+        let mut plan = Plan::new();
+        plan.rounds(vec![
+            Series::of(rust(Name::CpuSerial, "s"), sizes.repeat, on(&serial)),
+            simulated,
+            Series::of(rust(Name::CpuWithoutGil, "s"), sizes.repeat, on(&native)),
+            Series::of(rust(Name::CpuProcesses, "s"), sizes.repeat, on(&processes)),
+            Series::of(rust(Name::IoSerial, "s"), io_repeat, move || {
+                let answer = checked_times(round_answer, all_rounds)?;
+                Ok(under_simulated_gil(1, answer, io_bound_body(all_rounds, delay))?.seconds)
+            }),
+            Series::of(rust(Name::IoUnderGil, "s"), io_repeat, move || {
+                let answer = checked_times(round_answer, sizes.io_rounds)?;
+                let each = io_bound_body(sizes.io_rounds, delay);
+                Ok(under_simulated_gil(sizes.io_threads, answer, each)?.seconds)
+            }),
+        ]);
+        plan.python(Baseline::new(
             "gil",
             include_str!("../../../python/gil.py"),
-            &[
+            [
                 threads.to_string(),
                 sizes.python_steps.to_string(),
                 BYTECODE.to_string(),
@@ -340,91 +353,129 @@ impl Experiment for GilEffect {
                 sizes.python_hold_s.to_string(),
                 sizes.python_repetitions.to_string(),
             ],
-        )?;
-        ctx.progress(total, total);
+        ));
+        bench.run(plan)
+    }
 
-        let mut report = ExperimentReport {
-            measurements,
-            ..Default::default()
-        };
-        findings::add_python(&mut report, python.as_ref());
-        if no_forced_holds {
-            report.notes.push(
-                "No thread held the simulated GIL long enough to be asked to drop it: the runs \
-                 were shorter than a switch interval."
-                    .to_owned(),
-            );
-        }
+    fn judge(&self, findings: &Findings<'_>) -> Judgement {
+        let sizes = SIZES.at(findings.scale());
+        let cores = findings.machine().cores;
+        let threads = threads_for(cores);
         let results = Results {
-            found: Findings::new(&report.measurements),
+            found: *findings,
             threads,
             io_threads: sizes.io_threads,
-            cores: triad::available_cores(),
+            cores,
         };
-        if let Some(s) = results.speedup(Implementation::Rust, CPU_MODES[1].0)
+        let mut notes = Vec::new();
+        if let Some(s) = results.speedup(Implementation::Rust, Name::CpuUnderGil)
             && s > 1.2
         {
-            report.notes.push(format!(
+            notes.push(format!(
                 "Threads under the simulated GIL cannot beat one thread, yet measured {}: the \
                  one-thread baseline was slowed by other work on this machine while it ran.",
                 times(s)
             ));
         }
-        report.verdicts = verdicts(&results);
-        report.table = table(&results);
-        report.charts = vec![
-            speedup_chart(
-                &results,
-                &CPU_MODES,
-                &format!("CPU-bound: {threads} threads' bytecodes, speed-up over one thread"),
-            ),
-            speedup_chart(
-                &results,
-                &IO_MODES,
-                &format!(
-                    "IO-bound: {} threads sleeping {} ms between bytecodes, speed-up over one \
-                     thread",
-                    sizes.io_threads, sizes.io_delay_ms
+        Judgement {
+            method: method(sizes, threads),
+            table: table(&results),
+            charts: vec![
+                speedup_chart(
+                    &results,
+                    &CPU_MODES,
+                    &format!("CPU-bound: {threads} threads' bytecodes, speed-up over one thread"),
                 ),
-            ),
-        ];
-        report.timelines = vec![from_spans(
+                speedup_chart(
+                    &results,
+                    &IO_MODES,
+                    &format!(
+                        "IO-bound: {} threads sleeping {} ms between bytecodes, speed-up over \
+                         one thread",
+                        sizes.io_threads, sizes.io_delay_ms
+                    ),
+                ),
+            ],
+            verdicts: verdicts(&results),
+            notes,
+        }
+    }
+}
+
+/// `value × times`, or an error where that overflows.
+fn checked_times(value: u128, times: u64) -> Result<u128, LabError> {
+    value.checked_mul(u128::from(times)).ok_or_else(|| {
+        LabError::engine(
+            "simulated GIL",
+            format!("{value} × {times} overflows a u128"),
+        )
+    })
+}
+
+/// Records the runs of the CPU-bound threads under the simulated GIL: their wall and CPU
+/// times, how long a holder kept the lock when asked to drop it, and the last run's holds as a
+/// timeline.
+fn simulated_runs(threads: usize, runs: Vec<SimulatedRun>, measured: &mut Measured) {
+    let forced: Vec<f64> = runs
+        .iter()
+        .flat_map(|run| &run.holds)
+        .filter(|h| h.forced)
+        .map(|h| h.duration().as_secs_f64())
+        .collect();
+    measured.measurement(
+        rust(Name::CpuUnderGil, "s").with_samples(runs.iter().map(|r| r.seconds).collect()),
+    );
+    measured.measurement(
+        rust(Name::CpuTime, "s").with_samples(runs.iter().map(|r| r.cpu_seconds).collect()),
+    );
+    if forced.is_empty() {
+        measured.note(
+            "No thread held the simulated GIL long enough to be asked to drop it: the runs \
+             were shorter than a switch interval.",
+        );
+    } else {
+        measured.measurement(rust(Name::Hold, "s").with_samples(forced));
+    }
+    if let Some(last) = runs.last() {
+        measured.timeline(from_spans(
             format!(
                 "{threads} threads under the simulated GIL: one holds it at a time, turns of \
                  about {} ms",
                 SWITCH_INTERVAL.as_millis()
             ),
-            &hold_spans(&last_holds),
+            &hold_spans(&last.holds),
             LaneBy::Task,
-        )];
-        report.method = format!(
-            "A bytecode is count_primes({BYTECODE}). CPU-bound: {threads} threads × {steps} \
-             bytecodes (Rust) — serially on one thread; on {threads} threads under the simulated \
-             GIL (a mutex-and-condvar lock as CPython's ceval_gil.c: a waiter asks for the lock \
-             after a {interval} ms switch interval, the holder hands it over at its next check \
-             between bytecodes and waits until another thread has it); on {threads} plain Rust \
-             threads and on {threads} worker processes (triad::Runner, started before timing). \
-             One untimed run of each, then {reps} rounds that time every mode once, in turn; \
-             the process CPU time is read around the simulated runs. IO-bound: {io_threads} \
-             threads each run {rounds} rounds of {IO_BYTECODES} bytecodes and a {delay} ms sleep \
-             with the lock released, against one thread doing all the rounds. CPython runs the \
-             same loops ({py_steps} bytecodes per thread, {PYTHON_IO_BYTECODES} per IO round, \
-             {py_reps} runs): serial, threading, multiprocessing.Pool (started before timing), \
-             the same IO loop with time.sleep, and for {hold} s {threads} spinning threads that \
-             each note a gap of more than 0.5 ms between two reads of their clock as a lost \
-             GIL, giving how long a thread keeps it.",
-            steps = sizes.steps,
-            interval = SWITCH_INTERVAL.as_millis(),
-            reps = sizes.repetitions,
-            io_threads = sizes.io_threads,
-            rounds = sizes.io_rounds,
-            delay = sizes.io_delay_ms,
-            py_steps = sizes.python_steps,
-            py_reps = sizes.python_repetitions,
-            hold = sizes.python_hold_s,
-        );
-        Ok(report)
+        ));
     }
+}
+
+fn method(sizes: &Sizes, threads: usize) -> String {
+    format!(
+        "A bytecode is count_primes({BYTECODE}). CPU-bound: {threads} threads × {steps} \
+         bytecodes (Rust) — serially on one thread; on {threads} threads under the simulated \
+         GIL (a mutex-and-condvar lock as CPython's ceval_gil.c: a waiter asks for the lock \
+         after a {interval} ms switch interval, the holder hands it over at its next check \
+         between bytecodes and waits until another thread has it); on {threads} plain Rust \
+         threads and on {threads} worker processes (triad::Runner, started before timing). \
+         One untimed run of each, then {reps} rounds that time every mode once, in turn; \
+         the process CPU time is read around the simulated runs. IO-bound: {io_threads} \
+         threads each run {rounds} rounds of {IO_BYTECODES} bytecodes and a {delay} ms sleep \
+         with the lock released, against one thread doing all the rounds. CPython runs the \
+         same loops ({py_steps} bytecodes per thread, {PYTHON_IO_BYTECODES} per IO round, \
+         {py_reps} runs): serial, threading, multiprocessing.Pool (started before timing), \
+         the same IO loop with time.sleep, and for {hold} s {threads} spinning threads that \
+         each note a gap of more than 0.5 ms between two reads of their clock as a lost \
+         GIL, giving how long a thread keeps it.",
+        steps = sizes.steps,
+        interval = SWITCH_INTERVAL.as_millis(),
+        reps = sizes.repeat.samples,
+        io_threads = sizes.io_threads,
+        rounds = sizes.io_rounds,
+        delay = sizes.io_delay_ms,
+        py_steps = sizes.python_steps,
+        py_reps = sizes.python_repetitions,
+        hold = sizes.python_hold_s,
+    )
 }
 
 /// All measurements (Rust's and CPython's), read back by language and name.
@@ -436,16 +487,16 @@ struct Results<'a> {
 }
 
 impl Results<'_> {
-    fn summary(&self, implementation: Implementation, name: &str) -> Option<&Summary> {
-        self.found.summary(name, implementation, &[])
+    fn summary(&self, implementation: Implementation, name: Name) -> Option<&Summary> {
+        self.found.summary(implementation, name.name(), &[])
     }
 
-    /// Speed-up of `name` over the serial row of its kind (`cpu …` or `io …`).
-    fn speedup(&self, implementation: Implementation, name: &str) -> Option<f64> {
-        let serial = if name.starts_with("io ") {
-            IO_MODES[0].0
+    /// Speed-up of `name` over the serial row of its kind (CPU- or IO-bound).
+    fn speedup(&self, implementation: Implementation, name: Name) -> Option<f64> {
+        let serial = if IO_MODES.iter().any(|(io, _)| *io == name) {
+            Name::IoSerial
         } else {
-            CPU_MODES[0].0
+            Name::CpuSerial
         };
         Some(speedup(
             self.summary(implementation, serial)?,
@@ -496,7 +547,7 @@ fn table(results: &Results<'_>) -> Table {
     for implementation in [Implementation::Rust, Implementation::Python] {
         row.push(
             results
-                .summary(implementation, HOLD)
+                .summary(implementation, Name::Hold)
                 .map_or("—".to_owned(), |s| format_with_spread(s, format_seconds)),
         );
         row.push(String::new());
@@ -519,12 +570,12 @@ fn table(results: &Results<'_>) -> Table {
 /// CPU seconds burnt per wall second while threads ran under the GIL.
 fn cpu_per_wall(results: &Results<'_>, implementation: Implementation) -> Option<f64> {
     Some(
-        results.summary(implementation, CPU_TIME)?.median
-            / results.summary(implementation, CPU_MODES[1].0)?.median,
+        results.summary(implementation, Name::CpuTime)?.median
+            / results.summary(implementation, Name::CpuUnderGil)?.median,
     )
 }
 
-fn speedup_chart(results: &Results<'_>, modes: &[(&str, &str)], title: &str) -> Chart {
+fn speedup_chart(results: &Results<'_>, modes: &[(Name, &str)], title: &str) -> Chart {
     let mut series = Vec::new();
     for (implementation, label) in [
         (Implementation::Rust, "Rust (simulated GIL)"),
@@ -538,11 +589,11 @@ fn speedup_chart(results: &Results<'_>, modes: &[(&str, &str)], title: &str) -> 
             .iter()
             .enumerate()
             .filter_map(|(index, (name, _))| {
-                let run = results.summary(implementation, name)?;
+                let run = results.summary(implementation, *name)?;
                 Some(speedup_point(index as f64, serial, run))
             })
             .collect();
-        series.push(Series {
+        series.push(Bars {
             label: label.to_owned(),
             points,
         });
@@ -558,11 +609,6 @@ fn speedup_chart(results: &Results<'_>, modes: &[(&str, &str)], title: &str) -> 
     }
 }
 
-/// A speed-up below this is "none" (noise on a shared machine stays under it).
-const NO_SPEEDUP: f64 = 1.3;
-/// A parallel speed-up counts as real when it reaches this share of the ideal.
-const PARALLEL_SHARE: f64 = 0.7;
-
 fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
     use Implementation::{Python, Rust};
     let threads = results.threads;
@@ -575,41 +621,43 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
     let shown = |value: Option<f64>| value.map_or("—".to_owned(), times);
     let mut verdicts = Vec::new();
 
-    let under_gil = [rate(Rust, CPU_MODES[1].0), rate(Python, CPU_MODES[1].0)];
+    let under_gil = [
+        rate(Rust, Name::CpuUnderGil),
+        rate(Python, Name::CpuUnderGil),
+    ];
     let checks: Vec<bool> = under_gil
         .iter()
         .flatten()
         .map(|s| *s < NO_SPEEDUP)
         .collect();
-    verdicts.push(Verdict {
-        claim: "Only one thread holds the GIL at any moment, so CPU-bound threads get no \
-                speed-up, however many cores there are."
-            .into(),
-        quote: "任意时刻,只有一个线程持有GIL".into(),
-        outcome: if multi_core {
+    verdicts.push(verdict(
+        "Only one thread holds the GIL at any moment, so CPU-bound threads get no \
+                speed-up, however many cores there are.",
+        "任意时刻,只有一个线程持有GIL",
+        if multi_core {
             Outcome::from_checks(checks.iter().copied())
         } else {
             Outcome::Depends
         },
-        evidence: if multi_core {
+        if multi_core {
             format!(
                 "{threads} threads on {} cores, speed-up over one thread: simulated GIL {}, \
                  CPython {}; Rust threads without a GIL {}",
                 results.cores,
                 shown(under_gil[0]),
                 shown(under_gil[1]),
-                shown(rate(Rust, CPU_MODES[2].0))
+                shown(rate(Rust, Name::CpuWithoutGil))
             )
         } else {
             one_core.clone()
         },
-    });
+    ));
 
-    let (source, slowdown) = match results.summary(Python, CPU_MODES[1].0) {
-        Some(_) => ("CPython", rate(Python, CPU_MODES[1].0).map(|s| 1.0 / s)),
+    let (source, slowdown) = match results.summary(Python, Name::CpuUnderGil) {
+        Some(_) => ("CPython", rate(Python, Name::CpuUnderGil).map(|s| 1.0 / s)),
         None => (
             "the simulated GIL",
-            rate(Rust, CPU_MODES[1].0).map(|s| 1.0 / s),
+            rate(Rust, Name::CpuUnderGil).map(|s| 1.0 / s),
         ),
     };
     let outcome = match slowdown {
@@ -617,12 +665,11 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
         Some(ratio) if ratio < 0.95 => Outcome::Refuted,
         _ => Outcome::Depends,
     };
-    verdicts.push(Verdict {
-        claim: "CPU-bound work on several threads is even slower than on one (switching costs)."
-            .into(),
-        quote: "多线程在CPU密集型任务上甚至比单线程更慢(上下文切换开销)".into(),
+    verdicts.push(verdict(
+        "CPU-bound work on several threads is even slower than on one (switching costs).",
+        "多线程在CPU密集型任务上甚至比单线程更慢(上下文切换开销)",
         outcome,
-        evidence: format!(
+        format!(
             "{source}: {threads} threads took {} the time of one thread{}",
             slowdown.map_or("—".to_owned(), times),
             if outcome == Outcome::Depends {
@@ -631,14 +678,14 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
                 ""
             }
         ),
-    });
+    ));
 
     let interval = results
         .found
-        .find(SWITCH_INTERVAL_NAME, Python, &[])
+        .get(Python, Name::SwitchInterval.name(), &[])
         .and_then(|m| m.samples.first().copied());
-    let python_hold = results.summary(Python, HOLD);
-    let rust_hold = results.summary(Rust, HOLD);
+    let python_hold = results.summary(Python, Name::Hold);
+    let rust_hold = results.summary(Rust, Name::Hold);
     let (outcome, evidence) = match (interval, python_hold) {
         (Some(interval), Some(hold)) => {
             let holds_about_5ms = (2.5e-3..=10e-3).contains(&hold.median);
@@ -671,14 +718,13 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
             ),
         ),
     };
-    verdicts.push(Verdict {
-        claim: "Since Python 3.2 the GIL switches on a time interval, 5 ms by default, not \
-                after a count of instructions."
-            .into(),
-        quote: "不再按指令数，改为按时间间隔（默认5ms）".into(),
+    verdicts.push(verdict(
+        "Since Python 3.2 the GIL switches on a time interval, 5 ms by default, not \
+                after a count of instructions.",
+        "不再按指令数，改为按时间间隔（默认5ms）",
         outcome,
         evidence,
-    });
+    ));
 
     let python_cpu = cpu_per_wall(results, Python);
     let rust_cpu = cpu_per_wall(results, Rust);
@@ -689,11 +735,11 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
         Some(ratio) if ratio >= 0.8 * spinning => Outcome::Confirmed,
         _ => Outcome::Depends,
     };
-    verdicts.push(Verdict {
-        claim: "A thread waiting for the GIL spins on its core.".into(),
-        quote: "线程T2在Core 1上自旋等待GIL".into(),
+    verdicts.push(verdict(
+        "A thread waiting for the GIL spins on its core.",
+        "线程T2在Core 1上自旋等待GIL",
         outcome,
-        evidence: if multi_core {
+        if multi_core {
             format!(
                 "CPU seconds burnt per wall second by {threads} CPU-bound threads: CPython {}, \
                  the simulator {} (spinning waiters would burn about {spinning:.0}; waiters \
@@ -706,38 +752,37 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
         } else {
             one_core.clone()
         },
-    });
+    ));
 
     let io_threads = results.io_threads as f64;
-    let io = [rate(Rust, IO_MODES[1].0), rate(Python, IO_MODES[1].0)];
-    verdicts.push(Verdict {
-        claim: "Despite the GIL, threads overlap IO: a blocking wait releases it.".into(),
-        quote: "虽然有GIL,但I/O等待期间会释放GIL,所以能并发".into(),
-        outcome: Outcome::from_checks(io.iter().flatten().map(|s| *s >= 0.6 * io_threads)),
-        evidence: format!(
+    let io = [rate(Rust, Name::IoUnderGil), rate(Python, Name::IoUnderGil)];
+    verdicts.push(verdict(
+        "Despite the GIL, threads overlap IO: a blocking wait releases it.",
+        "虽然有GIL,但I/O等待期间会释放GIL,所以能并发",
+        Outcome::from_checks(io.iter().flatten().map(|s| *s >= 0.6 * io_threads)),
+        format!(
             "{} IO-bound threads, speed-up over one thread (ideal {io_threads:.0}×): simulated \
              GIL {}, CPython {}",
             results.io_threads,
             shown(io[0]),
             shown(io[1])
         ),
-    });
+    ));
 
-    let python_processes = rate(Python, CPU_MODES[3].0);
-    let rust_processes = rate(Rust, CPU_MODES[3].0);
+    let python_processes = rate(Python, Name::CpuProcesses);
+    let rust_processes = rate(Rust, Name::CpuProcesses);
     let ideal = results.ideal();
-    verdicts.push(Verdict {
-        claim: "Several processes run Python bytecode truly in parallel on several cores, each \
-                with its own GIL."
-            .into(),
-        quote: "多个进程可以在多核上真正并行执行Python字节码".into(),
-        outcome: match python_processes {
+    verdicts.push(verdict(
+        "Several processes run Python bytecode truly in parallel on several cores, each \
+                with its own GIL.",
+        "多个进程可以在多核上真正并行执行Python字节码",
+        match python_processes {
             _ if !multi_core => Outcome::Depends,
             Some(s) if s >= PARALLEL_SHARE * ideal => Outcome::Confirmed,
             Some(s) if s < NO_SPEEDUP => Outcome::Refuted,
             _ => Outcome::Depends,
         },
-        evidence: if multi_core {
+        if multi_core {
             format!(
                 "{threads} processes, speed-up over one (ideal {ideal:.0}×): CPython {}; Rust {}",
                 shown(python_processes),
@@ -746,18 +791,18 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
         } else {
             one_core.clone()
         },
-    });
+    ));
 
-    let native = rate(Rust, CPU_MODES[2].0);
-    verdicts.push(Verdict {
-        claim: "Native threads (C, Java — and Rust) run in parallel.".into(),
-        quote: "原生线程可以并行(C/Java等)".into(),
-        outcome: match native {
+    let native = rate(Rust, Name::CpuWithoutGil);
+    verdicts.push(verdict(
+        "Native threads (C, Java — and Rust) run in parallel.",
+        "原生线程可以并行(C/Java等)",
+        match native {
             _ if !multi_core => Outcome::Depends,
             Some(s) => Outcome::from_checks([s >= PARALLEL_SHARE * ideal]),
             None => Outcome::Depends,
         },
-        evidence: if multi_core {
+        if multi_core {
             format!(
                 "{threads} Rust threads, speed-up over one (ideal {ideal:.0}×): {}",
                 shown(native)
@@ -765,7 +810,7 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
         } else {
             one_core
         },
-    });
+    ));
     verdicts
 }
 
@@ -790,7 +835,7 @@ mod tests {
     #[test]
     fn io_bound_threads_overlap_their_waits() {
         let delay = Duration::from_millis(20);
-        let answer = interpret::call(IO_BYTECODES).wrapping_mul(2);
+        let answer = interpret::call(IO_BYTECODES) * 2;
         let run = under_simulated_gil(4, answer, io_bound_body(2, delay)).unwrap();
         assert!(
             run.seconds < 4.0 * 2.0 * delay.as_secs_f64(),
@@ -799,36 +844,37 @@ mod tests {
         );
     }
 
-    fn measured(name: &str, implementation: Implementation, s: f64) -> Measurement {
-        Measurement::new(name, implementation, "s", vec![s])
+    fn measured(name: Name, implementation: Implementation, s: f64) -> Measurement {
+        Measurement::new(name.name(), implementation, "s", vec![s])
     }
 
     #[test]
     fn verdicts_follow_the_numbers() {
         use Implementation::{Python, Rust};
         let rust = vec![
-            measured("cpu serial", Rust, 1.0),
-            measured("cpu threads under the GIL", Rust, 1.01),
-            measured("cpu threads without a GIL", Rust, 0.51),
-            measured("cpu processes", Rust, 0.52),
-            measured(CPU_TIME, Rust, 1.02),
-            measured(HOLD, Rust, 0.005),
-            measured("io serial", Rust, 0.24),
-            measured("io threads under the GIL", Rust, 0.031),
+            measured(Name::CpuSerial, Rust, 1.0),
+            measured(Name::CpuUnderGil, Rust, 1.01),
+            measured(Name::CpuWithoutGil, Rust, 0.51),
+            measured(Name::CpuProcesses, Rust, 0.52),
+            measured(Name::CpuTime, Rust, 1.02),
+            measured(Name::Hold, Rust, 0.005),
+            measured(Name::IoSerial, Rust, 0.24),
+            measured(Name::IoUnderGil, Rust, 0.031),
         ];
         let python = vec![
-            measured("cpu serial", Python, 1.0),
-            measured("cpu threads under the GIL", Python, 1.1),
-            measured("cpu processes", Python, 0.55),
-            measured(CPU_TIME, Python, 1.12),
-            measured(HOLD, Python, 0.0051),
-            measured(SWITCH_INTERVAL_NAME, Python, 0.005),
-            measured("io serial", Python, 0.25),
-            measured("io threads under the GIL", Python, 0.033),
+            measured(Name::CpuSerial, Python, 1.0),
+            measured(Name::CpuUnderGil, Python, 1.1),
+            measured(Name::CpuProcesses, Python, 0.55),
+            measured(Name::CpuTime, Python, 1.12),
+            measured(Name::Hold, Python, 0.0051),
+            measured(Name::SwitchInterval, Python, 0.005),
+            measured(Name::IoSerial, Python, 0.25),
+            measured(Name::IoUnderGil, Python, 0.033),
         ];
         let all = [rust, python].concat();
+        let machine = crate::machine::Machine::default();
         let results = Results {
-            found: Findings::new(&all),
+            found: Findings::new(&all, crate::experiment::Scale::Quick, &machine),
             threads: 2,
             io_threads: 8,
             cores: 2,

@@ -15,20 +15,23 @@ mod server;
 
 use std::io::{Read, Write};
 
-use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use triad::workloads::{async_sleep_ms, sleep_ms};
 use triad::{Mode, Runner, TaskError};
 
-use super::findings::{self, Findings, name as language};
-use super::scaling::{listed, outcome_where, per_language_and_workload, speedup, times};
+use super::scaling::Timings;
 use crate::error::LabError;
-use crate::experiment::{Context, Experiment, Scale};
+use crate::experiment::{About, ByScale, Experiment, Judgement};
+use crate::findings::Findings;
+use crate::names::names;
+use crate::plan::{Bench, Measured, Plan, Repeat, Series};
+use crate::python::Baseline;
 use crate::results::{
-    Chart, ChartKind, ExperimentReport, Implementation, Measurement, Outcome, Point, Scale as Axis,
-    Series, Table, Verdict,
+    Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale as Axis, Series as Line,
+    Table, Verdict,
 };
-use crate::stats::{Summary, format_seconds, format_with_spread, timed};
+use crate::stats::{format_seconds, format_with_spread, timed};
+use crate::verdict::{listed, outcome_where, times, verdict};
 use server::DelayServer;
 
 /// One request to the delay server on a blocking socket: connect, ask for `delay_ms`, read the
@@ -78,23 +81,15 @@ fn parse_reply(reply: &str) -> Result<u64, String> {
 #[derive(Debug)]
 pub(crate) struct IoBound;
 
-/// What a task waits on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Workload {
-    Sleep,
-    RoundTrip,
+names! {
+    /// What a task waits on, by the names its measurements carry.
+    enum Workload {
+        Sleep => "sleep",
+        RoundTrip => "tcp round trip",
+    }
 }
 
 impl Workload {
-    const ALL: [Workload; 2] = [Workload::Sleep, Workload::RoundTrip];
-
-    fn name(self) -> &'static str {
-        match self {
-            Workload::Sleep => "sleep",
-            Workload::RoundTrip => "tcp round trip",
-        }
-    }
-
     /// One wait on the calling thread.
     fn call(self, delay_ms: u64, port: u16) -> Result<u64, String> {
         match self {
@@ -104,67 +99,67 @@ impl Workload {
     }
 }
 
-/// How the waits of a batch run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Engine {
-    Serial,
-    ThreadPerWait,
-    ThreadPool,
-    Async,
-    Processes,
+names! {
+    /// How the waits of a batch run: the measurement names, the same in `python/io_bound.py`.
+    enum Engine {
+        Serial => "serial",
+        ThreadPerWait => "thread per wait",
+        ThreadPool => "thread pool",
+        Async => "async",
+        Processes => "processes",
+    }
 }
 
 impl Engine {
-    const ALL: [Engine; 5] = [
-        Engine::Serial,
-        Engine::ThreadPerWait,
-        Engine::ThreadPool,
-        Engine::Async,
-        Engine::Processes,
-    ];
     /// The engines that overlap waits without a bound of their own.
     const CONCURRENT: [Engine; 3] = [Engine::ThreadPerWait, Engine::ThreadPool, Engine::Async];
-
-    /// The measurement name, the same in Rust and in the CPython script.
-    fn name(self) -> &'static str {
-        match self {
-            Engine::Serial => "serial",
-            Engine::ThreadPerWait => "thread per wait",
-            Engine::ThreadPool => "thread pool",
-            Engine::Async => "async",
-            Engine::Processes => "processes",
-        }
-    }
 }
 
 /// Sizes by scale.
 #[derive(Debug, Clone)]
 struct Sizes {
     delay_ms: u64,
-    serial_counts: Vec<usize>,
-    counts: Vec<usize>,
+    serial_counts: &'static [usize],
+    counts: &'static [usize],
     processes: usize,
-    repetitions: usize,
+    /// Every batch: one untimed batch of 1 ms waits first, then the samples.
+    repeat: Repeat,
     python_repetitions: usize,
 }
 
-impl Sizes {
-    fn at(scale: Scale) -> Self {
-        Sizes {
-            delay_ms: scale.pick(10, 40, 100),
-            serial_counts: scale.pick(vec![1, 2], vec![1, 4], vec![1, 8]),
-            counts: scale.pick(vec![1, 2, 4], vec![1, 4, 16], vec![1, 8, 64, 256]),
-            processes: scale.pick(2, 8, 16),
-            repetitions: scale.pick(1, 2, 3),
-            python_repetitions: scale.pick(1, 2, 3),
-        }
-    }
+const SIZES: ByScale<Sizes> = ByScale::new(
+    Sizes {
+        delay_ms: 20,
+        serial_counts: &[1, 2],
+        counts: &[1, 2, 4],
+        processes: 2,
+        repeat: Repeat::after_one(2),
+        python_repetitions: 3,
+    },
+    Sizes {
+        delay_ms: 40,
+        serial_counts: &[1, 4],
+        counts: &[1, 4, 16],
+        processes: 8,
+        repeat: Repeat::after_one(2),
+        python_repetitions: 2,
+    },
+    Sizes {
+        delay_ms: 100,
+        serial_counts: &[1, 8],
+        counts: &[1, 8, 64, 256],
+        processes: 16,
+        repeat: Repeat::after_one(3),
+        python_repetitions: 3,
+    },
+);
 
-    fn counts(&self, engine: Engine) -> &[usize] {
+impl Sizes {
+    fn counts(&self, engine: Engine) -> &'static [usize] {
         if engine == Engine::Serial {
-            &self.serial_counts
+            self.serial_counts
         } else {
-            &self.counts
+            self.counts
         }
     }
 
@@ -223,72 +218,51 @@ fn run_waits(
     }
 }
 
-/// Times `repetitions` batches of `count` waits (after an untimed 1 ms batch); every wait must
-/// come back with its delay.
+/// One batch of `count` waits of `delay_ms` on `engine`: its wall time, every wait having come
+/// back with its delay.
 fn time_waits(
     engine: Engine,
     runner: Option<&Runner>,
     workload: Workload,
     count: usize,
-    sizes: &Sizes,
+    delay_ms: u64,
     port: u16,
-) -> Result<Vec<f64>, LabError> {
-    let context = format!("{} × {} on {}", count, workload.name(), engine.name());
-    let check = |results: Vec<Result<u64, String>>, delay: u64| -> Result<(), LabError> {
-        for result in results {
-            match result {
-                Ok(echoed) if echoed == delay => {}
-                Ok(echoed) => {
-                    return Err(LabError::engine(
-                        &context,
-                        format!("a wait of {delay} ms came back as {echoed}"),
-                    ));
-                }
-                Err(error) => return Err(LabError::engine(&context, error)),
+) -> Result<f64, LabError> {
+    let (results, seconds) = timed(|| run_waits(engine, runner, workload, count, delay_ms, port));
+    for result in results {
+        let context = || format!("{} × {} on {}", count, workload.name(), engine.name());
+        match result {
+            Ok(echoed) if echoed == delay_ms => {}
+            Ok(echoed) => {
+                return Err(LabError::engine(
+                    context(),
+                    format!("a wait of {delay_ms} ms came back as {echoed}"),
+                ));
             }
+            Err(error) => return Err(LabError::engine(context(), error)),
         }
-        Ok(())
-    };
-    check(
-        run_waits(engine, runner, workload, count, WARM_UP_DELAY_MS, port),
-        WARM_UP_DELAY_MS,
-    )?;
-    let mut samples = Vec::with_capacity(sizes.repetitions);
-    for _ in 0..sizes.repetitions {
-        let (results, seconds) =
-            timed(|| run_waits(engine, runner, workload, count, sizes.delay_ms, port));
-        check(results, sizes.delay_ms)?;
-        samples.push(seconds);
     }
-    Ok(samples)
+    Ok(seconds)
 }
 
 fn start(mode: Mode) -> Result<Runner, LabError> {
     Runner::new(mode).map_err(|e| LabError::engine(format!("starting {mode}"), e))
 }
 
-fn params(workload: Workload, count: usize) -> [(&'static str, Value); 2] {
-    [("workload", workload.name().into()), ("n", count.into())]
-}
+/// The batches are counted by their waits.
+const COUNT: &str = "n";
+
+/// The timed batches, by workload, engine and waits.
+type Batches<'a> = Timings<'a, Workload, Engine>;
 
 /// All measurements (Rust's and CPython's), read back by language, workload, engine and N.
 struct Results<'a> {
-    found: Findings<'a>,
+    batches: Batches<'a>,
     sizes: &'a Sizes,
 }
 
 impl Results<'_> {
-    fn summary(
-        &self,
-        implementation: Implementation,
-        workload: Workload,
-        engine: Engine,
-        count: usize,
-    ) -> Option<&Summary> {
-        self.found
-            .summary(engine.name(), implementation, &params(workload, count))
-    }
-
+    /// The speed-up of `engine` over serial on N waits.
     fn speedup(
         &self,
         implementation: Implementation,
@@ -296,144 +270,129 @@ impl Results<'_> {
         engine: Engine,
         count: usize,
     ) -> Option<f64> {
-        let serial = self.summary(implementation, workload, Engine::Serial, count)?;
-        let run = self.summary(implementation, workload, engine, count)?;
-        Some(speedup(serial, run))
-    }
-
-    fn implementations(&self) -> Vec<Implementation> {
-        self.found.implementations()
-    }
-
-    /// `(label, value)` of `measure` for every language and workload that has it.
-    fn each(
-        &self,
-        measure: impl FnMut(Implementation, Workload) -> Option<f64>,
-    ) -> Vec<(String, f64)> {
-        per_language_and_workload(
-            &self.implementations(),
-            &Workload::ALL,
-            Workload::name,
-            measure,
+        self.batches.speedup(
+            implementation,
+            workload,
+            (engine, count),
+            (Engine::Serial, count),
         )
     }
 }
 
 impl Experiment for IoBound {
-    fn id(&self) -> &'static str {
-        "io-bound"
+    fn about(&self) -> About {
+        About {
+            id: "io-bound",
+            title: "IO-bound work: sleeps and TCP round trips, serial against concurrent",
+            seed_section: "2, 4",
+        }
     }
 
-    fn title(&self) -> &'static str {
-        "IO-bound work: sleeps and TCP round trips, serial against concurrent"
-    }
-
-    fn seed_section(&self) -> &'static str {
-        "2, 4"
-    }
-
-    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
-        let sizes = Sizes::at(ctx.scale());
+    fn measure(&self, bench: Bench<'_>) -> Result<Measured, LabError> {
+        let sizes = SIZES.at(bench.scale());
         let server = DelayServer::start()?;
         let port = server.port();
-        let total = Engine::ALL
+        let serial = start(Mode::Serial)?;
+        let coroutines = start(Mode::Async {
+            concurrency: sizes.largest(),
+        })?;
+        let processes = start(Mode::Processes(sizes.processes))?;
+        let pools = sizes
+            .counts
             .iter()
-            .map(|e| sizes.counts(*e).len() as u64)
-            .sum::<u64>()
-            + 1;
-        let mut done = 0;
-        let mut measurements = Vec::new();
-        for engine in Engine::ALL {
-            let shared = match engine {
-                Engine::Serial => Some(start(Mode::Serial)?),
-                Engine::Async => Some(start(Mode::Async {
-                    concurrency: sizes.largest(),
-                })?),
-                Engine::Processes => Some(start(Mode::Processes(sizes.processes))?),
-                Engine::ThreadPerWait | Engine::ThreadPool => None,
-            };
-            for &count in sizes.counts(engine) {
-                let pool = match engine {
-                    Engine::ThreadPool => Some(start(Mode::Threads(count))?),
-                    _ => None,
+            .map(|&count| start(Mode::Threads(count)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut plan = Plan::new();
+        for &engine in Engine::ALL {
+            for (index, &count) in sizes.counts(engine).iter().enumerate() {
+                let runner = match engine {
+                    Engine::Serial => Some(&serial),
+                    Engine::Async => Some(&coroutines),
+                    Engine::Processes => Some(&processes),
+                    Engine::ThreadPool => Some(&pools[index]),
+                    Engine::ThreadPerWait => None,
                 };
-                let runner = shared.as_ref().or(pool.as_ref());
-                for workload in Workload::ALL {
-                    let samples = time_waits(engine, runner, workload, count, &sizes, port)?;
+                for &workload in Workload::ALL {
                     let mut measurement =
-                        Measurement::new(engine.name(), Implementation::Rust, "s", samples)
-                            .param("workload", workload.name())
-                            .param("n", count)
+                        Measurement::new(engine.name(), Implementation::Rust, "s", Vec::new())
+                            .params(&Batches::params(COUNT, workload, count))
                             .param("delay_ms", sizes.delay_ms);
                     if engine == Engine::Processes {
                         measurement = measurement.param("workers", sizes.processes);
                     }
-                    measurements.push(measurement);
+                    let waits =
+                        move |delay_ms| time_waits(engine, runner, workload, count, delay_ms, port);
+                    plan.series(
+                        Series::of(measurement, sizes.repeat, move || waits(sizes.delay_ms))
+                            .warmed_by(move || waits(WARM_UP_DELAY_MS).map(drop)),
+                    );
                 }
-                done += 1;
-                ctx.progress(done, total);
             }
         }
-        let csv = |counts: &[usize]| {
-            counts
-                .iter()
-                .map(usize::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        let python = ctx.python(
+        plan.python(Baseline::new(
             "io_bound",
             include_str!("../../../python/io_bound.py"),
-            &[
+            [
                 sizes.delay_ms.to_string(),
-                csv(&sizes.serial_counts),
-                csv(&sizes.counts),
+                csv(sizes.serial_counts),
+                csv(sizes.counts),
                 sizes.processes.to_string(),
                 sizes.python_repetitions.to_string(),
                 port.to_string(),
             ],
-        )?;
+        ));
+        let measured = bench.run(plan);
         drop(server);
-        ctx.progress(total, total);
-
-        let mut report = ExperimentReport {
-            measurements,
-            ..Default::default()
-        };
-        findings::add_python(&mut report, python.as_ref());
-        let results = Results {
-            found: Findings::new(&report.measurements),
-            sizes: &sizes,
-        };
-        report.verdicts = verdicts(&results);
-        report.table = table(&results);
-        report.charts = results
-            .implementations()
-            .into_iter()
-            .flat_map(|i| Workload::ALL.map(|w| chart(&results, i, w)))
-            .collect();
-        report.method = format!(
-            "N tasks each wait {delay} ms — a sleep, or a round trip to a local TCP server (in \
-             this process, tokio) that answers after {delay} ms; each round trip connects, \
-             sends, waits, reads the echo and closes. N = {counts} ({serial} for serial, which \
-             takes N × {delay} ms). Engines: serial; one OS thread per wait spawned inside the \
-             timing; a thread pool of N threads and N coroutines on one tokio event loop \
-             (triad::Runner; async mode uses tokio's timer and sockets); {processes} worker \
-             processes (triad::Runner). Pools start before timing; one untimed batch of 1 ms \
-             waits warms each engine; then {reps} timed batches. CPython ({py_reps} batches): \
-             time.sleep / blocking sockets serially, one threading.Thread per wait, a \
-             ThreadPoolExecutor of N (started before timing), asyncio.sleep / open_connection \
-             under asyncio.gather, and a multiprocessing.Pool of {processes}, against the same \
-             server.",
-            delay = sizes.delay_ms,
-            counts = csv(&sizes.counts),
-            serial = csv(&sizes.serial_counts),
-            processes = sizes.processes,
-            reps = sizes.repetitions,
-            py_reps = sizes.python_repetitions,
-        );
-        Ok(report)
+        measured
     }
+
+    fn judge(&self, findings: &Findings<'_>) -> Judgement {
+        let sizes = SIZES.at(findings.scale());
+        let results = Results {
+            batches: Timings::new(*findings, COUNT),
+            sizes,
+        };
+        Judgement {
+            method: format!(
+                "N tasks each wait {delay} ms — a sleep, or a round trip to a local TCP server \
+                 (in this process, tokio) that answers after {delay} ms; each round trip \
+                 connects, sends, waits, reads the echo and closes. N = {counts} ({serial} for \
+                 serial, which takes N × {delay} ms). Engines: serial; one OS thread per wait \
+                 spawned inside the timing; a thread pool of N threads and N coroutines on one \
+                 tokio event loop (triad::Runner; async mode uses tokio's timer and sockets); \
+                 {processes} worker processes (triad::Runner). Pools start before timing; one \
+                 untimed batch of {WARM_UP_DELAY_MS} ms waits warms each engine; then {reps} \
+                 timed batches. CPython ({py_reps} batches): time.sleep / blocking sockets \
+                 serially, one threading.Thread per wait, a ThreadPoolExecutor of N (started \
+                 before timing), asyncio.sleep / open_connection under asyncio.gather, and a \
+                 multiprocessing.Pool of {processes}, against the same server.",
+                delay = sizes.delay_ms,
+                counts = csv(sizes.counts),
+                serial = csv(sizes.serial_counts),
+                processes = sizes.processes,
+                reps = sizes.repeat.samples,
+                py_reps = sizes.python_repetitions,
+            ),
+            table: table(&results),
+            charts: findings
+                .implementations()
+                .into_iter()
+                .flat_map(|i| Workload::ALL.iter().map(move |w| (i, *w)))
+                .map(|(i, w)| chart(&results, i, w))
+                .collect(),
+            verdicts: verdicts(&results),
+            notes: Vec::new(),
+        }
+    }
+}
+
+/// Counts as `1,4,16`.
+fn csv(counts: &[usize]) -> String {
+    counts
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn table(results: &Results<'_>) -> Table {
@@ -446,8 +405,8 @@ fn table(results: &Results<'_>) -> Table {
         "CPython",
         "CPython speed-up",
     ]);
-    for workload in Workload::ALL {
-        for engine in Engine::ALL {
+    for &workload in Workload::ALL {
+        for &engine in Engine::ALL {
             for &count in results.sizes.counts(engine) {
                 let mode = match engine {
                     Engine::Processes => format!("processes ({})", results.sizes.processes),
@@ -457,6 +416,7 @@ fn table(results: &Results<'_>) -> Table {
                 for implementation in [Implementation::Rust, Implementation::Python] {
                     row.push(
                         results
+                            .batches
                             .summary(implementation, workload, engine, count)
                             .map_or("—".to_owned(), |s| format_with_spread(s, format_seconds)),
                     );
@@ -477,7 +437,7 @@ fn table(results: &Results<'_>) -> Table {
 fn chart(results: &Results<'_>, implementation: Implementation, workload: Workload) -> Chart {
     let series = Engine::ALL
         .iter()
-        .map(|&engine| Series {
+        .map(|&engine| Line {
             label: match engine {
                 Engine::Processes => format!("processes ({})", results.sizes.processes),
                 _ => engine.name().to_owned(),
@@ -487,7 +447,9 @@ fn chart(results: &Results<'_>, implementation: Implementation, workload: Worklo
                 .counts(engine)
                 .iter()
                 .filter_map(|n| {
-                    let summary = results.summary(implementation, workload, engine, *n)?;
+                    let summary = results
+                        .batches
+                        .summary(implementation, workload, engine, *n)?;
                     Some(Point::from_summary(*n as f64, summary))
                 })
                 .collect(),
@@ -497,7 +459,7 @@ fn chart(results: &Results<'_>, implementation: Implementation, workload: Worklo
     Chart {
         title: format!(
             "{}: total time of N {}s of {} ms",
-            language(implementation),
+            implementation.label(),
             workload.name(),
             results.sizes.delay_ms
         ),
@@ -525,27 +487,30 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
     for engine in Engine::CONCURRENT {
         concurrent.extend(
             results
+                .batches
                 .each(|i, w| results.speedup(i, w, engine, n))
                 .into_iter()
                 .map(|(label, s)| (format!("{label}, {}", engine.name()), s)),
         );
     }
-    verdicts.push(Verdict {
-        claim: "For IO-bound work, concurrency improves performance markedly.".into(),
-        quote: "并发可以显著提升性能".into(),
-        outcome: outcome_where(&concurrent, |s| s >= OVERLAP_SHARE * n as f64),
-        evidence: format!(
+    verdicts.push(verdict(
+        "For IO-bound work, concurrency improves performance markedly.",
+        "并发可以显著提升性能",
+        outcome_where(&concurrent, |s| s >= OVERLAP_SHARE * n as f64),
+        format!(
             "speed-up over serial at N = {n} (ideal {n}×): {}",
             listed(&concurrent, times)
         ),
-    });
+    ));
 
     let mut at_largest = Vec::new();
     for engine in [Engine::ThreadPool, Engine::Async] {
         at_largest.extend(
             results
+                .batches
                 .each(|i, w| {
                     results
+                        .batches
                         .summary(i, w, engine, largest)
                         .map(|s| s.median / delay_s)
                 })
@@ -553,33 +518,33 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
                 .map(|(label, s)| (format!("{label}, {}", engine.name()), s)),
         );
     }
-    verdicts.push(Verdict {
-        claim: "What concurrency saves is the time spent waiting on IO: N waits take about one."
-            .into(),
-        quote: "**性能提升** | I/O等待时间 | 计算速度".into(),
-        outcome: outcome_where(&at_largest, |r| r <= 2.0),
-        evidence: format!(
+    verdicts.push(verdict(
+        "What concurrency saves is the time spent waiting on IO: N waits take about one.",
+        "**性能提升** | I/O等待时间 | 计算速度",
+        outcome_where(&at_largest, |r| r <= 2.0),
+        format!(
             "{largest} waits of {} ms took, in units of one wait: {}",
             sizes.delay_ms,
             listed(&at_largest, |r| format!("{r:.2}"))
         ),
-    });
+    ));
 
-    let one_thread = results.each(|i, w| results.speedup(i, w, Engine::Async, n));
-    verdicts.push(Verdict {
-        claim: "Concurrency works on a single core: one event-loop thread overlaps all the waits."
-            .into(),
-        quote: "**CPU需求** | 单核可以 | 需要多核".into(),
-        outcome: outcome_where(&one_thread, |s| s >= OVERLAP_SHARE * n as f64),
-        evidence: format!(
+    let one_thread = results
+        .batches
+        .each(|i, w| results.speedup(i, w, Engine::Async, n));
+    verdicts.push(verdict(
+        "Concurrency works on a single core: one event-loop thread overlaps all the waits.",
+        "**CPU需求** | 单核可以 | 需要多核",
+        outcome_where(&one_thread, |s| s >= OVERLAP_SHARE * n as f64),
+        format!(
             "coroutines on one thread, speed-up over serial at N = {n}: {}",
             listed(&one_thread, times)
         ),
-    });
+    ));
 
-    let pool_over_async = results.each(|i, w| {
-        let pool = results.summary(i, w, Engine::ThreadPool, largest)?;
-        let coroutines = results.summary(i, w, Engine::Async, largest)?;
+    let pool_over_async = results.batches.each(|i, w| {
+        let pool = results.batches.summary(i, w, Engine::ThreadPool, largest)?;
+        let coroutines = results.batches.summary(i, w, Engine::Async, largest)?;
         Some(pool.median / coroutines.median)
     });
     let outcome = if pool_over_async.is_empty() {
@@ -591,11 +556,11 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
     } else {
         Outcome::Depends
     };
-    verdicts.push(Verdict {
-        claim: "For IO-bound work a thread pool is second best to asyncio.".into(),
-        quote: "方案2：使用线程池（次优）".into(),
+    verdicts.push(verdict(
+        "For IO-bound work a thread pool is second best to asyncio.",
+        "方案2：使用线程池（次优）",
         outcome,
-        evidence: format!(
+        format!(
             "thread pool time / coroutine time at N = {largest}: {}{}",
             listed(&pool_over_async, times),
             if outcome == Outcome::Depends {
@@ -605,36 +570,36 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
                 ""
             }
         ),
-    });
+    ));
 
     let processes_over_pool: Vec<(String, f64)> = sizes
         .counts
         .iter()
         .flat_map(|&count| {
             results
+                .batches
                 .each(|i, w| {
-                    let processes = results.summary(i, w, Engine::Processes, count)?;
-                    let pool = results.summary(i, w, Engine::ThreadPool, count)?;
+                    let processes = results.batches.summary(i, w, Engine::Processes, count)?;
+                    let pool = results.batches.summary(i, w, Engine::ThreadPool, count)?;
                     Some(processes.median / pool.median)
                 })
                 .into_iter()
                 .map(move |(label, r)| (format!("{label}, N = {count}"), r))
         })
         .collect();
-    verdicts.push(Verdict {
-        claim: "Processes are for CPU-bound work; for IO they bring nothing threads and \
-                coroutines do not."
-            .into(),
-        quote: "**适用场景** | CPU密集型 | I/O密集型 | 高并发I/O".into(),
-        outcome: outcome_where(&processes_over_pool, |r| r >= 0.9),
-        evidence: format!(
+    verdicts.push(verdict(
+        "Processes are for CPU-bound work; for IO they bring nothing threads and \
+                coroutines do not.",
+        "**适用场景** | CPU密集型 | I/O密集型 | 高并发I/O",
+        outcome_where(&processes_over_pool, |r| r >= 0.9),
+        format!(
             "time on {} worker processes / time on a pool of N threads: {} (each process \
              overlaps one wait; beyond {} waits they queue)",
             sizes.processes,
             listed(&processes_over_pool, times),
             sizes.processes
         ),
-    });
+    ));
     verdicts
 }
 
@@ -663,9 +628,10 @@ mod tests {
 
     #[test]
     fn every_serial_count_is_also_measured_concurrently() {
+        use crate::experiment::Scale;
         for scale in [Scale::Toy, Scale::Quick, Scale::Full] {
-            let sizes = Sizes::at(scale);
-            for n in &sizes.serial_counts {
+            let sizes = SIZES.at(scale);
+            for n in sizes.serial_counts {
                 assert!(sizes.counts.contains(n), "{scale:?}: N = {n}");
             }
         }
@@ -689,7 +655,7 @@ mod tests {
 
     #[test]
     fn verdicts_follow_the_numbers() {
-        let sizes = Sizes::at(Scale::Toy);
+        let sizes = SIZES.at(crate::experiment::Scale::Toy);
         let concurrent = |n: usize| {
             [
                 measured("thread per wait", Implementation::Rust, n, 0.0101),
@@ -709,9 +675,13 @@ mod tests {
             .map(|(n, s)| measured("serial", Implementation::Rust, n, s))
             .chain([1, 2, 4].into_iter().flat_map(concurrent))
             .collect();
+        let machine = crate::machine::Machine::default();
         let results = Results {
-            found: Findings::new(&rust),
-            sizes: &sizes,
+            batches: Timings::new(
+                Findings::new(&rust, crate::experiment::Scale::Toy, &machine),
+                COUNT,
+            ),
+            sizes,
         };
         let outcomes: Vec<Outcome> = verdicts(&results).iter().map(|v| v.outcome).collect();
         assert_eq!(

@@ -4,11 +4,12 @@
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
-use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
+
+use crate::plan::Repeat;
 
 /// A typical structured message; the CPython script pickles a dict with the same fields.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,18 +36,17 @@ fn seed_message() -> BTreeMap<String, String> {
     BTreeMap::from([("data".to_owned(), "Hello".to_owned())])
 }
 
-/// Seconds per `body()`, for each of `repeats` batches of `iterations` calls, after a warm-up
-/// batch.
-fn per_call(iterations: usize, repeats: usize, mut body: impl FnMut()) -> Vec<f64> {
-    (0..=repeats)
-        .map(|_| {
-            let started = Instant::now();
-            for _ in 0..iterations {
-                body();
-            }
-            started.elapsed().as_secs_f64() / iterations as f64
-        })
-        .skip(1)
+/// Seconds per `body()`, for each batch of `iterations` calls that `repeat` keeps.
+fn per_call(iterations: usize, repeat: Repeat, mut body: impl FnMut()) -> Vec<f64> {
+    let Ok(batches) = repeat.time(|| -> Result<(), std::convert::Infallible> {
+        for _ in 0..iterations {
+            body();
+        }
+        Ok(())
+    });
+    batches
+        .into_iter()
+        .map(|batch| batch / iterations as f64)
         .collect()
 }
 
@@ -63,32 +63,32 @@ fn encode_buffer(size: usize) -> Vec<u8> {
 }
 
 /// Seconds per postcard encode + decode of a `ByteBuf` of `size` bytes.
-pub(super) fn postcard_bytes(size: usize, iterations: usize, repeats: usize) -> Vec<f64> {
+pub(super) fn postcard_bytes(size: usize, iterations: usize, repeat: Repeat) -> Vec<f64> {
     let message = ByteBuf::from(vec![7_u8; size]);
     let mut buffer = encode_buffer(size);
-    per_call(iterations, repeats, || {
+    per_call(iterations, repeat, || {
         black_box(round_trip(&message, &mut buffer));
     })
 }
 
 /// Seconds per copy of `size` bytes into a fresh vector (what a decode must do at least).
-pub(super) fn copy_bytes(size: usize, iterations: usize, repeats: usize) -> Vec<f64> {
+pub(super) fn copy_bytes(size: usize, iterations: usize, repeat: Repeat) -> Vec<f64> {
     let message = vec![7_u8; size];
-    per_call(iterations, repeats, || {
+    per_call(iterations, repeat, || {
         black_box(black_box(&message).clone());
     })
 }
 
 /// Seconds per postcard encode + decode of the seed's message and of a typical record.
-pub(super) fn postcard_structured(iterations: usize, repeats: usize) -> (Vec<f64>, Vec<f64>) {
+pub(super) fn postcard_structured(iterations: usize, repeat: Repeat) -> (Vec<f64>, Vec<f64>) {
     let seed = seed_message();
     let record = record();
     let mut buffer = encode_buffer(0);
     (
-        per_call(iterations, repeats, || {
+        per_call(iterations, repeat, || {
             black_box(round_trip(&seed, &mut buffer));
         }),
-        per_call(iterations, repeats, || {
+        per_call(iterations, repeat, || {
             black_box(round_trip(&record, &mut buffer));
         }),
     )
@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn one_sample_per_repeat() {
-        let samples = postcard_bytes(64, 10, 3);
+        let samples = postcard_bytes(64, 10, Repeat::after_one(3));
         assert_eq!(samples.len(), 3);
         assert!(samples.iter().all(|s| *s > 0.0));
     }

@@ -16,18 +16,21 @@ mod transport;
 
 use triad::ProcessPool;
 
-use super::findings::{self, Findings, outcome_by_threshold};
 use crate::error::LabError;
-use crate::experiment::{Context, Experiment};
+use crate::experiment::{About, ByScale, Experiment, Judgement};
+use crate::findings::{Findings, Param};
+use crate::names::names;
+use crate::plan::{Bench, Measured, Plan, Repeat};
+use crate::python::Baseline;
 use crate::results::{
-    Chart, ChartKind, ExperimentReport, Implementation, Measurement, Outcome, Point, Scale, Series,
-    Table, Verdict,
+    Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale, Series, Table, Verdict,
 };
 use crate::stats::{Summary, format_bytes, format_seconds, format_with_spread};
-use transport::{Kind, Placement};
+use crate::verdict::{outcome_by_threshold, verdict};
+use transport::{Kind, Placement, Spread};
 
 /// The message sizes, in bytes: all of them, and the smallest and largest for toy runs.
-const SIZES: [usize; 4] = [64, 4 << 10, 64 << 10, 1 << 20];
+const SIZES_ALL: [usize; 4] = [64, 4 << 10, 64 << 10, 1 << 20];
 const TOY_SIZES: [usize; 2] = [64, 1 << 20];
 
 /// A pipe's buffer as the seed gives it ("usually 64KB"), and the tolerance of the verdict.
@@ -40,7 +43,35 @@ const SERIALISATION_MATTERS: f64 = 0.10;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Ipc;
 
+names! {
+    /// What is read of a transport: the rest of its measurement names (`pipe/round-trip`).
+    enum Quantity {
+        RoundTrip => "round-trip",
+        Bandwidth => "bandwidth",
+        Capacity => "capacity",
+    }
+}
+
+names! {
+    /// The serialisation and copy costs, by their measurement names (the same in
+    /// `python/ipc.py`).
+    enum Codec {
+        Bytes => "serialise/bytes",
+        Copy => "copy/bytes",
+        SeedMessage => "serialise/seed-message",
+        Record => "serialise/record",
+    }
+}
+
+impl Kind {
+    /// The name of its measurement of `quantity`, such as `pipe/round-trip`.
+    fn measurement(self, quantity: Quantity) -> String {
+        format!("{}/{}", self.name(), quantity.name())
+    }
+}
+
 /// Sizes for one scale.
+#[derive(Debug)]
 struct Sizes {
     /// The message sizes.
     messages: &'static [usize],
@@ -52,16 +83,59 @@ struct Sizes {
     stream_bytes: usize,
     min_messages: usize,
     max_messages: usize,
-    repetitions: usize,
+    /// Bandwidth streams and codec batches: one warm-up, then the samples.
+    repeat: Repeat,
     python_repetitions: usize,
     codec_iterations: usize,
     /// Bytes serialised per codec sample at most (fewer calls for large messages).
     codec_bytes: usize,
 }
 
+const SIZES: ByScale<Sizes> = ByScale::new(
+    Sizes {
+        messages: &TOY_SIZES,
+        latency_bytes: 1 << 20,
+        min_rounds: 5,
+        max_rounds: 50,
+        stream_bytes: 1 << 20,
+        min_messages: 2,
+        max_messages: 200,
+        repeat: Repeat::after_one(2),
+        python_repetitions: 2,
+        codec_iterations: 200,
+        codec_bytes: 2 << 20,
+    },
+    Sizes {
+        messages: &SIZES_ALL,
+        latency_bytes: 4 << 20,
+        min_rounds: 20,
+        max_rounds: 200,
+        stream_bytes: 2 << 20,
+        min_messages: 8,
+        max_messages: 1_000,
+        repeat: Repeat::after_one(5),
+        python_repetitions: 3,
+        codec_iterations: 2_000,
+        codec_bytes: 32 << 20,
+    },
+    Sizes {
+        messages: &SIZES_ALL,
+        latency_bytes: 64 << 20,
+        min_rounds: 50,
+        max_rounds: 5_000,
+        stream_bytes: 32 << 20,
+        min_messages: 16,
+        max_messages: 20_000,
+        repeat: Repeat::after_one(10),
+        python_repetitions: 5,
+        codec_iterations: 20_000,
+        codec_bytes: 256 << 20,
+    },
+);
+
 /// What is run at one message size.
 #[derive(Debug, Clone, Copy)]
-struct Plan {
+struct AtSize {
     size: usize,
     warm_up: usize,
     rounds: usize,
@@ -69,9 +143,9 @@ struct Plan {
 }
 
 impl Sizes {
-    fn plan(&self, size: usize) -> Plan {
+    fn at(&self, size: usize) -> AtSize {
         let rounds = (self.latency_bytes / size).clamp(self.min_rounds, self.max_rounds);
-        Plan {
+        AtSize {
             size,
             warm_up: (rounds / 10).max(2),
             rounds,
@@ -81,66 +155,187 @@ impl Sizes {
 }
 
 impl Experiment for Ipc {
-    fn id(&self) -> &'static str {
-        "ipc"
+    fn about(&self) -> About {
+        About {
+            id: "ipc",
+            title: "Pipe, socket, queue, shared memory: latency, bandwidth, serialisation",
+            seed_section: "5.1.2",
+        }
     }
 
-    fn title(&self) -> &'static str {
-        "Pipe, socket, queue, shared memory: latency, bandwidth, serialisation"
+    fn measure(&self, bench: Bench<'_>) -> Result<Measured, LabError> {
+        let sizes = SIZES.at(bench.scale());
+        let plans: Vec<AtSize> = sizes.messages.iter().map(|&size| sizes.at(size)).collect();
+        let placements =
+            Placement::available().map_err(|e| LabError::engine("CPU placement", e))?;
+        let streaming = *placements.last().expect("at least one placement");
+        let pool = ProcessPool::new(1).map_err(|e| LabError::engine("the peer process", e))?;
+        let mut steps = Plan::new();
+        if placements.len() == 1 {
+            steps.note("Only one CPU is available: both processes share it in every measurement.");
+        }
+        for &kind in Kind::ALL {
+            for &plan in &plans {
+                let fail = move |e: String| {
+                    LabError::engine(format!("{} at {} bytes", kind.name(), plan.size), e)
+                };
+                if !transport::fits(kind, plan.size).map_err(fail)? {
+                    steps.note(format!(
+                        "{} cannot carry a {} message in one datagram here (the socket's send \
+                         buffer limit, net.core.wmem_max): not measured.",
+                        kind.rust_label(),
+                        format_bytes(plan.size as f64)
+                    ));
+                    continue;
+                }
+                let pool = &pool;
+                for &placement in &placements {
+                    steps.step(move |measured| {
+                        let latency = transport::round_trips(
+                            pool,
+                            placement,
+                            kind,
+                            plan.size,
+                            plan.warm_up,
+                            plan.rounds,
+                        )
+                        .map_err(fail)?;
+                        measured.measurement(
+                            Measurement::new(
+                                kind.measurement(Quantity::RoundTrip),
+                                Implementation::Rust,
+                                "s",
+                                latency,
+                            )
+                            .param("size", plan.size)
+                            .param("placement", placement.spread().name()),
+                        );
+                        Ok(())
+                    });
+                }
+                let repeat = sizes.repeat;
+                steps.step(move |measured| {
+                    let bandwidth = transport::bandwidth(
+                        pool,
+                        streaming,
+                        kind,
+                        plan.size,
+                        plan.messages,
+                        repeat,
+                    )
+                    .map_err(fail)?;
+                    measured.measurement(
+                        Measurement::new(
+                            kind.measurement(Quantity::Bandwidth),
+                            Implementation::Rust,
+                            "bytes/s",
+                            bandwidth,
+                        )
+                        .param("size", plan.size)
+                        .param("messages", plan.messages)
+                        .param("placement", streaming.spread().name()),
+                    );
+                    Ok(())
+                });
+            }
+        }
+        steps.step(|measured| {
+            let (pipe, socket) = transport::buffer_capacities()
+                .map_err(|e| LabError::engine("buffer capacity", e))?;
+            for (kind, capacity) in [(Kind::OsPipe, pipe), (Kind::Socket, socket)] {
+                measured.measurement(Measurement::new(
+                    kind.measurement(Quantity::Capacity),
+                    Implementation::Rust,
+                    "bytes",
+                    vec![capacity],
+                ));
+            }
+            Ok(())
+        });
+        steps.step(|measured| {
+            for plan in &plans {
+                let iterations =
+                    codec_iterations(sizes.codec_iterations, sizes.codec_bytes, plan.size);
+                for (codec, samples) in [
+                    (
+                        Codec::Bytes,
+                        codec::postcard_bytes(plan.size, iterations, sizes.repeat),
+                    ),
+                    (
+                        Codec::Copy,
+                        codec::copy_bytes(plan.size, iterations, sizes.repeat),
+                    ),
+                ] {
+                    measured.measurement(
+                        Measurement::new(codec.name(), Implementation::Rust, "s", samples)
+                            .param("size", plan.size),
+                    );
+                }
+            }
+            let (seed_message, record) =
+                codec::postcard_structured(sizes.codec_iterations, sizes.repeat);
+            for (codec, samples) in [(Codec::SeedMessage, seed_message), (Codec::Record, record)] {
+                measured.measurement(Measurement::new(
+                    codec.name(),
+                    Implementation::Rust,
+                    "s",
+                    samples,
+                ));
+            }
+            Ok(())
+        });
+        let plan_json = serde_json::to_string(
+            &plans
+                .iter()
+                .map(|p| [p.size, p.warm_up, p.rounds, p.messages])
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| LabError::engine("the CPython plan", e))?;
+        let placement_json = serde_json::to_string(
+            &placements
+                .iter()
+                .map(|p| (p.spread().name(), p.ours, p.theirs))
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|e| LabError::engine("the CPython placements", e))?;
+        steps.python(Baseline::new(
+            "ipc",
+            include_str!("../../../python/ipc.py"),
+            [
+                plan_json,
+                placement_json,
+                sizes.python_repetitions.to_string(),
+                sizes.codec_iterations.to_string(),
+                sizes.codec_bytes.to_string(),
+            ],
+        ));
+        let measured = bench.run(steps);
+        pool.join();
+        measured
     }
 
-    fn seed_section(&self) -> &'static str {
-        "5.1.2"
-    }
-
-    fn run(&self, ctx: &mut Context<'_>) -> Result<ExperimentReport, LabError> {
-        let sizes = ctx.pick(
-            Sizes {
-                messages: &TOY_SIZES,
-                latency_bytes: 1 << 20,
-                min_rounds: 5,
-                max_rounds: 50,
-                stream_bytes: 1 << 20,
-                min_messages: 2,
-                max_messages: 200,
-                repetitions: 2,
-                python_repetitions: 2,
-                codec_iterations: 200,
-                codec_bytes: 2 << 20,
-            },
-            Sizes {
-                messages: &SIZES,
-                latency_bytes: 4 << 20,
-                min_rounds: 20,
-                max_rounds: 200,
-                stream_bytes: 2 << 20,
-                min_messages: 8,
-                max_messages: 1_000,
-                repetitions: 5,
-                python_repetitions: 3,
-                codec_iterations: 2_000,
-                codec_bytes: 32 << 20,
-            },
-            Sizes {
-                messages: &SIZES,
-                latency_bytes: 64 << 20,
-                min_rounds: 50,
-                max_rounds: 5_000,
-                stream_bytes: 32 << 20,
-                min_messages: 16,
-                max_messages: 20_000,
-                repetitions: 10,
-                python_repetitions: 5,
-                codec_iterations: 20_000,
-                codec_bytes: 256 << 20,
-            },
-        );
-        let plans: Vec<Plan> = sizes
-            .messages
+    fn judge(&self, findings: &Findings<'_>) -> Judgement {
+        let sizes = SIZES.at(findings.scale());
+        let placements: Vec<Spread> = Spread::ALL
             .iter()
-            .map(|&size| sizes.plan(size))
+            .copied()
+            .filter(|spread| {
+                findings
+                    .get(
+                        Implementation::Rust,
+                        &Kind::Pipe.measurement(Quantity::RoundTrip),
+                        &[("placement", spread.name().into())],
+                    )
+                    .is_some()
+            })
             .collect();
-        let mut report = ExperimentReport {
+        let results = Results {
+            findings: *findings,
+            streaming: placements.last().copied().unwrap_or(Spread::OneCpu),
+            placements,
+            sizes: sizes.messages,
+        };
+        Judgement {
             method: format!(
                 "Two processes: this one and a ProcessPool worker that receives the far end of \
                  each transport in its task input. Latency: every round trip of a message of \
@@ -156,183 +351,20 @@ impl Experiment for Ipc {
                 sizes.max_rounds,
                 sizes.min_messages,
                 sizes.max_messages,
-                sizes.repetitions,
+                sizes.repeat.samples,
                 sizes.codec_iterations,
                 sizes.python_repetitions,
             ),
-            ..Default::default()
-        };
-
-        let placements =
-            Placement::available().map_err(|e| LabError::engine("CPU placement", e))?;
-        let streaming = *placements.last().expect("at least one placement");
-        if placements.len() == 1 {
-            report.notes.push(
-                "Only one CPU is available: both processes share it in every measurement."
+            table: results.table(),
+            charts: results.charts(),
+            verdicts: results.verdicts(),
+            notes: vec![
+                "Shared memory here moves each message through two copies (into the slot and \
+                 out of it), as a pipe does through the kernel; code that works in place in the \
+                 shared buffer saves both."
                     .to_owned(),
-            );
-        }
-        let steps = (Kind::ALL.len() * plans.len() * (placements.len() + 1) + 2) as u64;
-        let pool = ProcessPool::new(1).map_err(|e| LabError::engine("the peer process", e))?;
-        let mut step = 0;
-        for kind in Kind::ALL {
-            for plan in &plans {
-                let fail = |e: String| {
-                    LabError::engine(format!("{} at {} bytes", kind.key(), plan.size), e)
-                };
-                if !transport::fits(kind, plan.size).map_err(fail)? {
-                    report.notes.push(format!(
-                        "{} cannot carry a {} message in one datagram here (the socket's send \
-                         buffer limit, net.core.wmem_max): not measured.",
-                        kind.rust_label(),
-                        format_bytes(plan.size as f64)
-                    ));
-                    continue;
-                }
-                for &placement in &placements {
-                    let latency = transport::round_trips(
-                        &pool,
-                        placement,
-                        kind,
-                        plan.size,
-                        plan.warm_up,
-                        plan.rounds,
-                    )
-                    .map_err(fail)?;
-                    report.measurements.push(
-                        Measurement::new(
-                            format!("{}/round-trip", kind.key()),
-                            Implementation::Rust,
-                            "s",
-                            latency,
-                        )
-                        .param("size", plan.size)
-                        .param("placement", placement.key()),
-                    );
-                    step += 1;
-                    ctx.progress(step, steps);
-                }
-                let bandwidth = transport::bandwidth(
-                    &pool,
-                    streaming,
-                    kind,
-                    plan.size,
-                    plan.messages,
-                    sizes.repetitions,
-                )
-                .map_err(fail)?;
-                report.measurements.push(
-                    Measurement::new(
-                        format!("{}/bandwidth", kind.key()),
-                        Implementation::Rust,
-                        "bytes/s",
-                        bandwidth,
-                    )
-                    .param("size", plan.size)
-                    .param("messages", plan.messages)
-                    .param("placement", streaming.key()),
-                );
-                step += 1;
-                ctx.progress(step, steps);
-            }
-        }
-        pool.join();
-
-        let (pipe_capacity, socket_capacity) =
-            transport::buffer_capacities().map_err(|e| LabError::engine("buffer capacity", e))?;
-        report.measurements.push(Measurement::new(
-            "os-pipe/capacity",
-            Implementation::Rust,
-            "bytes",
-            vec![pipe_capacity],
-        ));
-        report.measurements.push(Measurement::new(
-            "socket/capacity",
-            Implementation::Rust,
-            "bytes",
-            vec![socket_capacity],
-        ));
-        for plan in &plans {
-            let iterations = codec_iterations(sizes.codec_iterations, sizes.codec_bytes, plan.size);
-            report.measurements.push(
-                Measurement::new(
-                    "serialise/bytes",
-                    Implementation::Rust,
-                    "s",
-                    codec::postcard_bytes(plan.size, iterations, sizes.repetitions),
-                )
-                .param("size", plan.size),
-            );
-            report.measurements.push(
-                Measurement::new(
-                    "copy/bytes",
-                    Implementation::Rust,
-                    "s",
-                    codec::copy_bytes(plan.size, iterations, sizes.repetitions),
-                )
-                .param("size", plan.size),
-            );
-        }
-        let (seed_message, record) =
-            codec::postcard_structured(sizes.codec_iterations, sizes.repetitions);
-        report.measurements.push(Measurement::new(
-            "serialise/seed-message",
-            Implementation::Rust,
-            "s",
-            seed_message,
-        ));
-        report.measurements.push(Measurement::new(
-            "serialise/record",
-            Implementation::Rust,
-            "s",
-            record,
-        ));
-        step += 1;
-        ctx.progress(step, steps);
-
-        let plan_json = serde_json::to_string(
-            &plans
-                .iter()
-                .map(|p| [p.size, p.warm_up, p.rounds, p.messages])
-                .collect::<Vec<_>>(),
-        )
-        .map_err(|e| LabError::engine("the CPython plan", e))?;
-        let placement_json = serde_json::to_string(
-            &placements
-                .iter()
-                .map(|p| (p.key(), p.ours, p.theirs))
-                .collect::<Vec<_>>(),
-        )
-        .map_err(|e| LabError::engine("the CPython placements", e))?;
-        let python = ctx.python(
-            "ipc",
-            include_str!("../../../python/ipc.py"),
-            &[
-                plan_json,
-                placement_json,
-                sizes.python_repetitions.to_string(),
-                sizes.codec_iterations.to_string(),
-                sizes.codec_bytes.to_string(),
             ],
-        )?;
-        ctx.progress(steps, steps);
-        findings::add_python(&mut report, python.as_ref());
-        let results = Results {
-            findings: Findings::new(&report.measurements),
-            placements: &placements,
-            streaming,
-            sizes: sizes.messages,
-        };
-        report.table = results.table();
-        report.charts = results.charts();
-        report.verdicts = results.verdicts();
-        report.notes.push(
-            "Shared memory here moves each message through two copies (into the slot and out \
-             of it), as a pipe does through the kernel; code that works in place in the shared \
-             buffer saves both."
-                .to_owned(),
-        );
-        Ok(report)
+        }
     }
 }
 
@@ -345,9 +377,10 @@ fn codec_iterations(iterations: usize, bytes: usize, size: usize) -> usize {
 /// Reads the report's measurements back for the table, charts and verdicts.
 struct Results<'a> {
     findings: Findings<'a>,
-    placements: &'a [Placement],
+    /// Where the round trips ran.
+    placements: Vec<Spread>,
     /// Where the bandwidth runs ran.
-    streaming: Placement,
+    streaming: Spread,
     /// The message sizes measured.
     sizes: &'a [usize],
 }
@@ -357,9 +390,9 @@ impl Results<'_> {
         &self,
         name: &str,
         implementation: Implementation,
-        params: &[(&str, serde_json::Value)],
+        params: &[Param<'_>],
     ) -> Option<&Summary> {
-        self.findings.summary(name, implementation, params)
+        self.findings.summary(implementation, name, params)
     }
 
     fn latency(
@@ -367,12 +400,15 @@ impl Results<'_> {
         kind: Kind,
         implementation: Implementation,
         size: usize,
-        placement: Placement,
+        placement: Spread,
     ) -> Option<&Summary> {
         self.find(
-            &format!("{}/round-trip", kind.key()),
+            &kind.measurement(Quantity::RoundTrip),
             implementation,
-            &[("size", size.into()), ("placement", placement.key().into())],
+            &[
+                ("size", size.into()),
+                ("placement", placement.name().into()),
+            ],
         )
     }
 
@@ -383,7 +419,7 @@ impl Results<'_> {
         size: usize,
     ) -> Option<&Summary> {
         self.find(
-            &format!("{}/bandwidth", kind.key()),
+            &kind.measurement(Quantity::Bandwidth),
             implementation,
             &[("size", size.into())],
         )
@@ -402,7 +438,7 @@ impl Results<'_> {
         format: fn(f64) -> String,
     ) {
         for implementation in self.implementations() {
-            for kind in Kind::ALL {
+            for &kind in Kind::ALL {
                 let cells = self.sizes.iter().map(|&size| {
                     let Some(summary) = figure(kind, implementation, size) else {
                         return "—".to_owned();
@@ -435,7 +471,7 @@ impl Results<'_> {
                 .map(str::to_owned)
                 .chain(self.sizes.iter().map(|&s| format_bytes(s as f64))),
         );
-        for &placement in self.placements {
+        for &placement in &self.placements {
             self.rows(
                 &mut table,
                 &format!("round trip, {}", placement.label()),
@@ -452,14 +488,19 @@ impl Results<'_> {
         for (measure, name, implementation, how) in [
             (
                 "encode + decode",
-                "serialise/bytes",
+                Codec::Bytes.name(),
                 Implementation::Rust,
                 "Rust postcard",
             ),
-            ("copy", "copy/bytes", Implementation::Rust, "Rust Vec clone"),
+            (
+                "copy",
+                Codec::Copy.name(),
+                Implementation::Rust,
+                "Rust Vec clone",
+            ),
             (
                 "encode + decode",
-                "serialise/bytes",
+                Codec::Bytes.name(),
                 Implementation::Python,
                 "CPython pickle",
             ),
@@ -495,9 +536,9 @@ impl Results<'_> {
             ..Default::default()
         };
         for implementation in self.implementations() {
-            for kind in Kind::ALL {
+            for &kind in Kind::ALL {
                 bandwidth.series.push(Series {
-                    label: format!("{} {}", findings::name(implementation), kind.key()),
+                    label: format!("{} {}", implementation.label(), kind.name()),
                     points: self
                         .sizes
                         .iter()
@@ -514,24 +555,20 @@ impl Results<'_> {
             }
         }
         let mut charts = vec![bandwidth];
-        for &placement in self.placements {
+        for &placement in &self.placements {
             let mut latency = Chart {
                 title: format!("Round-trip latency, {}", placement.label()),
                 kind: ChartKind::Bar,
                 x_label: "transport".to_owned(),
                 y_label: "round trip (µs, log)".to_owned(),
                 y_scale: Scale::Log,
-                categories: Kind::ALL.iter().map(|k| k.key().to_owned()).collect(),
+                categories: Kind::ALL.iter().map(|k| k.name().to_owned()).collect(),
                 ..Default::default()
             };
             for implementation in self.implementations() {
                 for &size in self.sizes {
                     latency.series.push(Series {
-                        label: format!(
-                            "{} {}",
-                            findings::name(implementation),
-                            format_bytes(size as f64)
-                        ),
+                        label: format!("{} {}", implementation.label(), format_bytes(size as f64)),
                         points: Kind::ALL
                             .iter()
                             .enumerate()
@@ -555,9 +592,13 @@ impl Results<'_> {
             ..Default::default()
         };
         for (label, name, implementation) in [
-            ("Rust postcard", "serialise/bytes", Implementation::Rust),
-            ("Rust copy", "copy/bytes", Implementation::Rust),
-            ("CPython pickle", "serialise/bytes", Implementation::Python),
+            ("Rust postcard", Codec::Bytes.name(), Implementation::Rust),
+            ("Rust copy", Codec::Copy.name(), Implementation::Rust),
+            (
+                "CPython pickle",
+                Codec::Bytes.name(),
+                Implementation::Python,
+            ),
         ] {
             let points: Vec<Point> = self
                 .sizes
@@ -600,7 +641,8 @@ impl Results<'_> {
                 return;
             };
             let beaten_by: Vec<&str> = Kind::ALL
-                .into_iter()
+                .iter()
+                .copied()
                 .filter(|k| *k != Kind::SharedMemory)
                 .filter_map(|kind| other(kind).map(|value| (kind, value)))
                 .filter(|(_, value)| {
@@ -611,14 +653,14 @@ impl Results<'_> {
                         *value >= shm.median
                     }
                 })
-                .map(|(kind, _)| kind.key())
+                .map(|(kind, _)| kind.name())
                 .collect();
             if !beaten_by.is_empty() {
                 losses.push(format!("{what}: {}", beaten_by.join(", ")));
             }
         };
         for &size in self.sizes {
-            for &placement in self.placements {
+            for &placement in &self.placements {
                 judge(
                     format!(
                         "round trip of {} {}",
@@ -653,7 +695,7 @@ impl Results<'_> {
             lost += losses.len();
             parts.push(format!(
                 "{}: shared memory is beaten in {} of {} (measure, size, placement) cases{}",
-                findings::name(implementation),
+                implementation.label(),
                 losses.len(),
                 self.sizes.len() * (self.placements.len() + 1),
                 if losses.is_empty() {
@@ -671,13 +713,12 @@ impl Results<'_> {
         } else {
             Outcome::Depends
         };
-        Verdict {
-            claim: "Shared memory is the fastest way for processes to talk (no copying)."
-                .to_owned(),
-            quote: "✅ 最快的IPC方式（无需拷贝）".to_owned(),
+        verdict(
+            "Shared memory is the fastest way for processes to talk (no copying).",
+            "✅ 最快的IPC方式（无需拷贝）",
             outcome,
-            evidence: parts.join(". "),
-        }
+            parts.join(". "),
+        )
     }
 
     fn queue_slower_than_pipe(&self) -> Verdict {
@@ -688,7 +729,7 @@ impl Results<'_> {
         let mut parts = Vec::new();
         for implementation in implementations {
             let mut cells = Vec::new();
-            for &placement in self.placements {
+            for &placement in &self.placements {
                 for &size in self.sizes {
                     if let (Some(queue), Some(pipe)) = (
                         self.latency(Kind::Queue, implementation, size, placement),
@@ -720,14 +761,12 @@ impl Results<'_> {
         } else {
             Outcome::Depends
         };
-        Verdict {
-            claim: "A Queue is a pipe plus a feeder thread, a lock and a semaphore, so it is \
-                    slower than a pipe."
-                .to_owned(),
-            quote: "1. put() → 序列化 → Writer线程 → Pipe → Reader线程 → 反序列化 → get()"
-                .to_owned(),
+        verdict(
+            "A Queue is a pipe plus a feeder thread, a lock and a semaphore, so it is \
+                    slower than a pipe.",
+            "1. put() → 序列化 → Writer线程 → Pipe → Reader线程 → 反序列化 → get()",
             outcome,
-            evidence: format!(
+            format!(
                 "{} (judged on {})",
                 parts.join("; "),
                 match judge {
@@ -735,12 +774,20 @@ impl Results<'_> {
                     Implementation::Rust => "triad, CPython being absent",
                 }
             ),
-        }
+        )
     }
 
     fn pipe_buffer(&self) -> Verdict {
-        let pipe = self.find("os-pipe/capacity", Implementation::Rust, &[]);
-        let socket = self.find("socket/capacity", Implementation::Rust, &[]);
+        let pipe = self.find(
+            &Kind::OsPipe.measurement(Quantity::Capacity),
+            Implementation::Rust,
+            &[],
+        );
+        let socket = self.find(
+            &Kind::Socket.measurement(Quantity::Capacity),
+            Implementation::Rust,
+            &[],
+        );
         let (outcome, evidence) = match pipe {
             Some(p) => (
                 if (p.median - SEED_PIPE_BUFFER).abs() <= SEED_PIPE_BUFFER / 16.0 {
@@ -760,12 +807,12 @@ impl Results<'_> {
                 "the pipe's buffer was not measured".to_owned(),
             ),
         };
-        Verdict {
-            claim: "A pipe has a limited buffer, usually 64 KB.".to_owned(),
-            quote: "有限的缓冲区大小（通常64KB）".to_owned(),
+        verdict(
+            "A pipe has a limited buffer, usually 64 KB.",
+            "有限的缓冲区大小（通常64KB）",
             outcome,
             evidence,
-        }
+        )
     }
 
     fn serialisation_cost(&self) -> Verdict {
@@ -773,13 +820,13 @@ impl Results<'_> {
         let mut parts = Vec::new();
         for implementation in self.implementations() {
             let (Some(record), Some(seed)) = (
-                self.find("serialise/record", implementation, &[]),
-                self.find("serialise/seed-message", implementation, &[]),
+                self.find(Codec::Record.name(), implementation, &[]),
+                self.find(Codec::SeedMessage.name(), implementation, &[]),
             ) else {
                 continue;
             };
             let mut of_message = Vec::new();
-            for &placement in self.placements {
+            for &placement in &self.placements {
                 if let Some(round_trip) = self.latency(Kind::Pipe, implementation, 64, placement) {
                     let one_way = round_trip.median / 2.0;
                     let share = record.median / one_way;
@@ -799,27 +846,27 @@ impl Results<'_> {
             parts.push(format!(
                 "{}: {codec} encode + decode of a 16-float record {} ({}), of the seed's \
                  {{'data': 'Hello'}} {}",
-                findings::name(implementation),
+                implementation.label(),
                 format_seconds(record.median),
                 of_message.join(", "),
                 format_seconds(seed.median)
             ));
         }
         let outcome = outcome_by_threshold(&shares, SERIALISATION_MATTERS);
-        Verdict {
-            claim: format!(
+        verdict(
+            format!(
                 "Sending through a pipe serialises the object first (pickle), a real part of the \
                  cost (counted as real from {:.0}% of a one-way message).",
                 100.0 * SERIALISATION_MATTERS
             ),
-            quote: "1. 序列化对象（pickle）".to_owned(),
+            "1. 序列化对象（pickle）",
             outcome,
-            evidence: if parts.is_empty() {
+            if parts.is_empty() {
                 "not measured".to_owned()
             } else {
                 parts.join("; ")
             },
-        }
+        )
     }
 }
 

@@ -27,6 +27,8 @@ use triad::fdpass::SharedFd;
 use triad::{AtomicArray, PipeEnd, Queue, SharedArray, pipe};
 
 use crate::experiments::affinity::{PinnedThread, allowed_cpus};
+use crate::names::names;
+use crate::plan::Repeat;
 
 /// Slots in each direction of the shared-memory ring.
 const RING_SLOTS: usize = 4;
@@ -43,41 +45,43 @@ const YIELDING: Duration = Duration::from_micros(50);
 /// Capacity of the queue carrying a bandwidth run's messages.
 const QUEUE_CAPACITY: usize = 64;
 
-/// The transports, in table order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Kind {
-    /// `triad::pipe`: a `SOCK_SEQPACKET` socketpair, postcard-framed messages.
-    Pipe,
-    /// Two `pipe(2)`s, raw bytes.
-    OsPipe,
-    /// A `SOCK_STREAM` Unix socketpair, raw bytes.
-    Socket,
-    /// Two `triad::Queue`s (one per direction).
-    Queue,
-    /// A ring of `SharedArray<u8>` slots per direction.
-    SharedMemory,
+names! {
+    /// The transports, in table order, by the prefix of their measurement names (the same in
+    /// `python/ipc.py`).
+    pub(super) enum Kind {
+        /// `triad::pipe`: a `SOCK_SEQPACKET` socketpair, postcard-framed messages.
+        Pipe => "pipe",
+        /// Two `pipe(2)`s, raw bytes.
+        OsPipe => "os-pipe",
+        /// A `SOCK_STREAM` Unix socketpair, raw bytes.
+        Socket => "socket",
+        /// Two `triad::Queue`s (one per direction).
+        Queue => "queue",
+        /// A ring of `SharedArray<u8>` slots per direction.
+        SharedMemory => "shm",
+    }
+}
+
+names! {
+    /// Where the two processes run: the `placement` parameter of the measurements (the same in
+    /// `python/ipc.py`).
+    pub(super) enum Spread {
+        OneCpu => "one-cpu",
+        TwoCpus => "two-cpus",
+    }
+}
+
+impl Spread {
+    /// For people.
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            Spread::OneCpu => "both on one CPU",
+            Spread::TwoCpus => "on two CPUs",
+        }
+    }
 }
 
 impl Kind {
-    pub(super) const ALL: [Kind; 5] = [
-        Kind::Pipe,
-        Kind::OsPipe,
-        Kind::Socket,
-        Kind::Queue,
-        Kind::SharedMemory,
-    ];
-
-    /// The measurement names' prefix, the same in the CPython script.
-    pub(super) fn key(self) -> &'static str {
-        match self {
-            Kind::Pipe => "pipe",
-            Kind::OsPipe => "os-pipe",
-            Kind::Socket => "socket",
-            Kind::Queue => "queue",
-            Kind::SharedMemory => "shm",
-        }
-    }
-
     /// What Rust uses.
     pub(super) fn rust_label(self) -> &'static str {
         match self {
@@ -266,6 +270,8 @@ impl Endpoint for RingPair {
     fn send(&mut self, message: &ByteBuf) -> Result<(), String> {
         let (head, tail) = (self.outbox.counter(HEAD), self.outbox.counter(TAIL));
         let next = head.get();
+        // The counters count modulo 2^32 on purpose: RING_SLOTS divides 2^32, so a counter that
+        // wrapped names the same slot, and `next - tail` is still the messages in flight.
         tail.wait_until(|tail| next.wrapping_sub(tail) < RING_SLOTS as u32);
         let slot = &self.outbox.slots[next as usize % RING_SLOTS];
         let mut guard = slot.lock().map_err(|e| format!("slot lock: {e}"))?;
@@ -420,6 +426,27 @@ enum Role {
     },
 }
 
+impl Role {
+    /// The bytes the far side receives, exactly, or an error where they overflow a u64.
+    fn bytes(&self) -> Result<u64, String> {
+        let (size, count) = match *self {
+            Role::Echo { size, rounds } => (size, Some(rounds)),
+            Role::Sink {
+                size,
+                messages,
+                repeats,
+            } => (size, messages.checked_mul(repeats)),
+        };
+        count
+            .and_then(|count| {
+                u64::try_from(size)
+                    .ok()?
+                    .checked_mul(u64::try_from(count).ok()?)
+            })
+            .ok_or_else(|| format!("{self:?} moves more than u64::MAX bytes"))
+    }
+}
+
 /// The far side of one measurement, run in a worker process pinned to `cpu`: returns the bytes
 /// it received.
 #[triad::task]
@@ -434,7 +461,7 @@ fn ipc_peer(job: (FarEnd, Role, usize)) -> Result<u64, String> {
                 end.recv(size, &mut buffer)?;
                 end.send(&buffer)?;
             }
-            Ok((size * rounds) as u64)
+            role.bytes()
         }
         Role::Sink {
             size,
@@ -448,7 +475,7 @@ fn ipc_peer(job: (FarEnd, Role, usize)) -> Result<u64, String> {
                 }
                 end.send(&ack)?;
             }
-            Ok((size * messages * repeats) as u64)
+            role.bytes()
         }
     }
 }
@@ -493,21 +520,12 @@ impl Placement {
         .collect())
     }
 
-    /// The measurement names' part for it, the same in the CPython script.
-    pub(super) fn key(self) -> &'static str {
+    /// One CPU or two.
+    pub(super) fn spread(self) -> Spread {
         if self.ours == self.theirs {
-            "one-cpu"
+            Spread::OneCpu
         } else {
-            "two-cpus"
-        }
-    }
-
-    /// For people.
-    pub(super) fn label(self) -> &'static str {
-        if self.ours == self.theirs {
-            "both on one CPU"
-        } else {
-            "on two CPUs"
+            Spread::TwoCpus
         }
     }
 }
@@ -522,14 +540,7 @@ fn with_peer<T>(
     role: Role,
     ours: impl FnOnce(&mut dyn Endpoint) -> Result<T, String>,
 ) -> Result<T, String> {
-    let expected = match &role {
-        Role::Echo { size, rounds } => size * rounds,
-        Role::Sink {
-            size,
-            messages,
-            repeats,
-        } => size * messages * repeats,
-    } as u64;
+    let expected = role.bytes()?;
     let (mut near, far) = connect(kind, size)?;
     let _pinned = PinnedThread::to(placement.ours)
         .map_err(|e| format!("pinning to CPU {}: {e}", placement.ours))?;
@@ -576,36 +587,35 @@ pub(super) fn round_trips(
     })
 }
 
-/// One-way streams of `messages` messages of `size` bytes, each acknowledged at the end: the
-/// throughput of each of `repeats` streams after a warm-up stream, in bytes per second.
+/// One-way streams of `messages` messages of `size` bytes, each acknowledged at the end, as
+/// `repeat` says: the throughput of each stream kept, in bytes per second.
 pub(super) fn bandwidth(
     pool: &triad::ProcessPool,
     placement: Placement,
     kind: Kind,
     size: usize,
     messages: usize,
-    repeats: usize,
+    repeat: Repeat,
 ) -> Result<Vec<f64>, String> {
     let payload = payload(size);
     let role = Role::Sink {
         size,
         messages,
-        repeats: repeats + 1,
+        repeats: repeat.runs(),
     };
+    let bytes = size
+        .checked_mul(messages)
+        .ok_or_else(|| format!("{messages} messages of {size} bytes overflow a usize"))?;
     with_peer(pool, placement, kind, size, role, |end| {
         let mut ack = Vec::new();
-        let mut samples = Vec::with_capacity(repeats);
-        for repeat in 0..=repeats {
+        repeat.run(|| {
             let started = Instant::now();
             for _ in 0..messages {
                 end.send(&payload)?;
             }
             end.recv(1, &mut ack)?;
-            if repeat > 0 {
-                samples.push((size * messages) as f64 / started.elapsed().as_secs_f64());
-            }
-        }
-        Ok(samples)
+            Ok(bytes as f64 / started.elapsed().as_secs_f64())
+        })
     })
 }
 
@@ -640,4 +650,27 @@ pub(super) fn buffer_capacities() -> Result<(f64, f64), String> {
     let (ours, _theirs) = UnixStream::pair().map_err(|e| format!("socketpair: {e}"))?;
     let socket = fill(&OwnedFd::from(ours))?;
     Ok((pipe, socket))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_bytes_a_peer_receives_are_exact_or_an_error(
+            size in 1..=usize::MAX,
+            messages in any::<usize>(),
+            repeats in any::<usize>(),
+        ) {
+            // The reference: the same product in u128, where two factors never overflow.
+            let exact = (size as u128 * messages as u128).checked_mul(repeats as u128);
+            let fits = exact.and_then(|bytes| u64::try_from(bytes).ok());
+            let sink = Role::Sink { size, messages, repeats };
+            prop_assert_eq!(sink.bytes().ok(), fits);
+            let echo = Role::Echo { size, rounds: messages };
+            prop_assert_eq!(echo.bytes().ok(), u64::try_from(size as u128 * messages as u128).ok());
+        }
+    }
 }

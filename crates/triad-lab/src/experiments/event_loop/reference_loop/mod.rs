@@ -241,6 +241,8 @@ impl TaskSlab {
     /// Frees a finished task's slot for a new generation.
     fn release(&mut self, id: TaskId) {
         if let Some(slot) = self.slot(id) {
+            // Modulo 2^32 on purpose: a stale id is told apart unless its slot is reused 2^32
+            // times while it is held.
             slot.generation = slot.generation.wrapping_add(1);
             self.free.push(id.index);
         }
