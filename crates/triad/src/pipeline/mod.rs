@@ -68,6 +68,7 @@
 //! # Ok::<(), triad::EngineError>(())
 //! ```
 
+mod feed;
 mod metrics;
 mod run;
 mod stage;
@@ -75,11 +76,10 @@ mod stage;
 use std::borrow::Cow;
 use std::fmt::Display;
 use std::future::Future;
-use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{OwnedSemaphorePermit, oneshot};
+use tokio::sync::OwnedSemaphorePermit;
 
 pub use metrics::{PipelineMetrics, StageKind, StageMetrics};
 pub use run::{Canceller, Counts, ResultStream, Results};
@@ -90,6 +90,7 @@ use crate::process::ProcessPool;
 use crate::task::{Body, Task};
 use crate::threads::ThreadPool;
 use crate::trace::Recorder;
+use feed::Feed;
 use run::Wiring;
 use stage::{Work, WorkFn};
 
@@ -248,7 +249,8 @@ impl<I, O> Stage<I, O> {
     }
 }
 
-/// Work on a thread pool of `threads`, kept until the run ends.
+/// Work on a thread pool of `threads`, kept until the run ends, fed through one queue (see
+/// `feed`).
 fn on_threads<I: Send + 'static, O: Send + 'static>(
     wiring: &mut Wiring,
     threads: usize,
@@ -256,16 +258,10 @@ fn on_threads<I: Send + 'static, O: Send + 'static>(
 ) -> Result<WorkFn<I, O>, EngineError> {
     let pool = Arc::new(ThreadPool::new(threads)?);
     wiring.keep_thread_pool(pool.clone());
-    let work = Arc::new(work);
+    let feed = Feed::new(threads, work);
     Ok(Arc::new(move |input| -> Work<O> {
-        let (sender, receiver) = oneshot::channel();
-        let work = work.clone();
-        pool.execute(move || {
-            let outcome = catch_unwind(AssertUnwindSafe(|| work(input)))
-                .unwrap_or_else(|panic| Err(TaskError::from_panic(panic)));
-            let _ = sender.send(outcome);
-        });
-        Box::pin(async move { receiver.await.unwrap_or(Err(TaskError::Cancelled)) })
+        let answer = feed.submit(&pool, input);
+        Box::pin(async move { answer.await.unwrap_or(Err(TaskError::Cancelled)) })
     }))
 }
 
