@@ -26,9 +26,9 @@ pub mod recording;
 pub mod report;
 pub mod run;
 
-pub use classify::{Advice, Analysis, Figures, IoWait, Model, Verdict, analyse};
+pub use classify::{Advice, Analysis, Figures, IoWait, Model, Phase, SetAside, Verdict, analyse};
 pub use measure::measure;
-pub use recording::{Exit, Lang, Recording, Sample, Totals};
+pub use recording::{Exit, Lang, Recording, Sample, ThreadRecord, Totals, WaitCounts, WaitKind};
 pub use report::{render_json, render_text};
 pub use run::{Relayed, RunError, RunOptions, profile, profile_relaying_stdout};
 
