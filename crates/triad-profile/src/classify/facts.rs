@@ -4,8 +4,9 @@
 //! The figure the verdict rests on is the CPU demand of the threads at work. In each interval
 //! the threads that worked are counted by their participation ratio (see
 //! [`Sample::work_threads`]), so a helper that woke for a moment counts for almost nothing; an
-//! interval in which nothing ran counts the run's usual number. Demand is the share of those
-//! threads' time spent on a CPU or queued for one: `Σ(compute + delay) / Σ(dt × n)`.
+//! interval in which nothing ran counts the run's usual number. Their time `Σ dt × n` is spent
+//! computing (C), queued for a CPU (run delay: the machine's contention) or waiting (W); demand
+//! is `C / (C + W)`, what it would be on a machine of its own.
 
 use std::ops::Range;
 
@@ -252,24 +253,27 @@ impl<'a> Facts<'a> {
         };
         let compute_share = div(compute_s, cpu_s);
 
-        // The threads at work, and their demand. Time queued for a CPU is split like the CPU
-        // time it waits for: a disk loop queued to run its IO path is not queued to compute.
-        let want = |i: &Interval| (i.cpu_s + i.delay_s) * compute_share;
-        let wanted: f64 = intervals.iter().map(want).sum();
+        // The threads at work, and their demand. In each interval they are counted by the
+        // participation ratio of their work; their time `Σ dt × n` is spent computing (C),
+        // queued for a CPU (run delay: the machine's contention, not the program's character)
+        // or waiting (W, system time in the IO path included). Demand is C / (C + W) =
+        // 1 / (1 + W/C): what it would be on a machine of its own.
+        let busy = |i: &Interval| i.cpu_s + i.delay_s > 0.0;
+        let work: f64 = intervals.iter().map(|i| i.cpu_s + i.delay_s).sum();
         let weighted: f64 = intervals
             .iter()
-            .map(|i| want(i) * i.work_threads.max(1.0))
+            .map(|i| (i.cpu_s + i.delay_s) * i.work_threads.max(1.0))
             .sum();
-        let idle_threads = idle_threads.unwrap_or(div(weighted, wanted).max(1.0));
-        let active_threads = if wanted > 0.0 {
-            div(weighted, wanted).max(1.0)
+        let idle_threads = idle_threads.unwrap_or(div(weighted, work).max(1.0));
+        let active_threads = if work > 0.0 {
+            div(weighted, work).max(1.0)
         } else {
             idle_threads
         };
         let thread_seconds: f64 = intervals
             .iter()
             .map(|i| {
-                let n = if want(i) > 0.0 {
+                let n = if busy(i) {
                     i.work_threads.max(1.0)
                 } else {
                     idle_threads
@@ -279,13 +283,13 @@ impl<'a> Facts<'a> {
             .sum();
         // No samples at all (`measure` of a closure that ended before the first): the totals,
         // as one thread over the whole run.
-        let (wanted, thread_seconds, sampled_compute) = if intervals.is_empty() {
-            ((cpu_s + run_delay_s) * compute_share, wall_s, compute_s)
+        let (thread_seconds, sampled_compute, sampled_delay) = if intervals.is_empty() {
+            (wall_s, compute_s, run_delay_s)
         } else {
-            (wanted, thread_seconds, sampled_cpu_s * compute_share)
+            (thread_seconds, sampled_cpu_s * compute_share, run_delay_s)
         };
-        let cpu_demand = div(wanted, thread_seconds).clamp(0.0, 1.0);
-        let waited = (thread_seconds - wanted).max(0.0);
+        let waited = (thread_seconds - sampled_compute - sampled_delay).max(0.0);
+        let cpu_demand = div(sampled_compute, sampled_compute + waited).clamp(0.0, 1.0);
         let wait_over_compute = if sampled_compute > 0.0 {
             (waited / sampled_compute).min(MAX_WAIT_OVER_COMPUTE)
         } else if waited > 0.0 {

@@ -15,17 +15,19 @@ use super::{
 impl Facts<'_> {
     /// The "several threads taking turns on one core" signature (the GIL, for Python).
     ///
-    /// Cores are counted as *demanded* (on a CPU or queued for one), so that threads starved
-    /// by another program on the machine still show the cores they would use.
+    /// About one core, busy or wanted (on a CPU or queued for one: threads starved by another
+    /// program still want the cores they would use, and GIL waiters woken on a loaded machine
+    /// queue too); several threads at work, each waiting while the others run — `n` threads
+    /// sharing one core wait `n − 1` times as long as they compute, so W/C at least half that —
+    /// asleep rather than queued, with many voluntary switches.
     pub(super) fn serialised(&self) -> bool {
         let f = &self.figures;
+        let band = GIL_MIN_CORES..=GIL_MAX_CORES;
         f.cores >= 2
             && f.active_threads >= GIL_MIN_BUSY_THREADS
-            && (GIL_MIN_CORES..=GIL_MAX_CORES).contains(&f.cores_demanded)
+            && (band.contains(&f.cores_demanded) || band.contains(&f.avg_cores_busy))
+            && f.wait_over_compute >= 0.5 * (f.active_threads - 1.0)
             && f.voluntary_switches_per_s >= GIL_MIN_VOLUNTARY_PER_S
-            // GIL waiters sleep on a futex; threads starved by a busy machine are runnable. A
-            // one-core plateau is the GIL's when the threads spend more time asleep than queued
-            // for a CPU — which still holds when another program loads the machine.
             && f.wait_s > f.run_delay_s
             && f.compute_s >= f.cpu_s * 0.5
     }
@@ -104,7 +106,12 @@ impl Facts<'_> {
                 "CPU {:.2} s in {:.2} s wall: about one core, the most a GIL-bound program can use.",
                 f.cpu_s, f.wall_s
             ));
-            let closeness = 1.0 - (f.cores_demanded - 1.0).abs() / (GIL_MAX_CORES - 1.0);
+            let nearest = if (f.cores_demanded - 1.0).abs() < (f.avg_cores_busy - 1.0).abs() {
+                f.cores_demanded
+            } else {
+                f.avg_cores_busy
+            };
+            let closeness = 1.0 - (nearest - 1.0).abs() / (GIL_MAX_CORES - 1.0);
             (
                 Verdict::CpuBound {
                     parallel: false,
