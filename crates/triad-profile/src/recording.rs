@@ -57,9 +57,10 @@ pub struct Sample {
     /// Resident memory of the tree now, bytes.
     pub rss_bytes: u64,
     /// Threads at work in the interval ending now, each weighted by its share of the work: the
-    /// participation ratio `(Σx)² / Σx²` of every thread's growth `x` in CPU time plus run-queue
-    /// delay. Two threads computing flat out give 2; two such threads beside three helpers that
-    /// woke for a moment give about 2, not 5; 0 when nothing ran.
+    /// participation ratio `(Σx)² / Σx²` of every thread's growth `x` in CPU time. Two threads
+    /// computing flat out give 2; two such threads beside three helpers that woke for a moment
+    /// give about 2, not 5; 0 when nothing ran. (CPU alone, not run-queue delay: on a loaded
+    /// machine a helper woken for a moment may queue for long, but still does little.)
     #[serde(default)]
     pub work_threads: f64,
 }

@@ -239,7 +239,7 @@ pub fn set_aside_line(analysis: &Analysis) -> Option<String> {
         whose.push(format!("{} more process(es)", aside.len() - 3));
     }
     Some(format!(
-        "Set aside: {threads} idle helper thread(s) ({}), asleep at least {:.0}% of their life, with {:.1}% of the CPU: the waits counted are those of the threads at work.",
+        "Set aside: {threads} idle helper thread(s) ({}), asleep in at least {:.0}% of the samples, with {:.1}% of the CPU: the waits counted are those of the threads at work.",
         whose.join(", "),
         (asleep * 100.0).floor(),
         cpu_share * 100.0

@@ -311,7 +311,7 @@ fn corpus(dir: &Scratch, python: &str, port: u16) -> Vec<Program> {
                 "if=/dev/zero".into(),
                 format!("of={}", dir.path("dd.out")),
                 "bs=4k".into(),
-                "count=1000".into(),
+                "count=2000".into(),
                 "oflag=direct,dsync".into(),
                 "status=none".into(),
             ],
@@ -372,7 +372,8 @@ fn corpus(dir: &Scratch, python: &str, port: u16) -> Vec<Program> {
             check: |a| cpu_bound(a, Some(true)).and(advised(a, &[Model::Threads])),
         },
         // sqlite3 in its default journal mode: every commit writes the journal and the
-        // database and fsyncs both. Many small transactions wait on the disk.
+        // database and fsyncs both. Many small transactions (for 1.2 s, however fast the
+        // disk) wait on the disk.
         Program {
             name: "python3 sqlite3 commits",
             truth: "IO-bound, disk",
@@ -380,10 +381,11 @@ fn corpus(dir: &Scratch, python: &str, port: u16) -> Vec<Program> {
                 py.clone(),
                 "-c".into(),
                 format!(
-                    "import sqlite3\n\
+                    "import sqlite3, time\n\
                      db = sqlite3.connect({:?})\n\
                      db.execute('create table t (k integer primary key, v text)')\n\
-                     for i in range(1500):\n    db.execute('insert into t (v) values (?)', ('x' * 100,))\n    db.commit()\n",
+                     end = time.monotonic() + 1.2\n\
+                     while time.monotonic() < end:\n    db.execute('insert into t (v) values (?)', ('x' * 100,))\n    db.commit()\n",
                     dir.path("db.sqlite")
                 ),
             ],

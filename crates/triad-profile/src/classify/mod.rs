@@ -95,11 +95,11 @@ pub const NET_MIN_CHARS_PER_S: f64 = 64.0 * 1024.0;
 /// writes to ≈ 17/s; a chatty socket or pipe makes hundreds.
 pub const NET_MIN_SYSCALLS_PER_S: f64 = 100.0;
 
-/// A thread is set aside as an idle helper when it was on a CPU or queued for one at most this
-/// share of its life (asleep for nearly all of it) …
+/// A thread is set aside as an idle helper when it was on a CPU at most this share of its life
+/// (asleep, or at most queued, for nearly all of it) …
 pub const IDLE_MAX_DEMAND: f64 = 0.05;
 
-/// … and did at most this share of the busiest thread's work. A pool's management thread
+/// … and used at most this share of the busiest thread's CPU time. A pool's management thread
 /// (ProcessPoolExecutor: < 1% of a worker's CPU) is set aside; one of eight IO threads sharing
 /// the work equally is not, however little CPU each uses.
 pub const IDLE_MAX_WEIGHT: f64 = 0.05;
@@ -330,7 +330,7 @@ pub struct SetAside {
     pub cpu_s: f64,
     /// Their share of the tree's sampled CPU.
     pub cpu_share: f64,
-    /// Share of their life they slept.
+    /// Share of the samples that found them asleep (state S).
     pub asleep_share: f64,
 }
 

@@ -1,5 +1,5 @@
 //! The threads that do the work, from the recording's per-thread records: each thread is
-//! weighed by its share of the work (CPU plus run-queue delay, against the busiest thread's),
+//! weighed by its share of the work (its CPU time against the busiest thread's),
 //! idle helpers are set aside, and the states the samples found are summed with those weights
 //! — so that `ProcessPoolExecutor`'s sleeping management threads say nothing about what the
 //! program waits on.
@@ -53,7 +53,12 @@ fn life_s(t: &ThreadRecord, interval_s: f64) -> f64 {
     ((t.last_ms - t.first_ms) / 1000.0).max(0.0) + interval_s
 }
 
-fn work_s(t: &ThreadRecord) -> f64 {
+fn cpu_s(t: &ThreadRecord) -> f64 {
+    t.cpu_ns as f64 / 1e9
+}
+
+/// CPU plus run-queue delay: what it used or wanted.
+fn wanted_s(t: &ThreadRecord) -> f64 {
     (t.cpu_ns + t.run_delay_ns) as f64 / 1e9
 }
 
@@ -64,30 +69,30 @@ impl ThreadFacts {
             return ThreadFacts::default();
         }
         let interval_s = rec.interval_ms as f64 / 1000.0;
-        let busiest = threads.iter().map(work_s).fold(0.0, f64::max);
-        let total_cpu: f64 = threads.iter().map(|t| t.cpu_ns as f64 / 1e9).sum();
+        let busiest = threads.iter().map(cpu_s).fold(0.0, f64::max);
+        let total_cpu: f64 = threads.iter().map(cpu_s).sum();
 
         let mut facts = ThreadFacts {
             known: true,
             ..ThreadFacts::default()
         };
         let (mut weighted_d, mut weighted_samples) = (0.0, 0.0);
-        // Per process set aside: the record, and the threads' summed life and work.
-        let mut aside: BTreeMap<i32, (SetAside, f64, f64)> = BTreeMap::new();
+        // Per process set aside: the record, and the threads' samples asleep and in all.
+        let mut aside: BTreeMap<i32, (SetAside, u32, u32)> = BTreeMap::new();
         let mut processes: BTreeMap<i32, (f64, f64, f64)> = BTreeMap::new();
         for t in threads {
-            let work = work_s(t);
+            let work = cpu_s(t);
             let life = life_s(t, interval_s);
             let process = processes
                 .entry(t.pid)
                 .or_insert((0.0, f64::INFINITY, f64::NEG_INFINITY));
-            process.0 += work;
+            process.0 += wanted_s(t);
             process.1 = process.1.min(t.first_ms);
             process.2 = process.2.max(t.last_ms);
 
             let weight = div(work, busiest);
             if div(work, life) <= IDLE_MAX_DEMAND && weight <= IDLE_MAX_WEIGHT && busiest > 0.0 {
-                let (entry, lives, works) = aside.entry(t.pid).or_insert_with(|| {
+                let (entry, asleep, seen) = aside.entry(t.pid).or_insert_with(|| {
                     let entry = SetAside {
                         pid: t.pid,
                         process: t.process.clone(),
@@ -96,12 +101,12 @@ impl ThreadFacts {
                         cpu_share: 0.0,
                         asleep_share: 0.0,
                     };
-                    (entry, 0.0, 0.0)
+                    (entry, 0, 0)
                 });
                 entry.threads += 1;
-                entry.cpu_s += t.cpu_ns as f64 / 1e9;
-                *lives += life;
-                *works += work;
+                entry.cpu_s += work;
+                *asleep += t.sleeping.total();
+                *seen += t.samples();
                 continue;
             }
             weighted_d += weight * f64::from(t.disk_wait);
@@ -117,8 +122,8 @@ impl ThreadFacts {
             .fold(0.0, f64::max);
         facts.set_aside = aside
             .into_values()
-            .map(|(mut a, lives, works)| {
-                a.asleep_share = (1.0 - div(works, lives)).clamp(0.0, 1.0);
+            .map(|(mut a, asleep, seen)| {
+                a.asleep_share = div(f64::from(asleep), f64::from(seen));
                 a.cpu_share = div(a.cpu_s, total_cpu);
                 a
             })

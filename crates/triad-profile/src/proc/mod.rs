@@ -10,8 +10,8 @@
 //! Besides the tree's totals, each thread keeps a [`ThreadRecord`] (its CPU, run-queue delay
 //! and what the samples found it doing, with what a sleeping thread was blocked in: see
 //! `wait`), and each sample weighs the threads that worked in its interval (the participation
-//! ratio of their CPU and delay growth), so that the analysis can tell the threads that do the
-//! work from helpers that sleep.
+//! ratio of their CPU growth), so that the analysis can tell the threads that do the work from
+//! helpers that sleep.
 
 mod parse;
 mod wait;
@@ -180,7 +180,7 @@ impl Sampler {
                 self.saw_python |= is_python_name(exe.as_os_str().as_encoded_bytes());
             }
         }
-        // Σx and Σx² of each thread's CPU + delay growth, for the participation ratio.
+        // Σx and Σx² of each thread's CPU growth, for the participation ratio.
         let (mut work, mut work_squared) = (0.0_f64, 0.0_f64);
         self.stack.clear();
         self.stack.push(self.root);
@@ -294,9 +294,7 @@ impl Sampler {
                     s.busy_threads += 1;
                     busy = true;
                 }
-                let grown = (c.cpu_ns.saturating_sub(before.cpu_ns)
-                    + c.run_delay_ns.saturating_sub(before.run_delay_ns))
-                    as f64;
+                let grown = c.cpu_ns.saturating_sub(before.cpu_ns) as f64;
                 work += grown;
                 work_squared += grown * grown;
                 self.threads.insert(
