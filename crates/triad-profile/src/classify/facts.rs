@@ -242,11 +242,13 @@ impl<'a> Facts<'a> {
         let waiting_syscalls_per_s = median_rate(|i| i.syscalls).unwrap_or(syscalls_per_s);
 
         // System time in the IO path is IO work, not compute (research note: a disk loop shows
-        // high system time) — but only with evidence of disk waits: a program that walks a
-        // tree from the cache (`tar`) spends its system time computing.
+        // high system time) — but only with evidence of disk waits, and when system time
+        // outweighs user time or the threads wait on the disk longer than they run (sqlite's
+        // commits): a program that walks a tree from the cache (`tar`) spends its system time
+        // computing, and one that reads a few cold files between computing mostly computes.
         let disk_evidence =
             d_share >= DISK_MIN_D_SHARE || waiting_storage_per_s >= DISK_MIN_BYTES_PER_S;
-        let compute_s = if disk_evidence && system_s > user_s {
+        let compute_s = if disk_evidence && (system_s > user_s || share_disk_wait > share_running) {
             user_s
         } else {
             cpu_s
