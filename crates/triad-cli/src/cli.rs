@@ -52,12 +52,15 @@ Examples:
   triad profile --json -- ./build.sh
   triad profile --json-file profile.json -- make -j2
   triad profile --interval 10 --lang python -- python3 -m mypackage
+  triad profile --repeat 3 -- python3 -m compileall -j 2 src/
 
 The command keeps its own stdin, stdout and stderr; the report goes to stderr (with --json, one
 JSON document on the last line of stdout; with --json-file, to that file). The exit code is the
 command's own (128 + N after signal N); 127 when the command is not found, 126 when it cannot be
 executed. When the command exits 0 but the report cannot be written: 141 for a closed pipe, else
-1.")]
+1. With --repeat N the command runs N times (stopping at the first run that fails, whose code is
+then the exit code): one line per run as it ends, then the last run's report and how many runs
+agree.")]
     Profile(ProfileArgs),
     /// List the built-in workloads and every task registered in this binary
     Tasks(TasksArgs),
@@ -89,6 +92,9 @@ pub(crate) struct ProfileArgs {
     /// The program's language, for the advice
     #[arg(long, value_enum, default_value = "auto")]
     pub(crate) lang: LangArg,
+    /// Run the command this many times and report each run's verdict and their agreement
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub(crate) repeat: u64,
     /// The command to run, after `--`
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub(crate) command: Vec<std::ffi::OsString>,

@@ -235,3 +235,73 @@ fn json_file_leaves_the_commands_stdout_alone() {
     assert_eq!(report["command"][0], "printf");
     std::fs::remove_file(&path).unwrap();
 }
+
+#[test]
+fn repeat_reports_each_run_and_their_agreement() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let output = triad()
+        .args(["profile", "--repeat", "3", "--", "sleep", "0.3"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    for n in 1..=3 {
+        assert!(
+            stderr.contains(&format!("run {n}/3: IO-bound, waiting on a timer")),
+            "{stderr}"
+        );
+    }
+    assert!(stderr.contains("Verdict: IO-bound"), "{stderr}");
+    assert!(
+        stderr
+            .trim_end()
+            .ends_with("Agreement: 3 of 3 runs: IO-bound, waiting on a timer (sleep) — all agree"),
+        "{stderr}"
+    );
+
+    let output = triad()
+        .args(["profile", "--json", "--repeat", "2", "--", "sleep", "0.2"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let repeat = &report["repeat"];
+    assert_eq!(repeat["runs"].as_array().unwrap().len(), 2, "{report:#}");
+    assert_eq!(
+        (repeat["of"].as_u64(), repeat["agreeing"].as_u64()),
+        (Some(2), Some(2))
+    );
+    assert_eq!(repeat["verdict"]["kind"], "io_bound");
+    assert_eq!(report["verdict"], repeat["runs"][1]["verdict"]);
+}
+
+#[test]
+fn repeat_stops_at_the_first_failed_run_with_its_code() {
+    let output = triad()
+        .args([
+            "profile",
+            "--repeat",
+            "5",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.2; exit 4",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(4), "{output:?}");
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains("run 1/5:") && !stderr.contains("run 2/5"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("(stopped after 1 of 5: a run failed)"),
+        "{stderr}"
+    );
+    triad()
+        .args(["profile", "--repeat", "0", "--", "true"])
+        .assert()
+        .code(2);
+}

@@ -135,6 +135,7 @@ fn recording_from(before: &ThreadCounters, after: &ThreadCounters, wall_s: f64) 
         voluntary_switches: d(after.voluntary, before.voluntary),
         involuntary_switches: d(after.involuntary, before.involuntary),
         rss_bytes: 0,
+        work_threads: if ran { 1.0 } else { 0.0 },
     };
     // getrusage has microsecond resolution and the CPU clock nanoseconds: split the clock's
     // CPU time in rusage's user/system proportion.
@@ -170,6 +171,7 @@ fn recording_from(before: &ThreadCounters, after: &ThreadCounters, wall_s: f64) 
         exit: Exit::Code { code: 0 },
         command_wall_s: wall_s,
         descendants_left: 0,
+        threads: Vec::new(),
     }
 }
 

@@ -159,6 +159,9 @@ pub fn render_text(recording: &Recording, analysis: &Analysis, color: bool) -> S
     for e in analysis.evidence.iter().take(5) {
         lines.push(format!("  - {e}"));
     }
+    if let Some(line) = set_aside_line(analysis) {
+        lines.push(format!("  - {line}"));
+    }
     let mut head = format!("Advice: {}", model_text(a.model));
     if a.model != Model::KeepSerial {
         let _ = write!(head, ", {} worker(s)", a.workers);
@@ -218,6 +221,31 @@ pub fn render_text(recording: &Recording, analysis: &Analysis, color: bool) -> S
     out
 }
 
+/// The threads set aside, in one sentence (`None` when there are none).
+pub fn set_aside_line(analysis: &Analysis) -> Option<String> {
+    let aside = &analysis.set_aside;
+    if aside.is_empty() {
+        return None;
+    }
+    let threads: u32 = aside.iter().map(|a| a.threads).sum();
+    let cpu_share: f64 = aside.iter().map(|a| a.cpu_share).sum();
+    let asleep = aside.iter().map(|a| a.asleep_share).fold(1.0, f64::min);
+    let mut whose: Vec<String> = aside
+        .iter()
+        .take(3)
+        .map(|a| format!("{} of {} [{}]", a.threads, a.process, a.pid))
+        .collect();
+    if aside.len() > 3 {
+        whose.push(format!("{} more process(es)", aside.len() - 3));
+    }
+    Some(format!(
+        "Set aside: {threads} idle helper thread(s) ({}), asleep in at least {:.0}% of the samples, with {:.1}% of the CPU: the waits counted are those of the threads at work.",
+        whose.join(", "),
+        (asleep * 100.0).floor(),
+        cpu_share * 100.0
+    ))
+}
+
 /// The JSON document: `"schema": "triad-profile/2"`, the command, exit, every figure, the
 /// verdict with confidence and evidence, the advice and the per-sample time series.
 pub fn render_json(recording: &Recording, analysis: &Analysis) -> Value {
@@ -243,6 +271,8 @@ pub fn render_json(recording: &Recording, analysis: &Analysis) -> Value {
         "confidence": analysis.confidence,
         "evidence": analysis.evidence,
         "advice": analysis.advice,
+        "phases": analysis.phases,
+        "set_aside": analysis.set_aside,
         "series": {
             "t_ms": s.iter().map(|x| x.t_ms).collect::<Vec<_>>(),
             "cores_busy": analysis.figures.cores_busy,

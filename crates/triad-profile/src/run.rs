@@ -306,6 +306,7 @@ fn run<S: AsRef<OsStr>>(
             .duration_since(start)
             .as_secs_f64(),
         descendants_left,
+        threads: sampler.thread_records(),
     };
     Ok((recording, relayed))
 }

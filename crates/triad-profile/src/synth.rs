@@ -19,6 +19,8 @@ pub(crate) struct Step {
     pub(crate) read_bytes: u64,
     pub(crate) write_bytes: u64,
     pub(crate) syscalls: u64,
+    /// The interval's participation ratio; `None`: the busy threads, sharing equally.
+    pub(crate) work_threads: Option<f64>,
 }
 
 /// A `steps.len() × interval_ms` run; switches and the user/system split go into the totals
@@ -55,6 +57,7 @@ pub(crate) fn recording(
         acc.voluntary_switches = voluntary * i / n;
         acc.involuntary_switches = involuntary * i / n;
         acc.rss_bytes = 10 << 20;
+        acc.work_threads = st.work_threads.unwrap_or(f64::from(st.busy_threads));
         samples.push(acc.clone());
     }
     let cpu_s = acc.cpu_ns as f64 / 1e9;
@@ -79,6 +82,7 @@ pub(crate) fn recording(
         exit: Exit::Code { code: 0 },
         command_wall_s: acc.t_ms / 1000.0,
         descendants_left: 0,
+        threads: Vec::new(),
     }
 }
 
@@ -225,5 +229,35 @@ pub(crate) mod signatures {
             })
             .collect();
         recording(Lang::Python, 2, 20, &steps, 0.3, 1500, 10)
+    }
+}
+
+/// A thread record: alive over the whole of `rec`, with `cpu_s` of CPU, found in state R in
+/// `running` samples and asleep in `kind` in the others.
+pub(crate) fn thread(
+    rec: &Recording,
+    pid: i32,
+    tid: i32,
+    cpu_s: f64,
+    running: u32,
+    kind: crate::recording::WaitKind,
+) -> crate::recording::ThreadRecord {
+    let samples = rec.samples.len() as u32;
+    let mut sleeping = crate::recording::WaitCounts::default();
+    for _ in running..samples {
+        sleeping.add(kind);
+    }
+    crate::recording::ThreadRecord {
+        pid,
+        tid,
+        process: "python3".into(),
+        name: "python3".into(),
+        first_ms: rec.samples.first().map_or(0.0, |s| s.t_ms),
+        last_ms: rec.samples.last().map_or(0.0, |s| s.t_ms),
+        cpu_ns: (cpu_s * 1e9) as u64,
+        run_delay_ns: 0,
+        running,
+        disk_wait: 0,
+        sleeping,
     }
 }

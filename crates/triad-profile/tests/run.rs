@@ -3,7 +3,7 @@
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use triad_profile::{Exit, Lang, Recording, RunError, RunOptions, profile};
+use triad_profile::{Exit, Lang, Recording, RunError, RunOptions, Verdict, WaitKind, profile};
 
 fn run(cmd: &[&str]) -> Recording {
     profile(cmd, &RunOptions::default()).expect("profile")
@@ -267,4 +267,78 @@ fn shebang_python_script_is_detected() {
     std::fs::remove_dir_all(&dir).ok();
     assert_eq!(r.exit, Exit::Code { code: 0 });
     assert_eq!(r.lang, Lang::Python);
+}
+
+#[test]
+fn thread_records_say_what_sleeping_threads_are_blocked_in() {
+    // One thread blocked reading a socket, one in time.sleep, the main one joining them (a
+    // futex); the socket's writer answers after 0.6 s.
+    let script = r#"
+import socket, threading, time
+a, b = socket.socketpair()
+reader = threading.Thread(target=lambda: a.recv(1))
+sleeper = threading.Thread(target=time.sleep, args=(0.6,))
+reader.start(); sleeper.start()
+time.sleep(0.6); b.send(b"x")
+reader.join(); sleeper.join()
+"#;
+    let r = run(&[python(), "-c", script]);
+    assert_eq!(r.exit, Exit::Code { code: 0 });
+    assert_eq!(r.threads.len(), 3, "{:#?}", r.threads);
+    let most = |kind: WaitKind| {
+        r.threads
+            .iter()
+            .filter(|t| t.sleeping.get(kind) * 2 > t.samples())
+            .count()
+    };
+    // The reader on the socket; the sleeper and the main thread in a sleep call.
+    assert_eq!(most(WaitKind::Socket), 1, "{:#?}", r.threads);
+    assert_eq!(most(WaitKind::Timer), 2, "{:#?}", r.threads);
+    for t in &r.threads {
+        assert!(t.pid > 0 && t.tid > 0 && t.last_ms >= t.first_ms, "{t:?}");
+        assert_eq!(t.process, "python3", "{t:?}");
+    }
+    // The samples weigh the threads at work: nothing here computes for long.
+    assert!(r.samples.iter().all(|s| s.work_threads <= 3.0));
+}
+
+#[test]
+fn helpers_that_wake_often_are_set_aside_and_do_not_make_a_cpu_loop_mixed() {
+    // One thread computes for 1 s; two helpers wake every 5 ms (a pool's management threads
+    // do so too), so every interval has three busy threads.
+    let script = r#"
+import threading, time
+stop = threading.Event()
+def helper():
+    while not stop.wait(0.005): pass
+helpers = [threading.Thread(target=helper) for _ in range(2)]
+for h in helpers: h.start()
+t = time.time() + 1.0
+while time.time() < t: pass
+stop.set()
+for h in helpers: h.join()
+"#;
+    let _turn = cpu_turn();
+    let r = run(&[python(), "-c", script]);
+    let a = triad_profile::analyse(&r);
+    assert!(
+        r.samples.iter().filter(|s| s.busy_threads >= 3).count() * 2 > r.samples.len(),
+        "the helpers woke in most intervals"
+    );
+    assert_eq!(
+        a.verdict,
+        Verdict::CpuBound {
+            parallel: false,
+            gil_limited: false
+        },
+        "{}",
+        triad_profile::render_text(&r, &a, false)
+    );
+    assert!(
+        a.figures.active_threads < 1.5,
+        "{}",
+        a.figures.active_threads
+    );
+    let aside: u32 = a.set_aside.iter().map(|s| s.threads).sum();
+    assert_eq!(aside, 2, "{:#?}", a.set_aside);
 }

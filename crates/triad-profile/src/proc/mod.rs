@@ -6,13 +6,26 @@
 //! counters include nothing of anyone else, so the tree's total is a plain sum; a thread that
 //! vanished has its last values carried over. Files are read with reused buffers, and anything
 //! that vanished between listing and reading is skipped.
+//!
+//! Besides the tree's totals, each thread keeps a [`ThreadRecord`] (its CPU, run-queue delay
+//! and what the samples found it doing, with what a sleeping thread was blocked in: see
+//! `wait`), and each sample weighs the threads that worked in its interval (the participation
+//! ratio of their CPU growth), so that the analysis can tell the threads that do the work from
+//! helpers that sleep.
+
+mod parse;
+mod wait;
 
 use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::Read;
 use std::path::Path;
 
-use crate::recording::Sample;
+pub(crate) use parse::is_python_name;
+use parse::{parse_io, parse_pids, parse_schedstat, parse_stat, parse_status, parse_syscall};
+use wait::{Call, call_kind, descriptor_kind};
+
+use crate::recording::{MAX_THREAD_RECORDS, Sample, ThreadRecord, WaitKind};
 
 /// One thread's cumulative counters.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,6 +60,8 @@ struct Thread {
     counters: Counters,
     /// The sample that last saw it.
     epoch: u64,
+    /// Its life so far (the CPU and delay fields are filled when it is handed out).
+    record: ThreadRecord,
 }
 
 /// Samples the tree rooted at one pid; keeps what it needs between samples.
@@ -59,6 +74,11 @@ pub(crate) struct Sampler {
     threads: HashMap<i32, Thread>,
     /// Counters of threads that are gone.
     ended: Counters,
+    /// Records of threads that are gone, at most [`MAX_THREAD_RECORDS`] (the last one then
+    /// folds in every later one).
+    ended_records: Vec<ThreadRecord>,
+    /// Each process's name (its main thread's `comm`), for the records.
+    process_names: HashMap<i32, String>,
     epoch: u64,
     /// The previous sample's cumulative figures (outputs never go down).
     last: Counters,
@@ -95,6 +115,8 @@ impl Sampler {
             stack: Vec::new(),
             threads: HashMap::new(),
             ended: Counters::default(),
+            ended_records: Vec::new(),
+            process_names: HashMap::new(),
             epoch: 0,
             last: Counters::default(),
             detect_python,
@@ -104,16 +126,40 @@ impl Sampler {
 
     /// Reads `/proc/{pid}/{rest}` (or `/proc/{pid}/task/{tid}/{rest}`) into `self.buf`.
     fn read(&mut self, pid: i32, tid: Option<i32>, rest: &str) -> bool {
+        self.set_path(pid, tid, rest);
+        self.buf.clear();
+        match File::open(&self.path) {
+            Ok(mut f) => f.read_to_end(&mut self.buf).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    fn set_path(&mut self, pid: i32, tid: Option<i32>, rest: &str) {
         use std::fmt::Write;
         self.path.clear();
         let _ = match tid {
             Some(tid) => write!(self.path, "/proc/{pid}/task/{tid}/{rest}"),
             None => write!(self.path, "/proc/{pid}/{rest}"),
         };
-        self.buf.clear();
-        match File::open(&self.path) {
-            Ok(mut f) => f.read_to_end(&mut self.buf).is_ok(),
-            Err(_) => false,
+    }
+
+    /// What the sleeping thread `tid` of `pid` is blocked in.
+    fn wait_kind(&mut self, pid: i32, tid: i32) -> WaitKind {
+        if !self.read(pid, Some(tid), "syscall") {
+            return WaitKind::Other;
+        }
+        let Some((nr, arg0)) = parse_syscall(&self.buf) else {
+            return WaitKind::Other;
+        };
+        match call_kind(nr) {
+            Call::Known(kind) => kind,
+            Call::OnDescriptor => {
+                self.set_path(pid, None, &format!("fd/{arg0}"));
+                match fs::read_link(&self.path) {
+                    Ok(target) => descriptor_kind(target.as_os_str().as_encoded_bytes()),
+                    Err(_) => WaitKind::Other,
+                }
+            }
         }
     }
 
@@ -134,6 +180,8 @@ impl Sampler {
                 self.saw_python |= is_python_name(exe.as_os_str().as_encoded_bytes());
             }
         }
+        // Σx and Σx² of each thread's CPU growth, for the participation ratio.
+        let (mut work, mut work_squared) = (0.0_f64, 0.0_f64);
         self.stack.clear();
         self.stack.push(self.root);
         while let Some(pid) = self.stack.pop() {
@@ -163,11 +211,16 @@ impl Sampler {
                 let Some((comm, state)) = parse_stat(&self.buf) else {
                     continue;
                 };
-                if tid == pid && self.detect_python && is_python_name(comm) {
-                    self.saw_python = true;
+                let name = String::from_utf8_lossy(comm).into_owned();
+                if tid == pid {
+                    if self.detect_python && is_python_name(comm) {
+                        self.saw_python = true;
+                    }
+                    self.process_names.insert(pid, name.clone());
                 }
-                let old = self.threads.get(&tid).map(|t| t.counters);
-                let mut c = old.unwrap_or_default();
+                let old = self.threads.remove(&tid);
+                let old_counters = old.as_ref().map(|t| t.counters);
+                let mut c = old_counters.unwrap_or_default();
                 if self.read(pid, Some(tid), "schedstat")
                     && let Some((cpu, delay)) = parse_schedstat(&self.buf)
                 {
@@ -195,32 +248,63 @@ impl Sampler {
                     parse_pids(&self.buf, &mut self.stack);
                 }
 
+                // The tid was reused by a new thread when its CPU time went down: the old
+                // one's counters and record are final.
+                let reused = old_counters.is_some_and(|o| c.cpu_ns < o.cpu_ns);
+                let (before, mut record) = match old {
+                    Some(t) if !reused => (t.counters, t.record),
+                    other => {
+                        if let Some(t) = other {
+                            self.retire(t);
+                        }
+                        let record = ThreadRecord {
+                            pid,
+                            tid,
+                            name,
+                            first_ms: t_ms,
+                            ..ThreadRecord::default()
+                        };
+                        (Counters::default(), record)
+                    }
+                };
+                record.last_ms = t_ms;
                 match state {
                     b'Z' | b'X' | b'x' => {}
                     st => {
                         live_threads += 1;
                         match st {
-                            b'R' => s.running += 1,
-                            b'S' => s.sleeping += 1,
-                            b'D' => s.disk_wait += 1,
+                            b'R' => {
+                                s.running += 1;
+                                record.running += 1;
+                            }
+                            b'S' => {
+                                s.sleeping += 1;
+                                let kind = self.wait_kind(pid, tid);
+                                record.sleeping.add(kind);
+                            }
+                            b'D' => {
+                                s.disk_wait += 1;
+                                record.disk_wait += 1;
+                            }
                             _ => {}
                         }
                     }
                 }
-                let ran = match old {
-                    // The tid was reused by a new thread: the old one's counters are final.
-                    Some(o) if c.cpu_ns < o.cpu_ns => {
-                        self.ended.add(&o);
-                        c.cpu_ns > 0
-                    }
-                    Some(o) => c.cpu_ns > o.cpu_ns,
-                    None => c.cpu_ns > 0,
-                };
-                if ran {
+                if c.cpu_ns > before.cpu_ns {
                     s.busy_threads += 1;
                     busy = true;
                 }
-                self.threads.insert(tid, Thread { counters: c, epoch });
+                let grown = c.cpu_ns.saturating_sub(before.cpu_ns) as f64;
+                work += grown;
+                work_squared += grown * grown;
+                self.threads.insert(
+                    tid,
+                    Thread {
+                        counters: c,
+                        epoch,
+                        record,
+                    },
+                );
             }
             if live_threads > 0 {
                 s.processes += 1;
@@ -231,17 +315,22 @@ impl Sampler {
                 s.busy_processes += 1;
             }
         }
+        if work_squared > 0.0 {
+            s.work_threads = work * work / work_squared;
+        }
 
         // Threads not seen this time have ended: carry their last values over.
-        let ended = &mut self.ended;
-        self.threads.retain(|_, t| {
-            if t.epoch == epoch {
-                true
-            } else {
-                ended.add(&t.counters);
-                false
+        let gone: Vec<i32> = self
+            .threads
+            .iter()
+            .filter(|(_, t)| t.epoch != epoch)
+            .map(|(&tid, _)| tid)
+            .collect();
+        for tid in gone {
+            if let Some(t) = self.threads.remove(&tid) {
+                self.retire(t);
             }
-        });
+        }
         let mut total = self.ended;
         for t in self.threads.values() {
             total.add(&t.counters);
@@ -271,6 +360,61 @@ impl Sampler {
         s.involuntary_switches = total.involuntary;
         s
     }
+
+    /// A thread has ended (or its tid was reused): its counters join the ended total, its
+    /// record the ended records.
+    fn retire(&mut self, thread: Thread) {
+        self.ended.add(&thread.counters);
+        let record = finished(&thread);
+        if self.ended_records.len() < MAX_THREAD_RECORDS {
+            self.ended_records.push(record);
+        } else if let Some(last) = self.ended_records.last_mut() {
+            fold(last, &record);
+        }
+    }
+
+    /// Every thread the samples saw, ended and alive, in the order they were first seen, each
+    /// with its process's name.
+    pub(crate) fn thread_records(&self) -> Vec<ThreadRecord> {
+        let mut records = self.ended_records.clone();
+        let mut alive: Vec<&Thread> = self.threads.values().collect();
+        alive.sort_by(|a, b| a.record.first_ms.total_cmp(&b.record.first_ms));
+        for t in alive {
+            let record = finished(t);
+            if records.len() < MAX_THREAD_RECORDS {
+                records.push(record);
+            } else if let Some(last) = records.last_mut() {
+                fold(last, &record);
+            }
+        }
+        records.sort_by(|a, b| a.first_ms.total_cmp(&b.first_ms));
+        for r in &mut records {
+            if let Some(name) = self.process_names.get(&r.pid) {
+                r.process.clone_from(name);
+            }
+        }
+        records
+    }
+}
+
+/// The thread's record with its final CPU and delay.
+fn finished(thread: &Thread) -> ThreadRecord {
+    let mut record = thread.record.clone();
+    record.cpu_ns = thread.counters.cpu_ns;
+    record.run_delay_ns = thread.counters.run_delay_ns;
+    record
+}
+
+/// Folds `more` into `into`: the record that stands for every thread past the limit.
+fn fold(into: &mut ThreadRecord, more: &ThreadRecord) {
+    into.cpu_ns += more.cpu_ns;
+    into.run_delay_ns += more.run_delay_ns;
+    into.first_ms = into.first_ms.min(more.first_ms);
+    into.last_ms = into.last_ms.max(more.last_ms);
+    into.running += more.running;
+    into.disk_wait += more.disk_wait;
+    into.sleeping.merge(&more.sleeping);
+    into.name = "(more threads)".into();
 }
 
 impl Sampler {
@@ -300,172 +444,9 @@ impl Sampler {
     }
 }
 
-/// Whether an executable's name (or path: the last component counts) names a Python interpreter.
-pub(crate) fn is_python_name(name: &[u8]) -> bool {
-    let base = name.rsplit(|&b| b == b'/').next().unwrap_or(name);
-    base.starts_with(b"python")
-}
-
-/// `pid (comm) S …` → (comm, state). The comm may hold spaces and parentheses, so the state is
-/// found after the *last* `)`.
-pub(crate) fn parse_stat(buf: &[u8]) -> Option<(&[u8], u8)> {
-    let open = buf.iter().position(|&b| b == b'(')?;
-    let close = buf.iter().rposition(|&b| b == b')')?;
-    let comm = buf.get(open + 1..close)?;
-    let state = *buf.get(close + 2)?;
-    Some((comm, state))
-}
-
-/// `cpu_ns run_delay_ns timeslices`.
-pub(crate) fn parse_schedstat(buf: &[u8]) -> Option<(u64, u64)> {
-    let mut it = buf
-        .split(|b| b.is_ascii_whitespace())
-        .filter(|w| !w.is_empty());
-    let cpu = parse_u64(it.next()?)?;
-    let delay = parse_u64(it.next()?)?;
-    Some((cpu, delay))
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Status {
-    pub(crate) rss_kib: Option<u64>,
-    pub(crate) voluntary: Option<u64>,
-    pub(crate) involuntary: Option<u64>,
-}
-
-pub(crate) fn parse_status(buf: &[u8]) -> Status {
-    let mut st = Status::default();
-    for line in buf.split(|&b| b == b'\n') {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let (key, value) = (&line[..colon], &line[colon + 1..]);
-        let slot = match key {
-            b"VmRSS" => &mut st.rss_kib,
-            b"voluntary_ctxt_switches" => &mut st.voluntary,
-            b"nonvoluntary_ctxt_switches" => &mut st.involuntary,
-            _ => continue,
-        };
-        *slot = first_number(value);
-    }
-    st
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-pub(crate) struct Io {
-    pub(crate) rchar: u64,
-    pub(crate) wchar: u64,
-    pub(crate) syscr: u64,
-    pub(crate) syscw: u64,
-    pub(crate) read_bytes: u64,
-    pub(crate) write_bytes: u64,
-}
-
-pub(crate) fn parse_io(buf: &[u8]) -> Option<Io> {
-    let mut io = Io::default();
-    let mut any = false;
-    for line in buf.split(|&b| b == b'\n') {
-        let Some(colon) = line.iter().position(|&b| b == b':') else {
-            continue;
-        };
-        let slot = match &line[..colon] {
-            b"rchar" => &mut io.rchar,
-            b"wchar" => &mut io.wchar,
-            b"syscr" => &mut io.syscr,
-            b"syscw" => &mut io.syscw,
-            b"read_bytes" => &mut io.read_bytes,
-            b"write_bytes" => &mut io.write_bytes,
-            _ => continue,
-        };
-        if let Some(v) = first_number(&line[colon + 1..]) {
-            *slot = v;
-            any = true;
-        }
-    }
-    any.then_some(io)
-}
-
-/// Space-separated pids (a `children` file), pushed onto `out`.
-pub(crate) fn parse_pids(buf: &[u8], out: &mut Vec<i32>) {
-    for w in buf.split(|b| b.is_ascii_whitespace()) {
-        if let Some(pid) = parse_u64(w).and_then(|p| i32::try_from(p).ok()) {
-            out.push(pid);
-        }
-    }
-}
-
-fn first_number(s: &[u8]) -> Option<u64> {
-    s.split(|b| b.is_ascii_whitespace())
-        .find(|w| !w.is_empty())
-        .and_then(parse_u64)
-}
-
-fn parse_u64(w: &[u8]) -> Option<u64> {
-    if w.is_empty() || w.len() > 20 {
-        return None;
-    }
-    let mut v: u64 = 0;
-    for &b in w {
-        if !b.is_ascii_digit() {
-            return None;
-        }
-        v = v.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
-    }
-    Some(v)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn stat_with_awkward_comm() {
-        let (comm, state) = parse_stat(b"123 (a) b (c)) R 1 2 3").unwrap();
-        assert_eq!(comm, b"a) b (c)");
-        assert_eq!(state, b'R');
-        assert_eq!(parse_stat(b"garbage"), None);
-    }
-
-    #[test]
-    fn schedstat_status_io_children() {
-        assert_eq!(parse_schedstat(b"123456 789 10\n"), Some((123456, 789)));
-        assert_eq!(parse_schedstat(b""), None);
-        let st = parse_status(
-            b"Name:\tx\nVmRSS:\t    2048 kB\nvoluntary_ctxt_switches:\t7\nnonvoluntary_ctxt_switches:\t3\n",
-        );
-        assert_eq!(
-            st,
-            Status {
-                rss_kib: Some(2048),
-                voluntary: Some(7),
-                involuntary: Some(3)
-            }
-        );
-        let io = parse_io(b"rchar: 10\nwchar: 20\nsyscr: 1\nsyscw: 2\nread_bytes: 4096\nwrite_bytes: 8192\ncancelled_write_bytes: 0\n").unwrap();
-        assert_eq!(
-            io,
-            Io {
-                rchar: 10,
-                wchar: 20,
-                syscr: 1,
-                syscw: 2,
-                read_bytes: 4096,
-                write_bytes: 8192
-            }
-        );
-        assert_eq!(parse_io(b""), None);
-        let mut v = vec![];
-        parse_pids(b"12 34 \n", &mut v);
-        assert_eq!(v, [12, 34]);
-    }
-
-    #[test]
-    fn python_names() {
-        assert!(is_python_name(b"python3"));
-        assert!(is_python_name(b"/usr/bin/python3.11"));
-        assert!(!is_python_name(b"/usr/bin/python-dir/sh"));
-        assert!(!is_python_name(b"sh"));
-    }
 
     #[test]
     fn samples_itself() {
