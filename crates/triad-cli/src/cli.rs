@@ -13,6 +13,7 @@ Examples:
   triad run async_sleep_ms --mode async:1000 --repeat 10000 100
   triad run identity --mode threads --repeat 100000 1 --trace trace.json
   triad profile -- python3 job.py
+  triad map --py transform.py:transform --output out.jsonl records.jsonl.gz
   triad tasks";
 
 /// Measure, choose and run concurrency: processes, threads and coroutines under one roof.
@@ -62,8 +63,116 @@ executed. When the command exits 0 but the report cannot be written: 141 for a c
 then the exit code): one line per run as it ends, then the last run's report and how many runs
 agree.")]
     Profile(ProfileArgs),
+    /// Pass records through a pool of workers in any language: in order, streaming, resumable
+    #[command(after_help = MAP_HELP)]
+    Map(MapArgs),
     /// List the built-in workloads and every task registered in this binary
     Tasks(TasksArgs),
+}
+
+const MAP_HELP: &str = "\
+Examples:
+  triad map --py transform.py:transform --output out.jsonl records.jsonl.gz
+  triad map --cmd 'python3 double.py' --workers 4 --errors failed.jsonl records.jsonl
+  triad map --format csv --py clean.py:row --output clean.csv people.csv
+  triad map --format lines --cmd 'tr a-z A-Z' < words.txt | head
+  triad map --task seed-transform --output out.jsonl --resume records.jsonl
+
+The worker contract (--cmd), as Hadoop Streaming's: the program reads one record per line on
+stdin and writes exactly one result line per input line on stdout, in order, and goes on until
+stdin ends. triad sends several records per write and line-buffers the program's stdout
+(PYTHONUNBUFFERED=1, and coreutils' stdbuf -oL when it is installed); a program that buffers
+its output otherwise must flush after each line. With --format jsonl or csv every result line
+must be JSON (a JSON object for csv). Its stderr is passed through as [worker N] lines.
+
+  # double.py, for --cmd 'python3 double.py'
+  import json, sys
+  for line in sys.stdin:
+      record = json.loads(line)
+      record['value'] *= 2
+      print(json.dumps(record), flush=True)
+
+  # a shell worker, for --format lines
+  triad map --format lines --cmd 'while read -r line; do echo \"${#line} $line\"; done'
+
+--py FILE:FUNC calls FUNC(record) on each decoded record (a dict for jsonl and csv, a str for
+lines) in persistent python3 workers; what it returns is the result; if it raises, that record
+fails. --task NAME runs a Rust map task (identity, seed-transform) on threads, or with
+--processes in worker processes.
+
+A record that fails (its worker died or timed out on it, its result is not valid JSON, its
+function raised) runs again up to --retries times, then goes to --errors FILE as a JSON line
+(record, input, line, reason, the worker's last stderr lines); it never reaches the output and
+is never dropped. Malformed input lines go there too, with their line numbers.
+
+--resume continues a run that was stopped (Ctrl-C, SIGTERM, SIGKILL, a power cut) where its
+output ends: the output is only appended to, in order, and OUTPUT.checkpoint beside it says how
+many records are done; every record appears in the output exactly once.
+
+Exit code: 0 every record succeeded; 1 some failed (the summary says how many) or the run could
+not finish; 2 the command line is wrong (a missing program, module or input); 130 or 143 when
+stopped by SIGINT or SIGTERM (after writing what was in flight and a checkpoint); 141 when the
+output's reader went away.";
+
+/// How `triad map` reads and writes records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum FormatArg {
+    /// One JSON value per line
+    Jsonl,
+    /// A header row, then records (as JSON objects to the workers)
+    Csv,
+    /// Raw text, one record per line
+    Lines,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("transform").required(true).args(["cmd", "py", "task"])))]
+pub(crate) struct MapArgs {
+    /// A shell command: one record per line in, one result line out (see the contract below)
+    #[arg(long, value_name = "COMMAND")]
+    pub(crate) cmd: Option<String>,
+    /// A Python function, FILE:FUNC, called on each decoded record
+    #[arg(long, value_name = "FILE:FUNC")]
+    pub(crate) py: Option<String>,
+    /// A Rust map task registered in this binary (identity, seed-transform)
+    #[arg(long, value_name = "NAME")]
+    pub(crate) task: Option<String>,
+    /// With --task: run it in worker processes instead of threads
+    #[arg(long, requires = "task")]
+    pub(crate) processes: bool,
+    /// How many workers (default: one per core)
+    #[arg(long, short = 'j', value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub(crate) workers: Option<u64>,
+    /// How records are written, in the input and the output
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub(crate) format: FormatArg,
+    /// Records per batch sent to a worker
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub(crate) batch: u64,
+    /// Write results as they finish, not in input order
+    #[arg(long)]
+    pub(crate) unordered: bool,
+    /// Where records that failed go, as JSON lines (without it: one line each on stderr)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) errors: Option<PathBuf>,
+    /// Continue a stopped run where its --output ends
+    #[arg(long, requires = "output")]
+    pub(crate) resume: bool,
+    /// Seconds one record may take before its worker is replaced and the record fails
+    #[arg(long, value_name = "SECS")]
+    pub(crate) timeout: Option<f64>,
+    /// Runs again of a record that failed
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub(crate) retries: u32,
+    /// The output file (default: standard output)
+    #[arg(long, short, value_name = "FILE")]
+    pub(crate) output: Option<PathBuf>,
+    /// Print the summary as one JSON document on stderr
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Input files (.gz too); none or `-` is standard input
+    #[arg(value_name = "INPUT")]
+    pub(crate) inputs: Vec<PathBuf>,
 }
 
 /// The language of a profiled program.

@@ -6,10 +6,11 @@
 //! - `cli`: every subcommand, flag and help text (clap).
 //! - `usage`: a command-line error folded into one line that keeps its substance.
 //! - `out`: the one rule for a failed write of a main output, and one-line error reports.
-//! - `run`, `profile`, `lab`: what each subcommand prints, as text or JSON.
+//! - `run`, `profile`, `lab`, `map`: what each subcommand prints, as text or JSON.
 
 mod cli;
 mod lab;
+mod map;
 mod out;
 mod profile;
 mod run;
@@ -29,6 +30,7 @@ fn main() -> ExitCode {
         cli::Command::Lab(args) => lab::lab(args),
         cli::Command::Run(args) => run::run(args),
         cli::Command::Profile(args) => profile::profile(args),
+        cli::Command::Map(args) => map::map(args),
         cli::Command::Tasks(args) => run::tasks(args),
     };
     match outcome {
@@ -55,8 +57,17 @@ fn exit_code(error: &anyhow::Error) -> u8 {
             Some(triad_lab::LabError::UnknownExperiment { .. })
         )
         || error.downcast_ref::<usage::BadArgument>().is_some()
+        || error
+            .downcast_ref::<triad_map::MapError>()
+            .is_some_and(triad_map::MapError::is_usage)
     {
         return 2;
+    }
+    if let Some(code) = error
+        .downcast_ref::<triad_map::MapError>()
+        .and_then(map::exit_code)
+    {
+        return code;
     }
     if let Some(output) = error.downcast_ref::<out::OutputError>() {
         return output.exit_code();
