@@ -146,9 +146,9 @@ pub(crate) struct MapArgs {
     /// How records are written, in the input and the output
     #[arg(long, value_enum, default_value = "jsonl")]
     pub(crate) format: FormatArg,
-    /// Records per batch sent to a worker
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    pub(crate) batch: u64,
+    /// Records per batch sent to a worker (default: as many as keep a worker busy about 5 ms)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub(crate) batch: Option<u64>,
     /// Write results as they finish, not in input order
     #[arg(long)]
     pub(crate) unordered: bool,

@@ -105,7 +105,7 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<ExitCode> {
             FormatArg::Csv => Format::Csv,
             FormatArg::Lines => Format::Lines,
         },
-        batch: args.batch as usize,
+        batch: args.batch.map(|n| n as usize),
         unordered: args.unordered,
         errors: args.errors.clone(),
         resume: args.resume,
@@ -120,23 +120,25 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<ExitCode> {
         stderr,
         progress: progress.clone(),
     };
-    let finished = Arc::new(AtomicBool::new(false));
+    // The ticker wakes every 200 ms, and at once when the run ends (its channel closes).
+    let (finished, wait) = std::sync::mpsc::channel::<()>();
     let ticker = {
-        let (bar, progress, finished) = (bar.clone(), progress.clone(), finished.clone());
+        let (bar, progress) = (bar.clone(), progress.clone());
         std::thread::spawn(move || {
             let started = Instant::now();
-            while !finished.load(Ordering::Relaxed) {
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                wait.recv_timeout(Duration::from_millis(200))
+            {
                 bar.set_length(progress.total_bytes.load(Ordering::Relaxed));
                 bar.set_position(progress.read_bytes.load(Ordering::Relaxed));
                 let records = progress.records_done.load(Ordering::Relaxed);
                 let rate = records as f64 / started.elapsed().as_secs_f64().max(1e-3);
                 bar.set_message(format!("{records} records, {rate:.0}/s"));
-                std::thread::sleep(Duration::from_millis(200));
             }
         })
     };
     let outcome = triad_map::run(options);
-    finished.store(true, Ordering::Relaxed);
+    drop(finished);
     let _ = ticker.join();
     bar.finish_and_clear();
     let summary = match outcome {

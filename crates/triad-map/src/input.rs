@@ -10,7 +10,7 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 use crate::records::{Batch, Failure, Origin};
@@ -134,7 +134,9 @@ pub struct Reader {
     next_input: usize,
     current: Option<(Source, u32)>,
     line: u64,
-    batch_records: usize,
+    /// Records per batch, as it stands now (the run may change it as it learns the workers'
+    /// speed, see [`batch_size`](Self::batch_size)).
+    batch_records: Arc<AtomicUsize>,
     batch_bytes: usize,
     /// The index of the next record in the whole input.
     next_index: u64,
@@ -144,7 +146,6 @@ pub struct Reader {
     error: Arc<Mutex<Option<InputError>>>,
     /// The first CSV input's header, for the output's columns.
     columns: Arc<OnceLock<Vec<String>>>,
-    buffer: Vec<u8>,
     done: bool,
 }
 
@@ -170,14 +171,13 @@ impl Reader {
             next_input: 0,
             current: None,
             line: 0,
-            batch_records: batch.max(1),
+            batch_records: Arc::new(AtomicUsize::new(batch.max(1))),
             batch_bytes: MAX_BATCH_BYTES,
             next_index: 0,
             skip,
             read_bytes: Arc::new(AtomicU64::new(0)),
             error: Arc::new(Mutex::new(None)),
             columns: Arc::new(OnceLock::new()),
-            buffer: Vec::new(),
             done: false,
         }
     }
@@ -190,6 +190,11 @@ impl Reader {
     /// Where a reading error is left when the iterator ends early.
     pub fn error(&self) -> Arc<Mutex<Option<InputError>>> {
         self.error.clone()
+    }
+
+    /// The records per batch, which the run may change while it reads.
+    pub fn batch_size(&self) -> Arc<AtomicUsize> {
+        self.batch_records.clone()
     }
 
     /// Where the first CSV input's header is put when it is read (the writer's columns).
@@ -262,19 +267,20 @@ impl Reader {
         Ok(true)
     }
 
-    /// Reads the next record into `self.buffer` (without its newline): its origin, and the
-    /// reason it is malformed, if it is; `None` at the end of the current input.
-    fn read_record(&mut self) -> Result<Option<(Origin, Option<String>)>, InputError> {
+    /// Reads the next record, into `batch` (a text record straight into its buffer) or, for
+    /// CSV, into `self.buffer`: the record's origin and the reason it is malformed, if it is;
+    /// `None` at the end of the current input.
+    fn read_record(&mut self, batch: &mut Batch) -> Result<Option<Record>, InputError> {
         let Some((source, input)) = &mut self.current else {
             return Ok(None);
         };
         let input = *input;
         let name = &self.names[input as usize];
-        self.buffer.clear();
         match source {
             Source::Text(reader) => {
+                let start = batch.data.len();
                 let read = reader
-                    .read_until(b'\n', &mut self.buffer)
+                    .read_until(b'\n', &mut batch.data)
                     .map_err(|source| InputError::Read {
                         path: name.clone(),
                         line: self.line,
@@ -284,25 +290,28 @@ impl Reader {
                     return Ok(None);
                 }
                 self.line += 1;
-                if self.buffer.last() == Some(&b'\n') {
-                    self.buffer.pop();
+                if batch.data.last() != Some(&b'\n') {
+                    batch.data.push(b'\n');
                 }
+                let text = &batch.data[start..batch.data.len() - 1];
                 let malformed = match self.format {
-                    Format::Jsonl => serde_json::from_slice::<serde::de::IgnoredAny>(&self.buffer)
+                    Format::Jsonl => serde_json::from_slice::<serde::de::IgnoredAny>(text)
                         .err()
                         .map(|error| format!("malformed JSON: {error}")),
                     _ => None,
                 };
-                Ok(Some((
-                    Origin {
+                Ok(Some(Record {
+                    origin: Origin {
                         input,
                         line: self.line,
                     },
+                    start,
                     malformed,
-                )))
+                }))
             }
             Source::Csv(reader, header) => {
                 let mut record = csv::StringRecord::new();
+                let start = batch.data.len();
                 match reader.read_record(&mut record) {
                     Ok(false) => Ok(None),
                     Ok(true) => {
@@ -313,9 +322,14 @@ impl Reader {
                             .zip(record.iter())
                             .map(|(key, value)| (key.clone(), value.into()))
                             .collect();
-                        serde_json::to_writer(&mut self.buffer, &object)
+                        serde_json::to_writer(&mut batch.data, &object)
                             .expect("a map of strings serialises");
-                        Ok(Some((Origin { input, line }, None)))
+                        batch.data.push(b'\n');
+                        Ok(Some(Record {
+                            origin: Origin { input, line },
+                            start,
+                            malformed: None,
+                        }))
                     }
                     Err(error) => {
                         let line = error.position().map_or(self.line + 1, |p| p.line());
@@ -327,11 +341,12 @@ impl Reader {
                                 source: io::Error::other(error.to_string()),
                             });
                         }
-                        self.buffer.extend_from_slice(b"(unreadable CSV row)");
-                        Ok(Some((
-                            Origin { input, line },
-                            Some(format!("malformed CSV: {error}")),
-                        )))
+                        batch.data.extend_from_slice(b"(unreadable CSV row)\n");
+                        Ok(Some(Record {
+                            origin: Origin { input, line },
+                            start,
+                            malformed: Some(format!("malformed CSV: {error}")),
+                        }))
                     }
                 }
             }
@@ -344,30 +359,38 @@ impl Reader {
             if self.current.is_none() && !self.open_next()? {
                 break;
             }
-            let Some((origin, malformed)) = self.read_record()? else {
+            let Some(read) = self.read_record(&mut batch)? else {
                 self.current = None;
                 continue;
             };
             let index = self.next_index;
             self.next_index += 1;
             if index < self.skip {
+                batch.data.truncate(read.start);
                 continue;
             }
             if batch.records() == 0 {
                 batch.first = index;
             }
-            match malformed {
-                Some(reason) => batch.malformed.push(Failure {
-                    record: String::from_utf8_lossy(&self.buffer).into_owned(),
-                    input: self.names[origin.input as usize].clone(),
-                    line: origin.line,
-                    reason,
-                    stderr: Vec::new(),
-                    order: (origin.input, origin.line),
-                }),
-                None => batch.push(&self.buffer, origin),
+            match read.malformed {
+                Some(reason) => {
+                    let text = &batch.data[read.start..batch.data.len() - 1];
+                    batch.malformed.push(Failure {
+                        record: String::from_utf8_lossy(text).into_owned(),
+                        input: self.names[read.origin.input as usize].clone(),
+                        line: read.origin.line,
+                        reason,
+                        stderr: Vec::new(),
+                        order: (read.origin.input, read.origin.line),
+                    });
+                    batch.data.truncate(read.start);
+                }
+                None => {
+                    batch.ends.push(batch.data.len());
+                    batch.origins.push(read.origin);
+                }
             }
-            if batch.records() as usize >= self.batch_records
+            if batch.records() as usize >= self.batch_records.load(Ordering::Relaxed)
                 || batch.data.len() >= self.batch_bytes
             {
                 break;
@@ -375,6 +398,14 @@ impl Reader {
         }
         Ok((batch.records() > 0).then_some(batch))
     }
+}
+
+/// One record just read into a batch.
+struct Record {
+    origin: Origin,
+    /// Where it starts in the batch's buffer (it ends at the buffer's end).
+    start: usize,
+    malformed: Option<String>,
 }
 
 impl Iterator for Reader {

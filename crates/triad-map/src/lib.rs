@@ -77,8 +77,9 @@ pub struct MapOptions {
     pub workers: usize,
     /// The records' format, in and out.
     pub format: Format,
-    /// Records per batch.
-    pub batch: usize,
+    /// Records per batch; `None` lets the run choose: batches that keep a worker busy for
+    /// about [`BATCH_TIME`], learned from how fast the workers answer.
+    pub batch: Option<usize>,
     /// Output in completion order, not input order.
     pub unordered: bool,
     /// Where failed records go (JSONL); without it, they are reported on stderr.
@@ -197,6 +198,48 @@ impl Summary {
 }
 
 const TRANSFORM: &str = "transform";
+
+/// How long a batch should keep a worker busy when the run chooses the batch size: long enough
+/// that the hand-over to and from a worker costs little, short enough to keep every worker fed.
+pub const BATCH_TIME: Duration = Duration::from_millis(5);
+/// The first batches' size, before the workers' speed is known, and the bounds of the choice.
+const FIRST_BATCH: usize = 64;
+const MOST_BATCH: usize = 20_000;
+
+/// Learns the batch size from each batch's time in a worker (a moving average per record).
+#[derive(Debug)]
+struct BatchSizer {
+    size: Arc<std::sync::atomic::AtomicUsize>,
+    per_record_ns: std::sync::Mutex<f64>,
+}
+
+/// Teaches the run's batch sizer, if it has one, how long `records` took.
+fn learn(sizer: &Option<Arc<BatchSizer>>, records: usize, started: Instant) {
+    if let Some(sizer) = sizer {
+        sizer.learn(records, started.elapsed());
+    }
+}
+
+impl BatchSizer {
+    fn learn(&self, records: usize, took: Duration) {
+        if records == 0 {
+            return;
+        }
+        let mut per_record = self
+            .per_record_ns
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let sample = took.as_nanos() as f64 / records as f64;
+        *per_record = if *per_record == 0.0 {
+            sample
+        } else {
+            0.8 * *per_record + 0.2 * sample
+        };
+        let size = (BATCH_TIME.as_nanos() as f64 / per_record.max(1.0)) as usize;
+        self.size
+            .store(size.clamp(1, MOST_BATCH), Ordering::Relaxed);
+    }
+}
 
 /// `PATH` lookup of a command's first word, so that a missing program is an error before any
 /// work (`sh -c` would only say so in exit code 127, later).
@@ -326,8 +369,19 @@ pub fn run(options: MapOptions) -> Result<Summary, MapError> {
         format: options.format,
     };
     let (mut writer, skip) = Writer::open(&destination, reader_columns.clone())?;
-    let mut reader = input::Reader::new(&options.inputs, options.format, options.batch, skip);
+    let mut reader = input::Reader::new(
+        &options.inputs,
+        options.format,
+        options.batch.unwrap_or(FIRST_BATCH),
+        skip,
+    );
     reader.share_columns(reader_columns);
+    let sizer = options.batch.is_none().then(|| {
+        Arc::new(BatchSizer {
+            size: reader.batch_size(),
+            per_record_ns: std::sync::Mutex::new(0.0),
+        })
+    });
     let read_bytes = reader.read_bytes();
     let read_error = reader.error();
     let names = Arc::new(reader.names());
@@ -353,12 +407,18 @@ pub fn run(options: MapOptions) -> Result<Summary, MapError> {
                 options.stderr.clone(),
             ));
             pool_for_fatal = Some(pool.clone());
+            let sizer = sizer.clone();
             pipeline.then(Stage::future(
                 TRANSFORM,
                 options.workers,
                 move |batch: Batch| {
-                    let pool = pool.clone();
-                    async move { Ok::<_, Infallible>(pool.transform(batch).await) }
+                    let (pool, sizer) = (pool.clone(), sizer.clone());
+                    async move {
+                        let (records, started) = (batch.len(), Instant::now());
+                        let done = pool.transform(batch).await;
+                        learn(&sizer, records, started);
+                        Ok::<_, Infallible>(done)
+                    }
                 },
             ))
         }
@@ -376,17 +436,19 @@ pub fn run(options: MapOptions) -> Result<Summary, MapError> {
                 .build()
                 .map_err(triad::EngineError::from)?;
             process_pool = Some(pool.clone());
-            let (format, timeout) = (options.format, options.timeout);
+            let (format, timeout, sizer) = (options.format, options.timeout, sizer.clone());
             pipeline.then(Stage::future(
                 TRANSFORM,
                 2 * options.workers,
                 move |batch: Batch| {
-                    let (pool, names) = (pool.clone(), names.clone());
+                    let (pool, names, sizer) = (pool.clone(), names.clone(), sizer.clone());
                     async move {
-                        Ok::<_, Infallible>(
+                        let (records, started) = (batch.len(), Instant::now());
+                        let done =
                             tasks::transform_in_process(pool, task, names, format, timeout, batch)
-                                .await,
-                        )
+                                .await;
+                        learn(&sizer, records, started);
+                        Ok::<_, Infallible>(done)
                     }
                 },
             ))
@@ -397,12 +459,20 @@ pub fn run(options: MapOptions) -> Result<Summary, MapError> {
                 TRANSFORM,
                 options.workers,
                 move |batch: Batch| {
-                    Ok::<_, Infallible>(tasks::transform_here(task, &names, format, batch))
+                    let (records, started) = (batch.len(), Instant::now());
+                    let done = tasks::transform_here(task, &names, format, batch);
+                    learn(&sizer, records, started);
+                    Ok::<_, Infallible>(done)
                 },
             ))
         }
         (None, None, _) => unreachable!("a transform is a command, a function or a task"),
     };
+    // Few batches in flight (each up to a MiB): two per worker between the stages, and a
+    // window of four per worker in all, so memory stays flat whatever the input.
+    let pipeline = pipeline
+        .capacity(options.workers.max(2))
+        .window(4 * options.workers.max(2));
     let pipeline = if options.unordered {
         pipeline.unordered()
     } else {
