@@ -211,7 +211,8 @@ fn write_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result<()>
         )?;
     }
     let idle = summary.workers_idle();
-    if summary.records > 0 {
+    // Under a second, starting the workers is most of the run: no advice in that.
+    if summary.records > 0 && summary.wall >= std::time::Duration::from_secs(1) {
         if idle > 0.3 {
             writeln!(
                 out,

@@ -237,6 +237,36 @@ fn records_whose_function_raises_go_to_the_errors_and_the_rest_are_intact() {
 }
 
 #[test]
+fn results_that_are_not_json_fail_alone_and_the_batch_around_them_is_intact() {
+    let scratch = Scratch::new("not-json");
+    let input = scratch.write("in.jsonl", &records(300));
+    let module = scratch.write(
+        "t.py",
+        "def f(r):\n    if r['id'] == 7:\n        return float('nan')\n    if r['id'] == 200:\n        return {1, 2}\n    return {'id': r['id']}\n",
+    );
+    let errors = scratch.path("errors.jsonl");
+    let output = triad()
+        .args(["map", "--batch", "100", "--retries", "0", "--py"])
+        .arg(format!("{}:f", module.display()))
+        .arg("--errors")
+        .arg(&errors)
+        .arg(&input)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1), "two failed");
+    let expected: Vec<u64> = (0..300).filter(|i| *i != 7 && *i != 200).collect();
+    assert_eq!(ids(&output.stdout), expected);
+    let reasons: Vec<String> = std::fs::read_to_string(&errors)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()["reason"].to_string())
+        .collect();
+    assert_eq!(reasons.len(), 2, "{reasons:?}");
+    assert!(reasons[0].contains("not JSON compliant"), "{reasons:?}");
+    assert!(reasons[1].contains("not JSON serializable"), "{reasons:?}");
+}
+
+#[test]
 fn malformed_input_lines_are_reported_with_their_line_numbers() {
     let scratch = Scratch::new("malformed");
     let input = scratch.write(
