@@ -11,7 +11,7 @@
 //!
 //! It works as CPython's `queue.py` does: one mutex around a `VecDeque` and three condition
 //! variables, `not_empty`, `not_full` and `all_done`. For a plain channel without
-//! `task_done`/`join`, crossbeam-channel is faster. Under `--cfg loom` the mutex and condition
+//! `task_done`/`join`, crossbeam-channel is faster. Under `--cfg triad_loom` the mutex and condition
 //! variables are loom's, so `tests/loom_queue.rs` can check every interleaving of small models;
 //! the `*_timeout` methods do not exist there, because loom does not model time (its
 //! `Condvar::wait_timeout` never times out).
@@ -19,16 +19,16 @@
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::PoisonError;
-#[cfg(not(loom))]
+#[cfg(not(triad_loom))]
 use std::time::{Duration, Instant};
 
 use self::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// The synchronisation primitives, swappable for loom's as crossbeam does.
 mod sync {
-    #[cfg(loom)]
+    #[cfg(triad_loom)]
     pub(super) use loom::sync::{Arc, Condvar, Mutex, MutexGuard};
-    #[cfg(not(loom))]
+    #[cfg(not(triad_loom))]
     pub(super) use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 }
 
@@ -139,12 +139,12 @@ enum Block {
     /// As long as it takes.
     Forever,
     /// Until this instant.
-    #[cfg(not(loom))]
+    #[cfg(not(triad_loom))]
     Until(Instant),
 }
 
 impl Block {
-    #[cfg(not(loom))]
+    #[cfg(not(triad_loom))]
     fn after(timeout: Duration) -> Self {
         // A timeout too long to represent is as good as none.
         Instant::now()
@@ -158,7 +158,7 @@ enum Stop {
     /// `Block::No`, and the condition did not hold.
     WouldBlock,
     /// The deadline passed.
-    #[cfg_attr(loom, allow(dead_code))] // only the `*_timeout` methods have deadlines
+    #[cfg_attr(triad_loom, allow(dead_code))] // only the `*_timeout` methods have deadlines
     Timeout,
     /// The queue is closed.
     Closed,
@@ -182,7 +182,7 @@ fn wait_once<'a, T>(
             *waiting(&mut state) -= 1;
             Ok(state)
         }
-        #[cfg(not(loom))]
+        #[cfg(not(triad_loom))]
         Block::Until(deadline) => {
             let now = Instant::now();
             if now >= deadline {
@@ -268,8 +268,8 @@ impl<T> JoinableQueue<T> {
     /// Adds `item` at the back, waiting at most `timeout` for room.
     ///
     /// Fails with [`PutTimeoutError::Timeout`] or [`PutTimeoutError::Closed`], handing `item`
-    /// back. Not available under `--cfg loom`, which does not model time.
-    #[cfg(not(loom))]
+    /// back. Not available under `--cfg triad_loom`, which does not model time.
+    #[cfg(not(triad_loom))]
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>> {
         self.put_with(item, Block::after(timeout))
             .map_err(|(item, stop)| match stop {
@@ -329,8 +329,8 @@ impl<T> JoinableQueue<T> {
     /// Removes and returns the front item, waiting at most `timeout` for one.
     ///
     /// Fails with [`GetTimeoutError::Timeout`], or [`GetTimeoutError::Closed`] once the queue is
-    /// closed and empty. Not available under `--cfg loom`, which does not model time.
-    #[cfg(not(loom))]
+    /// closed and empty. Not available under `--cfg triad_loom`, which does not model time.
+    #[cfg(not(triad_loom))]
     pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError> {
         self.get_with(Block::after(timeout))
             .map_err(|stop| match stop {
@@ -400,8 +400,8 @@ impl<T> JoinableQueue<T> {
     }
 
     /// Like [`join`](Self::join) but waits at most `timeout`; returns whether every item was
-    /// finished. Not available under `--cfg loom`, which does not model time.
-    #[cfg(not(loom))]
+    /// finished. Not available under `--cfg triad_loom`, which does not model time.
+    #[cfg(not(triad_loom))]
     pub fn join_timeout(&self, timeout: Duration) -> bool {
         let block = Block::after(timeout);
         let mut state = self.lock();
@@ -602,7 +602,7 @@ impl<T> fmt::Debug for PutTimeoutError<T> {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(triad_loom)))]
 mod tests {
     use std::thread;
     use std::time::{Duration, Instant};

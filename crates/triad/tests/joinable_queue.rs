@@ -6,7 +6,7 @@
 //! - `matches_model`: a proptest runs random single-threaded sequences of operations against a
 //!   `VecDeque` plus counters and checks that every result and observable agrees.
 
-#![cfg(not(loom))]
+#![cfg(not(triad_loom))]
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -3,8 +3,11 @@
 //! Run with
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" cargo test -p triad --release --test loom_queue
+//! RUSTFLAGS="--cfg triad_loom" cargo test -p triad --release --test loom_queue
 //! ```
+//!
+//! (`triad_loom`, not `loom`: `--cfg loom` would also switch tokio to its loom build, which has
+//! no `tokio::net`, and the crate's dev-dependencies need it.)
 //!
 //! Each model sets its preemption bound in code, so `LOOM_MAX_PREEMPTIONS` is not needed (and is
 //! ignored): 3 for the small models, 2 for `two_producers_one_consumer_capacity_one`, which takes
@@ -13,7 +16,7 @@
 //! one getter waits makes that model deadlock. The timeout methods are not
 //! modelled: loom has no clock.
 
-#![cfg(loom)]
+#![cfg(triad_loom)]
 
 use loom::model::Builder;
 use loom::thread;

@@ -16,7 +16,7 @@
 //! lock, `sched_yield`) and end with `_exit`: the test harness is multi-threaded, so a child
 //! must not allocate, print or unwind.
 
-#![cfg(not(loom))]
+#![cfg(not(triad_loom))]
 
 use std::collections::BTreeSet;
 use std::io::IoSlice;
