@@ -165,7 +165,7 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<ExitCode> {
         130
     } else if terminated.load(Ordering::SeqCst) {
         143
-    } else if summary.failed > 0 {
+    } else if summary.failed + summary.failed_earlier > 0 {
         1
     } else {
         0
@@ -176,6 +176,7 @@ fn summary_json(summary: &Summary) -> serde_json::Value {
     serde_json::json!({
         "records": summary.records,
         "resumed": summary.resumed,
+        "failed_earlier": summary.failed_earlier,
         "succeeded": summary.succeeded,
         "failed": summary.failed,
         "retried": summary.retried,
@@ -202,6 +203,9 @@ fn write_summary(out: &mut impl Write, summary: &Summary) -> std::io::Result<()>
     )?;
     if summary.resumed > 0 {
         write!(out, "; {} done by an earlier run", summary.resumed)?;
+        if summary.failed_earlier > 0 {
+            write!(out, " ({} of them failed)", summary.failed_earlier)?;
+        }
     }
     writeln!(out)?;
     if summary.stopped {

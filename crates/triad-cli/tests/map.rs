@@ -412,6 +412,38 @@ fn resume_after_sigkill_at_random_points_gives_the_same_bytes() {
 }
 
 #[test]
+fn a_resumed_run_still_fails_for_the_records_its_earlier_part_failed() {
+    let scratch = Scratch::new("resume-failed");
+    let input = scratch.write("in.jsonl", &records(500));
+    let module = scratch.write(
+        "t.py",
+        "def f(r):\n    if r['id'] == 99:\n        raise ValueError('no')\n    return r\n",
+    );
+    let output = scratch.path("out.jsonl");
+    let run = |resume: bool| {
+        let mut command = triad();
+        command
+            .args(["map", "--py"])
+            .arg(format!("{}:f", module.display()))
+            .arg("-o")
+            .arg(&output);
+        if resume {
+            command.arg("--resume");
+        }
+        command.arg(&input).output().unwrap()
+    };
+    assert_eq!(run(false).status.code(), Some(1));
+    let resumed = run(true);
+    assert_eq!(resumed.status.code(), Some(1), "record 99 is still missing");
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert!(
+        stderr.contains("500 done by an earlier run (1 of them failed)"),
+        "{stderr}"
+    );
+    assert_eq!(ids(&std::fs::read(&output).unwrap()).len(), 499);
+}
+
+#[test]
 fn gzip_input_is_read_as_text() {
     let scratch = Scratch::new("gzip");
     let path = scratch.path("in.jsonl.gz");

@@ -1,10 +1,9 @@
 """The benchmark behind crates/triad-map/bench/run.sh (see there). Each variant runs in a fresh
-process; its peak RSS is the largest single process of its tree (getrusage of the children)."""
+process under GNU time; its peak RSS is the largest single process of its tree."""
 
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -88,18 +87,16 @@ if __name__ == "__main__":
 
 
 def measure(command, cwd):
-    """Runs `command` in a fresh `python3 -c` wrapper; (seconds, peak RSS MiB, exit code)."""
-    wrapper = (
-        "import resource, subprocess, sys, time\n"
-        "t = time.perf_counter()\n"
-        "code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
-        "d = time.perf_counter() - t\n"
-        "print(d, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)\n"
-    )
-    output = subprocess.run(
-        [sys.executable, "-c", wrapper, *command], cwd=cwd, capture_output=True, text=True, check=True
-    ).stdout.split()
-    return float(output[0]), int(output[1]) / 1024, int(output[2])
+    """Runs `command` under GNU time; (seconds, peak RSS MiB, exit code). The peak is the
+    largest single process of the command's tree (wait4's rusage), measured by a small C
+    program, so that no Python wrapper's own size counts."""
+    with tempfile.NamedTemporaryFile("r", suffix=".rss") as rss:
+        start = time.perf_counter()
+        code = subprocess.call(["/usr/bin/time", "-q", "-f", "%M", "-o", rss.name, *command],
+                               cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        seconds = time.perf_counter() - start
+        kib = int(rss.read().split()[-1])
+    return seconds, kib / 1024, code
 
 
 def main():

@@ -295,7 +295,7 @@ impl Reader {
                 }
                 let text = &batch.data[start..batch.data.len() - 1];
                 let malformed = match self.format {
-                    Format::Jsonl => serde_json::from_slice::<serde::de::IgnoredAny>(text)
+                    Format::Jsonl => crate::records::json_text(text)
                         .err()
                         .map(|error| format!("malformed JSON: {error}")),
                     _ => None,

@@ -168,6 +168,8 @@ pub struct Summary {
     pub records: u64,
     /// Records skipped because an earlier run did them (`--resume`).
     pub resumed: u64,
+    /// Of those, how many had failed.
+    pub failed_earlier: u64,
     /// Records that came out.
     pub succeeded: u64,
     /// Records that failed for good.
@@ -368,7 +370,8 @@ pub fn run(options: MapOptions) -> Result<Summary, MapError> {
         resume: options.resume,
         format: options.format,
     };
-    let (mut writer, skip) = Writer::open(&destination, reader_columns.clone())?;
+    let (mut writer, earlier) = Writer::open(&destination, reader_columns.clone())?;
+    let skip = earlier.records;
     let mut reader = input::Reader::new(
         &options.inputs,
         options.format,
@@ -482,6 +485,7 @@ pub fn run(options: MapOptions) -> Result<Summary, MapError> {
     let mut summary = Summary {
         records: 0,
         resumed: skip,
+        failed_earlier: earlier.failed,
         succeeded: 0,
         failed: 0,
         retried: 0,

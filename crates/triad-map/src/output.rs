@@ -35,6 +35,19 @@ pub struct Checkpoint {
     pub errors_bytes: u64,
     /// Whether the run had finished its whole input.
     pub complete: bool,
+    /// Of the records done, how many failed (a checkpoint written before this was counted
+    /// reads as none).
+    #[serde(default)]
+    pub records_failed: u64,
+}
+
+/// Where an earlier run, continued with `--resume`, got to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Resumed {
+    /// Input records it did.
+    pub(crate) records: u64,
+    /// Of them, how many failed.
+    pub(crate) failed: u64,
 }
 
 /// Where a run's checkpoint lives: beside its output.
@@ -165,6 +178,7 @@ pub(crate) struct Writer {
     /// The input's CSV header, once the reader has seen it.
     input_columns: Arc<OnceLock<Vec<String>>>,
     records_done: u64,
+    records_failed: u64,
     last_checkpoint: Instant,
     /// Failures with nowhere to go but stderr (no `--errors`).
     pub(crate) unfiled: Vec<Failure>,
@@ -193,11 +207,11 @@ pub(crate) struct Destination {
 
 impl Writer {
     /// Opens the output and errors; with `resume`, cuts them back to their checkpoint. Gives
-    /// the writer and how many input records to skip.
+    /// the writer and what the earlier run did (the input records to skip).
     pub(crate) fn open(
         destination: &Destination,
         input_columns: Arc<OnceLock<Vec<String>>>,
-    ) -> Result<(Writer, u64), OutputError> {
+    ) -> Result<(Writer, Resumed), OutputError> {
         let checkpoint = destination.output.as_deref().map(checkpoint_path);
         let resumed = match (&destination.output, &checkpoint) {
             (Some(output), Some(path)) if destination.resume => read_checkpoint(output, path)?,
@@ -208,6 +222,7 @@ impl Writer {
             output_bytes: 0,
             errors_bytes: 0,
             complete: false,
+            records_failed: 0,
         });
         let output = match &destination.output {
             Some(path) => Stream::file("the output", path, start.output_bytes)?,
@@ -230,12 +245,19 @@ impl Writer {
             csv,
             input_columns,
             records_done: start.records_done,
+            records_failed: start.records_failed,
             last_checkpoint: Instant::now(),
             unfiled: Vec::new(),
         };
         // The cut-back files are the state the checkpoint describes; say so on disk at once.
         writer.write_checkpoint(false)?;
-        Ok((writer, start.records_done))
+        Ok((
+            writer,
+            Resumed {
+                records: start.records_done,
+                failed: start.records_failed,
+            },
+        ))
     }
 
     /// Input records done so far (a resumed run's earlier part included).
@@ -253,6 +275,7 @@ impl Writer {
                 self.output.write(&rows)?;
             }
         }
+        self.records_failed += done.failures.len() as u64;
         for failure in done.failures {
             match &mut self.errors {
                 Some(errors) => {
@@ -285,6 +308,7 @@ impl Writer {
             output_bytes: self.output.written,
             errors_bytes: self.errors.as_ref().map_or(0, |errors| errors.written),
             complete,
+            records_failed: self.records_failed,
         };
         let temporary = path.with_extension("checkpoint.tmp");
         let error = |source| OutputError::Write {

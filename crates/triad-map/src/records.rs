@@ -103,20 +103,34 @@ pub struct Done {
 /// sane line of text starts with it); the rest of the line is the reason, as a JSON string.
 pub const RAISED: u8 = 0x1e;
 
-/// Whether an answer line is acceptable: JSON where JSON is expected (a JSON object for CSV),
-/// and never the "raised" mark.
-pub fn check_answer(line: &[u8], format: Format) -> Result<(), String> {
+/// Whether `line` is one JSON text: UTF-8 (which serde_json does not check inside strings it
+/// skips), then valid JSON.
+pub fn json_text(line: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(line).map_err(|error| format!("not UTF-8: {error}"))?;
+    serde_json::from_str::<serde::de::IgnoredAny>(text)
+        .map(|_| ())
+        .map_err(|error| error.to_string())
+}
+
+/// Whether an answer line of the Python harness is acceptable: never the "raised" mark, and
+/// then as [`check_answer`] says.
+pub fn check_harness_answer(line: &[u8], format: Format) -> Result<(), String> {
     if line.first() == Some(&RAISED) {
         let reason = String::from_utf8_lossy(&line[1..]);
         let reason =
             serde_json::from_str::<String>(&reason).unwrap_or_else(|_| reason.into_owned());
         return Err(format!("the function raised {reason}"));
     }
+    check_answer(line, format)
+}
+
+/// Whether an answer line is acceptable: JSON where JSON is expected (a JSON object for CSV);
+/// any line for raw lines.
+pub fn check_answer(line: &[u8], format: Format) -> Result<(), String> {
     let shown = || String::from_utf8_lossy(&line[..line.len().min(200)]).into_owned();
     match format {
         Format::Lines => Ok(()),
-        Format::Jsonl => serde_json::from_slice::<serde::de::IgnoredAny>(line)
-            .map(|_| ())
+        Format::Jsonl => json_text(line)
             .map_err(|error| format!("the answer is not valid JSON ({error}): {}", shown())),
         Format::Csv => match serde_json::from_slice::<serde_json::Value>(line) {
             Ok(serde_json::Value::Object(_)) => Ok(()),
@@ -172,8 +186,19 @@ mod tests {
         assert!(check_answer(b"nope", Format::Lines).is_ok());
         let raised = b"\x1e\"ValueError: bad\"";
         assert_eq!(
-            check_answer(raised, Format::Lines).unwrap_err(),
+            check_harness_answer(raised, Format::Lines).unwrap_err(),
             "the function raised ValueError: bad"
+        );
+        assert!(
+            check_answer(raised, Format::Lines).is_ok(),
+            "a program's own line is text"
+        );
+        assert!(check_harness_answer(b"nope", Format::Jsonl).is_err());
+        assert!(
+            check_answer(b"\"(\xda\"", Format::Jsonl)
+                .unwrap_err()
+                .contains("not UTF-8"),
+            "found by the fuzzer: a string that is not UTF-8 is not JSON"
         );
     }
 }

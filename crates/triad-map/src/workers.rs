@@ -11,9 +11,9 @@
 //!   which record caused it, so the unanswered records are run again one at a time, where it
 //!   can.
 //!
-//! An answer line starting with the byte `0x1E` (ASCII record separator, which no JSON text
-//! starts with) is the harness reporting that the function raised: the rest of the line is
-//! the reason. A record that fails — its worker died or timed out on it, its answer is not
+//! From the Python harness, an answer line starting with the byte `0x1E` (ASCII record
+//! separator, which no JSON text starts with) reports that the function raised: the rest of
+//! the line is the reason (a `--cmd` program's lines are taken as they are). A record that fails — its worker died or timed out on it, its answer is not
 //! valid JSON where JSON is expected, its function raised — runs again, up to `retries` times,
 //! on a fresh run of its own; then it fails for good, with its worker's last stderr lines.
 //!
@@ -34,7 +34,7 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::Semaphore;
 
 use crate::input::Format;
-use crate::records::{Batch, Done, Failure, check_answer};
+use crate::records::{Batch, Done, Failure, check_answer, check_harness_answer};
 
 /// How a worker is fed and answers; see the module doc.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -444,9 +444,13 @@ impl WorkerPool {
         let buffer = state.buffers.len();
         // What each answer says.
         let mut charge = Vec::new();
+        let check = match self.spec.protocol {
+            Protocol::Framed => check_harness_answer,
+            Protocol::Lines => check_answer,
+        };
         for (position, pending) in run.iter().enumerate().take(answered) {
             let line = lines.line(position);
-            match check_answer(&lines.buffer[line.clone()], self.spec.format) {
+            match check(&lines.buffer[line.clone()], self.spec.format) {
                 Ok(()) => state.answers[pending.index] = Some(Ok((buffer, line))),
                 Err(reason) => charge.push((*pending, reason)),
             }
