@@ -14,6 +14,7 @@ Examples:
   triad run identity --mode threads --repeat 100000 1 --trace trace.json
   triad profile -- python3 job.py
   triad map --py transform.py:transform --output out.jsonl records.jsonl.gz
+  triad stream --stream events --group loaders --sqlite events.db
   triad tasks";
 
 /// Measure, choose and run concurrency: processes, threads and coroutines under one roof.
@@ -66,6 +67,13 @@ agree.")]
     /// Pass records through a pool of workers in any language: in order, streaming, resumable
     #[command(after_help = MAP_HELP)]
     Map(MapArgs),
+    /// Process messages from Redis (pub/sub or a stream's consumer group) into SQLite or a webhook
+    #[command(
+        after_help = STREAM_HELP,
+        args_conflicts_with_subcommands = true,
+        subcommand_negates_reqs = true
+    )]
+    Stream(Box<StreamArgs>),
     /// List the built-in workloads and every task registered in this binary
     Tasks(TasksArgs),
 }
@@ -109,10 +117,152 @@ is never dropped. Malformed input lines go there too, with their line numbers.
 output ends: the output is only appended to, in order, and OUTPUT.checkpoint beside it says how
 many records are done; every record appears in the output exactly once.
 
-Exit code: 0 every record succeeded; 1 some failed (the summary says how many) or the run could
-not finish; 2 the command line is wrong (a missing program, module or input); 130 or 143 when
-stopped by SIGINT or SIGTERM (after writing what was in flight and a checkpoint); 141 when the
-output's reader went away.";
+Exit code: 0 every record succeeded; 1 some failed (the summary says how many; a resumed run
+counts the failures of its earlier part too) or the run could not finish; 2 the command line
+is wrong (a missing program, module or input); 130 or 143 when stopped by SIGINT or SIGTERM
+(after writing what was in flight and a checkpoint); 141 when the output's reader went away.";
+
+const STREAM_HELP: &str = "\
+Examples:
+  triad stream --stream events --group loaders --sqlite events.db --metrics 127.0.0.1:9464
+  triad stream --channel news --channel alerts --webhook http://127.0.0.1:8080/hook
+  triad stream --stream events --wait-ms 10,20 --concurrency 1000    # the seed's handler
+  triad stream produce --stream events --rate 5000 --count 100000 --size 200
+
+Pub/sub (--channel, --pattern) is at-most-once: Redis keeps nothing for a subscriber that is not
+listening, and what is in flight when the processor dies is lost. A bounded buffer (--buffer)
+stands before the handlers; what overflows it is counted as dropped.
+
+A stream with a consumer group (--stream, --group) is at-least-once: an entry is acknowledged
+(XACK) only after the sinks committed it. A consumer first takes back its own pending entries,
+claims (XAUTOCLAIM) entries that stayed pending past --claim-idle-ms, and sends an entry
+delivered more than --max-deliveries times to the dead-letter stream (default STREAM:dead) with
+the reason. Run several processes with one --group to share a stream. The group, when missing,
+is made at the stream's start.
+
+A message is the entry's `data` field (else its fields as a JSON object), or the published
+payload. It must be JSON for --sqlite and --webhook, and at most --max-size bytes; one that is
+not goes to the dead letters at once. SQLite (the default sink, triad-stream.db) stores each
+message under its id, in one transaction per --batch-ms: a message delivered again changes
+nothing. The webhook gets a POST of the JSON, retried with backoff.
+
+At most --concurrency messages are in flight; a stream is read only as far as there is room.
+Redis going away is waited out. SIGINT or SIGTERM stops the reading, lets what is in flight
+finish, commit and be acknowledged, and exits 0. Exit code 1 when Redis refuses the source for
+good, 2 for a command line that cannot work.";
+
+#[derive(Debug, Args)]
+pub(crate) struct StreamArgs {
+    #[command(subcommand)]
+    pub(crate) command: Option<StreamCommand>,
+    #[command(flatten)]
+    pub(crate) run: StreamRunArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum StreamCommand {
+    /// Send timestamped JSON messages to a stream or a channel, at a rate or as fast as Redis takes them
+    Produce(ProduceArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).multiple(true).args(["channel", "pattern", "stream"])))]
+pub(crate) struct StreamRunArgs {
+    /// The Redis server
+    #[arg(long, value_name = "URL", default_value = "redis://127.0.0.1:6379")]
+    pub(crate) redis: String,
+    /// A pub/sub channel to subscribe to (repeatable)
+    #[arg(long, value_name = "NAME", conflicts_with = "stream")]
+    pub(crate) channel: Vec<String>,
+    /// A pub/sub pattern to subscribe to (repeatable)
+    #[arg(long, value_name = "GLOB", conflicts_with = "stream")]
+    pub(crate) pattern: Vec<String>,
+    /// A stream to read through a consumer group
+    #[arg(long, value_name = "KEY")]
+    pub(crate) stream: Option<String>,
+    /// The consumer group
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "triad",
+        requires = "stream"
+    )]
+    pub(crate) group: String,
+    /// This consumer's name in the group (default: HOST-PID)
+    #[arg(long, value_name = "NAME", requires = "stream")]
+    pub(crate) consumer: Option<String>,
+    /// Messages in flight at most
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub(crate) concurrency: u64,
+    /// Pub/sub: messages buffered before the handlers (the overflow is dropped, and counted)
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
+    pub(crate) buffer: u64,
+    /// The SQLite database (default, when no --webhook is given: triad-stream.db)
+    #[arg(long, value_name = "FILE")]
+    pub(crate) sqlite: Option<PathBuf>,
+    /// The SQLite table
+    #[arg(long, value_name = "NAME", default_value = "messages")]
+    pub(crate) table: String,
+    /// POST each message's JSON here
+    #[arg(long, value_name = "URL")]
+    pub(crate) webhook: Option<String>,
+    /// Milliseconds one SQLite transaction gathers rows
+    #[arg(long, value_name = "MS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub(crate) batch_ms: u64,
+    /// Waits before the sinks, in milliseconds, comma-separated (the seed's handler: 10,20)
+    #[arg(long, value_name = "MS,...", value_delimiter = ',')]
+    pub(crate) wait_ms: Vec<u64>,
+    /// The dead-letter stream (default for a group: STREAM:dead; pub/sub: counted only)
+    #[arg(long, value_name = "KEY")]
+    pub(crate) dead_letter: Option<String>,
+    /// Deliveries of one entry before it goes to the dead letters
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub(crate) max_deliveries: u64,
+    /// Milliseconds an entry stays pending before it may be claimed
+    #[arg(long, value_name = "MS", default_value_t = 30_000, value_parser = clap::value_parser!(u64).range(1..=86_400_000))]
+    pub(crate) claim_idle_ms: u64,
+    /// The largest message taken, in bytes
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 20)]
+    pub(crate) max_size: usize,
+    /// Serve Prometheus metrics at http://ADDR/metrics
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) metrics: Option<std::net::SocketAddr>,
+    /// Stop (as on SIGTERM) after this many seconds
+    #[arg(long, value_name = "SECS")]
+    pub(crate) duration: Option<f64>,
+    /// Print the final summary as one JSON document on stdout
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("target").required(true).args(["channel", "stream"])))]
+pub(crate) struct ProduceArgs {
+    /// The Redis server
+    #[arg(long, value_name = "URL", default_value = "redis://127.0.0.1:6379")]
+    pub(crate) redis: String,
+    /// PUBLISH to this channel
+    #[arg(long, value_name = "NAME")]
+    pub(crate) channel: Option<String>,
+    /// XADD to this stream (the payload in the `data` field)
+    #[arg(long, value_name = "KEY")]
+    pub(crate) stream: Option<String>,
+    /// Messages per second (default: as fast as Redis takes them)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub(crate) rate: Option<u64>,
+    /// How many messages
+    #[arg(long)]
+    pub(crate) count: u64,
+    /// Bytes per payload (padded JSON)
+    #[arg(long, value_name = "BYTES", default_value_t = 100)]
+    pub(crate) size: usize,
+    /// The first sequence number (`seq` in the payload)
+    #[arg(long, default_value_t = 0)]
+    pub(crate) first: u64,
+    /// Print the summary as one JSON document on stdout
+    #[arg(long)]
+    pub(crate) json: bool,
+}
 
 /// How `triad map` reads and writes records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,12 +1,13 @@
 //! The `triad` command. This crate only parses arguments, calls the libraries and prints; the
-//! work lives in the `triad`, `triad-lab` and `triad-profile` crates.
+//! work lives in the `triad`, `triad-lab`, `triad-profile`, `triad-map` and `triad-stream`
+//! crates.
 //!
 //! # Layout
 //!
 //! - `cli`: every subcommand, flag and help text (clap).
 //! - `usage`: a command-line error folded into one line that keeps its substance.
 //! - `out`: the one rule for a failed write of a main output, and one-line error reports.
-//! - `run`, `profile`, `lab`, `map`: what each subcommand prints, as text or JSON.
+//! - `run`, `profile`, `lab`, `map`, `stream`: what each subcommand prints, as text or JSON.
 
 mod cli;
 mod lab;
@@ -14,6 +15,7 @@ mod map;
 mod out;
 mod profile;
 mod run;
+mod stream;
 mod usage;
 
 use std::process::ExitCode;
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => run::run(args),
         cli::Command::Profile(args) => profile::profile(args),
         cli::Command::Map(args) => map::map(args),
+        cli::Command::Stream(args) => stream::stream(*args),
         cli::Command::Tasks(args) => run::tasks(args),
     };
     match outcome {
@@ -60,6 +63,9 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         || error
             .downcast_ref::<triad_map::MapError>()
             .is_some_and(triad_map::MapError::is_usage)
+        || error
+            .downcast_ref::<triad_stream::StreamError>()
+            .is_some_and(triad_stream::StreamError::is_usage)
     {
         return 2;
     }

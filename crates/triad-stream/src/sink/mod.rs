@@ -1,0 +1,120 @@
+//! What a handler does with a message, in the seed's order: its waits (the seed's sketch
+//! stands for its database save and service push with `asyncio.sleep`s; `--wait-ms` keeps
+//! them, for benchmarks), then the SQLite commit, then the webhook. A message is committed
+//! when every configured step succeeded.
+
+mod sqlite;
+mod webhook;
+
+use std::time::Duration;
+
+pub(crate) use sqlite::SqliteSink;
+pub use sqlite::{SqliteError, SqliteSpec};
+pub(crate) use webhook::Webhook;
+
+use crate::message::Message;
+
+/// Which sinks a run has.
+#[derive(Debug, Clone, Default)]
+pub struct SinkSpec {
+    /// Sleeps before the sinks, one after another (the seed's 10 ms save and 20 ms push are
+    /// `[10 ms, 20 ms]`).
+    pub waits: Vec<Duration>,
+    /// The SQLite sink.
+    pub sqlite: Option<SqliteSpec>,
+    /// The webhook's URL.
+    pub webhook: Option<String>,
+}
+
+impl SinkSpec {
+    /// Whether messages must be JSON (the database stores JSON documents; the webhook posts
+    /// them as `application/json`).
+    pub fn needs_json(&self) -> bool {
+        self.sqlite.is_some() || self.webhook.is_some()
+    }
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Every sink has it.
+    Committed,
+    /// A sink failed for now: a stream's message stays pending, to be delivered again.
+    Failed(String),
+    /// It can never succeed: to the dead letters.
+    Rejected(String),
+}
+
+/// The sinks, opened.
+#[derive(Debug)]
+pub(crate) struct Sinks {
+    waits: Vec<Duration>,
+    sqlite: Option<SqliteSink>,
+    webhook: Option<Webhook>,
+}
+
+impl Sinks {
+    /// Opens what `spec` names.
+    pub(crate) fn open(spec: &SinkSpec) -> Result<Sinks, crate::StreamError> {
+        Ok(Sinks {
+            waits: spec.waits.clone(),
+            sqlite: spec.sqlite.as_ref().map(SqliteSink::open).transpose()?,
+            webhook: spec
+                .webhook
+                .as_deref()
+                .map(Webhook::new)
+                .transpose()
+                .map_err(crate::StreamError::Usage)?,
+        })
+    }
+
+    /// Runs `message` through every step.
+    pub(crate) async fn handle(&self, message: &Message) -> Outcome {
+        for wait in &self.waits {
+            tokio::time::sleep(*wait).await;
+        }
+        if let Some(sqlite) = &self.sqlite
+            && let Err(reason) = sqlite.commit(message).await
+        {
+            return Outcome::Failed(reason);
+        }
+        if let Some(webhook) = &self.webhook {
+            return webhook.post(&message.payload).await;
+        }
+        Outcome::Committed
+    }
+
+    /// Waits for the database's last batch, then closes it.
+    pub(crate) fn close(&mut self) {
+        if let Some(sqlite) = &mut self.sqlite {
+            sqlite.close();
+        }
+    }
+}
+
+impl SinkSpec {
+    /// The sinks in a few words, for the start line.
+    pub fn describe(&self) -> String {
+        let mut steps: Vec<String> = self
+            .waits
+            .iter()
+            .map(|wait| format!("wait {} ms", wait.as_millis()))
+            .collect();
+        if let Some(sqlite) = &self.sqlite {
+            steps.push(format!(
+                "SQLite {} table {} (a transaction per {} ms)",
+                sqlite.path.display(),
+                sqlite.table,
+                sqlite.batch.as_millis()
+            ));
+        }
+        if let Some(url) = &self.webhook {
+            steps.push(format!("POST {url}"));
+        }
+        if steps.is_empty() {
+            "no sink".to_owned()
+        } else {
+            format!("each message: {}", steps.join(", then "))
+        }
+    }
+}

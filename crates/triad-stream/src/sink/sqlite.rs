@@ -1,0 +1,250 @@
+//! The SQLite sink: one writer thread owns the database (WAL mode, fully synced commits) and
+//! inserts what the handlers send it in one transaction per batch window (`--batch-ms`). The
+//! message id is the primary key and rows go in with `INSERT OR IGNORE`, so a message
+//! delivered again after a crash changes nothing: its effect happens once. A handler learns
+//! of its row's commit (or of the error) when the batch's transaction ends, and only then is
+//! the message acknowledged.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use crate::message::{Message, now_us};
+
+/// The most rows one transaction takes.
+const MOST_ROWS: usize = 8192;
+
+/// Where rows go.
+#[derive(Debug, Clone)]
+pub struct SqliteSpec {
+    /// The database file (made if missing).
+    pub path: PathBuf,
+    /// The table (made if missing): a plain SQL identifier.
+    pub table: String,
+    /// How long a batch gathers rows before its transaction.
+    pub batch: Duration,
+}
+
+/// Why the database cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SqliteError {
+    /// Opening or preparing the database failed.
+    #[error("SQLite database {path}: {source}")]
+    Open {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The table name is not a plain identifier.
+    #[error(
+        "--table {0:?} is not a plain SQL name (letters, digits and _, not starting with a digit)"
+    )]
+    Table(String),
+}
+
+struct Row {
+    id: String,
+    origin: String,
+    payload: Vec<u8>,
+    created_us: u64,
+    committed: oneshot::Sender<Result<(), String>>,
+}
+
+/// The sink's handle for the handlers.
+#[derive(Debug)]
+pub(crate) struct SqliteSink {
+    rows: Option<mpsc::Sender<Row>>,
+    writer: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Row {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Row")
+            .field("id", &self.id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteSink {
+    /// Opens (or makes) the database and its table, and starts the writer.
+    pub(crate) fn open(spec: &SqliteSpec) -> Result<SqliteSink, SqliteError> {
+        if !is_identifier(&spec.table) {
+            return Err(SqliteError::Table(spec.table.clone()));
+        }
+        let connection = prepare(&spec.path, &spec.table).map_err(|source| SqliteError::Open {
+            path: spec.path.display().to_string(),
+            source,
+        })?;
+        let (rows, inbox) = mpsc::channel();
+        let table = spec.table.clone();
+        let batch = spec.batch;
+        let writer = std::thread::Builder::new()
+            .name("triad-sqlite".into())
+            .spawn(move || write_batches(connection, &table, batch, inbox))
+            .expect("a thread starts");
+        Ok(SqliteSink {
+            rows: Some(rows),
+            writer: Some(writer),
+        })
+    }
+
+    /// Stores `message`; returns once its transaction committed (or failed).
+    pub(crate) async fn commit(&self, message: &Message) -> Result<(), String> {
+        let (committed, wait) = oneshot::channel();
+        let row = Row {
+            id: message.id.clone(),
+            origin: message.origin.clone(),
+            payload: message.payload.clone(),
+            created_us: message.created_us,
+            committed,
+        };
+        self.rows
+            .as_ref()
+            .and_then(|rows| rows.send(row).ok())
+            .ok_or("the SQLite writer has stopped")?;
+        wait.await
+            .unwrap_or_else(|_| Err("the SQLite writer has stopped".to_owned()))
+    }
+
+    /// Waits for the rows sent so far to be written, then stops the writer.
+    pub(crate) fn close(&mut self) {
+        self.rows = None;
+        if let Some(writer) = self.writer.take() {
+            let _ = writer.join();
+        }
+    }
+}
+
+impl Drop for SqliteSink {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut characters = name.chars();
+    characters
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && characters.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 64
+}
+
+fn prepare(path: &Path, table: &str) -> rusqlite::Result<Connection> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(Duration::from_secs(30))?;
+    connection.pragma_update(None, "journal_mode", "WAL")?;
+    connection.pragma_update(None, "synchronous", "FULL")?;
+    connection.execute_batch(&format!(
+        "CREATE TABLE IF NOT EXISTS {table} (
+             id TEXT PRIMARY KEY,
+             origin TEXT NOT NULL,
+             payload BLOB NOT NULL,
+             created_us INTEGER NOT NULL,
+             committed_us INTEGER NOT NULL
+         )"
+    ))?;
+    Ok(connection)
+}
+
+/// The writer thread: one transaction per batch window, until every sender is gone.
+fn write_batches(
+    mut connection: Connection,
+    table: &str,
+    window: Duration,
+    inbox: mpsc::Receiver<Row>,
+) {
+    let insert = format!(
+        "INSERT OR IGNORE INTO {table} (id, origin, payload, created_us, committed_us) \
+         VALUES (?1, ?2, ?3, ?4, ?5)"
+    );
+    while let Ok(first) = inbox.recv() {
+        let mut batch = vec![first];
+        let deadline = Instant::now() + window;
+        while batch.len() < MOST_ROWS {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match inbox.recv_timeout(left) {
+                Ok(row) => batch.push(row),
+                Err(_) => break,
+            }
+        }
+        let outcome =
+            insert_all(&mut connection, &insert, &batch).map_err(|error| error.to_string());
+        for row in batch {
+            let _ = row.committed.send(
+                outcome
+                    .clone()
+                    .map_err(|error| format!("SQLite could not commit: {error}")),
+            );
+        }
+    }
+}
+
+fn insert_all(connection: &mut Connection, insert: &str, batch: &[Row]) -> rusqlite::Result<()> {
+    let transaction = connection.transaction()?;
+    {
+        let mut statement = transaction.prepare_cached(insert)?;
+        let committed_us = now_us() as i64;
+        for row in batch {
+            statement.execute(rusqlite::params![
+                row.id,
+                row.origin,
+                row.payload,
+                row.created_us as i64,
+                committed_us
+            ])?;
+        }
+    }
+    transaction.commit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(id: &str) -> Message {
+        Message::from_publish("c", id.to_owned(), b"{}".to_vec())
+    }
+
+    #[tokio::test]
+    async fn a_message_stored_twice_is_one_row() {
+        let directory = tempfile::tempdir().unwrap();
+        let path = directory.path().join("out.db");
+        let spec = SqliteSpec {
+            path: path.clone(),
+            table: "messages".into(),
+            batch: Duration::from_millis(5),
+        };
+        let mut sink = SqliteSink::open(&spec).unwrap();
+        sink.commit(&message("1-0")).await.unwrap();
+        sink.commit(&message("1-0")).await.unwrap();
+        sink.commit(&message("2-0")).await.unwrap();
+        sink.close();
+        let connection = Connection::open(&path).unwrap();
+        let rows: i64 = connection
+            .query_row("SELECT count(*) FROM messages", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(rows, 2);
+    }
+
+    #[test]
+    fn a_table_name_must_be_plain() {
+        for bad in ["", "1x", "a b", "x;DROP TABLE y", "naïve"] {
+            let spec = SqliteSpec {
+                path: "unused.db".into(),
+                table: bad.into(),
+                batch: Duration::from_millis(5),
+            };
+            assert!(
+                matches!(SqliteSink::open(&spec), Err(SqliteError::Table(_))),
+                "{bad}"
+            );
+        }
+    }
+}
