@@ -92,20 +92,33 @@ fn run(args: &StreamRunArgs) -> anyhow::Result<ExitCode> {
         out::ensure_open(SUMMARY, Stream::Stdout)?;
     }
     let stop = stop_on_signals()?;
-    let options = options(args, stop.clone());
-    out::diagnostic(&format!("triad stream: {}\n", options.describe()));
+    let mut options = options(args, stop.clone());
+    let mut start_lines = format!("triad stream: {}\n", options.describe());
     if let Some(address) = options.metrics_address {
-        out::diagnostic(&format!(
+        start_lines.push_str(&format!(
             "triad stream: metrics at http://{address}/metrics\n"
         ));
     }
+    let (ready, started) = std::sync::mpsc::channel();
+    options.ready = Some(ready);
     let metrics = options.metrics.clone();
     let (finished, wait) = std::sync::mpsc::channel::<()>();
     let ticker = {
         let stop = stop.clone();
         let duration = args.duration.map(Duration::from_secs_f64);
         let bar = status_bar();
-        std::thread::spawn(move || watch(&metrics, &bar, &stop, duration, &wait))
+        std::thread::spawn(move || {
+            let watching = Watching {
+                metrics: &metrics,
+                bar: &bar,
+                stop: &stop,
+                duration,
+                start_lines: &start_lines,
+                started: &started,
+                finished: &wait,
+            };
+            watching.watch();
+        })
     };
     let outcome = triad_stream::run(options);
     drop(finished);
@@ -167,33 +180,51 @@ fn status_bar() -> ProgressBar {
     bar
 }
 
-/// Updates the status line every second until the run ends; sets `stop` once `duration` has
-/// passed.
-fn watch(
-    metrics: &Metrics,
-    bar: &ProgressBar,
-    stop: &AtomicBool,
+/// The status line's thread: what it watches and what it is told.
+struct Watching<'a> {
+    metrics: &'a Metrics,
+    bar: &'a ProgressBar,
+    stop: &'a AtomicBool,
     duration: Option<Duration>,
-    finished: &std::sync::mpsc::Receiver<()>,
-) {
-    let started = Instant::now();
-    let mut before = metrics.snapshot();
-    let mut last = Instant::now();
-    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-        finished.recv_timeout(Duration::from_millis(100))
-    {
-        if duration.is_some_and(|duration| started.elapsed() >= duration) {
-            stop.store(true, Ordering::SeqCst);
+    start_lines: &'a str,
+    started: &'a std::sync::mpsc::Receiver<()>,
+    finished: &'a std::sync::mpsc::Receiver<()>,
+}
+
+impl Watching<'_> {
+    /// Prints the start lines once the run is ready, then updates the status line every
+    /// second until the run ends; sets `stop` once `duration` has passed.
+    fn watch(&self) {
+        let started = Instant::now();
+        let mut before = self.metrics.snapshot();
+        let mut last = Instant::now();
+        let mut announced = false;
+        while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+            self.finished.recv_timeout(Duration::from_millis(100))
+        {
+            if !announced && self.started.try_recv().is_ok() {
+                announced = true;
+                self.bar.suspend(|| out::diagnostic(self.start_lines));
+            }
+            if self
+                .duration
+                .is_some_and(|duration| started.elapsed() >= duration)
+            {
+                self.stop.store(true, Ordering::SeqCst);
+            }
+            if last.elapsed() >= Duration::from_secs(1) {
+                let now = self.metrics.snapshot();
+                self.bar.set_message(status(&before, &now, last.elapsed()));
+                self.bar.tick();
+                before = now;
+                last = Instant::now();
+            }
         }
-        if last.elapsed() >= Duration::from_secs(1) {
-            let now = metrics.snapshot();
-            bar.set_message(status(&before, &now, last.elapsed()));
-            bar.tick();
-            before = now;
-            last = Instant::now();
+        if !announced && self.started.try_recv().is_ok() {
+            out::diagnostic(self.start_lines);
         }
+        self.bar.finish_and_clear();
     }
-    bar.finish_and_clear();
 }
 
 /// `in 1234/s, out 1230/s, in flight 45, pending 100, dropped 0, dead 0, p50 31.0 ms, p99 45.0 ms`.

@@ -85,6 +85,9 @@ pub struct StreamOptions {
     pub stop: Arc<AtomicBool>,
     /// The live figures (the caller may watch them while the run goes on).
     pub metrics: Arc<Metrics>,
+    /// Told once Redis has answered and the sinks are open (so a start line printed then
+    /// is never followed by a connection error).
+    pub ready: Option<std::sync::mpsc::Sender<()>>,
 }
 
 impl StreamOptions {
@@ -104,6 +107,7 @@ impl StreamOptions {
             metrics_address: None,
             stop: Arc::new(AtomicBool::new(false)),
             metrics: Arc::new(Metrics::new()),
+            ready: None,
         }
     }
 

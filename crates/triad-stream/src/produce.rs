@@ -2,7 +2,7 @@
 //! (`{"seq":N,"ts":MICROSECONDS,"pad":"…"}`, padded to `size` bytes) to a stream (`XADD`, the
 //! payload in the `data` field) or a channel (`PUBLISH`), at a fixed rate or as fast as
 //! Redis takes them. Commands go in pipelines: at a fixed rate, every millisecond sends what
-//! is due by then.
+//! is due by then. Redis going away is waited out: what it did not confirm is sent again.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -102,14 +102,7 @@ async fn produce_async(options: &ProduceOptions) -> Result<ProduceSummary, Strea
                 }
             }
         }
-        let replies: Vec<redis::Value> =
-            pipeline
-                .query_async(&mut connection)
-                .await
-                .map_err(|source| StreamError::Refused {
-                    what: "the produced messages".into(),
-                    source,
-                })?;
+        let replies = send(&mut connection, &pipeline, &options.stop).await?;
         for reply in replies {
             if let redis::Value::Int(subscribers) = reply {
                 deliveries += subscribers.max(0) as u64;
@@ -122,6 +115,32 @@ async fn produce_async(options: &ProduceOptions) -> Result<ProduceSummary, Strea
         seconds: started.elapsed().as_secs_f64(),
         deliveries,
     })
+}
+
+/// Sends one pipeline, waiting out Redis going away (with backoff, until `stop`): a pipeline
+/// whose replies never came is sent again, so a message may be added twice across a restart
+/// (at-least-once, as every producer that cannot see whether its write landed).
+async fn send(
+    connection: &mut redis::aio::ConnectionManager,
+    pipeline: &redis::Pipeline,
+    stop: &AtomicBool,
+) -> Result<Vec<redis::Value>, StreamError> {
+    let mut pause = Duration::ZERO;
+    loop {
+        match pipeline.query_async(connection).await {
+            Ok(replies) => return Ok(replies),
+            Err(error) if triad_redis::is_unreachable(&error) && !stop.load(Ordering::SeqCst) => {
+                pause = triad_redis::backoff(pause);
+                tokio::time::sleep(pause).await;
+            }
+            Err(source) => {
+                return Err(StreamError::Refused {
+                    what: "the produced messages".into(),
+                    source,
+                });
+            }
+        }
+    }
 }
 
 /// One payload: `{"seq":N,"ts":US,"pad":"xxx"}`, padded to `size` bytes when that is more.

@@ -149,6 +149,9 @@ pub(crate) async fn run(options: &StreamOptions) -> Result<(u64, Vec<String>), S
         reasons: Mutex::new(Vec::new()),
         stop: options.stop.clone(),
     });
+    if let Some(ready) = &options.ready {
+        let _ = ready.send(());
+    }
     let unacknowledged = match &options.source {
         Source::Group {
             stream,
