@@ -68,20 +68,38 @@ impl Sinks {
         })
     }
 
-    /// Runs `message` through every step.
-    pub(crate) async fn handle(&self, message: &Message) -> Outcome {
+    /// Runs a handler's `messages` through every step together (one wait per step, one
+    /// send to the database), giving each its outcome. A message's course is what it would
+    /// be alone: each waits the waits, then is committed or not.
+    pub(crate) async fn handle(&self, messages: Vec<Message>) -> Vec<(Message, Outcome)> {
         for wait in &self.waits {
             tokio::time::sleep(*wait).await;
         }
-        if let Some(sqlite) = &self.sqlite
-            && let Err(reason) = sqlite.commit(message).await
-        {
-            return Outcome::Failed(reason);
+        let messages = match &self.sqlite {
+            Some(sqlite) => match sqlite.commit(messages).await {
+                (messages, Ok(())) => messages,
+                (messages, Err(reason)) => {
+                    return messages
+                        .into_iter()
+                        .map(|message| (message, Outcome::Failed(reason.clone())))
+                        .collect();
+                }
+            },
+            None => messages,
+        };
+        match &self.webhook {
+            Some(webhook) => {
+                let posts = messages
+                    .iter()
+                    .map(|message| webhook.post(&message.payload));
+                let outcomes = futures::future::join_all(posts).await;
+                messages.into_iter().zip(outcomes).collect()
+            }
+            None => messages
+                .into_iter()
+                .map(|message| (message, Outcome::Committed))
+                .collect(),
         }
-        if let Some(webhook) = &self.webhook {
-            return webhook.post(&message.payload).await;
-        }
-        Outcome::Committed
     }
 
     /// Waits for the database's last batch, then closes it.

@@ -48,25 +48,24 @@ pub enum SqliteError {
     Table(String),
 }
 
-struct Row {
-    id: String,
-    origin: String,
-    payload: Vec<u8>,
-    created_us: u64,
-    committed: oneshot::Sender<Result<(), String>>,
+/// A handler's messages on their way to the writer, and where their outcome goes (with the
+/// messages themselves, moved there and back rather than copied).
+struct Batch {
+    messages: Vec<Message>,
+    committed: oneshot::Sender<(Vec<Message>, Result<(), String>)>,
 }
 
 /// The sink's handle for the handlers.
 #[derive(Debug)]
 pub(crate) struct SqliteSink {
-    rows: Option<mpsc::Sender<Row>>,
+    rows: Option<mpsc::Sender<Batch>>,
     writer: Option<JoinHandle<()>>,
 }
 
-impl std::fmt::Debug for Row {
+impl std::fmt::Debug for Batch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Row")
-            .field("id", &self.id)
+        f.debug_struct("Batch")
+            .field("messages", &self.messages.len())
             .finish_non_exhaustive()
     }
 }
@@ -94,22 +93,26 @@ impl SqliteSink {
         })
     }
 
-    /// Stores `message`; returns once its transaction committed (or failed).
-    pub(crate) async fn commit(&self, message: &Message) -> Result<(), String> {
+    /// Stores `messages`; returns them once their transaction committed (or failed).
+    pub(crate) async fn commit(
+        &self,
+        messages: Vec<Message>,
+    ) -> (Vec<Message>, Result<(), String>) {
+        const STOPPED: &str = "the SQLite writer has stopped";
         let (committed, wait) = oneshot::channel();
-        let row = Row {
-            id: message.id.clone(),
-            origin: message.origin.clone(),
-            payload: message.payload.clone(),
-            created_us: message.created_us,
+        let batch = Batch {
+            messages,
             committed,
         };
-        self.rows
-            .as_ref()
-            .and_then(|rows| rows.send(row).ok())
-            .ok_or("the SQLite writer has stopped")?;
+        let Some(rows) = &self.rows else {
+            return (batch.messages, Err(STOPPED.to_owned()));
+        };
+        if let Err(mpsc::SendError(batch)) = rows.send(batch) {
+            return (batch.messages, Err(STOPPED.to_owned()));
+        }
+        // The writer answers every batch it took, even when its transaction fails.
         wait.await
-            .unwrap_or_else(|_| Err("the SQLite writer has stopped".to_owned()))
+            .unwrap_or_else(|_| (Vec::new(), Err(STOPPED.to_owned())))
     }
 
     /// Waits for the rows sent so far to be written, then stops the writer.
@@ -158,45 +161,55 @@ fn write_batches(
     mut connection: Connection,
     table: &str,
     window: Duration,
-    inbox: mpsc::Receiver<Row>,
+    inbox: mpsc::Receiver<Batch>,
 ) {
     let insert = format!(
         "INSERT OR IGNORE INTO {table} (id, origin, payload, created_us, committed_us) \
          VALUES (?1, ?2, ?3, ?4, ?5)"
     );
     while let Ok(first) = inbox.recv() {
-        let mut batch = vec![first];
+        // The window is slept through, not waited on batch by batch: handlers sending rows
+        // then never wake this thread, and what gathered is taken in one go.
         let deadline = Instant::now() + window;
-        while batch.len() < MOST_ROWS {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match inbox.recv_timeout(left) {
-                Ok(row) => batch.push(row),
-                Err(_) => break,
-            }
+        let mut rows = first.messages.len();
+        let mut batches = vec![first];
+        gather(&inbox, &mut batches, &mut rows);
+        if rows < MOST_ROWS {
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+            gather(&inbox, &mut batches, &mut rows);
         }
-        let outcome =
-            insert_all(&mut connection, &insert, &batch).map_err(|error| error.to_string());
-        for row in batch {
-            let _ = row.committed.send(
-                outcome
-                    .clone()
-                    .map_err(|error| format!("SQLite could not commit: {error}")),
-            );
+        let outcome = insert_all(&mut connection, &insert, &batches)
+            .map_err(|error| format!("SQLite could not commit: {error}"));
+        for batch in batches {
+            let _ = batch.committed.send((batch.messages, outcome.clone()));
         }
     }
 }
 
-fn insert_all(connection: &mut Connection, insert: &str, batch: &[Row]) -> rusqlite::Result<()> {
+/// Takes what is waiting, up to `MOST_ROWS` rows in all.
+fn gather(inbox: &mpsc::Receiver<Batch>, batches: &mut Vec<Batch>, rows: &mut usize) {
+    while *rows < MOST_ROWS {
+        let Ok(batch) = inbox.try_recv() else { break };
+        *rows += batch.messages.len();
+        batches.push(batch);
+    }
+}
+
+fn insert_all(
+    connection: &mut Connection,
+    insert: &str,
+    batches: &[Batch],
+) -> rusqlite::Result<()> {
     let transaction = connection.transaction()?;
     {
         let mut statement = transaction.prepare_cached(insert)?;
         let committed_us = now_us() as i64;
-        for row in batch {
+        for message in batches.iter().flat_map(|batch| &batch.messages) {
             statement.execute(rusqlite::params![
-                row.id,
-                row.origin,
-                row.payload,
-                row.created_us as i64,
+                message.id,
+                message.origin,
+                message.payload,
+                message.created_us as i64,
                 committed_us
             ])?;
         }
@@ -222,9 +235,13 @@ mod tests {
             batch: Duration::from_millis(5),
         };
         let mut sink = SqliteSink::open(&spec).unwrap();
-        sink.commit(&message("1-0")).await.unwrap();
-        sink.commit(&message("1-0")).await.unwrap();
-        sink.commit(&message("2-0")).await.unwrap();
+        let (back, outcome) = sink.commit(vec![message("1-0")]).await;
+        outcome.unwrap();
+        assert_eq!(back[0].id, "1-0", "the messages come back");
+        sink.commit(vec![message("1-0"), message("2-0")])
+            .await
+            .1
+            .unwrap();
         sink.close();
         let connection = Connection::open(&path).unwrap();
         let rows: i64 = connection

@@ -155,35 +155,45 @@ pub(crate) async fn run(
                 None => history = None,
             }
         }
+        let mut batch = Vec::with_capacity(entries.len());
         for (entry, deliveries) in entries {
             if entry.map.is_empty() {
                 // Deleted from the stream while pending: nothing to handle.
                 let _ = shared.acks.send(entry.id);
                 continue;
             }
-            if deliveries > 1 {
-                context.metrics.redelivered.fetch_add(1, Ordering::Relaxed);
-            }
             let message = Message::from_entry(&spec.stream, &entry.id, &entry.map, deliveries);
-            let Ok(permit) = permits.clone().acquire_owned().await else {
-                break;
-            };
             if !shared
                 .in_flight
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
                 .insert(message.id.clone())
             {
-                continue;
+                continue; // claimed while this consumer still handles it
             }
-            context.metrics.received.fetch_add(1, Ordering::Relaxed);
-            context.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
-            let shared = shared.clone();
-            handlers.spawn(async move {
-                handle(&shared, message).await;
-                drop(permit);
-            });
+            if deliveries > 1 {
+                context.metrics.redelivered.fetch_add(1, Ordering::Relaxed);
+            }
+            batch.push(message);
         }
+        if batch.is_empty() {
+            continue;
+        }
+        // A read takes no more than the free permits, so these are there at once.
+        let Ok(permit) = permits.clone().acquire_many_owned(batch.len() as u32).await else {
+            break;
+        };
+        let size = batch.len() as u64;
+        context.metrics.received.fetch_add(size, Ordering::Relaxed);
+        context
+            .metrics
+            .in_flight
+            .fetch_add(size as i64, Ordering::Relaxed);
+        let shared = shared.clone();
+        handlers.spawn(async move {
+            handle(&shared, batch).await;
+            drop(permit);
+        });
     }
     while handlers.join_next().await.is_some() {}
     let Shared { acks, .. } = Arc::into_inner(shared).expect("every handler has ended");
@@ -193,53 +203,62 @@ pub(crate) async fn run(
     outcome.map(|()| unacknowledged)
 }
 
-/// One message through the sinks, then acknowledged, dead-lettered or left pending.
-async fn handle(shared: &Shared, message: Message) {
+/// A read's messages through the sinks together, then each acknowledged, dead-lettered or
+/// left pending.
+async fn handle(shared: &Shared, messages: Vec<Message>) {
     let context = &shared.context;
-    let outcome = if message.deliveries > shared.spec.max_deliveries {
+    let size = messages.len() as i64;
+    let (worn_out, fresh): (Vec<Message>, Vec<Message>) = messages
+        .into_iter()
+        .partition(|message| message.deliveries > shared.spec.max_deliveries);
+    let mut outcomes = context.outcomes(fresh).await;
+    for message in worn_out {
         let last = shared
             .failures
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .remove(&message.id);
-        Outcome::Rejected(format!(
+        let reason = format!(
             "delivered {} times without being acknowledged (more than --max-deliveries {}){}",
             message.deliveries,
             shared.spec.max_deliveries,
             last.map(|reason| format!("; last here: {reason}"))
                 .unwrap_or_default()
-        ))
-    } else {
-        context.outcome(&message).await
-    };
-    match outcome {
-        Outcome::Committed => {
-            context.committed(&message);
-            let _ = shared.acks.send(message.id.clone());
-        }
-        Outcome::Failed(reason) => {
-            context.metrics.failed.fetch_add(1, Ordering::Relaxed);
-            context.note(&message, &reason);
-            let mut failures = shared
-                .failures
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if failures.len() < 100_000 {
-                failures.insert(message.id.clone(), reason);
-            }
-        }
-        Outcome::Rejected(reason) => {
-            if context.dead_letter(&message, &reason).await {
+        );
+        outcomes.push((message, Outcome::Rejected(reason)));
+    }
+    let mut committed = Vec::new();
+    for (message, outcome) in outcomes {
+        shared
+            .in_flight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(&message.id);
+        match outcome {
+            Outcome::Committed => {
                 let _ = shared.acks.send(message.id.clone());
+                committed.push(message);
+            }
+            Outcome::Failed(reason) => {
+                context.metrics.failed.fetch_add(1, Ordering::Relaxed);
+                context.note(&message, &reason);
+                let mut failures = shared
+                    .failures
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                if failures.len() < 100_000 {
+                    failures.insert(message.id.clone(), reason);
+                }
+            }
+            Outcome::Rejected(reason) => {
+                if context.dead_letter(&message, &reason).await {
+                    let _ = shared.acks.send(message.id.clone());
+                }
             }
         }
     }
-    context.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
-    shared
-        .in_flight
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .remove(&message.id);
+    context.committed(&committed);
+    context.metrics.in_flight.fetch_sub(size, Ordering::Relaxed);
 }
 
 async fn create_group(

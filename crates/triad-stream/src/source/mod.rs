@@ -34,18 +34,34 @@ pub(crate) struct Context {
 }
 
 impl Context {
-    /// Checks `message`, then runs it through the sinks.
-    async fn outcome(&self, message: &Message) -> Outcome {
-        if let Err(reason) = message::check(message, self.max_size, self.json) {
-            return Outcome::Rejected(reason);
+    /// Checks each of a handler's `messages`, then runs those that pass through the sinks
+    /// together; gives each its outcome.
+    async fn outcomes(&self, messages: Vec<Message>) -> Vec<(Message, Outcome)> {
+        let mut rejected = Vec::new();
+        let mut valid = Vec::with_capacity(messages.len());
+        for message in messages {
+            match message::check(&message, self.max_size, self.json) {
+                Ok(()) => valid.push(message),
+                Err(reason) => rejected.push((message, Outcome::Rejected(reason))),
+            }
         }
-        self.sinks.handle(message).await
+        let mut outcomes = if valid.is_empty() {
+            Vec::new()
+        } else {
+            self.sinks.handle(valid).await
+        };
+        outcomes.append(&mut rejected);
+        outcomes
     }
 
-    /// Counts a commit and its latency.
-    fn committed(&self, message: &Message) {
-        self.metrics
-            .record_commit(now_us().saturating_sub(message.created_us));
+    /// Counts the commits of `messages` and their latencies.
+    fn committed<'m>(&self, messages: impl IntoIterator<Item = &'m Message>) {
+        let now = now_us();
+        self.metrics.record_commits(
+            messages
+                .into_iter()
+                .map(|message| now.saturating_sub(message.created_us)),
+        );
     }
 
     /// Keeps one of the first reasons for the summary.

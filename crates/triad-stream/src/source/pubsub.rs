@@ -3,8 +3,9 @@
 //! Redis pushes messages to a subscriber whether or not it keeps up, and keeps nothing for one
 //! that is not listening. So a subscriber task takes each message off the connection at once
 //! and puts it in a bounded buffer; when the buffer is full the message is counted as dropped
-//! (never lost without a trace). The dispatcher hands buffered messages to at most
-//! `concurrency` handlers. A lost connection is made again with backoff and the subscriptions
+//! (never lost without a trace). The dispatcher hands buffered messages to handlers, at
+//! most `concurrency` messages in flight; what is buffered together goes to one handler
+//! together (up to 256), each message with its own outcome. A lost connection is made again with backoff and the subscriptions
 //! renewed; what was published meanwhile never reached this subscriber. On stop, the
 //! subscription ends and what is buffered or in flight is still handled.
 
@@ -20,6 +21,9 @@ use super::Context;
 use crate::StreamError;
 use crate::message::{Message, now_us};
 use crate::sink::Outcome;
+
+/// The most messages one handler takes together.
+const MOST_PER_HANDLER: usize = 256;
 
 /// Runs the subscription and its handlers until told to stop, then drains.
 pub(crate) async fn run(
@@ -51,39 +55,62 @@ pub(crate) async fn run(
     let mut handlers = JoinSet::new();
     let gauge = queue.downgrade();
     drop(queue);
+    // One timer for the whole loop (a fresh sleep per message costs a timer entry each).
+    let mut ticker = tokio::time::interval(Duration::from_millis(100));
     loop {
         while handlers.try_join_next().is_some() {}
         if let Some(queue) = gauge.upgrade() {
             let waiting = (queue.max_capacity() - queue.capacity()) as u64;
             context.metrics.pending.store(waiting, Ordering::Relaxed);
         }
-        let permit = permits
+        let mut permit = permits
             .clone()
             .acquire_owned()
             .await
             .expect("the semaphore stays open");
         let message = tokio::select! {
             message = buffered.recv() => message,
-            () = tokio::time::sleep(Duration::from_millis(100)) => continue,
+            _ = ticker.tick() => continue,
         };
         let Some(message) = message else {
             break; // the subscriber has stopped, and the buffer is empty
         };
-        context.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        // What else is buffered joins this handler, as far as there are permits for it.
+        let mut batch = vec![message];
+        let room = permits.available_permits().min(MOST_PER_HANDLER - 1);
+        while batch.len() <= room {
+            let Ok(message) = buffered.try_recv() else {
+                break;
+            };
+            batch.push(message);
+        }
+        if batch.len() > 1 {
+            let more = permits
+                .clone()
+                .try_acquire_many_owned((batch.len() - 1) as u32)
+                .expect("only this loop takes permits");
+            permit.merge(more);
+        }
+        let size = batch.len() as i64;
+        context.metrics.in_flight.fetch_add(size, Ordering::Relaxed);
         let context = context.clone();
         handlers.spawn(async move {
-            match context.outcome(&message).await {
-                Outcome::Committed => context.committed(&message),
-                Outcome::Failed(reason) => {
-                    // Pub/sub cannot deliver it again: it is lost, and counted.
-                    context.metrics.failed.fetch_add(1, Ordering::Relaxed);
-                    context.note(&message, &reason);
-                }
-                Outcome::Rejected(reason) => {
-                    context.dead_letter(&message, &reason).await;
+            let mut committed = Vec::new();
+            for (message, outcome) in context.outcomes(batch).await {
+                match outcome {
+                    Outcome::Committed => committed.push(message),
+                    Outcome::Failed(reason) => {
+                        // Pub/sub cannot deliver it again: it is lost, and counted.
+                        context.metrics.failed.fetch_add(1, Ordering::Relaxed);
+                        context.note(&message, &reason);
+                    }
+                    Outcome::Rejected(reason) => {
+                        context.dead_letter(&message, &reason).await;
+                    }
                 }
             }
-            context.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+            context.committed(&committed);
+            context.metrics.in_flight.fetch_sub(size, Ordering::Relaxed);
             drop(permit);
         });
     }
@@ -131,10 +158,11 @@ async fn subscribe(
         }
         pause = Duration::ZERO;
         let mut messages = pubsub.on_message();
+        let mut ticker = tokio::time::interval(Duration::from_millis(100));
         loop {
             let next = tokio::select! {
                 next = messages.next() => next,
-                () = tokio::time::sleep(Duration::from_millis(100)) => {
+                _ = ticker.tick() => {
                     if context.stopping() { return Ok(()); }
                     continue;
                 }
