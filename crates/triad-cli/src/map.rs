@@ -82,6 +82,9 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<ExitCode> {
         (signal_hook::consts::SIGINT, &interrupted),
         (signal_hook::consts::SIGTERM, &terminated),
     ] {
+        // A second signal ends the process at once (a worker that never answers would
+        // otherwise hold the first one's orderly stop forever).
+        signal_hook::flag::register_conditional_shutdown(signal, 128 + signal, stop.clone())?;
         signal_hook::flag::register(signal, flag.clone())?;
         signal_hook::flag::register(signal, stop.clone())?;
     }

@@ -511,3 +511,64 @@ fn stdin_to_stdout_in_a_pipeline_closed_early_by_head() {
     );
     assert_eq!(String::from_utf8_lossy(&output.stderr), "", "no error spew");
 }
+
+#[test]
+fn a_program_that_buffers_its_output_still_answers_a_small_batch() {
+    // tr and sed keep their output in a block buffer when it is a pipe; without line
+    // buffering a batch smaller than that buffer would wait for its answers forever.
+    let scratch = Scratch::new("buffers");
+    let input = scratch.write("in.txt", "ada\nalan\ngrace\n");
+    for command in ["tr a-z A-Z", "sed s/a/4/g"] {
+        let output = triad()
+            .args(["map", "--format", "lines", "--cmd", command])
+            .arg(&input)
+            .timeout(Duration::from_secs(30))
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "{command}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let expected = if command.starts_with("tr") {
+            "ADA\nALAN\nGRACE\n"
+        } else {
+            "4d4\n4l4n\ngr4ce\n"
+        };
+        assert_eq!(
+            String::from_utf8_lossy(&output.stdout),
+            expected,
+            "{command}"
+        );
+    }
+}
+
+#[test]
+fn a_second_signal_ends_a_run_whose_worker_never_answers() {
+    let scratch = Scratch::new("second-signal");
+    let input = scratch.write("in.jsonl", &records(10));
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("triad"))
+        .args(["map", "--cmd", "sleep 600"])
+        .arg(&input)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after two SIGTERMs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(143));
+}

@@ -295,13 +295,27 @@ fn is_builtin(word: &str) -> bool {
     )
 }
 
+/// `argv` run under coreutils' `stdbuf -oL` when it is installed: C programs that would hold
+/// their answers in a block buffer (tr, sed, head, awk) write each line as they finish it, so a
+/// batch smaller than their buffer is still answered.
+fn line_buffered(argv: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|directory| directory.join("stdbuf").is_file())
+    });
+    if on_path {
+        [vec!["stdbuf".into(), "-oL".into()], argv].concat()
+    } else {
+        argv
+    }
+}
+
 /// The workers for a command or a Python function.
 fn worker_spec(options: &MapOptions) -> Result<Option<WorkerSpec>, MapError> {
     let (argv, env, protocol, handshake) = match &options.transform {
         Transform::Command(command) => {
             check_command(command)?;
             (
-                vec!["sh".into(), "-c".into(), command.into()],
+                line_buffered(vec!["sh".into(), "-c".into(), command.into()]),
                 vec![("PYTHONUNBUFFERED".to_owned(), "1".to_owned())],
                 Protocol::Lines,
                 false,
