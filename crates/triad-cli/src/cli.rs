@@ -126,6 +126,7 @@ const STREAM_HELP: &str = "\
 Examples:
   triad stream --stream events --group loaders --sqlite events.db --metrics 127.0.0.1:9464
   triad stream --channel news --channel alerts --webhook http://127.0.0.1:8080/hook
+  triad stream --stream events --exec 'python3 handle.py' --exec-workers 4
   triad stream --stream events --wait-ms 10,20 --concurrency 1000    # the seed's handler
   triad stream produce --stream events --rate 5000 --count 100000 --size 200
 
@@ -141,10 +142,14 @@ the reason. Run several processes with one --group to share a stream. The group,
 is made at the stream's start.
 
 A message is the entry's `data` field (else its fields as a JSON object), or the published
-payload. It must be JSON for --sqlite and --webhook, and at most --max-size bytes; one that is
-not goes to the dead letters at once. SQLite (the default sink, triad-stream.db) stores each
-message under its id, in one transaction per --batch-ms: a message delivered again changes
-nothing. The webhook gets a POST of the JSON, retried with backoff.
+payload. It must be JSON for --sqlite, --webhook and --exec, and at most --max-size bytes; one
+that is not goes to the dead letters at once. SQLite (the default sink, triad-stream.db) stores
+each message under its id, in one transaction per --batch-ms: a message delivered again changes
+nothing. The webhook gets a POST of the JSON, retried with backoff. An --exec worker reads one
+JSON message per line on stdin and writes one line per message on stdout, in order, flushing as
+it goes; a worker that exits or hangs is started again, and what it did not answer is delivered
+again (streams) or counted as failed (pub/sub). The steps run in that order: waits, SQLite,
+webhook, exec.
 
 At most --concurrency messages are in flight; a stream is read only as far as there is room.
 Redis going away is waited out. SIGINT or SIGTERM stops the reading, lets what is in flight
@@ -197,7 +202,7 @@ pub(crate) struct StreamRunArgs {
     /// Pub/sub: messages buffered before the handlers (the overflow is dropped, and counted)
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..=10_000_000))]
     pub(crate) buffer: u64,
-    /// The SQLite database (default, when no --webhook is given: triad-stream.db)
+    /// The SQLite database (default, when neither --webhook nor --exec is given: triad-stream.db)
     #[arg(long, value_name = "FILE")]
     pub(crate) sqlite: Option<PathBuf>,
     /// The SQLite table
@@ -206,6 +211,13 @@ pub(crate) struct StreamRunArgs {
     /// POST each message's JSON here
     #[arg(long, value_name = "URL")]
     pub(crate) webhook: Option<String>,
+    /// A worker command run by `sh -c`, fed one JSON message per line; each line it answers
+    /// completes the next message (triad map --cmd's protocol)
+    #[arg(long, value_name = "CMD")]
+    pub(crate) exec: Option<String>,
+    /// How many --exec workers run
+    #[arg(long, value_name = "N", default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=256))]
+    pub(crate) exec_workers: u64,
     /// Milliseconds one SQLite transaction gathers rows
     #[arg(long, value_name = "MS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     pub(crate) batch_ms: u64,

@@ -57,10 +57,10 @@ fn options(args: &StreamRunArgs, stop: Arc<AtomicBool>) -> StreamOptions {
             patterns: args.pattern.clone(),
         },
     };
-    let sqlite = match (&args.sqlite, &args.webhook) {
+    let sqlite = match (&args.sqlite, args.webhook.is_some() || args.exec.is_some()) {
         (Some(path), _) => Some(path.clone()),
-        (None, None) => Some("triad-stream.db".into()),
-        (None, Some(_)) => None,
+        (None, false) => Some("triad-stream.db".into()),
+        (None, true) => None,
     };
     let mut options = StreamOptions::new(args.redis.clone(), source);
     options.concurrency = args.concurrency as usize;
@@ -77,6 +77,8 @@ fn options(args: &StreamRunArgs, stop: Arc<AtomicBool>) -> StreamOptions {
             batch: Duration::from_millis(args.batch_ms),
         }),
         webhook: args.webhook.clone(),
+        exec: args.exec.clone(),
+        exec_workers: args.exec_workers as usize,
     };
     options.dead_letter.clone_from(&args.dead_letter);
     options.max_deliveries = args.max_deliveries;

@@ -761,3 +761,100 @@ fn an_unreachable_redis_or_an_impossible_table_is_one_clear_line() {
     );
     assert!(String::from_utf8_lossy(&output.stderr).contains("--table"));
 }
+
+#[test]
+fn exec_workers_that_die_mid_batch_lose_nothing_and_die_with_the_processor() {
+    const MESSAGES: u64 = 2_000;
+    let redis = RedisServer::start().unwrap();
+    let scratch = Scratch::new();
+    let seen = scratch.path("seen.jsonl");
+    let pid_file = scratch.path("worker.pid");
+    produce(
+        &redis,
+        &["--stream", "events", "--count", &MESSAGES.to_string()],
+    );
+    // Each worker answers 50 messages, keeping a copy of each, then exits mid-batch.
+    let worker = format!(
+        "echo $$ >> {pids}; head -n 50 | tee -a {seen}",
+        pids = pid_file.display(),
+        seen = seen.display()
+    );
+    let child = triad()
+        .args([
+            "stream",
+            "--redis",
+            &redis.url(),
+            "--stream",
+            "events",
+            "--group",
+            "g",
+        ])
+        .args([
+            "--exec",
+            &worker,
+            "--exec-workers",
+            "2",
+            "--claim-idle-ms",
+            "200",
+        ])
+        .args(["--max-deliveries", "1000", "--json"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let distinct = || -> usize {
+        let text = std::fs::read_to_string(&seen).unwrap_or_default();
+        let numbers: std::collections::BTreeSet<u64> = text
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|value| value["seq"].as_u64())
+            .collect();
+        numbers.len()
+    };
+    eventually(
+        Duration::from_secs(90),
+        "every message through a worker",
+        || distinct() as u64 == MESSAGES,
+    );
+    eventually(Duration::from_secs(30), "nothing pending", || {
+        pending(&redis, "events") == 0
+    });
+    let pids: Vec<i32> = std::fs::read_to_string(&pid_file)
+        .unwrap()
+        .lines()
+        .map(|pid| pid.parse().unwrap())
+        .collect();
+    assert!(pids.len() > 2, "workers were started again: {pids:?}");
+    let newest = *pids.last().unwrap();
+    signal(&child, rustix::process::Signal::KILL);
+    let output = wait_bounded(child, Duration::from_secs(10));
+    assert!(!output.status.success());
+    eventually(
+        Duration::from_secs(10),
+        "the worker gone with its processor",
+        || {
+            !Path::new(&format!("/proc/{newest}")).exists()
+                || std::fs::read_to_string(format!("/proc/{newest}/stat"))
+                    .is_ok_and(|stat| stat.split(' ').nth(2) == Some("Z"))
+        },
+    );
+}
+
+#[test]
+fn an_exec_command_that_is_not_there_is_refused_before_any_message() {
+    let redis = RedisServer::start().unwrap();
+    let output = triad()
+        .args(["stream", "--redis", &redis.url(), "--stream", "events"])
+        .args(["--exec", "/nonexistent/handler --flag"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("command not found"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}

@@ -1,13 +1,15 @@
 //! What a handler does with a message, in the seed's order: its waits (the seed's sketch
 //! stands for its database save and service push with `asyncio.sleep`s; `--wait-ms` keeps
-//! them, for benchmarks), then the SQLite commit, then the webhook. A message is committed
-//! when every configured step succeeded.
+//! them, for benchmarks), then the SQLite commit, then the webhook, then the exec workers. A
+//! message is committed when every configured step succeeded.
 
+mod exec;
 mod sqlite;
 mod webhook;
 
 use std::time::Duration;
 
+pub(crate) use exec::Exec;
 pub(crate) use sqlite::SqliteSink;
 pub use sqlite::{SqliteError, SqliteSpec};
 pub(crate) use webhook::Webhook;
@@ -24,13 +26,17 @@ pub struct SinkSpec {
     pub sqlite: Option<SqliteSpec>,
     /// The webhook's URL.
     pub webhook: Option<String>,
+    /// A worker command (`sh -c`), with `triad map --cmd`'s line protocol.
+    pub exec: Option<String>,
+    /// How many exec workers run.
+    pub exec_workers: usize,
 }
 
 impl SinkSpec {
     /// Whether messages must be JSON (the database stores JSON documents; the webhook posts
     /// them as `application/json`).
     pub fn needs_json(&self) -> bool {
-        self.sqlite.is_some() || self.webhook.is_some()
+        self.sqlite.is_some() || self.webhook.is_some() || self.exec.is_some()
     }
 }
 
@@ -51,12 +57,22 @@ pub(crate) struct Sinks {
     waits: Vec<Duration>,
     sqlite: Option<SqliteSink>,
     webhook: Option<Webhook>,
+    exec: Option<Exec>,
 }
 
 impl Sinks {
     /// Opens what `spec` names.
-    pub(crate) fn open(spec: &SinkSpec) -> Result<Sinks, crate::StreamError> {
+    pub(crate) async fn open(spec: &SinkSpec) -> Result<Sinks, crate::StreamError> {
+        let exec = match &spec.exec {
+            Some(command) => {
+                let exec = Exec::new(command, spec.exec_workers);
+                exec.preflight().await.map_err(crate::StreamError::Usage)?;
+                Some(exec)
+            }
+            None => None,
+        };
         Ok(Sinks {
+            exec,
             waits: spec.waits.clone(),
             sqlite: spec.sqlite.as_ref().map(SqliteSink::open).transpose()?,
             webhook: spec
@@ -87,7 +103,7 @@ impl Sinks {
             },
             None => messages,
         };
-        match &self.webhook {
+        let mut outcomes: Vec<(Message, Outcome)> = match &self.webhook {
             Some(webhook) => {
                 let posts = messages
                     .iter()
@@ -99,7 +115,18 @@ impl Sinks {
                 .into_iter()
                 .map(|message| (message, Outcome::Committed))
                 .collect(),
+        };
+        if let Some(exec) = &self.exec {
+            // Only what every earlier step committed goes on to the workers.
+            let (ready, mut done): (Vec<_>, Vec<_>) = outcomes
+                .into_iter()
+                .partition(|(_, outcome)| *outcome == Outcome::Committed);
+            let ready: Vec<Message> = ready.into_iter().map(|(message, _)| message).collect();
+            let answers = exec.run(&ready).await;
+            outcomes = ready.into_iter().zip(answers).collect();
+            outcomes.append(&mut done);
         }
+        outcomes
     }
 
     /// Waits for the database's last batch, then closes it.
@@ -128,6 +155,9 @@ impl SinkSpec {
         }
         if let Some(url) = &self.webhook {
             steps.push(format!("POST {url}"));
+        }
+        if let Some(command) = &self.exec {
+            steps.push(format!("{} x `{command}`", self.exec_workers.max(1)));
         }
         if steps.is_empty() {
             "no sink".to_owned()

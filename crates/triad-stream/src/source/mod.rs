@@ -154,7 +154,7 @@ pub(crate) async fn run(options: &StreamOptions) -> Result<(u64, Vec<String>), S
     };
     let control = triad_redis::connect(&options.redis).await?;
     let context = Arc::new(Context {
-        sinks: Sinks::open(&options.sinks)?,
+        sinks: Sinks::open(&options.sinks).await?,
         metrics: options.metrics.clone(),
         max_size: options.max_size,
         json: options.sinks.needs_json(),
