@@ -858,3 +858,145 @@ fn an_exec_command_that_is_not_there_is_refused_before_any_message() {
     assert!(stderr.contains("command not found"), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }
+
+/// A loopback HTTP/1.1 server of the test's own (keep-alive, Content-Length bodies): it
+/// answers 503 with `Retry-After: 1` to the first `busy` requests, 400 to bodies holding
+/// `"bad":true`, 200 to the rest, and keeps every body it answered 200.
+struct HookServer {
+    port: u16,
+    accepted: std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl HookServer {
+    fn start(busy: u64) -> HookServer {
+        use std::io::BufRead;
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let accepted = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (kept, counted) = (accepted.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for connection in listener.incoming() {
+                let Ok(connection) = connection else { return };
+                let (kept, counted) = (kept.clone(), counted.clone());
+                std::thread::spawn(move || {
+                    let mut reader = std::io::BufReader::new(connection.try_clone().unwrap());
+                    let mut writer = connection;
+                    loop {
+                        let mut length = 0;
+                        let mut line = String::new();
+                        loop {
+                            line.clear();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                            if let Some((name, value)) = line.split_once(':')
+                                && name.eq_ignore_ascii_case("content-length")
+                            {
+                                length = value.trim().parse().unwrap();
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        let number = counted.fetch_add(1, Ordering::SeqCst);
+                        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                        let head = if number < busy {
+                            "503 Service Unavailable\r\nRetry-After: 1"
+                        } else if value["bad"] == true {
+                            "400 Bad Request"
+                        } else {
+                            kept.lock().unwrap().push(value);
+                            "200 OK"
+                        };
+                        let response = format!("HTTP/1.1 {head}\r\nContent-Length: 0\r\n\r\n");
+                        if writer.write_all(response.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        HookServer {
+            port,
+            accepted,
+            requests,
+        }
+    }
+}
+
+#[test]
+fn the_webhook_is_retried_after_what_it_asks_and_refusals_go_to_the_dead_letters() {
+    let redis = RedisServer::start().unwrap();
+    let hook = HookServer::start(3);
+    let mut redis_connection = connection(&redis);
+    for number in 0..20 {
+        let payload = if number % 5 == 4 {
+            format!("{{\"seq\":{number},\"bad\":true}}")
+        } else {
+            format!("{{\"seq\":{number}}}")
+        };
+        let _: String = redis_connection
+            .xadd("events", "*", &[("data", payload)])
+            .unwrap();
+    }
+    let child = triad()
+        .args([
+            "stream",
+            "--redis",
+            &redis.url(),
+            "--stream",
+            "events",
+            "--group",
+            "g",
+        ])
+        .args([
+            "--webhook",
+            &format!("http://127.0.0.1:{}/hook", hook.port),
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    eventually(
+        Duration::from_secs(60),
+        "16 accepted and 4 dead letters",
+        || {
+            hook.accepted.lock().unwrap().len() == 16
+                && connection(&redis).xlen::<_, u64>("events:dead").unwrap() == 4
+        },
+    );
+    eventually(Duration::from_secs(30), "nothing pending", || {
+        pending(&redis, "events") == 0
+    });
+    let output = stop(child);
+    assert_success(output.status, &output);
+    let mut seen: Vec<u64> = hook
+        .accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|value| value["seq"].as_u64().unwrap())
+        .collect();
+    seen.sort_unstable();
+    let expected: Vec<u64> = (0..20).filter(|number| number % 5 != 4).collect();
+    assert_eq!(
+        seen, expected,
+        "each good message posted once it was let through"
+    );
+    assert!(
+        hook.requests.load(std::sync::atomic::Ordering::SeqCst) >= 23,
+        "the three 503s were tried again"
+    );
+    let dead: redis::streams::StreamRangeReply =
+        redis_connection.xrange_all("events:dead").unwrap();
+    for entry in &dead.ids {
+        let reason: String = entry.get("reason").unwrap();
+        assert!(reason.contains("400"), "{reason}");
+    }
+}
