@@ -157,6 +157,8 @@ fn hybrid_at_toy_scale() {
         );
         assert!(busy > 0.0, "{stage} was never busy");
     }
+    let start = median(&report, Implementation::Rust, "pipeline start", &[]);
+    assert!(start > 0.0, "the pipeline started in {start} s");
     assert_eq!(report.verdicts.len(), 4);
     let pitfall = verdict(
         &report,

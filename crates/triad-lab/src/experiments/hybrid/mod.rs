@@ -75,6 +75,8 @@ names! {
         StageBusy => "pipeline stage busy",
         StageBlocked => "pipeline stage blocked",
         StageStarved => "pipeline stage starved",
+        /// The pipeline's own start, before each batch's time.
+        PipelineStart => "pipeline start",
     }
 }
 
@@ -247,6 +249,10 @@ fn record(
         let stalls = readings.iter().filter_map(|r| r.stall).collect();
         measured
             .measurement(series(Name::Stall.name(), "s", stalls).param("variant", variant.name()));
+    }
+    let starts: Vec<f64> = readings.iter().filter_map(|r| r.start).collect();
+    if !starts.is_empty() {
+        measured.measurement(series(Name::PipelineStart.name(), "s", starts));
     }
     let metrics: Vec<_> = readings.iter().filter_map(|r| r.metrics.as_ref()).collect();
     if metrics.is_empty() {

@@ -101,6 +101,10 @@ pub(super) struct Reading {
     pub(super) seconds: f64,
     /// The loop's longest stall (the heartbeat's largest lateness), for the loop variants.
     pub(super) stall: Option<f64>,
+    /// For the pipeline: how long it took to start (its event loop, and its process pool up to
+    /// the first worker's hello), before its time began, as the other variants' pools start
+    /// before theirs.
+    pub(super) start: Option<f64>,
     /// The pipeline's figures at the end of the run, for the pipeline.
     pub(super) metrics: Option<PipelineMetrics>,
 }
@@ -110,6 +114,7 @@ impl Reading {
         Reading {
             seconds,
             stall: None,
+            start: None,
             metrics: None,
         }
     }
@@ -292,6 +297,7 @@ impl Engines {
                 Reading {
                     seconds,
                     stall: Some(stall),
+                    start: None,
                     metrics: None,
                 },
             )
@@ -309,15 +315,17 @@ pub(super) fn shares(count: usize, workers: usize) -> Vec<u64> {
 }
 
 /// A batch through `triad::pipeline`: fetch on the event loop (every item in flight at once),
-/// compute on `cores` worker processes, save on the event loop. The pipeline builds its own
-/// loop and process pool inside the timing, as a program that runs one does.
+/// compute on `cores` worker processes, save on the event loop. A pipeline runs once, so each
+/// batch builds its own loop and process pool: [`Reading::start`] is that, and the batch's time
+/// starts when the pipeline has started (its pool starts its second worker on demand, inside
+/// the time, as `Mode::Processes` does).
 pub(super) fn pipeline(
     work: Work,
     count: usize,
     cores: usize,
     recorder: Option<Arc<Recorder>>,
 ) -> Result<(Vec<Result<u128, String>>, Reading), triad::EngineError> {
-    let started = Instant::now();
+    let building = Instant::now();
     let slots = count.max(1);
     let mut pipeline = Pipeline::new()
         .then(Stage::future(
@@ -337,6 +345,8 @@ pub(super) fn pipeline(
         pipeline = pipeline.record(recorder);
     }
     let mut results = pipeline.run(std::iter::repeat_n(work, count))?;
+    let start = building.elapsed().as_secs_f64();
+    let started = Instant::now();
     let sums: Vec<Result<u128, String>> = results
         .by_ref()
         .map(|r| r.map_err(|e| e.to_string()))
@@ -348,6 +358,7 @@ pub(super) fn pipeline(
         Reading {
             seconds,
             stall: None,
+            start: Some(start),
             metrics: Some(metrics),
         },
     ))
