@@ -28,10 +28,14 @@ def timed(body):
 
 
 def calibrate(target):
-    """The n for which sum_squares(n) takes target seconds here (from the fastest probe)."""
-    probe = 20_000
-    fastest = min(timed(lambda: labkit.sum_squares(probe)) for _ in range(5))
-    return max(100, int(probe * target / max(fastest, 1e-9)))
+    """The n for which sum_squares(n) takes target seconds here: scaled from the fastest of
+    several runs of about that size (the least disturbed by other work)."""
+
+    def scaled(size):
+        fastest = min(timed(lambda: labkit.sum_squares(size)) for _ in range(7))
+        return max(100, int(size * target / max(fastest, 1e-9)))
+
+    return scaled(scaled(5_000))
 
 
 def checked_fetch(fetch_ms, echoed):
@@ -126,7 +130,7 @@ def main():
     squares = calibrate(target)
     work = (port, fetch_ms, squares, write_ms)
     answer = labkit.sum_squares(squares)
-    cpu = [timed(lambda: labkit.sum_squares(squares)) for _ in range(5)]
+    cpu = [timed(lambda: labkit.sum_squares(squares)) for _ in range(9)]
     labkit.record("cpu work per item", "s", cpu, squares=squares)
     loop = asyncio.new_event_loop()
     context = multiprocessing.get_context()

@@ -133,16 +133,22 @@ fn cpu_workers(cores: usize) -> usize {
     cores.max(1)
 }
 
-/// The size of `sum_squares` that takes [`CPU_TARGET`] here: scaled from the fastest of a few
-/// timed runs of a known size (the least disturbed by other work).
+/// The size of `sum_squares` that takes [`CPU_TARGET`] here: scaled from the fastest of several
+/// timed runs of about that size (the least disturbed by other work).
 fn calibrate() -> u64 {
-    const PROBE: u64 = 200_000;
-    let fastest = (0..5)
-        .map(|_| timed(|| sum_squares::call(PROBE)).1)
-        .fold(f64::INFINITY, f64::min)
-        .max(1e-9);
-    let size = PROBE as f64 * CPU_TARGET.as_secs_f64() / fastest;
-    (size as u64).clamp(1_000, SUM_SQUARES_MAX_N)
+    let fastest = |size: u64| {
+        (0..7)
+            .map(|_| timed(|| sum_squares::call(size)).1)
+            .fold(f64::INFINITY, f64::min)
+            .max(1e-9)
+    };
+    let scale = |size: u64, seconds: f64| {
+        let scaled = size as f64 * CPU_TARGET.as_secs_f64() / seconds;
+        (scaled as u64).clamp(1_000, SUM_SQUARES_MAX_N)
+    };
+    // A first guess from a short probe, then a second look at about the target's size.
+    let guess = scale(100_000, fastest(100_000));
+    scale(guess, fastest(guess))
 }
 
 impl Experiment for Hybrid {
@@ -171,7 +177,7 @@ impl Experiment for Hybrid {
         plan.series(Series::of(
             Measurement::new(Name::Cpu.name(), Implementation::Rust, "s", Vec::new())
                 .param("squares", squares),
-            Repeat::after_one(5),
+            Repeat::after_one(9),
             move || Ok(timed(|| sum_squares::call(squares)).1),
         ));
         for one_at_a_time in [true, false] {
