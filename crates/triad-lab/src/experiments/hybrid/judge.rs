@@ -300,6 +300,19 @@ fn notes(results: &Results<'_>) -> Vec<String> {
             format_with_spread(start, format_seconds)
         ));
     }
+    let machine = results.found.machine();
+    if machine.load_average_1m >= 0.5 {
+        notes.push(format!(
+            "The machine was busy when the lab started (load {:.2} on {} cores). On shared \
+             cores the variants with many runnable threads ({items} threads, {items} processes) \
+             win a larger share of the CPU from other work than those with one worker per core \
+             (the process pool with coroutines inside, the pipeline's CPU stage): their times \
+             favour the former. Compare them on an idle machine.",
+            machine.load_average_1m,
+            machine.cores,
+            items = results.items
+        ));
+    }
     if results.cores < 2 {
         notes.push(
             "This machine gives the lab one core: no variant can compute two items at once."
