@@ -1,10 +1,10 @@
 //! What `hybrid` makes of its measurements: the table of variants, the two charts, and the
 //! verdicts on the seed's claims about mixed work.
 //!
-//! Every comparison is between medians of batches measured in the same run. Two times within
-//! [`TIE`] of each other are the same on this machine (a shared 2-core VM moves a median by
-//! that much); "no overlap" means at least [`NO_OVERLAP`] of the time the work would take one
-//! step after another.
+//! Every comparison is between batches measured in the same run, through the lab's noise rule
+//! ([`Ratio`]: quartile ranges, not bare medians). Two times within [`TIE`] of each other are
+//! the same (a shared 2-core VM moves a median by that much); "no overlap" means at least
+//! [`NO_OVERLAP`] of the time the work would take one step after another.
 
 use super::{CPU_TARGET, FETCH_MS, Name, STAGES, Sizes, Variant, WRITE_MS, cpu_workers};
 use crate::experiment::Judgement;
@@ -13,7 +13,7 @@ use crate::results::{
     Chart, ChartKind, Implementation, Point, Scale, Series as Bars, Table, Verdict,
 };
 use crate::stats::{Summary, format_seconds, format_with_spread};
-use crate::verdict::{Checks, times};
+use crate::verdict::{Checks, Ratio, times};
 
 /// Two medians closer than this factor are a tie.
 const TIE: f64 = 1.1;
@@ -68,11 +68,11 @@ impl<'a> Results<'a> {
         &self,
         implementation: Implementation,
         among: impl IntoIterator<Item = Variant>,
-    ) -> Option<(Variant, f64)> {
+    ) -> Option<(Variant, &'a Summary)> {
         among
             .into_iter()
-            .filter_map(|v| Some((v, self.median(implementation, v)?)))
-            .min_by(|a, b| a.1.total_cmp(&b.1))
+            .filter_map(|v| Some((v, self.time(implementation, v)?)))
+            .min_by(|a, b| a.1.median.total_cmp(&b.1.median))
     }
 
     fn languages(&self) -> Vec<Implementation> {
@@ -347,7 +347,7 @@ fn combined_verdict(results: &Results<'_>) -> Verdict {
     let singles = [Variant::Loop, Variant::Threads, Variant::Processes];
     for implementation in results.languages() {
         let (Some(combined), Some((best, single))) = (
-            results.median(implementation, Variant::ProcessesWithCoroutines),
+            results.time(implementation, Variant::ProcessesWithCoroutines),
             results.fastest(implementation, singles),
         ) else {
             continue;
@@ -355,19 +355,30 @@ fn combined_verdict(results: &Results<'_>) -> Verdict {
         let each: Vec<String> = singles
             .iter()
             .filter_map(|&v| {
-                let t = results.median(implementation, v)?;
-                Some(format!("{} {}", v.name(), times(t / combined)))
+                let t = results.time(implementation, v)?;
+                Some(format!(
+                    "{} {}",
+                    v.name(),
+                    times(t.median / combined.median)
+                ))
             })
             .collect();
-        checks.check(
+        let ratio = Ratio::of(combined, single);
+        checks.find(
             format!(
-                "{} ({} processes); single models, time ÷ that: {}; fastest single: {}",
-                shown(implementation, Variant::ProcessesWithCoroutines, combined),
+                "{} ({} processes); single models, time ÷ that: {}; against the fastest single \
+                 ({}): {}",
+                shown(
+                    implementation,
+                    Variant::ProcessesWithCoroutines,
+                    combined.median
+                ),
                 results.cores,
                 each.join(", "),
-                best.name()
+                best.name(),
+                ratio.shown()
             ),
-            combined <= TIE * single,
+            ratio.at_most(TIE),
         );
     }
     checks.verdict(
@@ -386,7 +397,7 @@ fn pipeline_verdict(results: &Results<'_>) -> Verdict {
         .filter(|v| *v != Variant::Pipeline);
     for implementation in results.languages() {
         let (Some(pipeline), Some((best, other))) = (
-            results.median(implementation, Variant::Pipeline),
+            results.time(implementation, Variant::Pipeline),
             results.fastest(implementation, others.clone()),
         ) else {
             continue;
@@ -394,15 +405,16 @@ fn pipeline_verdict(results: &Results<'_>) -> Verdict {
         let bound = results.bound(implementation).map_or(String::new(), |b| {
             format!("; lower bound {}", format_seconds(b))
         });
-        checks.check(
+        let ratio = Ratio::of(pipeline, other);
+        checks.find(
             format!(
                 "{}, fastest other {} {} ({} as long as that){bound}",
-                shown(implementation, Variant::Pipeline, pipeline),
+                shown(implementation, Variant::Pipeline, pipeline.median),
                 best.name(),
-                format_seconds(other),
-                times(pipeline / other)
+                format_seconds(other.median),
+                ratio.shown()
             ),
-            pipeline <= TIE * other,
+            ratio.at_most(TIE),
         );
     }
     checks.verdict(
@@ -416,8 +428,8 @@ fn blocking_io_verdict(results: &Results<'_>) -> Verdict {
     let mut checks = Checks::default();
     for implementation in results.languages() {
         let (Some(blocked), Some(serial), Some(stall)) = (
-            results.median(implementation, Variant::LoopBlockingIo),
-            results.median(implementation, Variant::Serial),
+            results.time(implementation, Variant::LoopBlockingIo),
+            results.time(implementation, Variant::Serial),
             results.stall(implementation, Variant::LoopBlockingIo),
         ) else {
             continue;
@@ -430,15 +442,18 @@ fn blocking_io_verdict(results: &Results<'_>) -> Verdict {
                     format_seconds(t)
                 )
             });
-        checks.check(
+        let of_serial = Ratio::of(blocked, serial);
+        checks.find(
             format!(
                 "{} ({} of serial); the loop stalled for up to {} at once (one item's IO: {}){awaited}",
-                shown(implementation, Variant::LoopBlockingIo, blocked),
-                times(blocked / serial),
+                shown(implementation, Variant::LoopBlockingIo, blocked.median),
+                of_serial.shown(),
                 format_seconds(stall.median),
                 format_seconds(waits())
             ),
-            blocked >= NO_OVERLAP * serial && stall.median >= NO_OVERLAP * waits(),
+            of_serial
+                .at_least(NO_OVERLAP)
+                .and(Ratio::measured(stall).at_least(NO_OVERLAP * waits())),
         );
     }
     checks.verdict(
@@ -452,23 +467,25 @@ fn cpu_on_loop_verdict(results: &Results<'_>) -> Verdict {
     let mut checks = Checks::default();
     for implementation in results.languages() {
         let (Some(on_loop), Some(stall), Some(cpu)) = (
-            results.median(implementation, Variant::Loop),
+            results.time(implementation, Variant::Loop),
             results.stall(implementation, Variant::Loop),
             results.cpu(implementation),
         ) else {
             continue;
         };
         let one_after_another = waits() + results.items as f64 * cpu;
-        checks.check(
+        checks.find(
             format!(
                 "{} against {} for the waits plus every item's CPU work one after another; \
                  longest stall {} (one item's CPU work: {})",
-                shown(implementation, Variant::Loop, on_loop),
+                shown(implementation, Variant::Loop, on_loop.median),
                 format_seconds(one_after_another),
                 format_seconds(stall.median),
                 format_seconds(cpu)
             ),
-            on_loop >= NO_OVERLAP * one_after_another && stall.median >= 2.0 * cpu,
+            Ratio::measured(on_loop)
+                .at_least(NO_OVERLAP * one_after_another)
+                .and(Ratio::measured(stall).at_least(2.0 * cpu)),
         );
     }
     checks.verdict(
@@ -556,6 +573,20 @@ mod tests {
             })
             .collect();
         assert_eq!(outcomes(&changed), [Outcome::Refuted; 4]);
+    }
+
+    #[test]
+    fn a_pipeline_as_fast_as_the_fastest_within_the_noise_is_within_noise() {
+        let noisy = |m: Measurement| {
+            let spread = match m.name.as_str() {
+                "pipeline" => [0.030, 0.036, 0.050],
+                "threads" => [0.028, 0.035, 0.040],
+                _ => return m,
+            };
+            m.with_samples(spread.to_vec())
+        };
+        let all: Vec<Measurement> = measured().into_iter().map(noisy).collect();
+        assert_eq!(outcomes(&all)[1], Outcome::WithinNoise);
     }
 
     #[test]
