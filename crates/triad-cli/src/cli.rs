@@ -36,7 +36,7 @@ Examples:
   triad lab --json > results.json
 
 Each experiment prints its table as soon as it is done; at the end DIR holds results.json (every
-raw sample, schema triad-lab/1), report.md and a self-contained index.html with the charts.
+raw sample, schema triad-lab/2), report.md and a self-contained index.html with the charts.
 Exit code 1 when an experiment failed (the others still run and are written).")]
     Lab(LabArgs),
     /// Run a built-in workload in any mode, time it and show its results

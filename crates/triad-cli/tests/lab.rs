@@ -53,7 +53,7 @@ fn json_prints_the_results_document_on_one_line() {
     let stdout = String::from_utf8(output.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     let document: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(document["schema"], "triad-lab/1");
+    assert_eq!(document["schema"], "triad-lab/2");
     assert_eq!(document["experiments"][0]["id"], "race");
     assert!(document["machine"]["python"].is_null());
     let notes = document["notes"].to_string();

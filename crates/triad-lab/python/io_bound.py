@@ -8,7 +8,6 @@ as the seed's section 2 does.
 
 import asyncio
 import multiprocessing
-import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -22,29 +21,9 @@ def sleep_wait(port, delay_ms):
     return delay_ms
 
 
-def round_trip(port, delay_ms):
-    with socket.create_connection(("127.0.0.1", port)) as connection:
-        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        connection.sendall(f"{delay_ms}\n".encode())
-        reply = b""
-        while chunk := connection.recv(64):
-            reply += chunk
-    return int(reply)
-
-
 async def sleep_wait_async(port, delay_ms):
     await asyncio.sleep(delay_ms / 1000)
     return delay_ms
-
-
-async def round_trip_async(port, delay_ms):
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    writer.write(f"{delay_ms}\n".encode())
-    await writer.drain()
-    reply = await reader.read()
-    writer.close()
-    await writer.wait_closed()
-    return int(reply)
 
 
 def call(args):
@@ -60,7 +39,7 @@ def main():
     counts = [int(n) for n in counts.split(",")]
     workloads = [
         ("sleep", sleep_wait, sleep_wait_async),
-        ("tcp round trip", round_trip, round_trip_async),
+        ("tcp round trip", labkit.round_trip, labkit.round_trip_async),
     ]
     loop = asyncio.new_event_loop()
 

@@ -5,8 +5,10 @@ Every baseline script prints one JSON document on stdout:
 and takes its sizes from command-line arguments, so the lab decides the scale.
 """
 
+import asyncio
 import json
 import os
+import socket
 import sys
 import threading
 import time
@@ -74,6 +76,31 @@ def on_threads(count, function, *arguments):
     for thread in threads:
         thread.join()
     return results
+
+
+# The client of the lab's delay server (one line each way: a delay in ms, echoed after it).
+
+
+def round_trip(port, delay_ms):
+    """One request on a blocking socket: the delay the server echoed."""
+    with socket.create_connection(("127.0.0.1", port)) as connection:
+        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        connection.sendall(f"{delay_ms}\n".encode())
+        reply = b""
+        while chunk := connection.recv(64):
+            reply += chunk
+    return int(reply)
+
+
+async def round_trip_async(port, delay_ms):
+    """round_trip on asyncio's streams."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"{delay_ms}\n".encode())
+    await writer.drain()
+    reply = await reader.read()
+    writer.close()
+    await writer.wait_closed()
+    return int(reply)
 
 
 def args(*types):

@@ -1,4 +1,4 @@
-//! What the lab measured, as plain data: the schema of `results.json` (`triad-lab/1`).
+//! What the lab measured, as plain data: the schema of `results.json` (`triad-lab/2`).
 //!
 //! Every experiment returns an [`ExperimentReport`]: its raw samples ([`Measurement`]), the table
 //! a person reads, the charts, and a [`Verdict`] per claim of the seed. The report writers
@@ -12,7 +12,7 @@ use crate::machine::Machine;
 use crate::stats::Summary;
 
 /// The `schema` field of `results.json`; bumped on any change a reader would notice.
-pub const SCHEMA: &str = "triad-lab/1";
+pub const SCHEMA: &str = "triad-lab/2";
 
 /// One run of the lab: the machine, the settings, and every experiment's report.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -296,7 +296,7 @@ pub struct TimelineSpan {
 
 /// How a claim of the seed fared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// The measurement agrees with the claim.
     Confirmed,
@@ -304,6 +304,9 @@ pub enum Outcome {
     Refuted,
     /// True under some conditions; `Verdict::evidence` says which.
     Depends,
+    /// The difference the claim is about is inside the samples' spread: this machine cannot
+    /// tell (`Verdict::evidence` gives the interval); see the rule in `SCHEMA.md`.
+    WithinNoise,
 }
 
 impl Outcome {
@@ -311,18 +314,25 @@ impl Outcome {
     /// size): confirmed when every check holds, refuted when none does, depends when they
     /// disagree or there was nothing to check.
     pub fn from_checks(checks: impl IntoIterator<Item = bool>) -> Self {
-        let (mut held, mut failed) = (0usize, 0usize);
-        for check in checks {
-            if check {
-                held += 1;
-            } else {
-                failed += 1;
+        Self::from_findings(checks.into_iter().map(Finding::from))
+    }
+
+    /// One verdict from checks that may also find a difference inside the noise: confirmed
+    /// when every check holds, refuted when every one fails, within noise when every one is
+    /// inside the noise, depends otherwise (a mixture, or nothing to check).
+    pub fn from_findings(findings: impl IntoIterator<Item = Finding>) -> Self {
+        let (mut held, mut failed, mut unclear) = (0usize, 0usize, 0usize);
+        for finding in findings {
+            match finding {
+                Finding::Holds => held += 1,
+                Finding::Fails => failed += 1,
+                Finding::WithinNoise => unclear += 1,
             }
         }
-        match (held, failed) {
-            (0, 0) => Outcome::Depends,
-            (_, 0) => Outcome::Confirmed,
-            (0, _) => Outcome::Refuted,
+        match (held, failed, unclear) {
+            (1.., 0, 0) => Outcome::Confirmed,
+            (0, 1.., 0) => Outcome::Refuted,
+            (0, 0, 1..) => Outcome::WithinNoise,
             _ => Outcome::Depends,
         }
     }
@@ -333,6 +343,49 @@ impl Outcome {
             Outcome::Confirmed => "confirmed",
             Outcome::Refuted => "refuted",
             Outcome::Depends => "depends",
+            Outcome::WithinNoise => "within noise",
+        }
+    }
+
+    /// Every outcome, in the order reports count them.
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Confirmed,
+        Outcome::Refuted,
+        Outcome::Depends,
+        Outcome::WithinNoise,
+    ];
+}
+
+/// What one check of a claim found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Finding {
+    /// The claim holds for what this check measured.
+    Holds,
+    /// It does not.
+    Fails,
+    /// The values it compares are closer than their spread: no difference this machine can
+    /// resolve.
+    WithinNoise,
+}
+
+impl Finding {
+    /// Both findings at once: fails when either fails, within noise when either is (and none
+    /// fails), holds when both hold.
+    pub fn and(self, other: Finding) -> Finding {
+        match (self, other) {
+            (Finding::Fails, _) | (_, Finding::Fails) => Finding::Fails,
+            (Finding::WithinNoise, _) | (_, Finding::WithinNoise) => Finding::WithinNoise,
+            _ => Finding::Holds,
+        }
+    }
+}
+
+impl From<bool> for Finding {
+    fn from(holds: bool) -> Self {
+        if holds {
+            Finding::Holds
+        } else {
+            Finding::Fails
         }
     }
 }
@@ -360,5 +413,25 @@ mod tests {
         assert_eq!(Outcome::from_checks([false, false]), Outcome::Refuted);
         assert_eq!(Outcome::from_checks([true, false]), Outcome::Depends);
         assert_eq!(Outcome::from_checks([]), Outcome::Depends);
+        use Finding::{Fails, Holds, WithinNoise};
+        assert_eq!(
+            Outcome::from_findings([WithinNoise, WithinNoise]),
+            Outcome::WithinNoise
+        );
+        assert_eq!(
+            Outcome::from_findings([Holds, WithinNoise]),
+            Outcome::Depends
+        );
+        assert_eq!(Outcome::from_findings([Fails, Fails]), Outcome::Refuted);
+        assert_eq!(Outcome::from_findings([]), Outcome::Depends);
+        assert_eq!(Holds.and(WithinNoise), WithinNoise);
+        assert_eq!(WithinNoise.and(Fails), Fails);
+        assert_eq!(Holds.and(Holds), Holds);
+        let json = serde_json::to_string(&Outcome::WithinNoise).unwrap();
+        assert_eq!(json, "\"within-noise\"");
+        assert_eq!(
+            serde_json::to_string(&Outcome::Confirmed).unwrap(),
+            "\"confirmed\""
+        );
     }
 }

@@ -46,6 +46,19 @@ impl Summary {
         }
     }
 
+    /// Every figure multiplied by `factor` (a change of unit: seconds to milliseconds is 1e3).
+    pub fn scaled(&self, factor: f64) -> Self {
+        Self {
+            n: self.n,
+            median: self.median * factor,
+            p25: self.p25 * factor,
+            p75: self.p75 * factor,
+            min: self.min * factor,
+            max: self.max * factor,
+            mean: self.mean * factor,
+        }
+    }
+
     /// The interquartile range relative to the median, such as 0.05 for ±5 %.
     pub fn relative_spread(&self) -> f64 {
         if self.median == 0.0 {
@@ -126,6 +139,8 @@ mod tests {
         assert_eq!((summary.min, summary.max, summary.mean), (1.0, 5.0, 3.0));
         assert_eq!(Summary::of(&[1.0, 2.0]).median, 1.5);
         assert_eq!(Summary::of(&[]).n, 0);
+        let ms = summary.scaled(1e3);
+        assert_eq!((ms.median, ms.p25, ms.max, ms.n), (3e3, 2e3, 5e3, 5));
     }
 
     #[test]

@@ -5,9 +5,11 @@ mod affinity;
 mod c10k;
 mod cost_support;
 mod cpu_bound;
+mod delay_server;
 mod event_loop;
 mod fork_cow;
 mod gil;
+mod hybrid;
 mod io_bound;
 mod ipc;
 mod memory_per_unit;
@@ -36,5 +38,6 @@ pub fn catalogue() -> &'static [&'static dyn Experiment] {
         &select_poll_epoll::SelectPollEpoll,
         &fork_cow::ForkCow,
         &event_loop::EventLoopExhibit,
+        &hybrid::Hybrid,
     ]
 }

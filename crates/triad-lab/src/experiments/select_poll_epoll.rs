@@ -27,7 +27,7 @@ use crate::python::Baseline;
 use crate::results::{
     Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale, Series, Table, Verdict,
 };
-use crate::stats::{Summary, format_seconds, format_with_spread};
+use crate::stats::{format_seconds, format_with_spread};
 use crate::verdict::verdict;
 
 /// The experiment.
@@ -490,7 +490,7 @@ fn chart(found: &Findings<'_>) -> Chart {
                 .every(implementation, method.name())
                 .filter_map(|m| {
                     let n = m.params.get("descriptors")?.as_f64()?;
-                    Some(Point::from_summary(n, &in_microseconds(&m.summary)))
+                    Some(Point::from_summary(n, &m.summary.scaled(1e6)))
                 })
                 .collect();
             points.sort_by(|a, b| a.x.total_cmp(&b.x));
@@ -511,18 +511,6 @@ fn chart(found: &Findings<'_>) -> Chart {
         y_scale: Scale::Log,
         categories: Vec::new(),
         series,
-    }
-}
-
-fn in_microseconds(summary: &Summary) -> Summary {
-    Summary {
-        median: summary.median * 1e6,
-        p25: summary.p25 * 1e6,
-        p75: summary.p75 * 1e6,
-        min: summary.min * 1e6,
-        max: summary.max * 1e6,
-        mean: summary.mean * 1e6,
-        n: summary.n,
     }
 }
 

@@ -32,8 +32,8 @@ use crate::names::names;
 use crate::plan::{Bench, Measured, Plan, Repeat};
 use crate::python::Baseline;
 use crate::results::{Implementation, Measurement, Table};
-use crate::stats::format_seconds;
-use crate::verdict::Checks;
+use crate::stats::{format_seconds, format_with_spread};
+use crate::verdict::{Checks, Ratio, smaller};
 use Implementation::{Python, Rust};
 
 /// The `switch-cost` experiment.
@@ -448,21 +448,21 @@ fn judge(found: &Findings<'_>) -> Judgement {
             .expect("every unit has a claim")
             .1;
         for found in [rust, cpython].into_iter().flatten() {
-            checks.check(
+            checks.find(
                 format!(
                     "{} {}, {}: {}",
                     found.implementation.label(),
                     found.name,
                     row.placement,
-                    format_seconds(found.median())
+                    format_with_spread(&found.summary, format_seconds)
                 ),
-                (low..=high).contains(&found.median()),
+                Ratio::measured(&found.summary).inside(low..=high),
             );
         }
     }
 
-    let median_of = |implementation, name: Name, placement: &str| {
-        find(implementation, Some(name), placement).map(Measurement::median)
+    let summary_of = |implementation, name: Name, placement: &str| {
+        find(implementation, Some(name), placement).map(|m| &m.summary)
     };
     let mut verdicts = Vec::new();
     let [process, thread, coroutine] = claims;
@@ -484,18 +484,19 @@ fn judge(found: &Findings<'_>) -> Judgement {
         (Python, Name::PyCondition, Name::PyQueue),
     ] {
         if let (Some(thread), Some(coroutine)) = (
-            median_of(implementation, thread_name, "pinned"),
-            median_of(implementation, coroutine_name, ONE_THREAD),
+            summary_of(implementation, thread_name, "pinned"),
+            summary_of(implementation, coroutine_name, ONE_THREAD),
         ) {
-            let ratio = thread / coroutine;
-            faster.check(
+            let ratio = Ratio::of(thread, coroutine);
+            faster.find(
                 format!(
-                    "{}: {} pinned ÷ {} = {ratio:.0}×",
+                    "{}: {} pinned ÷ {} = {}",
                     implementation.label(),
                     thread_name.name(),
-                    coroutine_name.name()
+                    coroutine_name.name(),
+                    ratio.shown()
                 ),
-                (10.0..=100.0).contains(&ratio),
+                ratio.inside(10.0..=100.0),
             );
         }
     }
@@ -506,16 +507,18 @@ fn judge(found: &Findings<'_>) -> Judgement {
     let mut lighter = Checks::default();
     for placement in ["pinned", "free"] {
         if let (Some(process), Some(thread)) = (
-            median_of(Rust, Name::ProcessPipe, placement),
-            median_of(Rust, Name::ThreadPipe, placement),
+            summary_of(Rust, Name::ProcessPipe, placement),
+            summary_of(Rust, Name::ThreadPipe, placement),
         ) {
-            lighter.check(
+            lighter.find(
                 format!(
-                    "Rust pipe ping-pong, {placement}: processes {} vs threads {}",
-                    format_seconds(process),
-                    format_seconds(thread)
+                    "Rust pipe ping-pong, {placement}: processes {} vs threads {} (processes ÷ \
+                     threads {})",
+                    format_with_spread(process, format_seconds),
+                    format_with_spread(thread, format_seconds),
+                    Ratio::of(process, thread).shown()
                 ),
-                thread < process,
+                smaller(thread, process),
             );
         }
     }

@@ -21,7 +21,7 @@ th, td { border: 1px solid #ddd; padding: .25em .6em; text-align: left; vertical
 th { background: #f4f4f4; }
 .verdict { font-weight: 600; padding: 0 .4em; border-radius: 3px; white-space: nowrap; }
 .confirmed { background: #d8f0dc; color: #17602a; } .refuted { background: #f8d9d6; color: #8a1f11; }
-.depends { background: #fbeec8; color: #7a5300; }
+.depends { background: #fbeec8; color: #7a5300; } .within-noise { background: #e3ecf5; color: #2a4d6e; }
 figure { margin: 1.4em 0; } figure svg { max-width: 100%; height: auto; border: 1px solid #eee; display: block; }
 figcaption { font-weight: 600; margin-bottom: .3em; } figcaption small { font-weight: normal; color: #777; }
 .legend { font-size: 13px; margin-top: .3em; } .legend span { margin-right: 1.2em; white-space: nowrap; }
@@ -100,6 +100,7 @@ pub fn render(report: &LabReport) -> String {
         let _ = write!(out, "<a href=\"#{0}\">{0}</a>", escape(&experiment.id));
     }
     out.push_str("</nav>\n<h2>The seed's claims, measured</h2>\n");
+    let _ = writeln!(out, "<p class=\"meta\">{}</p>", escape(super::VERDICT_RULE));
     out.push_str(&summary(report));
     for failure in &report.failures {
         let _ = writeln!(
@@ -143,7 +144,11 @@ fn summary(report: &LabReport) -> String {
 }
 
 fn badge(outcome: Outcome) -> String {
-    format!("<span class=\"verdict {0}\">{0}</span>", outcome.word())
+    format!(
+        "<span class=\"verdict {}\">{}</span>",
+        outcome.word().replace(' ', "-"),
+        outcome.word()
+    )
 }
 
 fn section(experiment: &ExperimentReport) -> String {

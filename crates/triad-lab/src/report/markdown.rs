@@ -22,6 +22,7 @@ pub fn render(report: &LabReport) -> String {
         let _ = writeln!(out, "> {note}\n");
     }
     out.push_str("## Summary\n\n");
+    let _ = writeln!(out, "{}\n", super::VERDICT_RULE);
     out.push_str(&table(&summary_table(report)));
     for failure in &report.failures {
         let _ = writeln!(out, "\n**{} failed:** {}", failure.id, failure.error);

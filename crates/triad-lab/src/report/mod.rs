@@ -11,6 +11,14 @@ use std::path::{Path, PathBuf};
 use crate::error::LabError;
 use crate::results::LabReport;
 
+/// How verdicts are decided, for the reports' readers (the same rule as `SCHEMA.md`).
+pub const VERDICT_RULE: &str = "Each claim is checked once per language, variant or size it \
+speaks of: confirmed when every check holds, refuted when every one fails, within noise when \
+every one is inside the noise, depends otherwise. Checks compare ranges, not bare medians: a \
+measurement's range is its interquartile range, a ratio a ÷ b ranges from a.p25 ÷ b.p75 to \
+a.p75 ÷ b.p25, and a check whose range straddles its line (two timings whose quartile ranges \
+overlap) is within noise: a difference this machine cannot resolve.";
+
 /// The files [`write_all`] wrote.
 #[derive(Debug, Clone)]
 pub struct Written {

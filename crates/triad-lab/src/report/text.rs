@@ -75,6 +75,7 @@ pub fn experiment(report: &ExperimentReport, color: bool) -> String {
                 Outcome::Confirmed => "32",
                 Outcome::Refuted => "31",
                 Outcome::Depends => "33",
+                Outcome::WithinNoise => "36",
             };
             format!("\x1b[{code}m{word}\x1b[0m")
         } else {

@@ -465,18 +465,6 @@ fn idle_cpu_share(found: &Findings<'_>, runtime: &str) -> Option<f64> {
     (wall > 0.0).then(|| cpu / wall)
 }
 
-fn scaled(summary: &Summary, factor: f64) -> Summary {
-    Summary {
-        median: summary.median * factor,
-        p25: summary.p25 * factor,
-        p75: summary.p75 * factor,
-        min: summary.min * factor,
-        max: summary.max * factor,
-        mean: summary.mean * factor,
-        n: summary.n,
-    }
-}
-
 /// A grouped bar chart: one group per workload, one bar per loop, values scaled by `factor`.
 fn bars(
     title: &str,
@@ -494,10 +482,7 @@ fn bars(
                 .enumerate()
                 .filter_map(|(index, (name, _))| {
                     let m = find(found, *name, key)?;
-                    Some(Point::from_summary(
-                        index as f64,
-                        &scaled(&m.summary, factor),
-                    ))
+                    Some(Point::from_summary(index as f64, &m.summary.scaled(factor)))
                 })
                 .collect();
             (!points.is_empty()).then(|| Bars {

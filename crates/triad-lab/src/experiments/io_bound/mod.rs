@@ -1,7 +1,7 @@
 //! `io-bound` (seed §2, §4): waiting is what concurrency is for.
 //!
 //! N tasks each wait the same delay, in two ways: a sleep (the seed's `time.sleep` /
-//! `asyncio.sleep`), and a real round trip to a local TCP server ([`server`]) that answers
+//! `asyncio.sleep`), and a real round trip to a local TCP server ([`delay_server`]) that answers
 //! after the delay — connect, send, wait, read, close. Each batch runs serially, on one OS
 //! thread per wait (spawned inside the timing, as the seed's §2 test does), on a pool of N
 //! threads and as N coroutines on one event loop (both through triad's [`Runner`]), and on a pool
@@ -11,14 +11,10 @@
 //! `threading.Thread`, `ThreadPoolExecutor`, `asyncio.gather` and `multiprocessing.Pool`, and
 //! talks to the same Rust server.
 
-mod server;
-
-use std::io::{Read, Write};
-
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use triad::workloads::{async_sleep_ms, sleep_ms};
 use triad::{Mode, Runner, TaskError};
 
+use super::delay_server::{DelayServer, round_trip, round_trip_async};
 use super::scaling::Timings;
 use crate::error::LabError;
 use crate::experiment::{About, ByScale, Experiment, Judgement};
@@ -32,50 +28,6 @@ use crate::results::{
 };
 use crate::stats::{format_seconds, format_with_spread, timed};
 use crate::verdict::{listed, outcome_where, times, verdict};
-use server::DelayServer;
-
-/// One request to the delay server on a blocking socket: connect, ask for `delay_ms`, read the
-/// echo until the server closes.
-#[triad::task]
-fn round_trip(port: u16, delay_ms: u64) -> Result<u64, String> {
-    let mut stream =
-        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    stream
-        .write_all(format!("{delay_ms}\n").as_bytes())
-        .map_err(|e| format!("send: {e}"))?;
-    let mut reply = String::new();
-    stream
-        .read_to_string(&mut reply)
-        .map_err(|e| format!("receive: {e}"))?;
-    parse_reply(&reply)
-}
-
-/// [`round_trip`] on the event loop's non-blocking sockets.
-#[triad::task]
-async fn round_trip_async(port: u16, delay_ms: u64) -> Result<u64, String> {
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    stream.set_nodelay(true).map_err(|e| e.to_string())?;
-    stream
-        .write_all(format!("{delay_ms}\n").as_bytes())
-        .await
-        .map_err(|e| format!("send: {e}"))?;
-    let mut reply = String::new();
-    stream
-        .read_to_string(&mut reply)
-        .await
-        .map_err(|e| format!("receive: {e}"))?;
-    parse_reply(&reply)
-}
-
-fn parse_reply(reply: &str) -> Result<u64, String> {
-    reply
-        .trim()
-        .parse()
-        .map_err(|_| format!("the server answered {reply:?}"))
-}
 
 /// The `io-bound` experiment.
 #[derive(Debug)]
@@ -635,16 +587,6 @@ mod tests {
                 assert!(sizes.counts.contains(n), "{scale:?}: N = {n}");
             }
         }
-    }
-
-    #[test]
-    fn a_refused_connection_is_an_error_not_a_panic() {
-        let server = DelayServer::start().unwrap();
-        let port = server.port();
-        drop(server);
-        assert!(round_trip::call(port, 1).is_err());
-        assert_eq!(parse_reply("7\n"), Ok(7));
-        assert!(parse_reply("").is_err());
     }
 
     fn measured(name: &str, implementation: Implementation, n: usize, s: f64) -> Measurement {

@@ -1,4 +1,5 @@
-//! The slow service of `io-bound`: a local TCP server that answers every request after a delay.
+//! The slow service of `io-bound` and `hybrid`: a local TCP server that answers every request
+//! after a delay, and its client, blocking ([`round_trip`]) and async ([`round_trip_async`]).
 //!
 //! The protocol is one line each way: the client sends a delay in milliseconds as decimal digits
 //! and a newline; the server waits that long on a tokio timer, sends the same line back and
@@ -6,10 +7,11 @@
 //! connection as its own task on a current-thread tokio runtime driven by a thread of its own,
 //! and stops (closing every connection) when dropped.
 
+use std::io::{Read, Write};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
@@ -109,10 +111,52 @@ async fn answer(stream: TcpStream) {
     let _ = stream.shutdown().await;
 }
 
+/// One request to the delay server on a blocking socket: connect, ask for `delay_ms`, read the
+/// echo until the server closes.
+#[triad::task]
+pub(super) fn round_trip(port: u16, delay_ms: u64) -> Result<u64, String> {
+    let mut stream =
+        std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    stream
+        .write_all(format!("{delay_ms}\n").as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
+    let mut reply = String::new();
+    stream
+        .read_to_string(&mut reply)
+        .map_err(|e| format!("receive: {e}"))?;
+    parse_reply(&reply)
+}
+
+/// [`round_trip`] on the event loop's non-blocking sockets.
+#[triad::task]
+pub(super) async fn round_trip_async(port: u16, delay_ms: u64) -> Result<u64, String> {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    stream.set_nodelay(true).map_err(|e| e.to_string())?;
+    stream
+        .write_all(format!("{delay_ms}\n").as_bytes())
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let mut reply = String::new();
+    stream
+        .read_to_string(&mut reply)
+        .await
+        .map_err(|e| format!("receive: {e}"))?;
+    parse_reply(&reply)
+}
+
+pub(super) fn parse_reply(reply: &str) -> Result<u64, String> {
+    reply
+        .trim()
+        .parse()
+        .map_err(|_| format!("the server answered {reply:?}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::{Read, Write};
     use std::time::Instant;
 
     #[test]
@@ -135,5 +179,15 @@ mod tests {
         let mut reply = String::new();
         stream.read_to_string(&mut reply).unwrap();
         assert_eq!(reply, "");
+    }
+
+    #[test]
+    fn a_refused_connection_is_an_error_not_a_panic() {
+        let server = DelayServer::start().unwrap();
+        let port = server.port();
+        drop(server);
+        assert!(round_trip::call(port, 1).is_err());
+        assert_eq!(parse_reply("7\n"), Ok(7));
+        assert!(parse_reply("").is_err());
     }
 }
