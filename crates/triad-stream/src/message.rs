@@ -55,7 +55,7 @@ impl Message {
             .split_once('-')
             .and_then(|(ms, _)| ms.parse::<u64>().ok());
         let created_us = payload_timestamp(&payload)
-            .or(entry_ms.map(|ms| ms * 1000))
+            .or(entry_ms.and_then(|ms| ms.checked_mul(1000)))
             .unwrap_or_else(now_us);
         Message {
             id: id.to_owned(),
@@ -162,6 +162,17 @@ mod tests {
         let message = Message::from_entry("events", "1700000000123-0", &fields(&[("a", "1")]), 1);
         assert_eq!(message.payload, b"{\"a\":\"1\"}");
         assert_eq!(message.created_us, 1_700_000_000_123_000);
+    }
+
+    #[test]
+    fn an_entry_id_past_what_microseconds_can_hold_is_not_a_creation_time() {
+        let message = Message::from_entry("s", "18446744073709551615-0", &fields(&[("a", "1")]), 1);
+        let now = now_us();
+        assert!(
+            message.created_us.abs_diff(now) < 60_000_000,
+            "{}",
+            message.created_us
+        );
     }
 
     #[test]
