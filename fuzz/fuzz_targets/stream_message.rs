@@ -12,6 +12,15 @@ use libfuzzer_sys::fuzz_target;
 use redis::Value;
 use triad_stream::message::{DATA_FIELD, Message, check};
 
+/// Whether `bytes` parse as JSON: as a `serde_json::Value`, or short of it only for a number
+/// past what an f64 holds (valid JSON text, which the check rightly lets through).
+fn is_json(bytes: &[u8]) -> bool {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(_) => true,
+        Err(error) => error.to_string().starts_with("number out of range"),
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let (head, rest) = data.split_at(data.len().min(24));
     let id = String::from_utf8_lossy(head).into_owned();
@@ -23,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
                 assert!(published.payload.len() <= max_size);
             }
             if passed && json {
-                assert!(serde_json::from_slice::<serde_json::Value>(&published.payload).is_ok());
+                assert!(is_json(&published.payload));
             }
         }
     }

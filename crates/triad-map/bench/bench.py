@@ -103,17 +103,18 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--triad", required=True)
     parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
     arguments = parser.parse_args()
     triad = os.path.abspath(arguments.triad)
     workers = os.cpu_count() or 2
     directory = tempfile.mkdtemp(prefix="triad-map-bench-")
     try:
-        run(directory, triad, arguments.records, workers)
+        run(directory, triad, arguments.records, workers, arguments.rounds)
     finally:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def run(directory, triad, count, workers):
+def run(directory, triad, count, workers, rounds):
     jsonl = os.path.join(directory, "records.jsonl")
     array = os.path.join(directory, "records.json")
     with open(jsonl, "w") as f:
@@ -130,7 +131,8 @@ def run(directory, triad, count, workers):
             with open(os.path.join(directory, f"{name}_{function}.py"), "w") as f:
                 f.write(text.format(function=function))
     print(f"{count} records of {size / count:.0f} bytes ({size / 2**20:.0f} MiB), {workers} workers, "
-          f"python3 {sys.version.split()[0]}; records/s (median of 3 for the fast ones) and peak RSS\n")
+          f"python3 {sys.version.split()[0]}; records/s (the median of {rounds} rounds, each running "
+          f"every variant once) and peak RSS\n")
     print("| transform | variant | records/s | peak RSS |")
     print("|---|---|---|---|")
     out = os.path.join(directory, "out")
@@ -152,10 +154,15 @@ def run(directory, triad, count, workers):
         if function == "identity":
             variants.append(("triad map --format lines --cmd cat", [triad, "map", "--format", "lines", "--cmd", "cat", "-j", str(workers), "-o", out, jsonl]))
             variants.append(("cat (the pipe's own limit)", ["sh", "-c", f"cat {jsonl} | cat > {out}"]))
-        for name, command in variants:
-            runs = [measure(command, directory) for _ in range(3 if function == "identity" else 1)]
-            runs.sort()
-            seconds, rss, code = runs[len(runs) // 2]
+        # Round by round, every variant once per round: a machine whose load drifts slows
+        # them all alike, and each figure is the median of its rounds.
+        runs = {name: [] for name, _ in variants}
+        for _ in range(rounds):
+            for name, command in variants:
+                runs[name].append(measure(command, directory))
+        for name, _ in variants:
+            ordered = sorted(runs[name])
+            seconds, rss, code = ordered[len(ordered) // 2]
             if code != 0:
                 print(f"| {function} | {name} | failed (exit {code}) | |")
                 continue

@@ -15,4 +15,4 @@ if [ ${#missing[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}" >/dev/null
 fi
 cargo build --release -q -p triad-cli
-exec python3 crates/triad-map/bench/bench.py --triad target/release/triad --records "$records"
+exec python3 crates/triad-map/bench/bench.py --triad target/release/triad --records "$records" "${@:2}"

@@ -109,18 +109,25 @@ def trial(args, port, client, kind, rate):
     }
 
 
-def ladder(args, port, client, kind, rates):
-    best, rows = None, []
-    for rate in rates:
-        row = trial(args, port, client, kind, rate)
-        rows.append(row)
-        print(f"  {kind:13} {rate:>7}/s: done {row['done']}/{row['sent']} "
-              f"(produced at {row['produced_per_second']:.0f}/s), p50 {row['p50']*1e3:.1f} ms, "
-              f"p99 {row['p99']*1e3:.1f} ms, peak RSS {row['rss_mib']:.0f} MiB", file=sys.stderr)
-        if not row["sustained"]:
-            break
-        best = row
-    return best, rows
+def ladders(args, port, client, rates):
+    """Each processor up its own ladder, the processors taking turns at each rate (so that a
+    machine whose load drifts meets them alike); a processor leaves at its first rate it
+    does not sustain. Gives kind -> (best row or None, rows)."""
+    results = {kind: [None, []] for kind in rates}
+    for rate in sorted({rate for ladder in rates.values() for rate in ladder}):
+        for kind, ladder in rates.items():
+            best, rows = results[kind]
+            if rate not in ladder or (rows and not rows[-1]["sustained"]):
+                continue
+            row = trial(args, port, client, kind, rate)
+            rows.append(row)
+            print(f"  {kind:13} {rate:>7}/s: done {row['done']}/{row['sent']} "
+                  f"(produced at {row['produced_per_second']:.0f}/s), p50 {row['p50']*1e3:.1f} ms, "
+                  f"p99 {row['p99']*1e3:.1f} ms, peak RSS {row['rss_mib']:.0f} MiB",
+                  file=sys.stderr, flush=True)
+            if row["sustained"]:
+                results[kind][0] = row
+    return {kind: tuple(result) for kind, result in results.items()}
 
 
 def sink_throughput(args, port, client, rows):
@@ -170,10 +177,9 @@ def main():
         try:
             seed_rates = [2000, 4000, 8000, 12000, 16000, 20000, 24000, 32000]
             triad_rates = [4000, 16000, 32000, 64000, 96000, 128000, 160000, 192000, 256000]
-            results = {}
-            for kind, rates in (("seed", seed_rates), ("triad-pubsub", triad_rates),
-                                ("triad-group", triad_rates)):
-                results[kind] = ladder(args, port, client, kind, rates)
+            results = ladders(args, port, client, {"seed": seed_rates,
+                                                   "triad-pubsub": triad_rates,
+                                                   "triad-group": triad_rates})
             best = results["triad-pubsub"][0]
             half = trial(args, port, client, "triad-pubsub", best["rate"] // 2) if best else None
             sink, plain = sink_throughput(args, port, client, args.sink_rows)
