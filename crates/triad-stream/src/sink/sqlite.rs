@@ -1,5 +1,6 @@
 //! The SQLite sink: one writer thread owns the database (WAL mode, fully synced commits) and
-//! inserts what the handlers send it in one transaction per batch window (`--batch-ms`). The
+//! inserts what the handlers send it in one transaction per batch window (`--batch-ms`); a
+//! second thread copies the log into the database off the commit path. The
 //! message id is the primary key and rows go in with `INSERT OR IGNORE`, so a message
 //! delivered again after a crash changes nothing: its effect happens once. A handler learns
 //! of its row's commit (or of the error) when the batch's transaction ends, and only then is
@@ -80,12 +81,25 @@ impl SqliteSink {
             path: spec.path.display().to_string(),
             source,
         })?;
+        let checkpoints = Connection::open(&spec.path).map_err(|source| SqliteError::Open {
+            path: spec.path.display().to_string(),
+            source,
+        })?;
         let (rows, inbox) = mpsc::channel();
         let table = spec.table.clone();
         let batch = spec.batch;
         let writer = std::thread::Builder::new()
             .name("triad-sqlite".into())
-            .spawn(move || write_batches(connection, &table, batch, inbox))
+            .spawn(move || {
+                let (running, stopped) = mpsc::channel::<()>();
+                let checkpointer = std::thread::Builder::new()
+                    .name("triad-sqlite-checkpoint".into())
+                    .spawn(move || checkpoint_now_and_then(&checkpoints, &stopped))
+                    .expect("a thread starts");
+                write_batches(connection, &table, batch, inbox);
+                drop(running);
+                let _ = checkpointer.join();
+            })
             .expect("a thread starts");
         Ok(SqliteSink {
             rows: Some(rows),
@@ -144,6 +158,8 @@ fn prepare(path: &Path, table: &str) -> rusqlite::Result<Connection> {
     connection.busy_timeout(Duration::from_secs(30))?;
     connection.pragma_update(None, "journal_mode", "WAL")?;
     connection.pragma_update(None, "synchronous", "FULL")?;
+    // Checkpoints happen on a thread of their own (`checkpoint_now_and_then`).
+    connection.pragma_update(None, "wal_autocheckpoint", 0)?;
     connection.execute_batch(&format!(
         "CREATE TABLE IF NOT EXISTS {table} (
              id TEXT PRIMARY KEY,
@@ -183,6 +199,19 @@ fn write_batches(
         for batch in batches {
             let _ = batch.committed.send((batch.messages, outcome.clone()));
         }
+    }
+}
+
+/// Copies the write-ahead log into the database every half second, from a connection of its
+/// own and without blocking the writer (a passive checkpoint), until `stopped` closes. The
+/// writer's connection checkpoints never itself: done inside a commit, a checkpoint's fsync of
+/// the database file would hold that commit's messages, and every batch behind it, for as
+/// long as the disk takes.
+fn checkpoint_now_and_then(connection: &Connection, stopped: &mpsc::Receiver<()>) {
+    while let Err(mpsc::RecvTimeoutError::Timeout) =
+        stopped.recv_timeout(Duration::from_millis(500))
+    {
+        let _ = connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
     }
 }
 
