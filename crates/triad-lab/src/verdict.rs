@@ -15,7 +15,8 @@
 use crate::results::{Finding, Outcome, Verdict};
 use crate::stats::Summary;
 
-/// The verdict on `claim` (English), the seed's own words being `quote`.
+/// The verdict on `claim` (English), the seed's own words being `quote` (as text: a row of the
+/// seed's tables is named by its row and columns, see `clean_quote`).
 pub(crate) fn verdict(
     claim: impl Into<String>,
     quote: &str,
@@ -24,7 +25,7 @@ pub(crate) fn verdict(
 ) -> Verdict {
     Verdict {
         claim: claim.into(),
-        quote: quote.to_owned(),
+        quote: crate::report::seed_table::clean_quote(quote),
         outcome,
         evidence: evidence.into(),
     }
