@@ -10,7 +10,9 @@
 //!
 //! A short script at the end of the page checks that every chart has drawn something (its SVG
 //! has a size and shapes in it) and writes the count into the page and into `<body>`'s
-//! `data-charts-*` attributes, so a headless browser can tell whether the charts rendered.
+//! `data-charts-*` attributes, with what the first screen shows (`data-cards`,
+//! `data-seed-figures`, …) and how far the page overflows its width (`data-body-overflow`), so a
+//! headless browser can tell whether the page rendered as it should.
 
 use std::fmt::Write;
 
@@ -73,8 +75,26 @@ const RENDER_CHECK: &str = "
       figure.setAttribute('data-rendered', 'no');
     }
   });
-  document.body.setAttribute('data-charts-total', String(figures.length));
-  document.body.setAttribute('data-charts-rendered', String(rendered));
+  var page = document.documentElement;
+  var count = function (selector) { return String(document.querySelectorAll(selector).length); };
+  var cards = document.querySelectorAll('.cards .card');
+  var seen = {
+    'data-charts-total': String(figures.length),
+    'data-charts-rendered': String(rendered),
+    'data-viewport': String(page.clientWidth),
+    'data-body-overflow': String(Math.max(0, page.scrollWidth - page.clientWidth)),
+    'data-cards': String(cards.length),
+    'data-cards-shown': String(Array.prototype.filter.call(cards, function (card) {
+      var box = card.getBoundingClientRect();
+      return box.width > 0 && box.right <= page.clientWidth + 1;
+    }).length),
+    'data-verdict-counts': count('.counts .verdict'),
+    'data-seed-tables': count('table.seed'),
+    'data-seed-figures': count('table.seed .figures b')
+  };
+  Object.keys(seen).forEach(function (name) { document.body.setAttribute(name, seen[name]); });
+  // Inside a frame (a test's narrow window), the frame's page hears the same.
+  if (window.parent !== window) { window.parent.postMessage(seen, '*'); }
   document.getElementById('render-check').textContent =
     rendered + ' of ' + figures.length + ' charts rendered in this browser.';
 })();
