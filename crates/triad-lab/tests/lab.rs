@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use triad_lab::results::LabReport;
+use triad_lab::results::{Implementation, LabReport};
 use triad_lab::{Config, Findings, PythonChoice, Quiet, Scale};
 
 triad::test_support!();
@@ -55,6 +55,30 @@ fn every_experiment_reports_samples_tables_charts_and_verdicts() {
         report.experiments.iter().any(|e| !e.timelines.is_empty()),
         "no experiment drew a timeline"
     );
+    // The report's first screen reads measurements by name: each must find its figures.
+    for experiment in &report.experiments {
+        let headline = triad_lab::report::headlines::of(report, experiment);
+        assert!(headline.is_some(), "{}: no headline figures", experiment.id);
+    }
+    let python = common::python_here();
+    for table in triad_lab::report::seed_table::tables(report) {
+        for row in &table.rows {
+            for cell in row.cells.iter().filter(|c| !c.experiment.is_empty()) {
+                let rust = cell
+                    .measured
+                    .iter()
+                    .any(|(i, _)| *i == Implementation::Rust);
+                let cpython = cell
+                    .measured
+                    .iter()
+                    .any(|(i, _)| *i == Implementation::Python);
+                assert!(rust || cpython, "{}: {} has no figure", table.id, cell.what);
+                if python && !cpython {
+                    eprintln!("{}: {} has no CPython figure", table.id, cell.what);
+                }
+            }
+        }
+    }
 }
 
 #[test]

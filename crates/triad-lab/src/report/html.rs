@@ -199,19 +199,19 @@ fn at_a_glance(report: &LabReport) -> String {
     }
     out.push_str("</div>\n<div class=\"cards\">\n");
     for experiment in &report.experiments {
-        out.push_str(&card(experiment));
+        out.push_str(&card(report, experiment));
     }
     out.push_str("</div></section>\n");
     out
 }
 
 /// One experiment at a glance: its headline figure, its first chart small, its verdicts.
-fn card(experiment: &ExperimentReport) -> String {
+fn card(lab: &LabReport, experiment: &ExperimentReport) -> String {
     let mut out = format!(
         "<a class=\"card\" href=\"#{id}\"><h3>{id}</h3><p class=\"title\">{}</p>\
          <p class=\"headline\">{}</p>",
         escape(&experiment.title),
-        escape(&super::headline(experiment)),
+        escape(&super::headline(lab, experiment)),
         id = escape(&experiment.id),
     );
     if let Some(chart) = experiment.charts.first() {

@@ -1,6 +1,7 @@
 //! Writers of a [`LabReport`]: the terminal text, `report.md`, `results.json`
 //! and `index.html`, all read from the same data.
 
+pub mod headlines;
 pub mod html;
 pub mod markdown;
 pub mod seed_table;
@@ -20,12 +21,15 @@ measurement's range is its interquartile range, a ratio a ÷ b ranges from a.p25
 a.p75 ÷ b.p25, and a check whose range straddles its line (two timings whose quartile ranges \
 overlap) is within noise: a difference this machine cannot resolve.";
 
-/// An experiment's headline figure, for its card: the key figure of its first claim.
-pub fn headline(experiment: &ExperimentReport) -> String {
-    experiment
-        .verdicts
-        .first()
-        .map_or_else(|| experiment.title.clone(), text::key_figure)
+/// An experiment's headline, for its card: its key figures (see `headlines`), or else the
+/// key figure of its first claim.
+pub fn headline(lab: &LabReport, experiment: &ExperimentReport) -> String {
+    headlines::of(lab, experiment).unwrap_or_else(|| {
+        experiment
+            .verdicts
+            .first()
+            .map_or_else(|| experiment.title.clone(), text::key_figure)
+    })
 }
 
 /// The files [`write_all`] wrote.
