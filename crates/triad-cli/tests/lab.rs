@@ -35,8 +35,8 @@ fn a_toy_run_writes_three_files_and_prints_the_tables() {
         .assert()
         .success()
         .stdout(predicate::str::contains("CPU: "))
-        .stdout(predicate::str::contains("race — "))
-        .stdout(predicate::str::contains("select-poll-epoll — "))
+        .stdout(predicate::str::contains("\nrace ("))
+        .stdout(predicate::str::contains("\nselect-poll-epoll ("))
         .stdout(predicate::str::contains("Summary: the seed's claims").not())
         .stdout(predicate::str::contains("\x1b[").not());
     for file in ["results.json", "report.md", "index.html"] {

@@ -174,14 +174,14 @@ pub fn key_figure(verdict: &Verdict) -> String {
 }
 
 /// One claim on one line: verdict, claim, key figure, within `width` (the colour codes take
-/// no columns). The figure keeps up to two thirds of the room; the claim is cut first.
+/// no columns). The figure keeps up to half the room, more when the claim is short.
 fn claim_line(verdict: &Verdict, color: bool, width: usize) -> String {
     const WORD: usize = 12;
     let plain = verdict.outcome.word();
     let padding = " ".repeat(WORD.saturating_sub(width_of(plain)));
     let room = width.saturating_sub(2 + WORD + 1);
     let figure = key_figure(verdict);
-    let most = (2 * room / 3).max(room.saturating_sub(width_of(&verdict.claim) + 3));
+    let most = (room / 2).max(room.saturating_sub(width_of(&verdict.claim) + 3));
     let figure = cut(&figure, most);
     let claim = cut(&verdict.claim, room.saturating_sub(width_of(&figure) + 3));
     format!(
@@ -192,9 +192,10 @@ fn claim_line(verdict: &Verdict, color: bool, width: usize) -> String {
 
 /// An experiment's block: title, table, verdicts (and, in full, notes).
 pub fn experiment(report: &ExperimentReport, style: &Style) -> String {
+    // The id and time first: a cut line loses only the end of the title.
     let title = format!(
-        "{} — {} (seed §{}, {:.1} s)",
-        report.id, report.title, report.seed_section, report.elapsed_s
+        "{} ({:.1} s, seed §{}) — {}",
+        report.id, report.elapsed_s, report.seed_section, report.title
     );
     let Some(width) = style.width else {
         let mut out = format!("{title}\n");
