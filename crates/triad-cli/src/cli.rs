@@ -429,6 +429,10 @@ pub(crate) struct LabArgs {
     /// Print results.json on stdout (one line) instead of the tables
     #[arg(long)]
     pub(crate) json: bool,
+    /// Print every claim's full evidence, the notes and every claim again at the end, in lines
+    /// as long as they need (by default lines fit the terminal, or 100 columns)
+    #[arg(long, short)]
+    pub(crate) verbose: bool,
 }
 
 #[derive(Debug, Args)]

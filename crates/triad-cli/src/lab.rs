@@ -9,6 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use indicatif::{ProgressBar, ProgressStyle};
+use triad_lab::report::text::Style;
 use triad_lab::report::{self, text};
 use triad_lab::{
     Config, Experiment, ExperimentReport, LabError, Machine, Observer, PythonChoice, Scale,
@@ -47,9 +48,13 @@ pub(crate) fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
     }
     out::ensure_open(TABLES, Stream::Stdout)?;
     report::create_dir(&args.out)?;
+    let style = Style {
+        color: std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
+        width: (!args.verbose).then(terminal_width),
+    };
     let mut terminal = Terminal {
         tables: !args.json,
-        color: std::env::var_os("NO_COLOR").is_none() && std::io::stdout().is_terminal(),
+        style,
         bar: None,
         write_error: None,
     };
@@ -64,7 +69,7 @@ pub(crate) fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
             .map_err(std::io::Error::from)
             .and_then(|()| writeln!(stdout))
     } else {
-        print_summary(&mut stdout, &report, &written)
+        print_summary(&mut stdout, &report, &written, &style)
     };
     printed
         .and_then(|()| stdout.flush())
@@ -76,31 +81,52 @@ pub(crate) fn lab(args: LabArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// The widest a line may be: the terminal's width, or 100 columns when stdout is not one.
+fn terminal_width() -> usize {
+    terminal_size::terminal_size_of(std::io::stdout())
+        .map_or(100, |(width, _)| usize::from(width.0))
+        .max(40)
+}
+
+/// The end of the run: with `--verbose` every claim again; then the seed's tables measured, the
+/// verdicts counted, and where the files are.
 fn print_summary(
     out: &mut impl Write,
     report: &triad_lab::LabReport,
     written: &report::Written,
+    style: &Style,
 ) -> std::io::Result<()> {
-    writeln!(out, "Summary: the seed's claims on this machine")?;
-    write!(out, "{}", text::table(&text::summary(report)))?;
+    if style.width.is_none() {
+        writeln!(out, "Summary: the seed's claims on this machine")?;
+        write!(out, "{}", text::table(&text::summary(report)))?;
+    }
+    let width = style.width.unwrap_or(usize::MAX);
+    write!(out, "{}", text::seed_tables(report, width))?;
     for failure in &report.failures {
         writeln!(out, "  {} FAILED: {}", failure.id, failure.error)?;
     }
+    write!(
+        out,
+        "{}",
+        text::verdict_counts(report, style.color, width.min(100))
+    )?;
+    let dir = written
+        .html
+        .parent()
+        .map_or_else(|| ".".into(), |dir| dir.display().to_string());
+    // The directory on a line of its own: a path is never cut, and a long one stays apart.
     writeln!(
         out,
-        "{} experiment(s) in {:.1} s. Wrote {}, {} and {}",
+        "{} experiment(s) in {:.1} s. Wrote index.html, report.md and results.json to\n  {dir}",
         report.experiments.len(),
         report.elapsed_s,
-        written.html.display(),
-        written.markdown.display(),
-        written.json.display()
     )
 }
 
 /// Shows the lab on the terminal: a bar on stderr per experiment, each table on stdout.
 struct Terminal {
     tables: bool,
-    color: bool,
+    style: Style,
     bar: Option<ProgressBar>,
     /// The first error writing to stdout (a closed pipe): the lab stops printing, then reports it.
     write_error: Option<std::io::Error>,
@@ -153,7 +179,7 @@ impl Observer for Terminal {
 
     fn finished(&mut self, report: &ExperimentReport) {
         self.clear_bar();
-        let block = format!("{}\n", text::experiment(report, self.color));
+        let block = format!("{}\n", text::experiment(report, &self.style));
         self.print(&block);
     }
 

@@ -9,6 +9,17 @@ fn triad() -> Command {
     command
 }
 
+/// Runs `command`, which must succeed: its stdout.
+fn succeeds(command: &mut Command) -> String {
+    let output = command.output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).unwrap()
+}
+
 fn out_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("triad-cli-lab-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -24,9 +35,9 @@ fn a_toy_run_writes_three_files_and_prints_the_tables() {
         .assert()
         .success()
         .stdout(predicate::str::contains("CPU: "))
-        .stdout(predicate::str::contains("race — "))
-        .stdout(predicate::str::contains("select-poll-epoll — "))
-        .stdout(predicate::str::contains("Summary: the seed's claims"))
+        .stdout(predicate::str::contains("\nrace ("))
+        .stdout(predicate::str::contains("\nselect-poll-epoll ("))
+        .stdout(predicate::str::contains("Summary: the seed's claims").not())
         .stdout(predicate::str::contains("\x1b[").not());
     for file in ["results.json", "report.md", "index.html"] {
         let metadata = std::fs::metadata(dir.join(file)).unwrap();
@@ -35,22 +46,83 @@ fn a_toy_run_writes_three_files_and_prints_the_tables() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// Display columns of `line`: the seed's Chinese words (and full-width marks) take two.
+fn columns(line: &str) -> usize {
+    line.chars()
+        .map(|c| match u32::from(c) {
+            0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF => 2,
+            0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 => 2,
+            _ => 1,
+        })
+        .sum()
+}
+
+#[test]
+fn the_end_of_a_run_shows_the_seed_s_table_and_the_verdicts_in_short_lines() {
+    let dir = out_dir("short");
+    let stdout = succeeds(
+        triad()
+            .args(["lab", "--toy", "--only", "race,switch-cost", "--out"])
+            .arg(&dir),
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    // Not a terminal: lines of at most 100 columns.
+    for line in &lines {
+        assert!(columns(line) <= 100, "{} columns: {line}", columns(line));
+    }
+    let last: Vec<&str> = lines[lines.len().saturating_sub(40)..].to_vec();
+    let tail = last.join("\n");
+    assert!(tail.contains("The seed's §3 table"), "{tail}");
+    assert!(tail.contains("switch cost"), "{tail}");
+    assert!(tail.contains("Verdicts on "), "{tail}");
+    assert!(
+        tail.contains(" confirmed") && tail.contains(" within noise"),
+        "{tail}"
+    );
+    // One line per claim: the verdict first.
+    assert!(
+        lines.iter().any(|l| l.trim_start().starts_with("confirmed")
+            || l.trim_start().starts_with("refuted")
+            || l.trim_start().starts_with("depends")
+            || l.trim_start().starts_with("within noise")),
+        "{stdout}"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn verbose_prints_the_full_evidence_and_every_claim_again() {
+    let dir = out_dir("verbose");
+    triad()
+        .args([
+            "lab",
+            "--toy",
+            "--python",
+            "off",
+            "--only",
+            "race",
+            "--verbose",
+            "--out",
+        ])
+        .arg(&dir)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("  claim: "))
+        .stdout(predicate::str::contains("  note: "))
+        .stdout(predicate::str::contains("Summary: the seed's claims"));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 #[test]
 fn json_prints_the_results_document_on_one_line() {
     let dir = out_dir("json");
-    let output = triad()
-        .args([
-            "lab", "--toy", "--python", "off", "--only", "race", "--json", "--out",
-        ])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let stdout = succeeds(
+        triad()
+            .args([
+                "lab", "--toy", "--python", "off", "--only", "race", "--json", "--out",
+            ])
+            .arg(&dir),
     );
-    let stdout = String::from_utf8(output.stdout).unwrap();
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     let document: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(document["schema"], "triad-lab/2");

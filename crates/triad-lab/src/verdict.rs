@@ -15,7 +15,8 @@
 use crate::results::{Finding, Outcome, Verdict};
 use crate::stats::Summary;
 
-/// The verdict on `claim` (English), the seed's own words being `quote`.
+/// The verdict on `claim` (English), the seed's own words being `quote` (as text: a row of the
+/// seed's tables is named by its row and columns, see `clean_quote`).
 pub(crate) fn verdict(
     claim: impl Into<String>,
     quote: &str,
@@ -24,7 +25,7 @@ pub(crate) fn verdict(
 ) -> Verdict {
     Verdict {
         claim: claim.into(),
-        quote: quote.to_owned(),
+        quote: crate::report::seed_table::clean_quote(quote),
         outcome,
         evidence: evidence.into(),
     }
@@ -190,9 +191,21 @@ pub(crate) fn outcome_by_threshold(values: &[f64], threshold: f64) -> Outcome {
     Outcome::from_checks(values.iter().map(|v| *v >= threshold))
 }
 
-/// [`Outcome::from_checks`] of the check `holds` on every labelled value.
-pub(crate) fn outcome_where(values: &[(String, f64)], holds: impl Fn(f64) -> bool) -> Outcome {
-    Outcome::from_checks(values.iter().map(|(_, v)| holds(*v)))
+/// [`Outcome::from_findings`] of `finding` on every labelled ratio.
+pub(crate) fn outcome_of(
+    values: &[(String, Ratio)],
+    finding: impl Fn(Ratio) -> Finding,
+) -> Outcome {
+    Outcome::from_findings(values.iter().map(|(_, r)| finding(*r)))
+}
+
+/// Labelled ratios as evidence, each with its range: `label 1.93× (1.80-2.01×), …`.
+pub(crate) fn listed_ratios(values: &[(String, Ratio)]) -> String {
+    values
+        .iter()
+        .map(|(label, ratio)| format!("{label} {}", ratio.shown()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Labelled values as evidence: `label value, label value`.
@@ -234,9 +247,18 @@ mod tests {
         assert_eq!(outcome_by_threshold(&[1.0, 3.0], 2.0), Outcome::Depends);
         assert_eq!(outcome_by_threshold(&[], 2.0), Outcome::Depends);
         let values = [("a".to_owned(), 1.0), ("b".to_owned(), 3.0)];
-        assert_eq!(outcome_where(&values, |v| v > 2.0), Outcome::Depends);
-        assert_eq!(outcome_where(&values, |v| v > 0.5), Outcome::Confirmed);
         assert_eq!(listed(&values, times), "a 1.00×, b 3.00×");
+        let ratios = [
+            ("a".to_owned(), Ratio::measured(&Summary::of(&[1.0, 1.2]))),
+            ("b".to_owned(), Ratio::measured(&Summary::of(&[3.0]))),
+        ];
+        assert_eq!(outcome_of(&ratios, |r| r.at_least(2.0)), Outcome::Depends);
+        assert_eq!(outcome_of(&ratios, |r| r.at_least(0.5)), Outcome::Confirmed);
+        assert_eq!(
+            outcome_of(&ratios[..1], |r| r.at_least(1.1)),
+            Outcome::WithinNoise
+        );
+        assert_eq!(listed_ratios(&ratios), "a 1.10× (1.05-1.15×), b 3.00×");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use triad_lab::results::LabReport;
+use triad_lab::results::{Implementation, LabReport};
 use triad_lab::{Config, Findings, PythonChoice, Quiet, Scale};
 
 triad::test_support!();
@@ -55,6 +55,30 @@ fn every_experiment_reports_samples_tables_charts_and_verdicts() {
         report.experiments.iter().any(|e| !e.timelines.is_empty()),
         "no experiment drew a timeline"
     );
+    // The report's first screen reads measurements by name: each must find its figures.
+    for experiment in &report.experiments {
+        let headline = triad_lab::report::headlines::of(report, experiment);
+        assert!(headline.is_some(), "{}: no headline figures", experiment.id);
+    }
+    let python = common::python_here();
+    for table in triad_lab::report::seed_table::tables(report) {
+        for row in &table.rows {
+            for cell in row.cells.iter().filter(|c| !c.experiment.is_empty()) {
+                let rust = cell
+                    .measured
+                    .iter()
+                    .any(|(i, _)| *i == Implementation::Rust);
+                let cpython = cell
+                    .measured
+                    .iter()
+                    .any(|(i, _)| *i == Implementation::Python);
+                assert!(rust || cpython, "{}: {} has no figure", table.id, cell.what);
+                if python && !cpython {
+                    eprintln!("{}: {} has no CPython figure", table.id, cell.what);
+                }
+            }
+        }
+    }
 }
 
 #[test]
@@ -195,8 +219,9 @@ fn chromium() -> Option<PathBuf> {
     found
 }
 
-/// The page's DOM after its scripts ran, as Chromium dumps it.
-fn rendered_dom(browser: &Path, page: &Path, profile: &Path) -> String {
+/// Chromium on `page` in a window `width` pixels wide, with `action` (`--dump-dom`, or a
+/// screenshot): its stdout.
+fn in_chromium(browser: &Path, page: &Path, profile: &Path, width: u32, action: &str) -> String {
     let output = Command::new(browser)
         .args([
             "--headless",
@@ -207,10 +232,12 @@ fn rendered_dom(browser: &Path, page: &Path, profile: &Path) -> String {
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
-            "--window-size=1200,900",
+            "--hide-scrollbars",
+            "--virtual-time-budget=10000",
         ])
+        .arg(format!("--window-size={width},1400"))
         .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
+        .arg(action)
         .arg(format!("file://{}", page.display()))
         .output()
         .expect("chromium starts");
@@ -220,6 +247,11 @@ fn rendered_dom(browser: &Path, page: &Path, profile: &Path) -> String {
         String::from_utf8_lossy(&output.stderr)
     );
     String::from_utf8(output.stdout).unwrap()
+}
+
+/// The page's DOM after its scripts ran, in a window `width` pixels wide.
+fn rendered_dom(browser: &Path, page: &Path, profile: &Path, width: u32) -> String {
+    in_chromium(browser, page, profile, width, "--dump-dom")
 }
 
 fn body_attribute(dom: &str, name: &str) -> usize {
@@ -251,7 +283,7 @@ fn every_chart_renders_in_headless_chromium() {
         .iter()
         .map(|e| e.charts.len() + e.timelines.len())
         .sum();
-    let dom = rendered_dom(&browser, &written.html, &dir.join("chromium-profile"));
+    let dom = rendered_dom(&browser, &written.html, &dir.join("chromium-profile"), 1200);
     assert_eq!(body_attribute(&dom, "data-charts-total"), expected);
     assert_eq!(
         body_attribute(&dom, "data-charts-rendered"),
@@ -260,4 +292,102 @@ fn every_chart_renders_in_headless_chromium() {
         dom.match_indices("data-rendered=\"no\"").count()
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A page that shows `index.html` in a frame `width` pixels wide (headless Chromium's window
+/// is at least 500 pixels wide), and takes over what the frame's page reports of itself.
+fn framed(dir: &Path, width: u32) -> PathBuf {
+    let page = dir.join(format!("framed-{width}.html"));
+    std::fs::write(
+        &page,
+        format!(
+            "<!doctype html><html><body style=\"margin:0\"><iframe src=\"index.html\" \
+             style=\"width:{width}px;height:1400px;border:0\"></iframe><script>\
+             window.addEventListener('message', function (e) {{ for (var k in e.data) \
+             {{ document.body.setAttribute(k, e.data[k]); }} }});</script></body></html>"
+        ),
+    )
+    .unwrap();
+    page
+}
+
+#[test]
+fn the_first_screen_answers_at_desktop_and_phone_widths() {
+    let Some(browser) = chromium() else { return };
+    let report = toy_run();
+    // Kept after the test: the screenshots are for people to look at.
+    let dir = out_dir("screens");
+    let written = triad_lab::report::write_all(report, &dir).unwrap();
+    let claims: usize = report.experiments.iter().map(|e| e.verdicts.len()).sum();
+    let charts: usize = report
+        .experiments
+        .iter()
+        .map(|e| e.charts.len() + e.timelines.len())
+        .sum();
+    let html = std::fs::read_to_string(&written.html).unwrap();
+    assert!(html.contains(&format!("{claims} claims of the seed")));
+    assert!(html.contains("@media print"));
+    for width in [1400, 420] {
+        let profile = dir.join(format!("chromium-profile-{width}"));
+        let page = if width < 500 {
+            framed(&dir, width)
+        } else {
+            written.html.clone()
+        };
+        let dom = rendered_dom(&browser, &page, &profile, width.max(500));
+        let attribute = |name: &str| body_attribute(&dom, name);
+        assert_eq!(
+            attribute("data-viewport"),
+            width as usize,
+            "the window's width"
+        );
+        assert_eq!(
+            attribute("data-body-overflow"),
+            0,
+            "{width} px: the page scrolls sideways"
+        );
+        assert_eq!(
+            attribute("data-cards"),
+            report.experiments.len(),
+            "{width} px: cards"
+        );
+        assert_eq!(
+            attribute("data-cards-shown"),
+            report.experiments.len(),
+            "{width} px: a card outside the page"
+        );
+        assert_eq!(
+            attribute("data-verdict-counts"),
+            4,
+            "{width} px: the verdicts counted"
+        );
+        assert_eq!(
+            attribute("data-seed-tables"),
+            2,
+            "{width} px: the seed's tables"
+        );
+        assert!(
+            attribute("data-seed-figures") >= 20,
+            "{width} px: figures in the seed's tables"
+        );
+        assert_eq!(
+            attribute("data-charts-rendered"),
+            charts,
+            "{width} px: charts"
+        );
+        let shot = dir.join(format!("top-{width}.png"));
+        in_chromium(
+            &browser,
+            &page,
+            &profile,
+            width.max(500),
+            &format!("--screenshot={}", shot.display()),
+        );
+        assert!(
+            std::fs::metadata(&shot).is_ok_and(|m| m.len() > 10_000),
+            "no screenshot at {}",
+            shot.display()
+        );
+        eprintln!("screenshot: {}", shot.display());
+    }
 }

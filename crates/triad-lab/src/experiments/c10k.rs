@@ -26,7 +26,7 @@ use crate::plan::{Bench, Measured, Plan, Series};
 use crate::python::Baseline;
 use crate::results::{Implementation, Table};
 use crate::stats::{format_bytes, format_seconds, format_with_spread};
-use crate::verdict::Checks;
+use crate::verdict::{Checks, Ratio, smaller};
 
 /// The `c10k` experiment.
 #[derive(Debug)]
@@ -318,15 +318,21 @@ fn judge(found: &Findings<'_>) -> Judgement {
     let mut twenty_mb = Checks::default();
     for label in coroutines {
         if let Some(time) = find(label, Quantity::Time, count) {
-            about_a_tenth.check(
-                format!("{label} × {count}: {}", format_seconds(time.median())),
-                time.median() <= 0.15,
+            about_a_tenth.find(
+                format!(
+                    "{label} × {count}: {}",
+                    format_with_spread(&time.summary, format_seconds)
+                ),
+                Ratio::measured(&time.summary).at_most(0.15),
             );
         }
         if let Some(peak) = find(label, Quantity::Peak, count) {
-            twenty_mb.check(
-                format!("{label} × {count}: {}", format_bytes(peak.median())),
-                (10e6..=40e6).contains(&peak.median()),
+            twenty_mb.find(
+                format!(
+                    "{label} × {count}: {}",
+                    format_with_spread(&peak.summary, format_bytes)
+                ),
+                Ratio::measured(&peak.summary).inside(10e6..=40e6),
             );
         }
     }
@@ -349,14 +355,14 @@ fn judge(found: &Findings<'_>) -> Judgement {
             if let (Some(task), Some(thread)) =
                 (find(label, quantity, count), find(threads, quantity, count))
             {
-                cheaper.check(
+                cheaper.find(
                     format!(
                         "{}: {label} {} vs {threads} {}",
                         quantity.name(),
                         format(task.median()),
                         format(thread.median())
                     ),
-                    task.median() < thread.median(),
+                    smaller(&task.summary, &thread.summary),
                 );
             }
         }

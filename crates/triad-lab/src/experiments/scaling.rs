@@ -8,7 +8,7 @@ use crate::findings::{Findings, Param};
 use crate::names::Named;
 use crate::results::{Implementation, Point};
 use crate::stats::Summary;
-use crate::verdict::ratio;
+use crate::verdict::{Ratio, ratio};
 
 /// A speed-up below this is "none" (noise on a shared machine stays under it).
 pub(crate) const NO_SPEEDUP: f64 = 1.3;
@@ -74,12 +74,25 @@ impl<'a, W: Named, E: Named> Timings<'a, W, E> {
         Some(speedup(baseline, run))
     }
 
+    /// [`speedup`](Self::speedup) with the range the two measurements' quartiles allow.
+    pub(crate) fn speedup_ratio(
+        &self,
+        implementation: Implementation,
+        workload: W,
+        (engine, count): (E, usize),
+        (serial, serial_count): (E, usize),
+    ) -> Option<Ratio> {
+        let baseline = self.summary(implementation, workload, serial, serial_count)?;
+        let run = self.summary(implementation, workload, engine, count)?;
+        Some(Ratio::of(baseline, run))
+    }
+
     /// `(label, value)` of `measure` for every language that ran and every workload it gives
     /// a value for.
-    pub(crate) fn each(
+    pub(crate) fn each<V>(
         &self,
-        measure: impl FnMut(Implementation, W) -> Option<f64>,
-    ) -> Vec<(String, f64)> {
+        measure: impl FnMut(Implementation, W) -> Option<V>,
+    ) -> Vec<(String, V)> {
         per_language_and_workload(&self.found.implementations(), W::all(), W::name, measure)
     }
 }
@@ -102,12 +115,12 @@ pub(crate) fn speedup_point(x: f64, baseline: &Summary, run: &Summary) -> Point 
 
 /// `(label, value)` of `measure` for every language of `implementations` and every one of
 /// `workloads` it gives a value for, labelled by both, such as `CPython count_primes`.
-pub(crate) fn per_language_and_workload<W: Copy>(
+pub(crate) fn per_language_and_workload<W: Copy, V>(
     implementations: &[Implementation],
     workloads: &[W],
     workload_name: impl Fn(W) -> &'static str,
-    mut measure: impl FnMut(Implementation, W) -> Option<f64>,
-) -> Vec<(String, f64)> {
+    mut measure: impl FnMut(Implementation, W) -> Option<V>,
+) -> Vec<(String, V)> {
     let mut found = Vec::new();
     for &implementation in implementations {
         for &workload in workloads {

@@ -25,8 +25,8 @@ use crate::names::names;
 use crate::plan::{Bench, Measured, Plan, Repeat};
 use crate::python::Baseline;
 use crate::results::{Implementation, Measurement, Table};
-use crate::stats::format_seconds;
-use crate::verdict::Checks;
+use crate::stats::{Summary, format_seconds, format_with_spread};
+use crate::verdict::{Checks, Ratio, smaller};
 use Implementation::{Python, Rust};
 
 /// The `spawn-cost` experiment.
@@ -340,8 +340,8 @@ fn worker_starts(method: StartMethod, sizes: Sizes) -> Result<Vec<f64>, String> 
 fn judge(found: &Findings<'_>) -> Judgement {
     let sizes = SIZES.at(found.scale());
     let measured = |implementation, name: Name| found.get(implementation, name.name(), &[]);
-    let rust_median = |name| measured(Rust, name).map(Measurement::median);
-    let python_median = |name| measured(Python, name).map(Measurement::median);
+    let rust_median = |name| measured(Rust, name).map(|m| &m.summary);
+    let python_median = |name| measured(Python, name).map(|m| &m.summary);
 
     let mut table = Table::new(["unit", "how", "Rust", "CPython", "CPython ÷ Rust"]);
     let mut bars = SideBySide::new();
@@ -365,18 +365,23 @@ fn judge(found: &Findings<'_>) -> Judgement {
     }
 
     // A claim that one way of starting beats another: (language, faster, slower) per side.
-    type Side<'a> = (&'a str, (&'a str, Option<f64>), (&'a str, Option<f64>));
+    type Side<'a> = (
+        &'a str,
+        (&'a str, Option<&'a Summary>),
+        (&'a str, Option<&'a Summary>),
+    );
     let faster_verdict = |claim: &str, quote: &str, sides: [Side<'_>; 2]| {
         let mut checks = Checks::default();
         for (language, (fast_name, fast), (slow_name, slow)) in sides {
             if let (Some(fast), Some(slow)) = (fast, slow) {
-                checks.check(
+                checks.find(
                     format!(
-                        "{language}: {fast_name} {} vs {slow_name} {}",
-                        format_seconds(fast),
-                        format_seconds(slow)
+                        "{language}: {fast_name} {} vs {slow_name} {} ({})",
+                        format_with_spread(fast, format_seconds),
+                        format_with_spread(slow, format_seconds),
+                        Ratio::of(slow, fast).shown()
                     ),
-                    fast < slow,
+                    smaller(fast, slow),
                 );
             }
         }
@@ -418,14 +423,14 @@ fn judge(found: &Findings<'_>) -> Judgement {
         ),
     ] {
         if let (Some(fork), Some(server), Some(spawn)) = (fork, server, spawn) {
-            hybrid.check(
+            hybrid.find(
                 format!(
                     "{language}: fork {}, forkserver {}, spawn {}",
-                    format_seconds(fork),
-                    format_seconds(server),
-                    format_seconds(spawn)
+                    format_with_spread(fork, format_seconds),
+                    format_with_spread(server, format_seconds),
+                    format_with_spread(spawn, format_seconds)
                 ),
-                fork <= server && server <= spawn,
+                smaller(fork, server).and(smaller(server, spawn)),
             );
         }
     }

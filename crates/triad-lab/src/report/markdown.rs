@@ -1,8 +1,10 @@
-//! `report.md`: the machine, a summary of verdicts, then each experiment's method, table,
-//! verdicts and notes.
+//! `report.md`: the machine, the seed's own tables with this run's figures, the verdicts
+//! counted and every claim, then each experiment's method, table, verdicts and notes.
 
 use std::fmt::Write;
 
+use super::seed_table::{self, SeedTable};
+use super::text::counts;
 use crate::results::{LabReport, Table};
 
 /// The whole report as Markdown.
@@ -21,7 +23,16 @@ pub fn render(report: &LabReport) -> String {
     for note in &report.notes {
         let _ = writeln!(out, "> {note}\n");
     }
-    out.push_str("## Summary\n\n");
+    out.push_str("## The seed's tables, measured on this machine\n");
+    for table in seed_table::tables(report) {
+        out.push_str(&seed(&table));
+    }
+    out.push_str("\n## Summary\n\n");
+    let listed: Vec<String> = counts(report)
+        .iter()
+        .map(|(outcome, n)| format!("{n} {}", outcome.word()))
+        .collect();
+    let _ = writeln!(out, "**Verdicts:** {}.\n", listed.join(", "));
     let _ = writeln!(out, "{}\n", super::VERDICT_RULE);
     out.push_str(&table(&summary_table(report)));
     for failure in &report.failures {
@@ -30,7 +41,7 @@ pub fn render(report: &LabReport) -> String {
     for experiment in &report.experiments {
         let _ = writeln!(
             out,
-            "\n## {} — {}\n\nSeed §{} · {:.1} s\n\n**Method.** {}\n",
+            "\n<a id=\"{0}\"></a>\n\n## {0} — {1}\n\nSeed §{2} · {3:.1} s\n\n**Method.** {4}\n",
             experiment.id,
             experiment.title,
             experiment.seed_section,
@@ -54,6 +65,46 @@ pub fn render(report: &LabReport) -> String {
         for note in &experiment.notes {
             let _ = writeln!(out, "\n> {note}");
         }
+    }
+    out
+}
+
+/// One of the seed's tables: its words in each cell, this run's figures, and a link to the
+/// experiment behind them (its title says what the figures are).
+fn seed(table: &SeedTable) -> String {
+    let mut out = format!("\n### {}\n\n|  |", table.title);
+    for (words, gloss) in &table.columns {
+        let _ = write!(out, " {words} ({gloss}) |");
+    }
+    let _ = writeln!(out, "\n|{}", "---|".repeat(table.columns.len() + 1));
+    for row in &table.rows {
+        let aspect = if row.aspect.is_empty() {
+            format!("{} (not in the seed's table)", row.aspect_en)
+        } else {
+            format!("{} ({})", row.aspect, row.aspect_en)
+        };
+        let _ = write!(out, "| {} |", escape(&aspect));
+        for cell in &row.cells {
+            let mut parts = Vec::new();
+            if !cell.seed.is_empty() {
+                parts.push(format!("「{}」 {}", cell.seed, cell.seed_en));
+            }
+            let figures: Vec<String> = cell
+                .measured
+                .iter()
+                .map(|(implementation, figure)| format!("{} **{figure}**", implementation.label()))
+                .collect();
+            if !figures.is_empty() {
+                parts.push(figures.join(" · "));
+            }
+            if cell.experiment.is_empty() {
+                parts.push(format!("_{}_", cell.what));
+            } else {
+                parts.push(format!("[{}](#{})", cell.what, cell.experiment));
+            }
+            let _ = write!(out, " {} |", escape(&parts.join(" <br> ")));
+        }
+        out.push('\n');
     }
     out
 }

@@ -1,15 +1,17 @@
 //! Writers of a [`LabReport`]: the terminal text, `report.md`, `results.json`
 //! and `index.html`, all read from the same data.
 
+pub mod headlines;
 pub mod html;
 pub mod markdown;
+pub mod seed_table;
 pub mod svg;
 pub mod text;
 
 use std::path::{Path, PathBuf};
 
 use crate::error::LabError;
-use crate::results::LabReport;
+use crate::results::{ExperimentReport, LabReport};
 
 /// How verdicts are decided, for the reports' readers (the same rule as `SCHEMA.md`).
 pub const VERDICT_RULE: &str = "Each claim is checked once per language, variant or size it \
@@ -18,6 +20,17 @@ every one is inside the noise, depends otherwise. Checks compare ranges, not bar
 measurement's range is its interquartile range, a ratio a ÷ b ranges from a.p25 ÷ b.p75 to \
 a.p75 ÷ b.p25, and a check whose range straddles its line (two timings whose quartile ranges \
 overlap) is within noise: a difference this machine cannot resolve.";
+
+/// An experiment's headline, for its card: its key figures (see `headlines`), or else the
+/// key figure of its first claim.
+pub fn headline(lab: &LabReport, experiment: &ExperimentReport) -> String {
+    headlines::of(lab, experiment).unwrap_or_else(|| {
+        experiment
+            .verdicts
+            .first()
+            .map_or_else(|| experiment.title.clone(), text::key_figure)
+    })
+}
 
 /// The files [`write_all`] wrote.
 #[derive(Debug, Clone)]

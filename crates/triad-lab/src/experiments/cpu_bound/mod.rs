@@ -19,7 +19,9 @@ use std::time::Duration;
 use triad::workloads::{count_primes, sum_squares};
 use triad::{Mode, Runner, TaskError};
 
-use super::scaling::{NO_SPEEDUP, PARALLEL_SHARE, Timings, speedup_point};
+use super::scaling::{
+    NO_SPEEDUP, PARALLEL_SHARE, Timings, per_language_and_workload, speedup_point,
+};
 use crate::error::LabError;
 use crate::experiment::{About, ByScale, Experiment, Judgement};
 use crate::findings::Findings;
@@ -30,7 +32,7 @@ use crate::results::{
     Chart, ChartKind, Implementation, Measurement, Outcome, Point, Series as Line, Table, Verdict,
 };
 use crate::stats::{format_seconds, format_with_spread, timed};
-use crate::verdict::{listed, outcome_where, times, verdict};
+use crate::verdict::{Ratio, listed, listed_ratios, outcome_of, times, verdict};
 use gantt::Setting;
 
 /// The seed's prime count as a coroutine that computes on the event loop without awaiting.
@@ -281,6 +283,23 @@ impl<'a> Results<'a> {
 
     fn python_ran(&self) -> bool {
         self.found.ran(Implementation::Python)
+    }
+
+    /// [`speedups`](Self::speedups) with their ranges.
+    fn speedup_ratios(&self, engine: Engine, workers: usize) -> Vec<(String, Ratio)> {
+        per_language_and_workload(
+            &self.implementations(),
+            Workload::ALL,
+            Workload::name,
+            |implementation, workload| {
+                self.batches.speedup_ratio(
+                    implementation,
+                    workload,
+                    (engine, workers),
+                    (Engine::Serial, 1),
+                )
+            },
+        )
     }
 
     /// `engine`'s speed-ups at `workers` for every language and workload that ran, with a label.
@@ -618,6 +637,17 @@ fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
         results.speedups(Engine::Threads, cores),
     );
     let processes = results.speedups(Engine::Processes, cores);
+    let of_ratios = |implementation: Implementation, all: Vec<(String, Ratio)>| {
+        let prefix = format!("{} ", implementation.label());
+        all.into_iter()
+            .filter(|(label, _)| label.starts_with(&prefix))
+            .collect::<Vec<_>>()
+    };
+    let python_thread_ratios = of_ratios(
+        Implementation::Python,
+        results.speedup_ratios(Engine::Threads, cores),
+    );
+    let process_ratios = results.speedup_ratios(Engine::Processes, cores);
     let mut verdicts = Vec::new();
 
     verdicts.push(judge(
@@ -633,10 +663,10 @@ fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
             )
         } else {
             (
-                outcome_where(&python_threads, |s| s < NO_SPEEDUP),
+                outcome_of(&python_thread_ratios, |r| r.at_most(NO_SPEEDUP)),
                 format!(
                     "speed-up of {cores} threads over serial: {}; Rust threads, without a GIL: {}",
-                    listed(&python_threads, times),
+                    listed_ratios(&python_thread_ratios),
                     listed(&rust_threads, times)
                 ),
             )
@@ -647,10 +677,12 @@ fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
         "A process pool runs CPU-bound work truly in parallel, and fast.",
         "进程池（真正并行，性能好）",
         (
-            outcome_where(&processes, parallel),
+            outcome_of(&process_ratios, |r| {
+                r.at_least(PARALLEL_SHARE * results.ideal(cores))
+            }),
             format!(
                 "speed-up of {cores} worker processes over serial: {}",
-                listed(&processes, times)
+                listed_ratios(&process_ratios)
             ),
         ),
     ));
@@ -733,14 +765,14 @@ fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
         ),
     ));
 
-    let coroutines = results.speedups(Engine::Async, 1);
+    let coroutines = results.speedup_ratios(Engine::Async, 1);
     verdicts.push(verdict(
         "Coroutines give single-core concurrency only: no speed-up on CPU-bound work.",
         "**CPU利用** | 多核并行 | 受GIL限制 | 单核并发",
-        outcome_where(&coroutines, |s| s < NO_SPEEDUP),
+        outcome_of(&coroutines, |r| r.at_most(NO_SPEEDUP)),
         format!(
             "all tasks as coroutines on one loop, speed-up over serial: {}",
-            listed(&coroutines, times)
+            listed_ratios(&coroutines)
         ),
     ));
 

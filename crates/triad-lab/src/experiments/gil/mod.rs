@@ -29,11 +29,11 @@ use crate::names::names;
 use crate::plan::{Bench, Measured, Plan, Repeat, Series};
 use crate::python::Baseline;
 use crate::results::{
-    Chart, ChartKind, Implementation, Measurement, Outcome, Series as Bars, Table, Verdict,
+    Chart, ChartKind, Finding, Implementation, Measurement, Outcome, Series as Bars, Table, Verdict,
 };
 use crate::stats::{Summary, format_seconds, format_with_spread, timed};
 use crate::timeline::{LaneBy, from_spans};
-use crate::verdict::{times, verdict};
+use crate::verdict::{Ratio, times, verdict};
 use simulator::{Gil, Hold, SWITCH_INTERVAL};
 
 /// The prime-count limit of one "bytecode".
@@ -504,6 +504,19 @@ impl Results<'_> {
         ))
     }
 
+    /// [`speedup`](Self::speedup) with the range of the two measurements' quartiles.
+    fn speedup_ratio(&self, implementation: Implementation, name: Name) -> Option<Ratio> {
+        let serial = if IO_MODES.iter().any(|(io, _)| *io == name) {
+            Name::IoSerial
+        } else {
+            Name::CpuSerial
+        };
+        Some(Ratio::of(
+            self.summary(implementation, serial)?,
+            self.summary(implementation, name)?,
+        ))
+    }
+
     /// The parallel speed-up N workers can reach here.
     fn ideal(&self) -> f64 {
         self.threads.min(self.cores) as f64
@@ -621,21 +634,25 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
     let shown = |value: Option<f64>| value.map_or("—".to_owned(), times);
     let mut verdicts = Vec::new();
 
+    let ranged = |implementation, name| results.speedup_ratio(implementation, name);
     let under_gil = [
         rate(Rust, Name::CpuUnderGil),
         rate(Python, Name::CpuUnderGil),
     ];
-    let checks: Vec<bool> = under_gil
-        .iter()
-        .flatten()
-        .map(|s| *s < NO_SPEEDUP)
-        .collect();
+    let checks: Vec<Finding> = [
+        ranged(Rust, Name::CpuUnderGil),
+        ranged(Python, Name::CpuUnderGil),
+    ]
+    .iter()
+    .flatten()
+    .map(|r| r.at_most(NO_SPEEDUP))
+    .collect();
     verdicts.push(verdict(
         "Only one thread holds the GIL at any moment, so CPU-bound threads get no \
                 speed-up, however many cores there are.",
         "任意时刻,只有一个线程持有GIL",
         if multi_core {
-            Outcome::from_checks(checks.iter().copied())
+            Outcome::from_findings(checks.iter().copied())
         } else {
             Outcome::Depends
         },
@@ -759,7 +776,15 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
     verdicts.push(verdict(
         "Despite the GIL, threads overlap IO: a blocking wait releases it.",
         "虽然有GIL,但I/O等待期间会释放GIL,所以能并发",
-        Outcome::from_checks(io.iter().flatten().map(|s| *s >= 0.6 * io_threads)),
+        Outcome::from_findings(
+            [
+                ranged(Rust, Name::IoUnderGil),
+                ranged(Python, Name::IoUnderGil),
+            ]
+            .iter()
+            .flatten()
+            .map(|r| r.at_least(0.6 * io_threads)),
+        ),
         format!(
             "{} IO-bound threads, speed-up over one thread (ideal {io_threads:.0}×): simulated \
              GIL {}, CPython {}",
@@ -797,9 +822,9 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
     verdicts.push(verdict(
         "Native threads (C, Java — and Rust) run in parallel.",
         "原生线程可以并行(C/Java等)",
-        match native {
+        match ranged(Rust, Name::CpuWithoutGil) {
             _ if !multi_core => Outcome::Depends,
-            Some(s) => Outcome::from_checks([s >= PARALLEL_SHARE * ideal]),
+            Some(r) => Outcome::from_findings([r.at_least(PARALLEL_SHARE * ideal)]),
             None => Outcome::Depends,
         },
         if multi_core {

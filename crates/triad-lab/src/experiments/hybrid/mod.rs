@@ -114,10 +114,10 @@ const SIZES: ByScale<Sizes> = ByScale::new(
     },
     Sizes {
         items: 16,
-        one_at_a_time: Repeat::after_one(2),
-        concurrent: Repeat::after_one(5),
-        python_one_at_a_time: 2,
-        python_concurrent: 5,
+        one_at_a_time: Repeat::after_one(1),
+        concurrent: Repeat::after_one(4),
+        python_one_at_a_time: 1,
+        python_concurrent: 4,
     },
     Sizes {
         items: 48,

@@ -27,7 +27,7 @@ use crate::results::{
     Table, Verdict,
 };
 use crate::stats::{format_seconds, format_with_spread, timed};
-use crate::verdict::{listed, outcome_where, times, verdict};
+use crate::verdict::{Ratio, listed_ratios, outcome_of, times, verdict};
 
 /// The `io-bound` experiment.
 #[derive(Debug)]
@@ -223,6 +223,22 @@ impl Results<'_> {
         count: usize,
     ) -> Option<f64> {
         self.batches.speedup(
+            implementation,
+            workload,
+            (engine, count),
+            (Engine::Serial, count),
+        )
+    }
+
+    /// [`speedup`](Self::speedup) with its range.
+    fn speedup_ratio(
+        &self,
+        implementation: Implementation,
+        workload: Workload,
+        engine: Engine,
+        count: usize,
+    ) -> Option<Ratio> {
+        self.batches.speedup_ratio(
             implementation,
             workload,
             (engine, count),
@@ -440,7 +456,7 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
         concurrent.extend(
             results
                 .batches
-                .each(|i, w| results.speedup(i, w, engine, n))
+                .each(|i, w| results.speedup_ratio(i, w, engine, n))
                 .into_iter()
                 .map(|(label, s)| (format!("{label}, {}", engine.name()), s)),
         );
@@ -448,10 +464,10 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
     verdicts.push(verdict(
         "For IO-bound work, concurrency improves performance markedly.",
         "并发可以显著提升性能",
-        outcome_where(&concurrent, |s| s >= OVERLAP_SHARE * n as f64),
+        outcome_of(&concurrent, |r| r.at_least(OVERLAP_SHARE * n as f64)),
         format!(
             "speed-up over serial at N = {n} (ideal {n}×): {}",
-            listed(&concurrent, times)
+            listed_ratios(&concurrent)
         ),
     ));
 
@@ -464,7 +480,7 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
                     results
                         .batches
                         .summary(i, w, engine, largest)
-                        .map(|s| s.median / delay_s)
+                        .map(|s| Ratio::measured(&s.scaled(1.0 / delay_s)))
                 })
                 .into_iter()
                 .map(|(label, s)| (format!("{label}, {}", engine.name()), s)),
@@ -473,58 +489,50 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
     verdicts.push(verdict(
         "What concurrency saves is the time spent waiting on IO: N waits take about one.",
         "**性能提升** | I/O等待时间 | 计算速度",
-        outcome_where(&at_largest, |r| r <= 2.0),
+        outcome_of(&at_largest, |r| r.at_most(2.0)),
         format!(
             "{largest} waits of {} ms took, in units of one wait: {}",
             sizes.delay_ms,
-            listed(&at_largest, |r| format!("{r:.2}"))
+            listed_ratios(&at_largest)
         ),
     ));
 
     let one_thread = results
         .batches
-        .each(|i, w| results.speedup(i, w, Engine::Async, n));
+        .each(|i, w| results.speedup_ratio(i, w, Engine::Async, n));
     verdicts.push(verdict(
         "Concurrency works on a single core: one event-loop thread overlaps all the waits.",
         "**CPU需求** | 单核可以 | 需要多核",
-        outcome_where(&one_thread, |s| s >= OVERLAP_SHARE * n as f64),
+        outcome_of(&one_thread, |r| r.at_least(OVERLAP_SHARE * n as f64)),
         format!(
             "coroutines on one thread, speed-up over serial at N = {n}: {}",
-            listed(&one_thread, times)
+            listed_ratios(&one_thread)
         ),
     ));
 
     let pool_over_async = results.batches.each(|i, w| {
         let pool = results.batches.summary(i, w, Engine::ThreadPool, largest)?;
         let coroutines = results.batches.summary(i, w, Engine::Async, largest)?;
-        Some(pool.median / coroutines.median)
+        Some(Ratio::of(pool, coroutines))
     });
-    let outcome = if pool_over_async.is_empty() {
-        Outcome::Depends
-    } else if pool_over_async.iter().all(|(_, r)| *r > 1.05) {
-        Outcome::Confirmed
-    } else if pool_over_async.iter().all(|(_, r)| *r < 0.95) {
-        Outcome::Refuted
-    } else {
-        Outcome::Depends
-    };
+    let outcome = outcome_of(&pool_over_async, |r| r.at_least(1.0));
     verdicts.push(verdict(
         "For IO-bound work a thread pool is second best to asyncio.",
         "方案2：使用线程池（次优）",
         outcome,
         format!(
             "thread pool time / coroutine time at N = {largest}: {}{}",
-            listed(&pool_over_async, times),
-            if outcome == Outcome::Depends {
-                " — within a few percent where both overlap every wait; what a thread costs \
-                 shows at thousands of waits (c10k, memory-per-unit)"
+            listed_ratios(&pool_over_async),
+            if outcome == Outcome::WithinNoise {
+                " — where both overlap every wait, what a thread costs shows at thousands of \
+                 waits (c10k, memory-per-unit)"
             } else {
                 ""
             }
         ),
     ));
 
-    let processes_over_pool: Vec<(String, f64)> = sizes
+    let processes_over_pool: Vec<(String, Ratio)> = sizes
         .counts
         .iter()
         .flat_map(|&count| {
@@ -533,7 +541,7 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
                 .each(|i, w| {
                     let processes = results.batches.summary(i, w, Engine::Processes, count)?;
                     let pool = results.batches.summary(i, w, Engine::ThreadPool, count)?;
-                    Some(processes.median / pool.median)
+                    Some(Ratio::of(processes, pool))
                 })
                 .into_iter()
                 .map(move |(label, r)| (format!("{label}, N = {count}"), r))
@@ -543,12 +551,12 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
         "Processes are for CPU-bound work; for IO they bring nothing threads and \
                 coroutines do not.",
         "**适用场景** | CPU密集型 | I/O密集型 | 高并发I/O",
-        outcome_where(&processes_over_pool, |r| r >= 0.9),
+        outcome_of(&processes_over_pool, |r| r.at_least(0.9)),
         format!(
             "time on {} worker processes / time on a pool of N threads: {} (each process \
              overlaps one wait; beyond {} waits they queue)",
             sizes.processes,
-            listed(&processes_over_pool, times),
+            listed_ratios(&processes_over_pool),
             sizes.processes
         ),
     ));
@@ -589,8 +597,9 @@ mod tests {
         }
     }
 
+    /// Three samples around `s`, 2 % apart: quartile ranges of about ±1 %.
     fn measured(name: &str, implementation: Implementation, n: usize, s: f64) -> Measurement {
-        Measurement::new(name, implementation, "s", vec![s])
+        Measurement::new(name, implementation, "s", vec![0.98 * s, s, 1.02 * s])
             .param("workload", "sleep")
             .param("n", n)
     }
@@ -629,11 +638,11 @@ mod tests {
         assert_eq!(
             outcomes,
             [
-                Outcome::Confirmed, // ~2× at N = 2
-                Outcome::Confirmed, // 4 waits in about one
-                Outcome::Confirmed, // one loop thread overlaps them
-                Outcome::Depends,   // pool and coroutines within 5 %
-                Outcome::Confirmed, // processes never beat the pool; beyond 2 waits they queue
+                Outcome::Confirmed,   // ~2× at N = 2
+                Outcome::Confirmed,   // 4 waits in about one
+                Outcome::Confirmed,   // one loop thread overlaps them
+                Outcome::WithinNoise, // pool and coroutines 2 % apart, inside their spread
+                Outcome::Confirmed,   // processes never beat the pool; beyond 2 waits they queue
             ]
         );
     }
