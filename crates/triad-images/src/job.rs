@@ -66,7 +66,7 @@ pub fn process_file(job: &Job) -> Result<Done, Failure> {
     let started = Instant::now();
     let bytes = read(job)?;
     let header = decode::probe(&bytes)?;
-    process_bytes(job, &bytes, &header, started)
+    process_bytes(job, bytes, &header, started)
 }
 
 /// Reads the input whole.
@@ -117,15 +117,17 @@ fn swaps_axes(orientation: Orientation) -> bool {
 }
 
 /// Processes an input already read, whose header is `header`; `started` is when reading began.
+/// The bytes are dropped once decoded.
 pub(crate) fn process_bytes(
     job: &Job,
-    bytes: &[u8],
+    bytes: Vec<u8>,
     header: &Header,
     started: Instant,
 ) -> Result<Done, Failure> {
     check_size(job, header)?;
     let shrink = planned_shrink(&job.ops, header);
-    let (image, shrink) = decode::decode(bytes, header, shrink)?;
+    let (image, shrink) = decode::decode(&bytes, header, shrink)?;
+    drop(bytes);
     let decoded = Instant::now();
     operate_and_write(job, header, image, shrink, started, decoded)
 }

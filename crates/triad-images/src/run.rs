@@ -257,41 +257,36 @@ fn one(options: &Options, engine: &Engine, budget: &Budget, plan: &Planned) -> R
         quality: options.quality,
         max_pixels: options.max_pixels,
     };
-    let outcome = prepare_output_dir(&job).and_then(|()| match engine {
-        Engine::Threads => {
-            let bytes = job::read(&job)?;
-            let header = decode::probe(&bytes)?;
-            let cost = cost(&job, &header, bytes.len() as u64);
-            let _permit = budget.acquire(cost);
-            job::process_bytes(&job, &bytes, &header, started)
-        }
-        Engine::Processes(pool) => {
-            let (header, file_bytes) = probe_file(&job)?;
+    // The header first, from the file's start: the image's memory is reserved before its
+    // bytes are read whole, let alone decoded.
+    let outcome = prepare_output_dir(&job)
+        .and_then(|()| probe_file(&job))
+        .and_then(|(header, file_bytes)| {
             job::check_size(&job, &header)?;
-            let cost = cost(&job, &header, file_bytes);
-            let _permit = budget.acquire(cost);
-            let handle = match options.timeout {
-                Some(limit) => pool.submit_with_timeout(process_image, job.clone(), limit),
-                None => pool.submit(process_image, job.clone()),
+            let _permit =
+                budget.acquire(header.cost(file_bytes, job::planned_shrink(&job.ops, &header)));
+            match engine {
+                Engine::Threads => {
+                    let bytes = job::read(&job)?;
+                    let header = decode::probe(&bytes)?;
+                    job::process_bytes(&job, bytes, &header, started)
+                }
+                Engine::Processes(pool) => {
+                    let handle = match options.timeout {
+                        Some(limit) => pool.submit_with_timeout(process_image, job.clone(), limit),
+                        None => pool.submit(process_image, job.clone()),
+                    }
+                    .map_err(|error| Failure::new(FailureKind::WorkerDied, error.to_string()))?;
+                    handle
+                        .wait()
+                        .unwrap_or_else(|error| Err(worker_failure(error, options.timeout)))
+                }
             }
-            .map_err(|error| Failure::new(FailureKind::WorkerDied, error.to_string()))?;
-            handle
-                .wait()
-                .unwrap_or_else(|error| Err(worker_failure(error, options.timeout)))
-        }
-    });
+        });
     match outcome {
         Ok(done) => Row::ok(&plan.entry.path, &plan.output, done),
         Err(failure) => Row::failed(&plan.entry.path, Some(&plan.output), failure),
     }
-}
-
-/// What decoding `job`'s image will hold in memory; a bomb costs nothing (it fails at once).
-fn cost(job: &Job, header: &Header, file_bytes: u64) -> u64 {
-    if job::check_size(job, header).is_err() {
-        return 0;
-    }
-    header.cost(file_bytes, job::planned_shrink(&job.ops, header))
 }
 
 /// Makes the output's directory (a nested relative path may need one).
