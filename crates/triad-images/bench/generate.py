@@ -35,6 +35,18 @@ def picture(width, height, seed):
     return Image.blend(image, shapes, 0.4)
 
 
+def generate(directory, count, width, height, distinct):
+    """COUNT files in DIRECTORY: DISTINCT pictures, copied round."""
+    os.makedirs(directory, exist_ok=True)
+    distinct = min(distinct, count)
+    for index in range(count):
+        path = os.path.join(directory, f"img{index:04d}.jpg")
+        if index < distinct:
+            picture(width, height, seed=index).save(path, quality=90, subsampling=2)
+        else:
+            shutil.copyfile(os.path.join(directory, f"img{index % distinct:04d}.jpg"), path)
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("dir")
@@ -43,14 +55,7 @@ def main():
     parser.add_argument("--height", type=int, default=3000)
     parser.add_argument("--distinct", type=int, default=10)
     args = parser.parse_args()
-    os.makedirs(args.dir, exist_ok=True)
-    distinct = min(args.distinct, args.count)
-    for index in range(args.count):
-        path = os.path.join(args.dir, f"img{index:04d}.jpg")
-        if index < distinct:
-            picture(args.width, args.height, seed=index).save(path, quality=90, subsampling=2)
-        else:
-            shutil.copyfile(os.path.join(args.dir, f"img{index % distinct:04d}.jpg"), path)
+    generate(args.dir, args.count, args.width, args.height, args.distinct)
 
 
 if __name__ == "__main__":

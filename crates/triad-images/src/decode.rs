@@ -225,12 +225,9 @@ pub fn decode(bytes: &[u8], header: &Header, shrink: u32) -> Result<(DynamicImag
 /// end-of-image marker: the file was cut short. (Inside the entropy-coded data a 0xFF byte is
 /// always followed by 0x00 or a restart marker, so 0xFF 0xD9 there is the real end.)
 fn check_jpeg_end(bytes: &[u8]) -> Result<(), Failure> {
-    let after_scan = bytes
-        .windows(2)
-        .position(|pair| pair == [0xFF, 0xDA])
-        .map(|at| &bytes[at + 2..]);
+    let after_scan = memchr::memmem::find(bytes, &[0xFF, 0xDA]).map(|at| &bytes[at + 2..]);
     match after_scan {
-        Some(scan) if scan.windows(2).any(|pair| pair == [0xFF, 0xD9]) => Ok(()),
+        Some(scan) if memchr::memmem::rfind(scan, &[0xFF, 0xD9]).is_some() => Ok(()),
         Some(_) => Err(Failure::new(
             FailureKind::Corrupt,
             "the JPEG is cut short: its data ends before the end-of-image marker",
