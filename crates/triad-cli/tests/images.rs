@@ -240,8 +240,9 @@ fn a_full_disk_fails_the_images_that_do_not_fit_and_leaves_no_partial_file() {
     assert_eq!(names(&out), ["small.png"]);
 }
 
-/// The pids of `parent`'s children named `comm`, with their state letter.
-fn children(parent: u32, comm: &str) -> Vec<(u32, char)> {
+/// The pids of `parent`'s children named `comm`, with the CPU time each has used (clock
+/// ticks in user mode).
+fn children(parent: u32, comm: &str) -> Vec<(u32, u64)> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
@@ -255,11 +256,12 @@ fn children(parent: u32, comm: &str) -> Vec<(u32, char)> {
             continue;
         };
         let name = head.split_once(" (").map(|(_, name)| name).unwrap_or("");
-        let mut fields = tail.split_whitespace();
-        let state = fields.next().and_then(|s| s.chars().next()).unwrap_or('?');
-        let ppid: u32 = fields.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+        // state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime
+        let fields: Vec<&str> = tail.split_whitespace().collect();
+        let ppid: u32 = fields.get(1).and_then(|p| p.parse().ok()).unwrap_or(0);
+        let utime: u64 = fields.get(11).and_then(|t| t.parse().ok()).unwrap_or(0);
         if ppid == parent && name == comm {
-            found.push((pid, state));
+            found.push((pid, utime));
         }
     }
     found
@@ -330,11 +332,14 @@ fn processes_mode_survives_a_worker_killed_mid_image() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Kill a worker while it is running (state R: decoding or blurring an image).
+    // Kill a worker in the middle of an image: once it has used 0.3 s of CPU (starting takes a
+    // few ms; one image, decoded and blurred, takes seconds).
+    // SAFETY: sysconf only reads one of the system's constants.
+    let ticks = 3 * unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64 / 10;
     let deadline = Instant::now() + Duration::from_secs(60);
     let victim = loop {
         let running = children(child.id(), "triad-worker");
-        if let Some((pid, _)) = running.iter().find(|(_, state)| *state == 'R') {
+        if let Some((pid, _)) = running.iter().find(|(_, utime)| *utime >= ticks) {
             break *pid;
         }
         assert!(Instant::now() < deadline, "no worker ever ran: {running:?}");

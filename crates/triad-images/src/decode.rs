@@ -189,16 +189,27 @@ pub fn decode(bytes: &[u8], header: &Header, shrink: u32) -> Result<(DynamicImag
         if let Some(format @ (jpeg_decoder::PixelFormat::L8 | jpeg_decoder::PixelFormat::RGB24)) =
             format
         {
-            let (width, height) = if shrink > 1 {
-                let (w, h) = (
+            let mut shrink = shrink.max(1);
+            if shrink > 1 {
+                let wanted = (
                     header.width.div_ceil(shrink),
                     header.height.div_ceil(shrink),
                 );
-                let (w, h) = decoder.scale(w as u16, h as u16).map_err(corrupt)?;
-                (u32::from(w), u32::from(h))
-            } else {
-                (header.width, header.height)
-            };
+                let got = decoder
+                    .scale(wanted.0 as u16, wanted.1 as u16)
+                    .map_err(corrupt)?;
+                if (u32::from(got.0), u32::from(got.1)) != wanted {
+                    // The decoder picks its scale by either axis; for a sliver of an image it
+                    // may pick another than asked. Then: full size, from the start.
+                    decoder = jpeg_decoder::Decoder::new(bytes);
+                    decoder.read_info().map_err(corrupt)?;
+                    shrink = 1;
+                }
+            }
+            let (width, height) = (
+                header.width.div_ceil(shrink),
+                header.height.div_ceil(shrink),
+            );
             let pixels = decoder.decode().map_err(corrupt)?;
             let image = match format {
                 jpeg_decoder::PixelFormat::L8 => {
@@ -207,12 +218,7 @@ pub fn decode(bytes: &[u8], header: &Header, shrink: u32) -> Result<(DynamicImag
                 _ => image::RgbImage::from_raw(width, height, pixels).map(DynamicImage::from),
             }
             .ok_or_else(|| corrupt("the decoder returned fewer pixels than the header says"))?;
-            let applied = if width == header.width.div_ceil(shrink) {
-                shrink
-            } else {
-                (header.width as f64 / width.max(1) as f64).round() as u32
-            };
-            return Ok((image, applied.max(1)));
+            return Ok((image, shrink));
         }
     }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), header.kind.image_format());
@@ -276,6 +282,11 @@ mod tests {
         assert_eq!((image.width(), image.height(), shrink), (160, 120, 4));
         let (full, shrink) = decode(&bytes, &header, 1).unwrap();
         assert_eq!((full.width(), full.height(), shrink), (640, 480, 1));
+        // A sliver: the decoder would pick 1/8 by its narrow side; it is decoded whole.
+        let sliver = jpeg(4, 400);
+        let header = probe(&sliver).unwrap();
+        let (image, shrink) = decode(&sliver, &header, 4).unwrap();
+        assert_eq!((image.width(), image.height(), shrink), (4, 400, 1));
     }
 
     #[test]

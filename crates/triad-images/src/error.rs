@@ -23,6 +23,9 @@ pub enum FailureKind {
     Write,
     /// Another input already has this output path, or the output is the input itself.
     Clash,
+    /// Decoding or an operation panicked (a decoder's bug, met on a hostile file): in threads
+    /// mode the panic is caught and fails the image alone.
+    Panicked,
     /// The worker process died on the image (`--mode processes`).
     WorkerDied,
     /// The image took longer than `--timeout` (`--mode processes`).
@@ -41,6 +44,7 @@ impl FailureKind {
             FailureKind::Operation => "operation",
             FailureKind::Write => "write",
             FailureKind::Clash => "clash",
+            FailureKind::Panicked => "panicked",
             FailureKind::WorkerDied => "worker-died",
             FailureKind::Timeout => "timeout",
         }

@@ -2,7 +2,7 @@
 //! what each does to an image.
 //!
 //! [`Op::parse`] reads one spec and [`Op`]'s `Display` writes it back, so that a spec always
-//! reads back as the same operation. [`Op::apply`] runs one on a decoded image; the geometry of
+//! reads back as the same operation. `Op::apply` runs one on a decoded image; the geometry of
 //! the size-changing ones ([`Op::output_size`]) is a pure function of the input size, which
 //! lets the decoder shrink a JPEG while it decodes it (see `decode`) and the first resize still
 //! land on exactly the size it would have from the full image.

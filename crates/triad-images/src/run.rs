@@ -119,7 +119,7 @@ pub fn run(options: &Options) -> Result<Summary, ImagesError> {
         Mode::Threads => Engine::Threads,
         Mode::Processes => Engine::Processes(
             ProcessPool::builder()
-                .workers(options.workers)
+                .workers(options.workers.min(planned.len()).max(1))
                 .build()
                 .map_err(triad::EngineError::from)?,
         ),
@@ -268,8 +268,18 @@ fn one(options: &Options, engine: &Engine, budget: &Budget, plan: &Planned) -> R
             match engine {
                 Engine::Threads => {
                     let bytes = job::read(&job)?;
-                    let header = decode::probe(&bytes)?;
-                    job::process_bytes(&job, bytes, &header, started)
+                    // A decoder that panics on a hostile file fails this image, not the run.
+                    let job = &job;
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                        let header = decode::probe(&bytes)?;
+                        job::process_bytes(job, bytes, &header, started)
+                    }))
+                    .unwrap_or_else(|panic| {
+                        match TaskError::from_panic(panic) {
+                            TaskError::Panicked(message) => Err(panicked(&message)),
+                            other => Err(panicked(&other.to_string())),
+                        }
+                    })
                 }
                 Engine::Processes(pool) => {
                     let handle = match options.timeout {
@@ -338,8 +348,16 @@ fn worker_failure(error: TaskError, timeout: Option<Duration>) -> Failure {
                 timeout.unwrap_or_default().as_secs_f64()
             ),
         ),
+        TaskError::Panicked(message) => panicked(&message),
         other => Failure::new(FailureKind::WorkerDied, other.to_string()),
     }
+}
+
+fn panicked(message: &str) -> Failure {
+    Failure::new(
+        FailureKind::Panicked,
+        format!("processing the image panicked (a decoder's bug on a hostile file?): {message}"),
+    )
 }
 
 fn record(progress: &Progress, row: &Row) {
