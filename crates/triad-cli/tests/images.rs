@@ -460,3 +460,29 @@ fn two_100_megapixel_images_are_decoded_one_at_a_time_under_the_memory_bound() {
         peak >> 20
     );
 }
+
+#[test]
+fn a_summary_that_cannot_be_written_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = jpegs(dir.path(), 1, 16, 16);
+    let full = std::fs::File::options()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let output = std::process::Command::new(assert_cmd::cargo::cargo_bin("triad"))
+        .args(["images", "--json", "--out"])
+        .arg(dir.path().join("out"))
+        .arg(&input)
+        .env_remove("TRIAD_WORKER")
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        stderr.contains("could not write the summary to standard output"),
+        "{stderr}"
+    );
+    // The images themselves were written: the summary is what failed.
+    assert_eq!(names(&dir.path().join("out")), ["000.jpg"]);
+}
