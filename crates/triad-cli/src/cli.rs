@@ -15,6 +15,7 @@ Examples:
   triad profile -- python3 job.py
   triad map --py transform.py:transform --output out.jsonl records.jsonl.gz
   triad stream --stream events --group loaders --sqlite events.db
+  triad images resize=800x600 rotate=90 --out small/ photos/
   triad tasks";
 
 /// Measure, choose and run concurrency: processes, threads and coroutines under one roof.
@@ -74,6 +75,9 @@ agree.")]
         subcommand_negates_reqs = true
     )]
     Stream(Box<StreamArgs>),
+    /// Resize, rotate, crop, filter and convert images on every core; bad files fail alone
+    #[command(after_help = crate::images::HELP)]
+    Images(crate::images::ImagesArgs),
     /// List the built-in workloads and every task registered in this binary
     Tasks(TasksArgs),
 }

@@ -1,15 +1,17 @@
 //! The `triad` command. This crate only parses arguments, calls the libraries and prints; the
-//! work lives in the `triad`, `triad-lab`, `triad-profile`, `triad-map` and `triad-stream`
-//! crates.
+//! work lives in the `triad`, `triad-lab`, `triad-profile`, `triad-map`, `triad-stream` and
+//! `triad-images` crates.
 //!
 //! # Layout
 //!
 //! - `cli`: every subcommand, flag and help text (clap).
 //! - `usage`: a command-line error folded into one line that keeps its substance.
 //! - `out`: the one rule for a failed write of a main output, and one-line error reports.
-//! - `run`, `profile`, `lab`, `map`, `stream`: what each subcommand prints, as text or JSON.
+//! - `run`, `profile`, `lab`, `map`, `stream`, `images`: what each subcommand prints, as text
+//!   or JSON.
 
 mod cli;
+mod images;
 mod lab;
 mod map;
 mod out;
@@ -34,6 +36,7 @@ fn main() -> ExitCode {
         cli::Command::Profile(args) => profile::profile(args),
         cli::Command::Map(args) => map::map(args),
         cli::Command::Stream(args) => stream::stream(*args),
+        cli::Command::Images(args) => images::images(args),
         cli::Command::Tasks(args) => run::tasks(args),
     };
     match outcome {
@@ -66,6 +69,9 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         || error
             .downcast_ref::<triad_stream::StreamError>()
             .is_some_and(triad_stream::StreamError::is_usage)
+        || error
+            .downcast_ref::<triad_images::ImagesError>()
+            .is_some_and(triad_images::ImagesError::is_usage)
     {
         return 2;
     }
