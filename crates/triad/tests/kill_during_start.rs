@@ -107,10 +107,11 @@ fn a_pool_whose_every_start_is_killed_gives_up_with_the_count() {
 #[test]
 fn a_pool_that_gave_up_fails_each_task_with_the_reason() {
     let _turn = one_at_a_time();
-    // Each worker naps in its initializer, so none can run a task before its hello.
+    // Each worker naps in its initializer, so none can run a task before its hello: long
+    // enough that a killer thread starved by a loaded machine still finds it napping.
     let pool = ProcessPool::builder()
         .workers(1)
-        .initializer(nap, 100)
+        .initializer(nap, 2000)
         .start_method(StartMethod::Spawn)
         .build()
         .unwrap();
