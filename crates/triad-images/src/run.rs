@@ -379,6 +379,15 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_panic_while_processing_is_the_images_failure() {
+        let failure =
+            guarded(|| -> Result<(), Failure> { panic!("bad huffman table") }).unwrap_err();
+        assert_eq!(failure.kind, FailureKind::Panicked);
+        assert!(failure.message.contains("bad huffman table"), "{failure}");
+        assert_eq!(guarded(|| Ok::<_, Failure>(7)), Ok(7));
+    }
+
+    #[test]
     fn outputs_change_extension_only_with_the_format() {
         let jpg = Path::new("a/b.jpeg");
         assert_eq!(output_relative(jpg, None), Path::new("a/b.jpeg"));
