@@ -72,7 +72,7 @@ if __name__ == "__main__":
 
 # libvips doing exactly the same work: thumbnail (shrink-on-load, then Lanczos3), a clockwise
 # quarter turn, JPEG Q=85; images spread over one thread per core (pyvips releases the GIL in
-# every libvips call, and libvips threads inside each image too).
+# every libvips call, and libvips threads inside each image too, unless VIPS_CONCURRENCY=1).
 PYVIPS = '''
 import os, sys
 from concurrent.futures import ThreadPoolExecutor
@@ -100,7 +100,9 @@ def variants(args, scripts):
         ("triad images, processes", lambda i, o: [
             args.triad, "images", "resize=800x600", "rotate=90", "--format", "jpeg",
             "--quality", "85", "--mode", "processes", "--out", o, i]),
-        ("libvips 8 (pyvips), threads", lambda i, o: [python, scripts["pyvips"], i, o]),
+        ("libvips 8 (pyvips), a thread per core", lambda i, o: [python, scripts["pyvips"], i, o]),
+        ("libvips 8 (pyvips), a thread per core, VIPS_CONCURRENCY=1", lambda i, o: [
+            "env", "VIPS_CONCURRENCY=1", python, scripts["pyvips"], i, o]),
         ("vipsthumbnail, parallel -X (resize only: it cannot rotate)", lambda i, o: [
             "sh", "-c",
             f"parallel -j{cores} -X vipsthumbnail -s 800x600 -o '{o}/%s.jpg[Q=85]' ::: {i}/*.jpg"]),

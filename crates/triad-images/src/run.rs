@@ -258,45 +258,48 @@ fn one(options: &Options, engine: &Engine, budget: &Budget, plan: &Planned) -> R
         max_pixels: options.max_pixels,
     };
     // The header first, from the file's start: the image's memory is reserved before its
-    // bytes are read whole, let alone decoded.
-    let outcome = prepare_output_dir(&job)
-        .and_then(|()| probe_file(&job))
-        .and_then(|(header, file_bytes)| {
-            job::check_size(&job, &header)?;
-            let _permit =
-                budget.acquire(header.cost(file_bytes, job::planned_shrink(&job.ops, &header)));
-            match engine {
-                Engine::Threads => {
-                    let bytes = job::read(&job)?;
-                    // A decoder that panics on a hostile file fails this image, not the run.
-                    let job = &job;
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
-                        let header = decode::probe(&bytes)?;
-                        job::process_bytes(job, bytes, &header, started)
-                    }))
-                    .unwrap_or_else(|panic| {
-                        match TaskError::from_panic(panic) {
-                            TaskError::Panicked(message) => Err(panicked(&message)),
-                            other => Err(panicked(&other.to_string())),
-                        }
-                    })
-                }
-                Engine::Processes(pool) => {
-                    let handle = match options.timeout {
-                        Some(limit) => pool.submit_with_timeout(process_image, job.clone(), limit),
-                        None => pool.submit(process_image, job.clone()),
-                    }
-                    .map_err(|error| Failure::new(FailureKind::WorkerDied, error.to_string()))?;
-                    handle
-                        .wait()
-                        .unwrap_or_else(|error| Err(worker_failure(error, options.timeout)))
-                }
+    // bytes are read whole, let alone decoded. (In processes mode this process reads only
+    // headers, and a parser's panic there fails the image as it would in a worker.)
+    let outcome = guarded(|| probe_file(&job)).and_then(|(header, file_bytes)| {
+        job::check_size(&job, &header)?;
+        prepare_output_dir(&job)?;
+        let _permit =
+            budget.acquire(header.cost(file_bytes, job::planned_shrink(&job.ops, &header)));
+        match engine {
+            Engine::Threads => {
+                let bytes = job::read(&job)?;
+                // A decoder that panics on a hostile file fails this image, not the run.
+                guarded(|| {
+                    let header = decode::probe(&bytes)?;
+                    job::process_bytes(&job, bytes, &header, started)
+                })
             }
-        });
+            Engine::Processes(pool) => {
+                let handle = match options.timeout {
+                    Some(limit) => pool.submit_with_timeout(process_image, job.clone(), limit),
+                    None => pool.submit(process_image, job.clone()),
+                }
+                .map_err(|error| Failure::new(FailureKind::WorkerDied, error.to_string()))?;
+                handle
+                    .wait()
+                    .unwrap_or_else(|error| Err(worker_failure(error, options.timeout)))
+            }
+        }
+    });
     match outcome {
         Ok(done) => Row::ok(&plan.entry.path, &plan.output, done),
         Err(failure) => Row::failed(&plan.entry.path, Some(&plan.output), failure),
     }
+}
+
+/// Runs `work`, a panic in it becoming the image's failure.
+fn guarded<T>(work: impl FnOnce() -> Result<T, Failure>) -> Result<T, Failure> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).unwrap_or_else(|panic| {
+        match TaskError::from_panic(panic) {
+            TaskError::Panicked(message) => Err(panicked(&message)),
+            other => Err(panicked(&other.to_string())),
+        }
+    })
 }
 
 /// Makes the output's directory (a nested relative path may need one).
@@ -374,6 +377,15 @@ fn record(progress: &Progress, row: &Row) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_panic_while_processing_is_the_images_failure() {
+        let failure =
+            guarded(|| -> Result<(), Failure> { panic!("bad huffman table") }).unwrap_err();
+        assert_eq!(failure.kind, FailureKind::Panicked);
+        assert!(failure.message.contains("bad huffman table"), "{failure}");
+        assert_eq!(guarded(|| Ok::<_, Failure>(7)), Ok(7));
+    }
 
     #[test]
     fn outputs_change_extension_only_with_the_format() {
