@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -214,30 +214,18 @@ pub(crate) fn images(args: ImagesArgs) -> anyhow::Result<ExitCode> {
                 .expect("the template is valid"),
         )
     };
-    let (finished, wait) = std::sync::mpsc::channel::<()>();
-    let ticker = {
-        let (bar, progress) = (bar.clone(), progress.clone());
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                wait.recv_timeout(Duration::from_millis(200))
-            {
-                bar.set_length(progress.total.load(Ordering::Relaxed));
-                bar.set_position(progress.done.load(Ordering::Relaxed));
-                let seconds = started.elapsed().as_secs_f64().max(1e-3);
-                let megapixels = progress.kilopixels.load(Ordering::Relaxed) as f64 / 1e3;
-                bar.set_message(format!(
-                    "{:.0} MP/s, {} failed",
-                    megapixels / seconds,
-                    progress.failed.load(Ordering::Relaxed)
-                ));
-            }
-        })
+    let shown = progress.clone();
+    let update = move |bar: &ProgressBar, elapsed: Duration| {
+        bar.set_length(shown.total.load(Ordering::Relaxed));
+        bar.set_position(shown.done.load(Ordering::Relaxed));
+        let megapixels = shown.kilopixels.load(Ordering::Relaxed) as f64 / 1e3;
+        bar.set_message(format!(
+            "{:.0} MP/s, {} failed",
+            megapixels / elapsed.as_secs_f64().max(1e-3),
+            shown.failed.load(Ordering::Relaxed)
+        ));
     };
-    let outcome = triad_images::run(&options);
-    drop(finished);
-    let _ = ticker.join();
-    bar.finish_and_clear();
+    let outcome = crate::progress::while_running(&bar, update, || triad_images::run(&options));
     let summary = outcome?;
     let mut stdout = std::io::stdout().lock();
     let written = if args.json {

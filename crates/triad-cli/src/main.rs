@@ -16,6 +16,7 @@ mod lab;
 mod map;
 mod out;
 mod profile;
+mod progress;
 mod run;
 mod stream;
 mod usage;

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 use triad_map::{Format, Inputs, MapError, MapOptions, OutputError, Progress, Summary, Transform};
@@ -123,27 +123,15 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<ExitCode> {
         stderr,
         progress: progress.clone(),
     };
-    // The ticker wakes every 200 ms, and at once when the run ends (its channel closes).
-    let (finished, wait) = std::sync::mpsc::channel::<()>();
-    let ticker = {
-        let (bar, progress) = (bar.clone(), progress.clone());
-        std::thread::spawn(move || {
-            let started = Instant::now();
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                wait.recv_timeout(Duration::from_millis(200))
-            {
-                bar.set_length(progress.total_bytes.load(Ordering::Relaxed));
-                bar.set_position(progress.read_bytes.load(Ordering::Relaxed));
-                let records = progress.records_done.load(Ordering::Relaxed);
-                let rate = records as f64 / started.elapsed().as_secs_f64().max(1e-3);
-                bar.set_message(format!("{records} records, {rate:.0}/s"));
-            }
-        })
+    let shown = progress.clone();
+    let update = move |bar: &ProgressBar, elapsed: Duration| {
+        bar.set_length(shown.total_bytes.load(Ordering::Relaxed));
+        bar.set_position(shown.read_bytes.load(Ordering::Relaxed));
+        let records = shown.records_done.load(Ordering::Relaxed);
+        let rate = records as f64 / elapsed.as_secs_f64().max(1e-3);
+        bar.set_message(format!("{records} records, {rate:.0}/s"));
     };
-    let outcome = triad_map::run(options);
-    drop(finished);
-    let _ = ticker.join();
-    bar.finish_and_clear();
+    let outcome = crate::progress::while_running(&bar, update, || triad_map::run(options));
     let summary = match outcome {
         Ok(summary) => summary,
         Err(error) if broken_pipe(&error) => {
