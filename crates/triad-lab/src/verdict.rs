@@ -185,12 +185,6 @@ impl Checks {
     }
 }
 
-/// A claim that holds when a measured value reaches `threshold`: confirmed when every value
-/// does, refuted when none does, depends when some do (or when nothing was measured).
-pub(crate) fn outcome_by_threshold(values: &[f64], threshold: f64) -> Outcome {
-    Outcome::from_checks(values.iter().map(|v| *v >= threshold))
-}
-
 /// [`Outcome::from_findings`] of `finding` on every labelled ratio.
 pub(crate) fn outcome_of(
     values: &[(String, Ratio)],
@@ -241,11 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn thresholds_and_labelled_values() {
-        assert_eq!(outcome_by_threshold(&[2.0, 3.0], 2.0), Outcome::Confirmed);
-        assert_eq!(outcome_by_threshold(&[1.0, 1.5], 2.0), Outcome::Refuted);
-        assert_eq!(outcome_by_threshold(&[1.0, 3.0], 2.0), Outcome::Depends);
-        assert_eq!(outcome_by_threshold(&[], 2.0), Outcome::Depends);
+    fn labelled_values_and_ratios() {
         let values = [("a".to_owned(), 1.0), ("b".to_owned(), 3.0)];
         assert_eq!(listed(&values, times), "a 1.00×, b 3.00×");
         let ratios = [
