@@ -119,6 +119,44 @@ impl Ratio {
     }
 }
 
+/// Where a ratio's range lies against two lines, `low` below `high`: wholly under `low`, wholly
+/// between them, wholly from `high` up, or across a line (within noise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Band {
+    /// The whole range is below `low`.
+    Below,
+    /// The whole range is from `low` to under `high`.
+    Between,
+    /// The whole range is at least `high`.
+    Above,
+    /// The range straddles a line: this machine cannot tell which band.
+    Straddles,
+}
+
+impl Ratio {
+    /// The [`Band`] of this ratio's range against `low` and `high`.
+    pub(crate) fn band(self, low: f64, high: f64) -> Band {
+        if self.high < low {
+            Band::Below
+        } else if self.low >= high {
+            Band::Above
+        } else if self.low >= low && self.high < high {
+            Band::Between
+        } else {
+            Band::Straddles
+        }
+    }
+
+    /// The inverse ratio (a slowdown from a speed-up), its range inverted with it.
+    pub(crate) fn inverse(self) -> Self {
+        Self {
+            median: 1.0 / self.median,
+            low: 1.0 / self.high,
+            high: 1.0 / self.low,
+        }
+    }
+}
+
 /// Whether `a` is smaller than `b` beyond the noise: holds when `a`'s upper quartile is below
 /// `b`'s lower one, fails when `b`'s is below `a`'s, within noise when the ranges overlap.
 pub(crate) fn smaller(a: &Summary, b: &Summary) -> Finding {
@@ -297,6 +335,23 @@ mod tests {
             Ratio::of(&Summary::of(&[2.0]), &Summary::of(&[1.0])).shown(),
             "2.00×"
         );
+    }
+
+    #[test]
+    fn bands_between_two_lines() {
+        let range = |low: f64, high: f64| Ratio {
+            median: (low + high) / 2.0,
+            low,
+            high,
+        };
+        assert_eq!(range(0.5, 0.8).band(1.0, 2.0), Band::Below);
+        assert_eq!(range(1.1, 1.9).band(1.0, 2.0), Band::Between);
+        assert_eq!(range(2.0, 2.5).band(1.0, 2.0), Band::Above);
+        assert_eq!(range(0.9, 1.2).band(1.0, 2.0), Band::Straddles);
+        assert_eq!(range(1.5, 2.5).band(1.0, 2.0), Band::Straddles);
+        let slowdown = range(0.5, 2.0).inverse();
+        assert_eq!((slowdown.low, slowdown.high), (0.5, 2.0));
+        assert_eq!(range(2.0, 4.0).inverse().low, 0.25);
     }
 
     #[test]
