@@ -28,7 +28,7 @@ use crate::results::{
     Verdict,
 };
 use crate::stats::{Summary, format_bytes, format_seconds, format_with_spread};
-use crate::verdict::{Ratio, verdict};
+use crate::verdict::{Band, Ratio, verdict};
 use child::Buffer;
 
 const MIB: usize = 1 << 20;
@@ -632,16 +632,14 @@ impl Results<'_> {
 /// the copy), within noise when every one straddles either line, depends otherwise (a range
 /// wholly between the lines, a mixture, or nothing measured).
 fn fork_fast_outcome(ratios: &[Ratio]) -> Outcome {
-    let between = |r: &Ratio| r.low >= 1.0 && r.high < FORK_CHEAPER;
-    if ratios.iter().any(between) {
+    let bands: Vec<Band> = ratios.iter().map(|r| r.band(1.0, FORK_CHEAPER)).collect();
+    if bands.contains(&Band::Between) {
         return Outcome::Depends;
     }
-    Outcome::from_findings(ratios.iter().map(|r| {
-        match (r.at_least(FORK_CHEAPER), r.at_least(1.0)) {
-            (Finding::Holds, _) => Finding::Holds,
-            (_, Finding::Fails) => Finding::Fails,
-            _ => Finding::WithinNoise,
-        }
+    Outcome::from_findings(bands.iter().map(|band| match band {
+        Band::Above => Finding::Holds,
+        Band::Below => Finding::Fails,
+        _ => Finding::WithinNoise,
     }))
 }
 
