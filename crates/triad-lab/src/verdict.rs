@@ -1,7 +1,8 @@
 //! What the judge steps share: the verdict on one of the seed's claims, [`Checks`] of a claim
 //! against every implementation or variant measured (all hold: confirmed; none: refuted; all
 //! inside the noise: within noise; a mixture: depends), the [`Ratio`] of two measurements with
-//! the range their spread allows, and labelled values as evidence.
+//! the range their spread allows (and its [`Band`] against two lines, for claims with a middle
+//! ground), and labelled values as evidence.
 //!
 //! **The noise rule.** A comparison that decides a verdict compares *ranges*, not medians: a
 //! measurement's range is its interquartile range (p25 to p75 of its samples), and the ratio of
