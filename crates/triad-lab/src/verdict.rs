@@ -1,7 +1,8 @@
 //! What the judge steps share: the verdict on one of the seed's claims, [`Checks`] of a claim
 //! against every implementation or variant measured (all hold: confirmed; none: refuted; all
 //! inside the noise: within noise; a mixture: depends), the [`Ratio`] of two measurements with
-//! the range their spread allows, and labelled values as evidence.
+//! the range their spread allows (and its [`Band`] against two lines, for claims with a middle
+//! ground), and labelled values as evidence.
 //!
 //! **The noise rule.** A comparison that decides a verdict compares *ranges*, not medians: a
 //! measurement's range is its interquartile range (p25 to p75 of its samples), and the ratio of
@@ -119,6 +120,44 @@ impl Ratio {
     }
 }
 
+/// Where a ratio's range lies against two lines, `low` below `high`: wholly under `low`, wholly
+/// between them, wholly from `high` up, or across a line (within noise).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Band {
+    /// The whole range is below `low`.
+    Below,
+    /// The whole range is from `low` to under `high`.
+    Between,
+    /// The whole range is at least `high`.
+    Above,
+    /// The range straddles a line: this machine cannot tell which band.
+    Straddles,
+}
+
+impl Ratio {
+    /// The [`Band`] of this ratio's range against `low` and `high`.
+    pub(crate) fn band(self, low: f64, high: f64) -> Band {
+        if self.high < low {
+            Band::Below
+        } else if self.low >= high {
+            Band::Above
+        } else if self.low >= low && self.high < high {
+            Band::Between
+        } else {
+            Band::Straddles
+        }
+    }
+
+    /// The inverse ratio (a slowdown from a speed-up), its range inverted with it.
+    pub(crate) fn inverse(self) -> Self {
+        Self {
+            median: 1.0 / self.median,
+            low: 1.0 / self.high,
+            high: 1.0 / self.low,
+        }
+    }
+}
+
 /// Whether `a` is smaller than `b` beyond the noise: holds when `a`'s upper quartile is below
 /// `b`'s lower one, fails when `b`'s is below `a`'s, within noise when the ranges overlap.
 pub(crate) fn smaller(a: &Summary, b: &Summary) -> Finding {
@@ -185,12 +224,6 @@ impl Checks {
     }
 }
 
-/// A claim that holds when a measured value reaches `threshold`: confirmed when every value
-/// does, refuted when none does, depends when some do (or when nothing was measured).
-pub(crate) fn outcome_by_threshold(values: &[f64], threshold: f64) -> Outcome {
-    Outcome::from_checks(values.iter().map(|v| *v >= threshold))
-}
-
 /// [`Outcome::from_findings`] of `finding` on every labelled ratio.
 pub(crate) fn outcome_of(
     values: &[(String, Ratio)],
@@ -241,11 +274,7 @@ mod tests {
     }
 
     #[test]
-    fn thresholds_and_labelled_values() {
-        assert_eq!(outcome_by_threshold(&[2.0, 3.0], 2.0), Outcome::Confirmed);
-        assert_eq!(outcome_by_threshold(&[1.0, 1.5], 2.0), Outcome::Refuted);
-        assert_eq!(outcome_by_threshold(&[1.0, 3.0], 2.0), Outcome::Depends);
-        assert_eq!(outcome_by_threshold(&[], 2.0), Outcome::Depends);
+    fn labelled_values_and_ratios() {
         let values = [("a".to_owned(), 1.0), ("b".to_owned(), 3.0)];
         assert_eq!(listed(&values, times), "a 1.00×, b 3.00×");
         let ratios = [
@@ -307,6 +336,23 @@ mod tests {
             Ratio::of(&Summary::of(&[2.0]), &Summary::of(&[1.0])).shown(),
             "2.00×"
         );
+    }
+
+    #[test]
+    fn bands_between_two_lines() {
+        let range = |low: f64, high: f64| Ratio {
+            median: (low + high) / 2.0,
+            low,
+            high,
+        };
+        assert_eq!(range(0.5, 0.8).band(1.0, 2.0), Band::Below);
+        assert_eq!(range(1.1, 1.9).band(1.0, 2.0), Band::Between);
+        assert_eq!(range(2.0, 2.5).band(1.0, 2.0), Band::Above);
+        assert_eq!(range(0.9, 1.2).band(1.0, 2.0), Band::Straddles);
+        assert_eq!(range(1.5, 2.5).band(1.0, 2.0), Band::Straddles);
+        let slowdown = range(0.5, 2.0).inverse();
+        assert_eq!((slowdown.low, slowdown.high), (0.5, 2.0));
+        assert_eq!(range(2.0, 4.0).inverse().low, 0.25);
     }
 
     #[test]

@@ -28,8 +28,8 @@ use crate::python::Baseline;
 use crate::results::{
     Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale, Series as Line, Table,
 };
-use crate::stats::{format_bytes, format_with_spread};
-use crate::verdict::{Checks, verdict};
+use crate::stats::{Summary, format_bytes, format_with_spread};
+use crate::verdict::{Checks, Ratio, verdict};
 
 /// The `memory-per-unit` experiment.
 #[derive(Debug)]
@@ -521,6 +521,19 @@ fn counts(found: &Findings<'_>, unit: Unit) -> Vec<u64> {
         .collect()
 }
 
+/// The verdict on "a thread takes about 8 MB" from the outcomes of its resident and its
+/// reserved memory against 8 MiB: confirmed when every resident figure is near it, refuted when
+/// not even the reserved ones are, within noise when the resident ones cannot be told apart from
+/// it, depends otherwise (reserved near 8 MiB, resident not: the stack is address space only).
+fn thread_outcome(resident: Outcome, reserved: Outcome) -> Outcome {
+    match (resident, reserved) {
+        (Outcome::Confirmed, _) => Outcome::Confirmed,
+        (_, Outcome::Refuted) => Outcome::Refuted,
+        (Outcome::WithinNoise, _) => Outcome::WithinNoise,
+        _ => Outcome::Depends,
+    }
+}
+
 /// The measurement of `unit`'s `quantity` at the largest count measured.
 fn largest<'a>(found: &Findings<'a>, unit: Unit, quantity: Quantity) -> Option<&'a Measurement> {
     found
@@ -578,14 +591,14 @@ fn judge(found: &Findings<'_>) -> Judgement {
     let mut two_kb = Checks::default();
     for unit in [Unit::TokioTask, Unit::PyTask] {
         if let Some(m) = largest(found, unit, Quantity::Resident) {
-            two_kb.check(
+            two_kb.find(
                 format!(
                     "{}, {} of them: {} resident each",
                     unit.name(),
                     count_of(m),
-                    format_bytes(m.median())
+                    format_with_spread(&m.summary, format_bytes)
                 ),
-                (1000.0..=4000.0).contains(&m.median()),
+                Ratio::measured(&m.summary).inside(1000.0..=4000.0),
             );
         }
     }
@@ -594,7 +607,10 @@ fn judge(found: &Findings<'_>) -> Judgement {
         "每个协程约2KB(栈帧)",
     ));
 
-    let near_eight_mib = |bytes: f64| (0.75..=1.25).contains(&(bytes / SEED_STACK as f64));
+    // Bytes per unit differ from run to run (each a fresh process): judged by their quartiles.
+    let near_eight_mib = |bytes: &Summary| {
+        Ratio::measured(bytes).inside(0.75 * SEED_STACK as f64..=1.25 * SEED_STACK as f64)
+    };
     let mut reserved_holds = Vec::new();
     let mut resident_holds = Vec::new();
     let mut evidence = Vec::new();
@@ -604,8 +620,8 @@ fn judge(found: &Findings<'_>) -> Judgement {
             largest(found, unit, Quantity::Reserved),
         ) {
             let count = count_of(resident) as f64;
-            reserved_holds.push(near_eight_mib(reserved.median()));
-            resident_holds.push(near_eight_mib(resident.median()));
+            reserved_holds.push(near_eight_mib(&reserved.summary));
+            resident_holds.push(near_eight_mib(&resident.summary));
             evidence.push(format!(
                 "{}, {count} of them: {} reserved ({} each), {} resident ({} each)",
                 unit.name(),
@@ -616,13 +632,10 @@ fn judge(found: &Findings<'_>) -> Judgement {
             ));
         }
     }
-    let outcome = if !resident_holds.is_empty() && resident_holds.iter().all(|&h| h) {
-        Outcome::Confirmed
-    } else if reserved_holds.iter().all(|&h| !h) {
-        Outcome::Refuted
-    } else {
-        Outcome::Depends
-    };
+    let outcome = thread_outcome(
+        Outcome::from_findings(resident_holds),
+        Outcome::from_findings(reserved_holds),
+    );
     verdicts.push(verdict(
         "A thread takes about 8 MB (its stack), so 10,000 threads need 80 GB.",
         "如果用线程,每个约8MB(线程栈),10000个需要80GB!",
@@ -632,6 +645,7 @@ fn judge(found: &Findings<'_>) -> Judgement {
 
     let mut default_stack = Checks::default();
     if let Some(glibc) = found.get(Implementation::Rust, DEFAULT_STACK, &[]) {
+        // A setting read once (ulimit -s), exact: no spread to weigh.
         default_stack.check(
             format!(
                 "glibc's default thread stack here (ulimit -s): {}",
@@ -642,13 +656,13 @@ fn judge(found: &Findings<'_>) -> Judgement {
     }
     for unit in [Unit::PyThread, Unit::DefaultStackThread] {
         if let Some(m) = largest(found, unit, Quantity::Reserved) {
-            default_stack.check(
+            default_stack.find(
                 format!(
                     "{}: {} reserved each",
                     unit.name(),
-                    format_bytes(m.median())
+                    format_with_spread(&m.summary, format_bytes)
                 ),
-                near_eight_mib(m.median()),
+                near_eight_mib(&m.summary),
             );
         }
     }
@@ -741,5 +755,16 @@ mod tests {
         assert_eq!((threads.reached, threads.stopped), (20, None));
         let tasks = hold_tasks(2000).unwrap();
         assert_eq!(tasks.reached, 2000);
+    }
+
+    #[test]
+    fn a_thread_is_judged_by_its_resident_memory_then_its_reserved() {
+        use Outcome::{Confirmed, Depends, Refuted, WithinNoise};
+        assert_eq!(thread_outcome(Confirmed, Confirmed), Confirmed);
+        // 8 MiB of address space, a few pages resident: the claim is about the reservation.
+        assert_eq!(thread_outcome(Refuted, Confirmed), Depends);
+        assert_eq!(thread_outcome(Refuted, Refuted), Refuted);
+        assert_eq!(thread_outcome(WithinNoise, Confirmed), WithinNoise);
+        assert_eq!(thread_outcome(Depends, Depends), Depends);
     }
 }

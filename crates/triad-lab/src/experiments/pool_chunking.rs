@@ -20,10 +20,10 @@ use crate::names::names;
 use crate::plan::{Bench, Measured, Plan, Repeat, Series as Samples};
 use crate::python::Baseline;
 use crate::results::{
-    Chart, ChartKind, Implementation, Measurement, Point, Scale, Series, Table, Verdict,
+    Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale, Series, Table, Verdict,
 };
 use crate::stats::{Summary, format_seconds, format_with_spread};
-use crate::verdict::{outcome_by_threshold, ratio, verdict};
+use crate::verdict::{Ratio, verdict};
 
 /// The explicit chunk sizes.
 const CHUNKS: [usize; 6] = [1, 4, 16, 64, 256, 1024];
@@ -455,26 +455,30 @@ impl Results<'_> {
         vec![self.chunks_cut_overhead(), self.reuse_saves_starts()]
     }
 
-    /// The gain of the best explicit chunk size over chunk 1, and the knee, for one series.
+    /// The gain of the best explicit chunk size (by median) over chunk 1, with the range the
+    /// two throughputs' quartiles allow, and the knee, for one series.
     fn gain_and_knee(
         &self,
         workload: Workload,
         implementation: Implementation,
-    ) -> Option<(f64, usize)> {
-        let rates: Vec<(usize, f64)> = CHUNKS
+    ) -> Option<(Ratio, usize)> {
+        let rates: Vec<(usize, &Summary)> = CHUNKS
             .iter()
             .filter_map(|&size| {
                 self.throughput(workload, implementation, Chunk::Size(size))
-                    .map(|m| (size, m.median()))
+                    .map(|m| (size, &m.summary))
             })
             .collect();
         let single = rates.iter().find(|(size, _)| *size == 1)?.1;
-        let best = rates.iter().map(|(_, rate)| *rate).fold(0.0, f64::max);
+        let best = rates
+            .iter()
+            .map(|(_, rate)| *rate)
+            .max_by(|a, b| a.median.total_cmp(&b.median))?;
         let knee = rates
             .iter()
-            .find(|(_, rate)| *rate >= KNEE * best)
+            .find(|(_, rate)| rate.median >= KNEE * best.median)
             .map(|(size, _)| *size)?;
-        Some((best / single, knee))
+        Some((Ratio::of(best, single), knee))
     }
 
     fn chunks_cut_overhead(&self) -> Verdict {
@@ -487,16 +491,17 @@ impl Results<'_> {
                         tiny_gains.push(gain);
                     }
                     parts.push(format!(
-                        "{} on {}: the best chunk gives {gain:.1}× the tasks/s of chunk 1, and \
+                        "{} on {}: the best chunk gives {} the tasks/s of chunk 1, and \
                          chunks stop helping from {knee} (within {:.0}% of the best)",
                         implementation.label(),
                         workload.label(),
+                        gain.shown(),
                         100.0 * (1.0 - KNEE)
                     ));
                 }
             }
         }
-        let outcome = outcome_by_threshold(&tiny_gains, REAL_GAIN);
+        let outcome = Outcome::from_findings(tiny_gains.iter().map(|g| g.at_least(REAL_GAIN)));
         verdict(
             format!(
                 "Chunks cut the pool's task-dispatch overhead (counted as real from a \
@@ -516,22 +521,93 @@ impl Results<'_> {
                 self.per_task(implementation, Worker::Reused),
                 self.per_task(implementation, Worker::NewPerTask),
             ) {
-                let dearer = ratio(fresh, reused);
+                let dearer = Ratio::of(fresh, reused);
                 ratios.push(dearer);
                 parts.push(format!(
-                    "{}: {} per task with a new worker each time, {} with one reused ({dearer:.0}×)",
+                    "{}: {} per task with a new worker each time, {} with one reused ({})",
                     implementation.label(),
                     format_seconds(fresh.median),
-                    format_seconds(reused.median)
+                    format_seconds(reused.median),
+                    dearer.shown()
                 ));
             }
         }
-        let outcome = outcome_by_threshold(&ratios, REUSE_MATTERS);
+        let outcome = Outcome::from_findings(ratios.iter().map(|r| r.at_least(REUSE_MATTERS)));
         verdict(
             "Reusing worker processes avoids the cost of creating and destroying them.",
             "- 进程复用：避免创建销毁开销",
             outcome,
             parts.join("; "),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::machine::Machine;
+
+    /// Tiny-task throughputs per chunk size (chunk 1's samples, every larger chunk's), and
+    /// per-task times of a new and of a reused worker.
+    fn measured(
+        single: &[f64],
+        chunked: &[f64],
+        fresh: &[f64],
+        reused: &[f64],
+    ) -> Vec<Measurement> {
+        let mut all: Vec<Measurement> = CHUNKS
+            .iter()
+            .map(|&size| {
+                let samples = if size == 1 { single } else { chunked };
+                Measurement::new(
+                    "tiny/throughput",
+                    Implementation::Rust,
+                    "tasks/s",
+                    samples.to_vec(),
+                )
+                .param("chunk", size)
+            })
+            .collect();
+        for (worker, samples) in [(Worker::NewPerTask, fresh), (Worker::Reused, reused)] {
+            all.push(
+                Measurement::new(REUSE, Implementation::Rust, "s", samples.to_vec())
+                    .param("worker", worker.name()),
+            );
+        }
+        all
+    }
+
+    fn outcomes(measurements: &[Measurement]) -> Vec<Outcome> {
+        let machine = Machine::default();
+        let results = Results {
+            findings: Findings::new(measurements, crate::experiment::Scale::Toy, &machine),
+        };
+        results.verdicts().iter().map(|v| v.outcome).collect()
+    }
+
+    #[test]
+    fn gains_decide_beyond_the_noise_and_are_within_it_when_the_ranges_straddle_the_line() {
+        let clear = measured(
+            &[90.0, 100.0, 110.0],
+            &[290.0, 300.0, 310.0],
+            &[9.0, 10.0, 11.0],
+            &[0.9, 1.0, 1.1],
+        );
+        assert_eq!(outcomes(&clear), [Outcome::Confirmed; 2]);
+        let none = measured(
+            &[95.0, 100.0, 105.0],
+            &[100.0, 105.0, 110.0],
+            &[1.0, 1.1, 1.2],
+            &[0.9, 1.0, 1.1],
+        );
+        assert_eq!(outcomes(&none), [Outcome::Refuted; 2]);
+        // Medians 1.6× and 2.2× apart, past the lines, but the quartiles reach below them.
+        let noisy = measured(
+            &[60.0, 100.0, 140.0],
+            &[120.0, 160.0, 200.0],
+            &[1.5, 2.2, 3.0],
+            &[0.7, 1.0, 1.3],
+        );
+        assert_eq!(outcomes(&noisy), [Outcome::WithinNoise; 2]);
     }
 }

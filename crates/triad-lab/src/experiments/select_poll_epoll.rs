@@ -27,8 +27,8 @@ use crate::python::Baseline;
 use crate::results::{
     Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale, Series, Table, Verdict,
 };
-use crate::stats::{format_seconds, format_with_spread};
-use crate::verdict::verdict;
+use crate::stats::{Summary, format_seconds, format_with_spread};
+use crate::verdict::{Ratio, verdict};
 
 /// The experiment.
 #[derive(Debug)]
@@ -517,7 +517,8 @@ fn chart(found: &Findings<'_>) -> Chart {
 /// How one method's cost grows with the number of descriptors: the line
 /// cost = fixed + per_descriptor × n through its medians at the smallest and largest sizes, and
 /// the share of the cost at the largest size that the per-descriptor term explains (1: all of
-/// it, O(n); 0: none, O(1)).
+/// it, O(n); 0: none, O(1)), with the range of that share the quartiles at the two sizes
+/// allow (the noise rule of [`crate::verdict`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Growth {
     fixed: f64,
@@ -525,6 +526,7 @@ struct Growth {
     smallest: (usize, f64),
     largest: (usize, f64),
     share_at_largest: f64,
+    share_range: (f64, f64),
 }
 
 fn growth(
@@ -533,11 +535,24 @@ fn growth(
     method: Method,
     implementation: Implementation,
 ) -> Option<Growth> {
-    let costs: Vec<(usize, f64)> = sizes
+    let costs: Vec<(usize, &Summary)> = sizes
         .iter()
-        .filter_map(|&n| Some((n, find(found, method, implementation, n)?.median())))
+        .filter_map(|&n| Some((n, &find(found, method, implementation, n)?.summary)))
         .collect();
-    growth_of(&costs)
+    let medians: Vec<(usize, f64)> = costs.iter().map(|(n, s)| (*n, s.median)).collect();
+    let mut growth = growth_of(&medians)?;
+    let (&(small, at_small), &(large, at_large)) = (costs.first()?, costs.last()?);
+    growth.share_range = share_range(small, large, Ratio::of(at_small, at_large));
+    Some(growth)
+}
+
+/// The range of the per-descriptor share at `large` descriptors that `ratio` (the cost at
+/// `small` ÷ the cost at `large`, with its quartile range) allows: the share is
+/// `large / (large - small) × (1 - ratio)`, clamped to 0-1.
+fn share_range(small: usize, large: usize, ratio: Ratio) -> (f64, f64) {
+    let k = large as f64 / (large - small) as f64;
+    let share = |r: f64| (k * (1.0 - r)).clamp(0.0, 1.0);
+    (share(ratio.high), share(ratio.low))
 }
 
 /// The growth of `costs` (sizes ascending, at least two distinct).
@@ -547,23 +562,30 @@ fn growth_of(costs: &[(usize, f64)]) -> Option<Growth> {
         return None;
     }
     let per_descriptor = (largest.1 - smallest.1) / (largest.0 - smallest.0) as f64;
+    let share = (per_descriptor.max(0.0) * largest.0 as f64 / largest.1).clamp(0.0, 1.0);
     Some(Growth {
         fixed: smallest.1 - per_descriptor * smallest.0 as f64,
         per_descriptor,
         smallest,
         largest,
-        share_at_largest: (per_descriptor.max(0.0) * largest.0 as f64 / largest.1).clamp(0.0, 1.0),
+        share_at_largest: share,
+        share_range: (share, share),
     })
 }
 
-/// What the per-descriptor share of the cost says about an O(n) or O(1) claim.
-fn judge(share_at_largest: f64, claims_linear: bool) -> Outcome {
-    let linear = share_at_largest >= LINEAR_SHARE;
-    let flat = share_at_largest <= FLAT_SHARE;
+/// What the range of the per-descriptor share of the cost (`low` to `high`) says about an O(n)
+/// or O(1) claim: O(n) when the whole range is at least [`LINEAR_SHARE`], O(1) when it is at
+/// most [`FLAT_SHARE`], in between (depends) when it lies wholly between them, and within noise
+/// when it straddles either line.
+fn judge((low, high): (f64, f64), claims_linear: bool) -> Outcome {
+    let linear = low >= LINEAR_SHARE;
+    let flat = high <= FLAT_SHARE;
+    let between = low > FLAT_SHARE && high < LINEAR_SHARE;
     match (claims_linear, linear, flat) {
         (true, true, _) | (false, _, true) => Outcome::Confirmed,
         (true, _, true) | (false, true, _) => Outcome::Refuted,
-        _ => Outcome::Depends,
+        _ if between => Outcome::Depends,
+        _ => Outcome::WithinNoise,
     }
 }
 
@@ -587,11 +609,11 @@ fn growth_verdict(
     let mut evidence = Vec::new();
     for implementation in IMPLEMENTATIONS {
         if let Some(g) = growth(sizes, found, method, implementation) {
-            outcomes.push(judge(g.share_at_largest, claims_linear));
+            outcomes.push(judge(g.share_range, claims_linear));
             evidence.push(format!(
                 "{}: {} per call at {} descriptors, {} at {} (×{:.1} for ×{:.0} descriptors); \
                  fitted {} fixed + {} per descriptor, the per-descriptor part being {:.0}% of \
-                 the cost at {}",
+                 the cost at {} ({:.0}-{:.0}% by the quartiles)",
                 implementation.label(),
                 format_seconds(g.smallest.1),
                 g.smallest.0,
@@ -603,6 +625,8 @@ fn growth_verdict(
                 format_seconds(g.per_descriptor),
                 g.share_at_largest * 100.0,
                 g.largest.0,
+                g.share_range.0 * 100.0,
+                g.share_range.1 * 100.0,
             ));
         }
     }
@@ -733,12 +757,33 @@ mod tests {
 
     #[test]
     fn judging_linear_and_flat_claims() {
-        assert_eq!(judge(0.95, true), Outcome::Confirmed);
-        assert_eq!(judge(0.05, true), Outcome::Refuted);
-        assert_eq!(judge(0.35, true), Outcome::Depends);
-        assert_eq!(judge(0.05, false), Outcome::Confirmed);
-        assert_eq!(judge(0.95, false), Outcome::Refuted);
-        assert_eq!(judge(0.35, false), Outcome::Depends);
+        assert_eq!(judge((0.95, 0.95), true), Outcome::Confirmed);
+        assert_eq!(judge((0.05, 0.05), true), Outcome::Refuted);
+        assert_eq!(judge((0.35, 0.35), true), Outcome::Depends);
+        assert_eq!(judge((0.05, 0.05), false), Outcome::Confirmed);
+        assert_eq!(judge((0.95, 0.95), false), Outcome::Refuted);
+        assert_eq!(judge((0.35, 0.35), false), Outcome::Depends);
+        // A range reaching across a line: this machine cannot tell which side.
+        assert_eq!(judge((0.4, 0.7), true), Outcome::WithinNoise);
+        assert_eq!(judge((0.1, 0.3), false), Outcome::WithinNoise);
+        assert_eq!(judge((0.6, 0.9), true), Outcome::Confirmed);
+    }
+
+    #[test]
+    fn the_share_range_follows_the_quartiles_at_both_sizes() {
+        // 1 µs at 10 descriptors, 10 µs (9-11 µs) at 1000: mostly per-descriptor.
+        let small = Summary::of(&[1.0e-6, 1.0e-6, 1.0e-6]);
+        let large = Summary::of(&[8.0e-6, 10.0e-6, 12.0e-6]);
+        let (low, high) = share_range(10, 1000, Ratio::of(&small, &large));
+        let k = 1000.0 / 990.0;
+        assert!((low - k * (1.0 - 1.0 / 9.0)).abs() < 1e-9, "{low}");
+        assert!((high - k * (1.0 - 1.0 / 11.0)).abs() < 1e-9, "{high}");
+        // Flat within the noise: the share is clamped at 0 from below.
+        let same = Summary::of(&[0.8e-6, 1.0e-6, 1.2e-6]);
+        let (low, high) = share_range(10, 1000, Ratio::of(&same, &same));
+        assert_eq!(low, 0.0);
+        assert!(high > 0.0 && high < FLAT_SHARE, "{high}");
+        assert_eq!(judge((low, high), false), Outcome::Confirmed);
     }
 
     #[test]

@@ -29,7 +29,8 @@ use crate::names::names;
 use crate::plan::{Bench, Measured, Plan, Repeat, Series};
 use crate::python::Baseline;
 use crate::results::{
-    Chart, ChartKind, Implementation, Measurement, Outcome, Point, Series as Line, Table, Verdict,
+    Chart, ChartKind, Finding, Implementation, Measurement, Outcome, Point, Series as Line, Table,
+    Verdict,
 };
 use crate::stats::{format_seconds, format_with_spread, timed};
 use crate::verdict::{Ratio, listed, listed_ratios, outcome_of, times, verdict};
@@ -269,6 +270,22 @@ impl<'a> Results<'a> {
         workers: usize,
     ) -> Option<f64> {
         self.batches.speedup(
+            implementation,
+            workload,
+            (engine, workers),
+            (Engine::Serial, 1),
+        )
+    }
+
+    /// [`speedup`](Self::speedup) with the range the quartiles allow.
+    fn speedup_range(
+        &self,
+        implementation: Implementation,
+        workload: Workload,
+        engine: Engine,
+        workers: usize,
+    ) -> Option<Ratio> {
+        self.batches.speedup_ratio(
             implementation,
             workload,
             (engine, workers),
@@ -607,7 +624,6 @@ fn chart(results: &Results<'_>, workload: Workload, workers: &[usize]) -> Chart 
 
 fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
     let cores = results.cores;
-    let parallel = |s: f64| s >= PARALLEL_SHARE * results.ideal(cores);
     // On one core nothing runs in parallel: every claim about parallelism depends on that.
     let judge = |claim: &str, quote: &str, finding: (Outcome, String)| {
         if cores < 2 {
@@ -630,10 +646,6 @@ fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
     };
     let rust_threads = of(
         Implementation::Rust,
-        results.speedups(Engine::Threads, cores),
-    );
-    let python_threads = of(
-        Implementation::Python,
         results.speedups(Engine::Threads, cores),
     );
     let processes = results.speedups(Engine::Processes, cores);
@@ -687,36 +699,36 @@ fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
         ),
     ));
 
-    let processes_parallel = !processes.is_empty() && processes.iter().all(|(_, s)| parallel(*s));
-    let python_threads_idle = python_threads.iter().all(|(_, s)| *s < NO_SPEEDUP);
-    let rust_threads_parallel = rust_threads.iter().all(|(_, s)| parallel(*s));
+    let at_line = |ratios: &[(String, Ratio)], finding: &dyn Fn(Ratio) -> Finding| {
+        ratios
+            .iter()
+            .fold(Finding::Holds, |all, (_, r)| all.and(finding(*r)))
+    };
+    let parallel_line = PARALLEL_SHARE * results.ideal(cores);
+    let processes_parallel = if process_ratios.is_empty() {
+        Finding::Fails
+    } else {
+        at_line(&process_ratios, &|r| r.at_least(parallel_line))
+    };
+    let python_threads_idle = at_line(&python_thread_ratios, &|r| r.at_most(NO_SPEEDUP));
+    let rust_threads_parallel = at_line(
+        &of_ratios(
+            Implementation::Rust,
+            results.speedup_ratios(Engine::Threads, cores),
+        ),
+        &|r| r.at_least(parallel_line),
+    );
     let seen = format!(
         "{cores} workers — threads: {}; processes: {}",
-        listed(&results.speedups(Engine::Threads, cores), times),
-        listed(&processes, times)
+        listed_ratios(&results.speedup_ratios(Engine::Threads, cores)),
+        listed_ratios(&process_ratios)
     );
-    let (outcome, why) = if !processes_parallel {
-        (
-            Outcome::Refuted,
-            Some("processes did not run in parallel here"),
-        )
-    } else if !python_threads_idle {
-        (
-            Outcome::Refuted,
-            Some("CPython's threads sped CPU work up too"),
-        )
-    } else if rust_threads_parallel {
-        (
-            Outcome::Depends,
-            Some(if results.python_ran() {
-                "true of CPython, whose threads share one GIL; Rust threads run in parallel too"
-            } else {
-                "CPython did not run; Rust threads run in parallel too"
-            }),
-        )
-    } else {
-        (Outcome::Confirmed, None)
-    };
+    let (outcome, why) = parallelism_outcome(
+        processes_parallel,
+        python_threads_idle,
+        rust_threads_parallel,
+        results.python_ran(),
+    );
     verdicts.push(judge(
         "Parallelism is done with processes; threads and coroutines only interleave.",
         "**实现方式** | 线程、协程 | 多进程",
@@ -736,19 +748,23 @@ fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
             }
             for &workload in Workload::ALL {
                 let (Some(at_cores), Some(beyond)) = (
-                    results.speedup(implementation, workload, engine, cores),
-                    results.speedup(implementation, workload, engine, over),
+                    results.speedup_range(implementation, workload, engine, cores),
+                    results.speedup_range(implementation, workload, engine, over),
                 ) else {
                     continue;
                 };
-                checks.push(parallel(at_cores) && beyond <= 1.15 * results.ideal(cores));
+                checks.push(
+                    at_cores
+                        .at_least(parallel_line)
+                        .and(beyond.at_most(1.15 * results.ideal(cores))),
+                );
                 seen.push(format!(
                     "{} {} {}: {} → {}",
                     implementation.label(),
                     engine.name(),
                     workload.name(),
-                    times(at_cores),
-                    times(beyond)
+                    at_cores.shown(),
+                    beyond.shown()
                 ));
             }
         }
@@ -757,7 +773,7 @@ fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
         "Parallel speed-up needs several cores: workers beyond the core count add nothing.",
         "**CPU需求** | 单核可以 | 需要多核",
         (
-            Outcome::from_checks(checks.iter().copied()),
+            Outcome::from_findings(checks.iter().copied()),
             format!(
                 "speed-up with {cores} → {over} workers on {cores} cores: {}",
                 seen.join("; ")
@@ -776,14 +792,7 @@ fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
         ),
     ));
 
-    let share = |s: f64| s / results.ideal(cores);
-    let outcome = if processes.iter().all(|(_, s)| share(*s) >= 0.8) {
-        Outcome::Confirmed
-    } else if processes.iter().all(|(_, s)| share(*s) >= 0.5) {
-        Outcome::Depends
-    } else {
-        Outcome::Refuted
-    };
+    let outcome = share_of_ideal_outcome(&process_ratios, results.ideal(cores));
     let fractions: Vec<(String, f64)> = processes
         .iter()
         .map(|(label, s)| (label.clone(), 1.0 / s))
@@ -808,7 +817,76 @@ fn speed_verdicts(results: &Results<'_>) -> Vec<Verdict> {
     verdicts
 }
 
+/// The verdict on "parallelism is done with processes; threads only interleave" from whether
+/// processes ran in parallel, CPython's threads gave no speed-up and Rust's threads ran in
+/// parallel (each beyond the noise, or within it), with why when it is not confirmed.
+fn parallelism_outcome(
+    processes_parallel: Finding,
+    python_threads_idle: Finding,
+    rust_threads_parallel: Finding,
+    python_ran: bool,
+) -> (Outcome, Option<&'static str>) {
+    match (
+        processes_parallel,
+        python_threads_idle,
+        rust_threads_parallel,
+    ) {
+        (Finding::Fails, _, _) => (
+            Outcome::Refuted,
+            Some("processes did not run in parallel here"),
+        ),
+        (_, Finding::Fails, _) => (
+            Outcome::Refuted,
+            Some("CPython's threads sped CPU work up too"),
+        ),
+        (Finding::WithinNoise, _, _) | (_, Finding::WithinNoise, _) => (
+            Outcome::WithinNoise,
+            Some("the processes' or CPython threads' speed-up is within noise of its line"),
+        ),
+        (_, _, Finding::Holds) => (
+            Outcome::Depends,
+            Some(if python_ran {
+                "true of CPython, whose threads share one GIL; Rust threads run in parallel too"
+            } else {
+                "CPython did not run; Rust threads run in parallel too"
+            }),
+        ),
+        (_, _, Finding::WithinNoise) => (
+            Outcome::WithinNoise,
+            Some("whether Rust threads ran in parallel is within noise"),
+        ),
+        (_, _, Finding::Fails) => (Outcome::Confirmed, None),
+    }
+}
+
+/// The verdict on "n cores take about 1/n of serial" from each process speed-up's range as a
+/// share of `ideal`: confirmed when every one reaches 0.8, refuted when one is below 0.5,
+/// depends when all are at least 0.5 and one is below 0.8 beyond the noise, within noise when
+/// a range straddles a line in a way that decides (and depends when nothing was measured).
+fn share_of_ideal_outcome(speedups: &[(String, Ratio)], ideal: f64) -> Outcome {
+    if speedups.is_empty() {
+        return Outcome::Depends;
+    }
+    let near = |line: f64| {
+        speedups
+            .iter()
+            .map(|(_, r)| r.at_least(line * ideal))
+            .collect::<Vec<_>>()
+    };
+    let (close, half) = (near(0.8), near(0.5));
+    if close.iter().all(|f| *f == Finding::Holds) {
+        Outcome::Confirmed
+    } else if half.contains(&Finding::Fails) {
+        Outcome::Refuted
+    } else if half.iter().all(|f| *f == Finding::Holds) && close.contains(&Finding::Fails) {
+        Outcome::Depends
+    } else {
+        Outcome::WithinNoise
+    }
+}
+
 fn timeline_verdicts(found: &Findings<'_>, cores: usize) -> Vec<Verdict> {
+    // One recorded timeline per setting: its overlap and alternations are facts of that run.
     let mut checks = Vec::new();
     let mut seen = Vec::new();
     for setting in [Setting::Pinned, Setting::Coroutines] {
@@ -845,11 +923,7 @@ fn timeline_verdicts(found: &Findings<'_>, cores: usize) -> Vec<Verdict> {
         Some(run) => verdict(
             claim,
             quote,
-            if (0.5e-3..=10e-3).contains(&run.median) {
-                Outcome::Confirmed
-            } else {
-                Outcome::Refuted
-            },
+            Outcome::from_findings([Ratio::measured(&run).inside(0.5e-3..=10e-3)]),
             format!(
                 "a pinned thread ran {} (median of {} stretches, quartiles {} – {}) before \
                      the kernel switched to the other",
@@ -941,5 +1015,47 @@ mod tests {
         );
         assert_eq!(speed_verdicts(&results)[1].outcome, Outcome::Refuted);
         assert_eq!(speed_verdicts(&results)[5].outcome, Outcome::Refuted);
+    }
+
+    #[test]
+    fn composite_verdicts_are_within_noise_when_a_deciding_range_straddles_its_line() {
+        let range = |low: f64, high: f64| {
+            let ratio = Ratio {
+                median: (low + high) / 2.0,
+                low,
+                high,
+            };
+            ("Rust count_primes".to_owned(), ratio)
+        };
+        // Speed-ups on 2 cores: 1/n of serial is 2×.
+        assert_eq!(
+            share_of_ideal_outcome(&[range(1.7, 1.9)], 2.0),
+            Outcome::Confirmed
+        );
+        assert_eq!(
+            share_of_ideal_outcome(&[range(1.2, 1.4)], 2.0),
+            Outcome::Depends
+        );
+        assert_eq!(
+            share_of_ideal_outcome(&[range(0.8, 0.9)], 2.0),
+            Outcome::Refuted
+        );
+        assert_eq!(
+            share_of_ideal_outcome(&[range(1.4, 1.8)], 2.0),
+            Outcome::WithinNoise
+        );
+        assert_eq!(
+            share_of_ideal_outcome(&[range(0.9, 1.2)], 2.0),
+            Outcome::WithinNoise
+        );
+        assert_eq!(share_of_ideal_outcome(&[], 2.0), Outcome::Depends);
+        use Finding::{Fails, Holds, WithinNoise};
+        let outcome = |p, t, r| parallelism_outcome(p, t, r, true).0;
+        assert_eq!(outcome(Holds, Holds, Fails), Outcome::Confirmed);
+        assert_eq!(outcome(Holds, Holds, Holds), Outcome::Depends);
+        assert_eq!(outcome(Fails, Holds, Fails), Outcome::Refuted);
+        assert_eq!(outcome(Holds, Fails, Fails), Outcome::Refuted);
+        assert_eq!(outcome(WithinNoise, Holds, Fails), Outcome::WithinNoise);
+        assert_eq!(outcome(Holds, Holds, WithinNoise), Outcome::WithinNoise);
     }
 }

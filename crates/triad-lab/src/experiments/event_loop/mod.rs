@@ -22,12 +22,12 @@ use crate::names::names;
 use crate::plan::{Bench, Measured, Plan, Repeat, Series};
 use crate::python::Baseline;
 use crate::results::{
-    Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale, Series as Bars, Table,
-    Verdict,
+    Chart, ChartKind, Finding, Implementation, Measurement, Outcome, Point, Scale, Series as Bars,
+    Table, Verdict,
 };
 use crate::stats::{Summary, format_seconds, format_with_spread};
 use crate::timeline::{self, LaneBy};
-use crate::verdict::verdict;
+use crate::verdict::{Checks, Ratio, verdict};
 use workloads::{Loop, ReferenceLoop, TokioLoop};
 pub(crate) use workloads::{Runtime, ping_pong_switch_cost};
 
@@ -443,7 +443,7 @@ fn table(plan: &Sizes, found: &Findings<'_>) -> Table {
     let mut switches_row = vec!["voluntary context switches in the yield run".to_owned()];
     for (key, _, _) in LOOPS {
         idle_row.push(idle_cpu_share(found, key).map_or("—".to_owned(), |share| {
-            format!("{:.2}% of a CPU", share * 100.0)
+            format!("{:.2}% of a CPU", share.median * 100.0)
         }));
         switches_row.push(
             find(found, Name::ContextSwitches, key).map_or("—".to_owned(), |m| {
@@ -459,10 +459,12 @@ fn table(plan: &Sizes, found: &Findings<'_>) -> Table {
 }
 
 /// The share of a CPU the loop's thread used during the idle wait (median CPU / median wall).
-fn idle_cpu_share(found: &Findings<'_>, runtime: &str) -> Option<f64> {
-    let wall = find(found, Name::IdleWall, runtime)?.median();
-    let cpu = find(found, Name::IdleCpu, runtime)?.median();
-    (wall > 0.0).then(|| cpu / wall)
+/// The share of the idle wait's wall time the loop's thread spent on the CPU, with the range
+/// the two measurements' quartiles allow.
+fn idle_cpu_share(found: &Findings<'_>, runtime: &str) -> Option<Ratio> {
+    let wall = &find(found, Name::IdleWall, runtime)?.summary;
+    let cpu = &find(found, Name::IdleCpu, runtime)?.summary;
+    (wall.p25 > 0.0).then(|| Ratio::of(cpu, wall))
 }
 
 /// A grouped bar chart: one group per workload, one bar per loop, values scaled by `factor`.
@@ -541,15 +543,10 @@ fn charts(plan: &Sizes, found: &Findings<'_>) -> Vec<Chart> {
     ]
 }
 
-/// Where `value` lies against the seed's switch range: -1 below, 0 inside, 1 above.
-fn against_claimed_range(value: f64) -> i8 {
-    if value < CLAIMED_SWITCH.0 {
-        -1
-    } else if value > CLAIMED_SWITCH.1 {
-        1
-    } else {
-        0
-    }
+/// Whether a switch's cost lies in the seed's range, by its interquartile range (the noise rule
+/// of [`crate::verdict`]).
+fn switch_in_claimed_range(per_switch: &Summary) -> Finding {
+    Ratio::measured(per_switch).inside(CLAIMED_SWITCH.0..=CLAIMED_SWITCH.1)
 }
 
 /// The measurement `name` of every loop that has one, with the loop's label.
@@ -558,6 +555,16 @@ fn per_loop<'a>(found: &Findings<'a>, name: Name) -> Vec<(&'static str, &'a Meas
         .iter()
         .filter_map(|(key, label, _)| Some((*label, find(found, name, key)?)))
         .collect()
+}
+
+/// A share as a percentage with its range: `2.00% (1.00-3.00%)`.
+fn percent_range(share: Ratio) -> String {
+    format!(
+        "{:.2}% ({:.2}-{:.2}%)",
+        share.median * 100.0,
+        share.low * 100.0,
+        share.high * 100.0
+    )
 }
 
 fn listed(values: &[(&str, String)]) -> String {
@@ -575,7 +582,11 @@ fn verdicts(plan: &Sizes, found: &Findings<'_>) -> Vec<Verdict> {
         "A coroutine runs until it awaits; only then does the loop run another one \
                 (so a coroutine that computes without awaiting holds up every other).",
         "协程遇到await，挂起并返回控制权",
-        Outcome::from_checks(blocked.iter().map(|(_, m)| m.median() >= floor * 0.95)),
+        Outcome::from_findings(
+            blocked
+                .iter()
+                .map(|(_, m)| Ratio::measured(&m.summary).at_least(floor * 0.95)),
+        ),
         format!(
             "A timer due after {} woke late by: {} — while another task computed {} without \
              awaiting (a loop that runs one task at a time cannot wake it less than {} late).",
@@ -593,6 +604,7 @@ fn verdicts(plan: &Sizes, found: &Findings<'_>) -> Vec<Verdict> {
 
     let earliest = per_loop(found, Name::SleepersEarliest);
     let median_late = per_loop(found, Name::SleepersMedian);
+    // The earliest wake of all samples: a bound no sample crossed, not a comparison of spreads.
     let timers = verdict(
         "The loop runs scheduled (timer) tasks once they are due.",
         "执行到期的调度任务",
@@ -622,7 +634,7 @@ fn verdicts(plan: &Sizes, found: &Findings<'_>) -> Vec<Verdict> {
         ),
     );
 
-    let idle: Vec<(&str, f64)> = LOOPS
+    let idle: Vec<(&str, Ratio)> = LOOPS
         .iter()
         .filter_map(|(key, label, _)| Some((*label, idle_cpu_share(found, key)?)))
         .collect();
@@ -630,7 +642,7 @@ fn verdicts(plan: &Sizes, found: &Findings<'_>) -> Vec<Verdict> {
         "When no task is ready, the loop waits for I/O events (and the next timer) in \
                 select/epoll instead of spinning.",
         "等待I/O事件 (select/epoll/kqueue)",
-        Outcome::from_checks(idle.iter().map(|(_, share)| *share <= IDLE_CPU_SHARE)),
+        Outcome::from_findings(idle.iter().map(|(_, share)| share.at_most(IDLE_CPU_SHARE))),
         format!(
             "CPU used by the loop's thread while one task slept {}: {} (at most {:.0}% counts \
              as waiting).",
@@ -638,7 +650,7 @@ fn verdicts(plan: &Sizes, found: &Findings<'_>) -> Vec<Verdict> {
             listed(
                 &idle
                     .iter()
-                    .map(|(label, share)| (*label, format!("{:.2}%", share * 100.0)))
+                    .map(|(label, share)| (*label, percent_range(*share)))
                     .collect::<Vec<_>>()
             ),
             IDLE_CPU_SHARE * 100.0,
@@ -646,6 +658,7 @@ fn verdicts(plan: &Sizes, found: &Findings<'_>) -> Vec<Verdict> {
     );
 
     let echoes = per_loop(found, Name::Echo);
+    // Every echo came back intact or the workload failed: an exact fact, no spread to weigh.
     let io = verdict(
         "When I/O completes, the loop resumes the coroutine that waited for it.",
         "I/O完成时，通过回调恢复协程",
@@ -668,41 +681,35 @@ fn verdicts(plan: &Sizes, found: &Findings<'_>) -> Vec<Verdict> {
         ),
     );
 
-    let switches = per_loop(found, Name::Yield);
-    let positions: Vec<i8> = switches
-        .iter()
-        .map(|(_, m)| against_claimed_range(m.median()))
-        .collect();
+    let mut switch_checks = Checks::default();
+    for (label, m) in per_loop(found, Name::Yield) {
+        switch_checks.find(
+            format!("{label} {}", format_with_spread(&m.summary, format_seconds)),
+            switch_in_claimed_range(&m.summary),
+        );
+    }
     let switch_cost = verdict(
         "A coroutine switch costs about 0.1-0.5 µs.",
         "开销极小:约0.1-0.5微秒",
-        Outcome::from_checks(positions.iter().map(|&p| p == 0)),
+        switch_checks.outcome(),
         format!(
             "Per switch between two yielding tasks (the seed's own benchmark): {}.",
-            listed(
-                &switches
-                    .iter()
-                    .zip(&positions)
-                    .map(|((label, m), position)| {
-                        let place = match position {
-                            -1 => "below the range",
-                            1 => "above the range",
-                            _ => "inside the range",
-                        };
-                        (*label, format!("{} ({place})", format_seconds(m.median())))
-                    })
-                    .collect::<Vec<_>>()
-            ),
+            switch_checks.evidence()
         ),
     );
 
-    let kernel: Vec<(&str, f64)> = LOOPS
+    let kernel: Vec<(&str, Ratio)> = LOOPS
         .iter()
         .filter_map(|(key, label, _)| {
+            let switches = Ratio::measured(&find(found, Name::ContextSwitches, key)?.summary);
+            let per = |count: f64| count / plan.yield_switches.max(1) as f64;
             Some((
                 *label,
-                find(found, Name::ContextSwitches, key)?.median()
-                    / plan.yield_switches.max(1) as f64,
+                Ratio {
+                    median: per(switches.median),
+                    low: per(switches.low),
+                    high: per(switches.high),
+                },
             ))
         })
         .collect();
@@ -710,7 +717,11 @@ fn verdicts(plan: &Sizes, found: &Findings<'_>) -> Vec<Verdict> {
         "A coroutine switch happens entirely in user space: the kernel does not switch \
                 the thread out for it.",
         "协程切换完全在用户态",
-        Outcome::from_checks(kernel.iter().map(|(_, per_switch)| *per_switch < 0.01)),
+        Outcome::from_findings(
+            kernel
+                .iter()
+                .map(|(_, per_switch)| per_switch.at_most(0.01)),
+        ),
         format!(
             "Voluntary context switches of the loop's thread per coroutine switch: {} (under \
              0.01 counts as none). The seed adds \"no system calls\", which is not measured \
@@ -720,7 +731,15 @@ fn verdicts(plan: &Sizes, found: &Findings<'_>) -> Vec<Verdict> {
             listed(
                 &kernel
                     .iter()
-                    .map(|(label, per_switch)| (*label, format!("{per_switch:.4}")))
+                    .map(|(label, per_switch)| {
+                        (
+                            *label,
+                            format!(
+                                "{:.4} ({:.4}-{:.4})",
+                                per_switch.median, per_switch.low, per_switch.high
+                            ),
+                        )
+                    })
                     .collect::<Vec<_>>()
             ),
         ),
@@ -734,9 +753,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn positions_against_the_claimed_switch_range() {
-        assert_eq!(against_claimed_range(0.05e-6), -1);
-        assert_eq!(against_claimed_range(0.3e-6), 0);
-        assert_eq!(against_claimed_range(1.3e-6), 1);
+    fn switch_costs_are_placed_against_the_claimed_range_by_their_quartiles() {
+        let at = |samples: &[f64]| switch_in_claimed_range(&Summary::of(samples));
+        assert_eq!(at(&[0.04e-6, 0.05e-6, 0.06e-6]), Finding::Fails);
+        assert_eq!(at(&[0.2e-6, 0.3e-6, 0.4e-6]), Finding::Holds);
+        assert_eq!(at(&[1.2e-6, 1.3e-6, 1.4e-6]), Finding::Fails);
+        // A median inside the range, a quartile outside it: within noise.
+        assert_eq!(at(&[0.3e-6, 0.45e-6, 0.7e-6]), Finding::WithinNoise);
+    }
+
+    #[test]
+    fn the_idle_share_is_judged_by_its_range() {
+        let shown = Ratio {
+            median: 0.02,
+            low: 0.01,
+            high: 0.03,
+        };
+        assert_eq!(percent_range(shown), "2.00% (1.00-3.00%)");
+        let wide = Ratio::of(
+            &Summary::of(&[0.0, 2e-3, 9e-3]),
+            &Summary::of(&[0.05, 0.05, 0.06]),
+        );
+        assert_eq!(wide.at_most(IDLE_CPU_SHARE), Finding::WithinNoise);
+        let still = Ratio::of(
+            &Summary::of(&[0.0, 1e-4, 2e-4]),
+            &Summary::of(&[0.05, 0.05, 0.06]),
+        );
+        assert_eq!(still.at_most(IDLE_CPU_SHARE), Finding::Holds);
     }
 }

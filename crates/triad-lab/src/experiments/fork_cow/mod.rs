@@ -24,10 +24,11 @@ use crate::names::names;
 use crate::plan::{Bench, Measured, Plan};
 use crate::python::Baseline;
 use crate::results::{
-    Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale, Series, Table, Verdict,
+    Chart, ChartKind, Finding, Implementation, Measurement, Outcome, Point, Scale, Series, Table,
+    Verdict,
 };
 use crate::stats::{Summary, format_bytes, format_seconds, format_with_spread};
-use crate::verdict::{outcome_by_threshold, ratio, verdict};
+use crate::verdict::{Band, Ratio, verdict};
 use child::Buffer;
 
 const MIB: usize = 1 << 20;
@@ -442,7 +443,7 @@ impl Results<'_> {
                 ) else {
                     continue;
                 };
-                let dearer = ratio(copy, fork);
+                let dearer = Ratio::of(copy, fork);
                 ratios.push(dearer);
                 let smallest = self
                     .sizes
@@ -450,7 +451,7 @@ impl Results<'_> {
                     .and_then(|&s| self.summary(Name::ForkTotal, implementation, s));
                 parts.push(format!(
                     "{}: fork + _exit + wait of a {} parent took {} ({} with {}), copying its \
-                     pages in the child {} ({dearer:.0}× the fork)",
+                     pages in the child {} ({} the fork)",
                     implementation.label(),
                     format_bytes(largest as f64),
                     format_seconds(fork.median),
@@ -458,19 +459,12 @@ impl Results<'_> {
                     self.sizes
                         .first()
                         .map_or("—".to_owned(), |&s| format_bytes(s as f64)),
-                    format_seconds(copy.median)
+                    format_seconds(copy.median),
+                    dearer.shown()
                 ));
             }
         }
-        let outcome = if ratios.is_empty() {
-            Outcome::Depends
-        } else if ratios.iter().all(|r| *r >= FORK_CHEAPER) {
-            Outcome::Confirmed
-        } else if ratios.iter().all(|r| *r < 1.0) {
-            Outcome::Refuted
-        } else {
-            Outcome::Depends
-        };
+        let outcome = fork_fast_outcome(&ratios);
         verdict(
             format!(
                 "Copy-on-write makes fork fast: it does not copy the parent's memory (counted \
@@ -494,22 +488,23 @@ impl Results<'_> {
                 ) else {
                     continue;
                 };
-                let dearer = ratio(child, plain);
+                let dearer = Ratio::of(child, plain);
                 ratios.push(dearer);
                 let after_fork = self
                     .summary(Name::ParentAfterFork, implementation, largest)
                     .map_or("—".to_owned(), |s| format_seconds(s.median));
                 parts.push(format!(
-                    "{}: a child's first write to a shared page {} ({dearer:.0}× a plain write, \
+                    "{}: a child's first write to a shared page {} ({} a plain write, \
                      {}); the parent's write after the child left {} (a fault, no copy)",
                     implementation.label(),
                     format_seconds(child.median),
+                    dearer.shown(),
                     format_seconds(plain.median),
                     after_fork
                 ));
             }
         }
-        let outcome = outcome_by_threshold(&ratios, COPY_VISIBLE);
+        let outcome = Outcome::from_findings(ratios.iter().map(|r| r.at_least(COPY_VISIBLE)));
         verdict(
             "Pages are copied only when written: the first write to a shared page pays \
                     for the copy.",
@@ -535,6 +530,7 @@ impl Results<'_> {
     }
 
     fn memory_saved(&self) -> Verdict {
+        // Private memory is read once per child from smaps, in whole pages: no spread to weigh.
         let after_fork = self.private_shares(Name::PrivateAfterFork);
         let after_writes = self.private_shares(Name::PrivateAfterWrites);
         let saved = !after_fork.is_empty() && after_fork.iter().all(|(_, _, s)| *s < NEGLIGIBLE);
@@ -578,6 +574,7 @@ impl Results<'_> {
     }
 
     fn read_only_never_copied(&self) -> Verdict {
+        // Page counts again (and CPython's object sizes): exact, as in `memory_saved`.
         let reads = self.private_shares(Name::PrivateAfterReads);
         let rust_ok = reads
             .iter()
@@ -630,6 +627,22 @@ impl Results<'_> {
     }
 }
 
+/// The verdict on "fork is fast" from each implementation's copy ÷ fork ratio: confirmed when
+/// every range reaches [`FORK_CHEAPER`], refuted when every one is below 1 (fork dearer than
+/// the copy), within noise when every one straddles either line, depends otherwise (a range
+/// wholly between the lines, a mixture, or nothing measured).
+fn fork_fast_outcome(ratios: &[Ratio]) -> Outcome {
+    let bands: Vec<Band> = ratios.iter().map(|r| r.band(1.0, FORK_CHEAPER)).collect();
+    if bands.contains(&Band::Between) {
+        return Outcome::Depends;
+    }
+    Outcome::from_findings(bands.iter().map(|band| match band {
+        Band::Above => Finding::Holds,
+        Band::Below => Finding::Fails,
+        _ => Finding::WithinNoise,
+    }))
+}
+
 /// A point at `x` with the median and quartiles of `summary` multiplied by `factor`.
 fn scaled(x: f64, summary: &Summary, factor: f64) -> Point {
     Point {
@@ -637,5 +650,30 @@ fn scaled(x: f64, summary: &Summary, factor: f64) -> Point {
         y: summary.median * factor,
         low: Some(summary.p25 * factor),
         high: Some(summary.p75 * factor),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fork_is_fast_by_the_ranges_of_copy_over_fork() {
+        let range = |low: f64, high: f64| Ratio {
+            median: (low + high) / 2.0,
+            low,
+            high,
+        };
+        assert_eq!(fork_fast_outcome(&[range(6.0, 9.0)]), Outcome::Confirmed);
+        assert_eq!(fork_fast_outcome(&[range(0.5, 0.9)]), Outcome::Refuted);
+        assert_eq!(fork_fast_outcome(&[range(2.0, 3.0)]), Outcome::Depends);
+        // Reaching across a line: this machine cannot tell.
+        assert_eq!(fork_fast_outcome(&[range(4.0, 7.0)]), Outcome::WithinNoise);
+        assert_eq!(fork_fast_outcome(&[range(0.8, 1.2)]), Outcome::WithinNoise);
+        assert_eq!(
+            fork_fast_outcome(&[range(6.0, 9.0), range(4.0, 7.0)]),
+            Outcome::Depends
+        );
+        assert_eq!(fork_fast_outcome(&[]), Outcome::Depends);
     }
 }

@@ -33,7 +33,7 @@ use crate::results::{
 };
 use crate::stats::{Summary, format_seconds, format_with_spread, timed};
 use crate::timeline::{LaneBy, from_spans};
-use crate::verdict::{Ratio, times, verdict};
+use crate::verdict::{Band, Ratio, times, verdict};
 use simulator::{Gil, Hold, SWITCH_INTERVAL};
 
 /// The prime-count limit of one "bytecode".
@@ -572,7 +572,8 @@ fn table(results: &Results<'_>) -> Table {
     ];
     for implementation in [Implementation::Rust, Implementation::Python] {
         row.push(
-            cpu_per_wall(results, implementation).map_or("—".to_owned(), |r| format!("{r:.2}")),
+            cpu_per_wall(results, implementation)
+                .map_or("—".to_owned(), |r| format!("{:.2}", r.median)),
         );
         row.push(String::new());
     }
@@ -581,11 +582,11 @@ fn table(results: &Results<'_>) -> Table {
 }
 
 /// CPU seconds burnt per wall second while threads ran under the GIL.
-fn cpu_per_wall(results: &Results<'_>, implementation: Implementation) -> Option<f64> {
-    Some(
-        results.summary(implementation, Name::CpuTime)?.median
-            / results.summary(implementation, Name::CpuUnderGil)?.median,
-    )
+fn cpu_per_wall(results: &Results<'_>, implementation: Implementation) -> Option<Ratio> {
+    Some(Ratio::of(
+        results.summary(implementation, Name::CpuTime)?,
+        results.summary(implementation, Name::CpuUnderGil)?,
+    ))
 }
 
 fn speedup_chart(results: &Results<'_>, modes: &[(Name, &str)], title: &str) -> Chart {
@@ -671,16 +672,20 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
     ));
 
     let (source, slowdown) = match results.summary(Python, Name::CpuUnderGil) {
-        Some(_) => ("CPython", rate(Python, Name::CpuUnderGil).map(|s| 1.0 / s)),
+        Some(_) => (
+            "CPython",
+            ranged(Python, Name::CpuUnderGil).map(Ratio::inverse),
+        ),
         None => (
             "the simulated GIL",
-            rate(Rust, Name::CpuUnderGil).map(|s| 1.0 / s),
+            ranged(Rust, Name::CpuUnderGil).map(Ratio::inverse),
         ),
     };
-    let outcome = match slowdown {
-        Some(ratio) if ratio > 1.05 => Outcome::Confirmed,
-        Some(ratio) if ratio < 0.95 => Outcome::Refuted,
-        _ => Outcome::Depends,
+    let outcome = match slowdown.map(|r| r.band(0.95, 1.05)) {
+        Some(Band::Above) => Outcome::Confirmed,
+        Some(Band::Below) => Outcome::Refuted,
+        Some(Band::Straddles) => Outcome::WithinNoise,
+        Some(Band::Between) | None => Outcome::Depends,
     };
     verdicts.push(verdict(
         "CPU-bound work on several threads is even slower than on one (switching costs).",
@@ -688,7 +693,7 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
         outcome,
         format!(
             "{source}: {threads} threads took {} the time of one thread{}",
-            slowdown.map_or("—".to_owned(), times),
+            slowdown.map_or("—".to_owned(), Ratio::shown),
             if outcome == Outcome::Depends {
                 " — no slowdown beyond 5 %: the lock changes hands only every few ms"
             } else {
@@ -705,15 +710,15 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
     let rust_hold = results.summary(Rust, Name::Hold);
     let (outcome, evidence) = match (interval, python_hold) {
         (Some(interval), Some(hold)) => {
-            let holds_about_5ms = (2.5e-3..=10e-3).contains(&hold.median);
+            let holds_about_5ms = Ratio::measured(hold).inside(2.5e-3..=10e-3);
+            // The interval is a setting read once: exact.
             let is_5ms = (interval - 0.005).abs() < 1e-9;
             (
-                if is_5ms && holds_about_5ms {
-                    Outcome::Confirmed
-                } else if !is_5ms && !holds_about_5ms {
-                    Outcome::Refuted
-                } else {
-                    Outcome::Depends
+                match (is_5ms, holds_about_5ms) {
+                    (true, Finding::Holds) => Outcome::Confirmed,
+                    (false, Finding::Fails) => Outcome::Refuted,
+                    (_, Finding::WithinNoise) => Outcome::WithinNoise,
+                    _ => Outcome::Depends,
                 },
                 format!(
                     "CPython: sys.getswitchinterval() = {}; a CPU-bound thread kept the GIL {} \
@@ -746,11 +751,12 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
     let python_cpu = cpu_per_wall(results, Python);
     let rust_cpu = cpu_per_wall(results, Rust);
     let spinning = results.ideal();
-    let outcome = match python_cpu {
+    let outcome = match python_cpu.map(|r| r.band(NO_SPEEDUP, 0.8 * spinning)) {
         _ if !multi_core => Outcome::Depends,
-        Some(ratio) if ratio < NO_SPEEDUP => Outcome::Refuted,
-        Some(ratio) if ratio >= 0.8 * spinning => Outcome::Confirmed,
-        _ => Outcome::Depends,
+        Some(Band::Below) => Outcome::Refuted,
+        Some(Band::Above) => Outcome::Confirmed,
+        Some(Band::Straddles) => Outcome::WithinNoise,
+        Some(Band::Between) | None => Outcome::Depends,
     };
     verdicts.push(verdict(
         "A thread waiting for the GIL spins on its core.",
@@ -762,9 +768,10 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
                  the simulator {} (spinning waiters would burn about {spinning:.0}; waiters \
                  asleep on a condition variable, about 1)",
                 python_cpu.map_or("— (CPython did not run)".to_owned(), |r| format!(
-                    "{r:.2}"
+                    "{:.2} ({:.2}-{:.2})",
+                    r.median, r.low, r.high
                 )),
-                rust_cpu.map_or("—".to_owned(), |r| format!("{r:.2}"))
+                rust_cpu.map_or("—".to_owned(), |r| format!("{:.2}", r.median))
             )
         } else {
             one_core.clone()
@@ -801,11 +808,13 @@ fn verdicts(results: &Results<'_>) -> Vec<Verdict> {
         "Several processes run Python bytecode truly in parallel on several cores, each \
                 with its own GIL.",
         "多个进程可以在多核上真正并行执行Python字节码",
-        match python_processes {
+        match ranged(Python, Name::CpuProcesses).map(|r| r.band(NO_SPEEDUP, PARALLEL_SHARE * ideal))
+        {
             _ if !multi_core => Outcome::Depends,
-            Some(s) if s >= PARALLEL_SHARE * ideal => Outcome::Confirmed,
-            Some(s) if s < NO_SPEEDUP => Outcome::Refuted,
-            _ => Outcome::Depends,
+            Some(Band::Above) => Outcome::Confirmed,
+            Some(Band::Below) => Outcome::Refuted,
+            Some(Band::Straddles) => Outcome::WithinNoise,
+            Some(Band::Between) | None => Outcome::Depends,
         },
         if multi_core {
             format!(
@@ -869,6 +878,18 @@ mod tests {
         );
     }
 
+    /// The verdicts' outcomes on `all`: 2 threads (8 for IO) on 2 cores.
+    fn outcomes_of(all: &[Measurement]) -> Vec<Outcome> {
+        let machine = crate::machine::Machine::default();
+        let results = Results {
+            found: Findings::new(all, crate::experiment::Scale::Quick, &machine),
+            threads: 2,
+            io_threads: 8,
+            cores: 2,
+        };
+        verdicts(&results).iter().map(|v| v.outcome).collect()
+    }
+
     fn measured(name: Name, implementation: Implementation, s: f64) -> Measurement {
         Measurement::new(name.name(), implementation, "s", vec![s])
     }
@@ -897,14 +918,7 @@ mod tests {
             measured(Name::IoUnderGil, Python, 0.033),
         ];
         let all = [rust, python].concat();
-        let machine = crate::machine::Machine::default();
-        let results = Results {
-            found: Findings::new(&all, crate::experiment::Scale::Quick, &machine),
-            threads: 2,
-            io_threads: 8,
-            cores: 2,
-        };
-        let outcomes: Vec<Outcome> = verdicts(&results).iter().map(|v| v.outcome).collect();
+        let outcomes = outcomes_of(&all);
         assert_eq!(
             outcomes,
             [
@@ -917,5 +931,25 @@ mod tests {
                 Outcome::Confirmed, // Rust threads ~2×
             ]
         );
+    }
+
+    #[test]
+    fn a_slowdown_inside_the_spread_is_within_noise() {
+        use Implementation::Python;
+        let noisy = |name: Name, samples: &[f64]| {
+            Measurement::new(name.name(), Python, "s", samples.to_vec())
+        };
+        // CPython's threads 10 % slower by the medians, but the quartiles overlap by far.
+        let all = vec![
+            noisy(Name::CpuSerial, &[0.8, 1.0, 1.2]),
+            noisy(Name::CpuUnderGil, &[0.9, 1.1, 1.3]),
+            noisy(Name::CpuProcesses, &[0.4, 0.55, 0.9]),
+            noisy(Name::Hold, &[0.0005, 0.002, 0.006]),
+            noisy(Name::SwitchInterval, &[0.005]),
+        ];
+        let outcomes = outcomes_of(&all);
+        assert_eq!(outcomes[1], Outcome::WithinNoise, "slower than one thread");
+        assert_eq!(outcomes[2], Outcome::WithinNoise, "turns of about 5 ms");
+        assert_eq!(outcomes[5], Outcome::WithinNoise, "processes in parallel");
     }
 }

@@ -23,10 +23,11 @@ use crate::names::names;
 use crate::plan::{Bench, Measured, Plan, Repeat};
 use crate::python::Baseline;
 use crate::results::{
-    Chart, ChartKind, Implementation, Measurement, Outcome, Point, Scale, Series, Table, Verdict,
+    Chart, ChartKind, Finding, Implementation, Measurement, Outcome, Point, Scale, Series, Table,
+    Verdict,
 };
 use crate::stats::{Summary, format_bytes, format_seconds, format_with_spread};
-use crate::verdict::{outcome_by_threshold, verdict};
+use crate::verdict::{Ratio, smaller, verdict};
 use transport::{Kind, Placement, Spread};
 
 /// The message sizes, in bytes: all of them, and the smallest and largest for toy runs.
@@ -628,35 +629,31 @@ impl Results<'_> {
         ]
     }
 
-    /// How many comparisons shared memory entered for `implementation`, and where it did not
-    /// beat another transport.
-    fn shared_memory_losses(&self, implementation: Implementation) -> (usize, Vec<String>) {
-        let mut compared = 0;
-        let mut losses = Vec::new();
+    /// Each (measure, size, placement) case of `implementation` in which shared memory entered:
+    /// whether it beat every other transport beyond the noise, and where it did not.
+    fn shared_memory_cases<'s>(
+        &'s self,
+        implementation: Implementation,
+    ) -> (Vec<Finding>, Vec<String>) {
+        let mut findings = Vec::new();
+        let mut notes = Vec::new();
         let mut judge = |what: String,
                          shm: Option<&Summary>,
-                         other: &dyn Fn(Kind) -> Option<f64>,
+                         other: &dyn Fn(Kind) -> Option<&'s Summary>,
                          lower_is_better: bool| {
             let Some(shm) = shm else {
                 return;
             };
-            let beaten_by: Vec<&str> = Kind::ALL
+            let others: Vec<(Kind, &Summary)> = Kind::ALL
                 .iter()
                 .copied()
                 .filter(|k| *k != Kind::SharedMemory)
                 .filter_map(|kind| other(kind).map(|value| (kind, value)))
-                .filter(|(_, value)| {
-                    compared += 1;
-                    if lower_is_better {
-                        *value <= shm.median
-                    } else {
-                        *value >= shm.median
-                    }
-                })
-                .map(|(kind, _)| kind.name())
                 .collect();
-            if !beaten_by.is_empty() {
-                losses.push(format!("{what}: {}", beaten_by.join(", ")));
+            let (finding, note) = shared_memory_wins(shm, &others, lower_is_better);
+            findings.push(finding);
+            if let Some(note) = note {
+                notes.push(format!("{what}: {note}"));
             }
         };
         for &size in self.sizes {
@@ -668,55 +665,46 @@ impl Results<'_> {
                         placement.label()
                     ),
                     self.latency(Kind::SharedMemory, implementation, size, placement),
-                    &|kind| {
-                        self.latency(kind, implementation, size, placement)
-                            .map(|s| s.median)
-                    },
+                    &|kind| self.latency(kind, implementation, size, placement),
                     true,
                 );
             }
             judge(
                 format!("bandwidth at {}", format_bytes(size as f64)),
                 self.bandwidth(Kind::SharedMemory, implementation, size),
-                &|kind| self.bandwidth(kind, implementation, size).map(|s| s.median),
+                &|kind| self.bandwidth(kind, implementation, size),
                 false,
             );
         }
-        (compared, losses)
+        (findings, notes)
     }
 
     fn shared_memory_fastest(&self) -> Verdict {
-        let mut compared = 0;
-        let mut lost = 0;
+        let mut findings = Vec::new();
         let mut parts = Vec::new();
         for implementation in self.implementations() {
-            let (n, losses) = self.shared_memory_losses(implementation);
-            compared += n;
-            lost += losses.len();
+            let (cases, notes) = self.shared_memory_cases(implementation);
+            let count = |f: Finding| cases.iter().filter(|c| **c == f).count();
             parts.push(format!(
-                "{}: shared memory is beaten in {} of {} (measure, size, placement) cases{}",
+                "{}: shared memory wins {}, is beaten in {} and is within noise of the best in \
+                 {} of {} (measure, size, placement) cases{}",
                 implementation.label(),
-                losses.len(),
-                self.sizes.len() * (self.placements.len() + 1),
-                if losses.is_empty() {
+                count(Finding::Holds),
+                count(Finding::Fails),
+                count(Finding::WithinNoise),
+                cases.len(),
+                if notes.is_empty() {
                     String::new()
                 } else {
-                    format!(" — {}", losses.join("; "))
+                    format!(" — {}", notes.join("; "))
                 }
             ));
+            findings.extend(cases);
         }
-        let cases = self.implementations().len() * self.sizes.len() * (self.placements.len() + 1);
-        let outcome = if compared > 0 && lost == 0 {
-            Outcome::Confirmed
-        } else if lost >= cases {
-            Outcome::Refuted
-        } else {
-            Outcome::Depends
-        };
         verdict(
             "Shared memory is the fastest way for processes to talk (no copying).",
             "✅ 最快的IPC方式（无需拷贝）",
-            outcome,
+            Outcome::from_findings(findings),
             parts.join(". "),
         )
     }
@@ -724,8 +712,7 @@ impl Results<'_> {
     fn queue_slower_than_pipe(&self) -> Verdict {
         let implementations = self.implementations();
         let judge = *implementations.last().expect("Rust is always measured");
-        let mut slower = 0;
-        let mut compared = 0;
+        let mut findings = Vec::new();
         let mut parts = Vec::new();
         for implementation in implementations {
             let mut cells = Vec::new();
@@ -735,13 +722,13 @@ impl Results<'_> {
                         self.latency(Kind::Queue, implementation, size, placement),
                         self.latency(Kind::Pipe, implementation, size, placement),
                     ) {
-                        let ratio = queue.median / pipe.median;
+                        let ratio = Ratio::of(queue, pipe);
                         if implementation == judge {
-                            compared += 1;
-                            slower += usize::from(ratio > 1.0);
+                            findings.push(smaller(pipe, queue));
                         }
                         cells.push(format!(
-                            "{ratio:.2}× at {} {}",
+                            "{} at {} {}",
+                            ratio.shown(),
                             format_bytes(size as f64),
                             placement.label()
                         ));
@@ -754,13 +741,7 @@ impl Results<'_> {
             };
             parts.push(format!("{ratio_of}: {}", cells.join(", ")));
         }
-        let outcome = if compared > 0 && slower == compared {
-            Outcome::Confirmed
-        } else if slower == 0 {
-            Outcome::Refuted
-        } else {
-            Outcome::Depends
-        };
+        let outcome = Outcome::from_findings(findings);
         verdict(
             "A Queue is a pipe plus a feeder thread, a lock and a semaphore, so it is \
                     slower than a pipe.",
@@ -789,6 +770,7 @@ impl Results<'_> {
             &[],
         );
         let (outcome, evidence) = match pipe {
+            // A buffer's size is counted in bytes, the same each time: no spread to weigh.
             Some(p) => (
                 if (p.median - SEED_PIPE_BUFFER).abs() <= SEED_PIPE_BUFFER / 16.0 {
                     Outcome::Confirmed
@@ -829,11 +811,11 @@ impl Results<'_> {
             for &placement in &self.placements {
                 if let Some(round_trip) = self.latency(Kind::Pipe, implementation, 64, placement) {
                     let one_way = round_trip.median / 2.0;
-                    let share = record.median / one_way;
+                    let share = of_one_way(record, round_trip);
                     shares.push(share);
                     of_message.push(format!(
-                        "{:.0}% of a one-way 64 B pipe message {} ({})",
-                        100.0 * share,
+                        "{} of a one-way 64 B pipe message {} ({})",
+                        percent_range(share),
                         placement.label(),
                         format_seconds(one_way)
                     ));
@@ -852,7 +834,8 @@ impl Results<'_> {
                 format_seconds(seed.median)
             ));
         }
-        let outcome = outcome_by_threshold(&shares, SERIALISATION_MATTERS);
+        let outcome =
+            Outcome::from_findings(shares.iter().map(|s| s.at_least(SERIALISATION_MATTERS)));
         verdict(
             format!(
                 "Sending through a pipe serialises the object first (pickle), a real part of the \
@@ -870,6 +853,64 @@ impl Results<'_> {
     }
 }
 
+/// Whether shared memory (`shm`) beats every one of `others` beyond the noise (lower is better
+/// for a latency, higher for a bandwidth): holds when it beats them all, fails when one beats
+/// it, within noise otherwise; with a note naming those that beat it or tie with it.
+fn shared_memory_wins(
+    shm: &Summary,
+    others: &[(Kind, &Summary)],
+    lower_is_better: bool,
+) -> (Finding, Option<String>) {
+    let mut finding = Finding::Holds;
+    let (mut beaten_by, mut tied_with) = (Vec::new(), Vec::new());
+    for &(kind, other) in others {
+        let wins = if lower_is_better {
+            smaller(shm, other)
+        } else {
+            smaller(other, shm)
+        };
+        match wins {
+            Finding::Holds => {}
+            Finding::Fails => beaten_by.push(kind.name()),
+            Finding::WithinNoise => tied_with.push(kind.name()),
+        }
+        finding = finding.and(wins);
+    }
+    let mut note = Vec::new();
+    if !beaten_by.is_empty() {
+        note.push(format!("beaten by {}", beaten_by.join(", ")));
+    }
+    if !tied_with.is_empty() {
+        note.push(format!("within noise of {}", tied_with.join(", ")));
+    }
+    (finding, (!note.is_empty()).then(|| note.join(", ")))
+}
+
+/// A serialisation's cost as a share of a one-way message, half of `round_trip`, with the
+/// range the two measurements' quartiles allow.
+fn of_one_way(serialisation: &Summary, round_trip: &Summary) -> Ratio {
+    let ratio = Ratio::of(serialisation, round_trip);
+    Ratio {
+        median: 2.0 * ratio.median,
+        low: 2.0 * ratio.low,
+        high: 2.0 * ratio.high,
+    }
+}
+
+/// A share as a percentage, with its range when it has one: `12% (9-15%)`.
+fn percent_range(share: Ratio) -> String {
+    if (share.high - share.low).abs() <= 1e-9 * share.median.abs() {
+        format!("{:.0}%", 100.0 * share.median)
+    } else {
+        format!(
+            "{:.0}% ({:.0}-{:.0}%)",
+            100.0 * share.median,
+            100.0 * share.low,
+            100.0 * share.high
+        )
+    }
+}
+
 /// A point in microseconds with the quartiles of `summary` (in seconds).
 fn micros_point(x: f64, summary: &Summary) -> Point {
     Point {
@@ -883,4 +924,36 @@ fn micros_point(x: f64, summary: &Summary) -> Point {
 /// Bytes per second as MiB/s or GiB/s.
 fn format_rate(bytes_per_second: f64) -> String {
     format!("{}/s", format_bytes(bytes_per_second))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_memory_wins_only_beyond_the_noise() {
+        let fast = Summary::of(&[1.0, 1.1, 1.2]);
+        let close = Summary::of(&[1.1, 1.2, 1.3]);
+        let slow = Summary::of(&[2.0, 2.1, 2.2]);
+        let latency = |others: &[(Kind, &Summary)]| shared_memory_wins(&fast, others, true);
+        assert_eq!(latency(&[(Kind::Pipe, &slow)]), (Finding::Holds, None));
+        let (finding, note) = latency(&[(Kind::Pipe, &slow), (Kind::Socket, &close)]);
+        assert_eq!(finding, Finding::WithinNoise);
+        assert_eq!(note.as_deref(), Some("within noise of socket"));
+        // A bandwidth: higher is better, so the slow transport's larger figure wins.
+        let (finding, note) = shared_memory_wins(&fast, &[(Kind::Pipe, &slow)], false);
+        assert_eq!(finding, Finding::Fails);
+        assert_eq!(note.as_deref(), Some("beaten by pipe"));
+    }
+
+    #[test]
+    fn serialisation_shares_are_of_half_a_round_trip_with_their_range() {
+        let record = Summary::of(&[1.0, 1.0, 1.0]);
+        let round_trip = Summary::of(&[18.0, 20.0, 22.0]);
+        let share = of_one_way(&record, &round_trip);
+        assert!((share.median - 0.1).abs() < 1e-12, "{share:?}");
+        assert_eq!(share.at_least(SERIALISATION_MATTERS), Finding::WithinNoise);
+        assert_eq!(share.at_least(0.05), Finding::Holds);
+        assert_eq!(percent_range(share), "10% (10-11%)");
+    }
 }
