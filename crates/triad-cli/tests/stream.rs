@@ -19,15 +19,10 @@ fn triad() -> Command {
     command
 }
 
-/// A consumer of `stream` in group `g`, storing into `database`, with `extra` flags.
-fn consumer(
-    redis: &RedisServer,
-    stream: &str,
-    name: &str,
-    database: &Path,
-    extra: &[&str],
-) -> Child {
-    triad()
+/// `triad stream` reading `stream` in group `g`, with a `--json` summary.
+fn group_reader(redis: &RedisServer, stream: &str) -> Command {
+    let mut command = triad();
+    command
         .args([
             "stream",
             "--redis",
@@ -37,11 +32,24 @@ fn consumer(
             "--group",
             "g",
         ])
-        .args(["--consumer", name, "--json", "--sqlite"])
+        .arg("--json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// A consumer of `stream` in group `g`, storing into `database`, with `extra` flags.
+fn consumer(
+    redis: &RedisServer,
+    stream: &str,
+    name: &str,
+    database: &Path,
+    extra: &[&str],
+) -> Child {
+    group_reader(redis, stream)
+        .args(["--consumer", name, "--sqlite"])
         .arg(database)
         .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap()
 }
@@ -779,16 +787,7 @@ fn exec_workers_that_die_mid_batch_lose_nothing_and_die_with_the_processor() {
         pids = pid_file.display(),
         seen = seen.display()
     );
-    let child = triad()
-        .args([
-            "stream",
-            "--redis",
-            &redis.url(),
-            "--stream",
-            "events",
-            "--group",
-            "g",
-        ])
+    let child = group_reader(&redis, "events")
         .args([
             "--exec",
             &worker,
@@ -797,9 +796,7 @@ fn exec_workers_that_die_mid_batch_lose_nothing_and_die_with_the_processor() {
             "--claim-idle-ms",
             "200",
         ])
-        .args(["--max-deliveries", "1000", "--json"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+        .args(["--max-deliveries", "1000"])
         .spawn()
         .unwrap();
     let distinct = || -> usize {
@@ -944,23 +941,8 @@ fn the_webhook_is_retried_after_what_it_asks_and_refusals_go_to_the_dead_letters
             .xadd("events", "*", &[("data", payload)])
             .unwrap();
     }
-    let child = triad()
-        .args([
-            "stream",
-            "--redis",
-            &redis.url(),
-            "--stream",
-            "events",
-            "--group",
-            "g",
-        ])
-        .args([
-            "--webhook",
-            &format!("http://127.0.0.1:{}/hook", hook.port),
-            "--json",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
+    let child = group_reader(&redis, "events")
+        .args(["--webhook", &format!("http://127.0.0.1:{}/hook", hook.port)])
         .spawn()
         .unwrap();
     eventually(

@@ -42,25 +42,23 @@ pub(crate) fn exif_orientation(value: u16) -> Vec<u8> {
 /// `image` as JPEG bytes at quality 95, with an EXIF orientation if given.
 pub(crate) fn jpeg(image: &RgbImage, orientation: Option<u16>) -> Vec<u8> {
     let mut bytes = Vec::new();
-    let mut encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
-    if let Some(value) = orientation {
-        encoder.set_exif_metadata(exif_orientation(value)).unwrap();
-    }
-    encoder
-        .write_image(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            image::ExtendedColorType::Rgb8,
-        )
-        .unwrap();
+    let encoder = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 95);
+    encode(encoder, image, orientation);
     bytes
 }
 
 /// `image` as PNG bytes, with an EXIF orientation if given.
 pub(crate) fn png(image: &RgbImage, orientation: Option<u16>) -> Vec<u8> {
     let mut bytes = Vec::new();
-    let mut encoder = image::codecs::png::PngEncoder::new(&mut bytes);
+    encode(
+        image::codecs::png::PngEncoder::new(&mut bytes),
+        image,
+        orientation,
+    );
+    bytes
+}
+
+fn encode(mut encoder: impl ImageEncoder, image: &RgbImage, orientation: Option<u16>) {
     if let Some(value) = orientation {
         encoder.set_exif_metadata(exif_orientation(value)).unwrap();
     }
@@ -72,7 +70,6 @@ pub(crate) fn png(image: &RgbImage, orientation: Option<u16>) -> Vec<u8> {
             image::ExtendedColorType::Rgb8,
         )
         .unwrap();
-    bytes
 }
 
 /// Writes `bytes` to `dir/name` and gives the path back.
