@@ -68,7 +68,7 @@ agree.")]
     /// Pass records through a pool of workers in any language: in order, streaming, resumable
     #[command(after_help = MAP_HELP)]
     Map(MapArgs),
-    /// Process messages from Redis (pub/sub or a stream's consumer group) into SQLite or a webhook
+    /// Process messages from Redis (pub/sub or a consumer group) into SQLite, a webhook or workers
     #[command(
         after_help = STREAM_HELP,
         args_conflicts_with_subcommands = true,

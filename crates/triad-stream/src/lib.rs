@@ -11,7 +11,9 @@
 //! - Handlers: at most `concurrency` messages in flight (the seed's missing semaphore); a
 //!   stream is read only as far as there is room, so backpressure reaches Redis.
 //! - Sinks ([`sink`]): SQLite (batched transactions, the message id as primary key: a
-//!   redelivered message is a no-op, so the effect is exactly once) and a webhook.
+//!   redelivered message is a no-op, so the effect is exactly once), a webhook, and exec
+//!   workers (`triad map --cmd`'s line protocol). Messages that arrive together are handled
+//!   together, each with its own outcome.
 //! - Redis going away is waited out with backoff (redis-rs's reconnecting
 //!   `ConnectionManager`); a group's position lives in Redis, so nothing acknowledged-pending
 //!   is lost. Setting `stop` (SIGINT, SIGTERM) stops the reading; what is in flight finishes,
