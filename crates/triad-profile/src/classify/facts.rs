@@ -14,8 +14,8 @@ use crate::recording::{Lang, Recording, Sample};
 
 use super::threads::ThreadFacts;
 use super::{
-    DISK_MIN_BYTES_PER_S, DISK_MIN_D_SHARE, Figures, MAX_WAIT_OVER_COMPUTE,
-    WAITING_INTERVAL_MAX_DEMAND, div,
+    DISK_MIN_BYTES_PER_S, DISK_MIN_D_SHARE, Figures, IO_PATH_MIN_OFF_CPU_SHARE,
+    MAX_WAIT_OVER_COMPUTE, WAITING_INTERVAL_MAX_DEMAND, div,
 };
 
 /// Per-interval differences of the cumulative counters.
@@ -246,9 +246,16 @@ impl<'a> Facts<'a> {
         // outweighs user time or the threads wait on the disk longer than they run (sqlite's
         // commits): a program that walks a tree from the cache (`tar`) spends its system time
         // computing, and one that reads a few cold files between computing mostly computes.
+        // Threads that were on a CPU nearly all the time did not wait at all, whatever bytes
+        // moved in their few waiting intervals: `tar` walking a fresh tree reads some metadata
+        // from storage, yet its kernel time is its compute.
         let disk_evidence =
             d_share >= DISK_MIN_D_SHARE || waiting_storage_per_s >= DISK_MIN_BYTES_PER_S;
-        let compute_s = if disk_evidence && (system_s > user_s || share_disk_wait > share_running) {
+        let threads_waited = off >= IO_PATH_MIN_OFF_CPU_SHARE;
+        let compute_s = if disk_evidence
+            && threads_waited
+            && (system_s > user_s || share_disk_wait > share_running)
+        {
             user_s
         } else {
             cpu_s

@@ -85,6 +85,11 @@ pub const DISK_MIN_D_SHARE: f64 = 0.05;
 /// waits are disk waits. The seed's `TaskProfiler` calls more than 1 MB of IO IO-bound.
 pub const DISK_MIN_BYTES_PER_S: f64 = 1024.0 * 1024.0;
 
+/// Share of thread time off a CPU (asleep or in D) below which system time is never the IO
+/// path: threads that ran the whole time did not wait on the disk. The fsync loop and sqlite's
+/// commits are off a CPU for most of theirs; `tar` walking a tree from the cache, almost never.
+pub const IO_PATH_MIN_OFF_CPU_SHARE: f64 = 0.1;
+
 /// `rchar + wchar` per second while waiting above which sleeping counts as waiting on a network
 /// or pipe rather than a timer. Judgement: a sleep loop that prints a line per step moves bytes
 /// per second, not kilobytes.

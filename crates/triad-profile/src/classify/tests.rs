@@ -153,6 +153,23 @@ fn fsync_loop_is_io_bound_on_disk_despite_system_time() {
 }
 
 #[test]
+fn kernel_time_of_a_thread_that_never_waits_is_compute() {
+    let a = analyse(&sig::tree_walk_in_kernel());
+    check(&a);
+    assert!(a.figures.system_s > 2.0 * a.figures.user_s);
+    assert!(a.figures.read_bytes_per_s > 0.0, "{a:#?}");
+    assert_eq!(
+        a.verdict,
+        Verdict::CpuBound {
+            parallel: false,
+            gil_limited: false
+        },
+        "{a:#?}"
+    );
+    assert!((a.figures.compute_s - a.figures.user_s - a.figures.system_s).abs() < 1e-9);
+}
+
+#[test]
 fn alternating_compute_and_sleep_is_mixed() {
     let a = analyse(&sig::mixed(Lang::Python));
     check(&a);
