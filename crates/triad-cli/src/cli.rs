@@ -78,6 +78,9 @@ agree.")]
     /// Resize, rotate, crop, filter and convert images on every core; bad files fail alone
     #[command(after_help = crate::images::HELP)]
     Images(crate::images::ImagesArgs),
+    /// Crawl a site politely: continuous frontier, robots.txt, per-host limits, retries, resumable
+    #[command(after_help = crate::crawl::HELP)]
+    Crawl(Box<crate::crawl::CrawlArgs>),
     /// List the built-in workloads and every task registered in this binary
     Tasks(TasksArgs),
 }

@@ -116,8 +116,8 @@ pub(crate) struct ImagesArgs {
     pub(crate) args: Vec<String>,
 }
 
-/// `1G`, `512M`, `64K` or plain bytes.
-fn parse_bytes(text: &str) -> Result<u64, String> {
+/// `1G`, `512M`, `64K` or plain bytes (also `triad crawl --max-bytes`).
+pub(crate) fn parse_bytes(text: &str) -> Result<u64, String> {
     let (number, unit) = match text.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
         Some((at, _)) => text.split_at(at),
         None => (text, ""),

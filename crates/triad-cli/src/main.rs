@@ -1,16 +1,17 @@
 //! The `triad` command. This crate only parses arguments, calls the libraries and prints; the
 //! work lives in the `triad`, `triad-lab`, `triad-profile`, `triad-map`, `triad-stream` and
-//! `triad-images` crates.
+//! `triad-images` and `triad-crawl` crates.
 //!
 //! # Layout
 //!
 //! - `cli`: every subcommand, flag and help text (clap).
 //! - `usage`: a command-line error folded into one line that keeps its substance.
 //! - `out`: the one rule for a failed write of a main output, and one-line error reports.
-//! - `run`, `profile`, `lab`, `map`, `stream`, `images`: what each subcommand prints, as text
+//! - `run`, `profile`, `lab`, `map`, `stream`, `images`, `crawl`: what each subcommand prints, as text
 //!   or JSON.
 
 mod cli;
+mod crawl;
 mod images;
 mod lab;
 mod map;
@@ -38,6 +39,7 @@ fn main() -> ExitCode {
         cli::Command::Map(args) => map::map(args),
         cli::Command::Stream(args) => stream::stream(*args),
         cli::Command::Images(args) => images::images(args),
+        cli::Command::Crawl(args) => crawl::crawl(*args),
         cli::Command::Tasks(args) => run::tasks(args),
     };
     match outcome {
@@ -73,6 +75,9 @@ fn exit_code(error: &anyhow::Error) -> u8 {
         || error
             .downcast_ref::<triad_images::ImagesError>()
             .is_some_and(triad_images::ImagesError::is_usage)
+        || error
+            .downcast_ref::<triad_crawl::CrawlError>()
+            .is_some_and(triad_crawl::CrawlError::is_usage)
     {
         return 2;
     }

@@ -471,7 +471,7 @@ impl Crawler {
             content_type: None,
             bytes: 0,
             truncated: false,
-            fetch_ms: elapsed.as_secs_f64() * 1000.0,
+            fetch_ms: elapsed.as_micros() as f64 / 1000.0,
             attempts,
             redirects: job.chain.as_ref().map_or(0, |c| c.hops.len() as u32),
             title: None,

@@ -36,10 +36,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use regex::Regex;
-
 use output::Output;
 pub use output::{Page, PageError, Summary};
+/// The `--include` / `--exclude` patterns' type.
+pub use regex::Regex;
 pub use urls::Scope;
 
 /// A crawl's settings: the command's options.
@@ -132,6 +132,18 @@ pub enum CrawlError {
     /// The event loop could not start.
     #[error("cannot start the event loop: {0}")]
     Runtime(std::io::Error),
+}
+
+impl CrawlError {
+    /// Whether the command line asked for something that cannot work (exit code 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            CrawlError::Config(_)
+                | CrawlError::State(state::StateError::NotAState(_))
+                | CrawlError::Output(output::OutputError::Foreign(..))
+        )
+    }
 }
 
 /// Live counters, for a progress line.

@@ -71,6 +71,9 @@ pub enum OutputError {
     /// Writing the output failed (a full disk, a closed pipe).
     #[error("cannot write the output {0}: {1}")]
     Write(String, io::Error),
+    /// Writing the page lines to standard output failed (its reader went away, say).
+    #[error("cannot write the pages to standard output: {0}")]
+    Stdout(io::Error),
     /// The output to resume holds a line that is not a page.
     #[error("{0} line {1} is not a triad crawl page record; resume needs the crawl's own output")]
     Foreign(PathBuf, u64),
@@ -82,6 +85,7 @@ pub enum OutputError {
 /// Where page lines go: a file, or standard output.
 pub struct Output {
     name: String,
+    stdout: bool,
     sink: Box<dyn Write + Send>,
 }
 
@@ -96,6 +100,7 @@ impl Output {
     pub fn stdout() -> Output {
         Output {
             name: "standard output".into(),
+            stdout: true,
             sink: Box::new(io::stdout()),
         }
     }
@@ -106,6 +111,7 @@ impl Output {
             File::create(path).map_err(|e| OutputError::Write(path.display().to_string(), e))?;
         Ok(Output {
             name: path.display().to_string(),
+            stdout: false,
             sink: Box::new(file),
         })
     }
@@ -151,6 +157,7 @@ impl Output {
         Ok((
             Output {
                 name,
+                stdout: false,
                 sink: Box::new(file),
             },
             done,
@@ -162,7 +169,13 @@ impl Output {
         self.sink
             .write_all(lines)
             .and_then(|()| self.sink.flush())
-            .map_err(|e| OutputError::Write(self.name.clone(), e))
+            .map_err(|e| {
+                if self.stdout {
+                    OutputError::Stdout(e)
+                } else {
+                    OutputError::Write(self.name.clone(), e)
+                }
+            })
     }
 }
 

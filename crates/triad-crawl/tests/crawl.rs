@@ -270,3 +270,31 @@ fn a_stopped_crawl_resumes_without_fetching_a_page_twice() {
         site.counts()
     );
 }
+
+#[test]
+fn save_keeps_each_body_once_by_its_sha256() {
+    let site = Site::start(SiteSpec {
+        pages: 20,
+        links_per_page: 3,
+        ..SiteSpec::default()
+    })
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (out, save) = (dir.path().join("pages.jsonl"), dir.path().join("bodies"));
+    run(Config {
+        save: Some(save.clone()),
+        ..config(format!("{}/p/0", site.url()), &out)
+    });
+    let pages = pages(&out);
+    assert_eq!(pages.len(), 20);
+    for page in &pages {
+        let hex = page.sha256.as_deref().unwrap();
+        let body = std::fs::read(save.join(&hex[..2]).join(&hex[2..])).unwrap();
+        assert_eq!(body.len() as u64, page.bytes);
+        assert!(
+            String::from_utf8(body)
+                .unwrap()
+                .contains(page.title.as_deref().unwrap())
+        );
+    }
+}
