@@ -519,7 +519,7 @@ impl Crawler {
         let Some(journal) = &mut self.journal else {
             return Ok(());
         };
-        let queued: Vec<JobRecord> = self.frontier.queued_jobs().map(record).collect();
+        let queued: Vec<JobRecord> = self.frontier.queued_jobs().map(|j| record(&j)).collect();
         let queued_keys: std::collections::HashSet<u128> =
             queued.iter().map(|j| urls::key(&j.url)).collect();
         let seen = self

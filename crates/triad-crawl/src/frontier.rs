@@ -3,7 +3,11 @@
 //! The seen set holds the 128-bit key of every URL ever queued, so that no page is queued
 //! twice (16 bytes a URL plus the table's slack). Each host has its own FIFO queue, its fetches
 //! in flight, the earliest instant its next fetch may start (its delay, or a `Retry-After`
-//! pause), and its robots.txt state. [`Frontier::next`] walks the hosts with queued work round
+//! pause), and its robots.txt state. A queue is compact, since it is where a big crawl's
+//! memory goes: the URLs' paths (the host's origin cut off) are packed in one byte buffer,
+//! each with a 16-byte entry, and a page's URL is kept once for all the links found on it,
+//! counted, until the last of them is handed out (`examples/frontier_scale.rs` measures it).
+//! Redirect targets, which carry their chain, wait apart in a small queue that goes first. [`Frontier::next`] walks the hosts with queued work round
 //! robin and hands out the first job whose host is under `--per-host`, past its delay and
 //! has its robots.txt: the frontier is continuous — a slot freed by any fetch is filled at
 //! once — and polite.
@@ -56,7 +60,8 @@ pub struct Host {
     pub authority: Box<str>,
     /// `scheme://host:port`, where robots.txt is.
     pub origin: Box<str>,
-    queue: VecDeque<Job>,
+    urgent: VecDeque<Job>,
+    queue: PackedQueue,
     /// Fetches of this host in flight.
     pub in_flight: usize,
     next_start: Instant,
@@ -109,9 +114,134 @@ impl Hasher for KeyHasher {
 /// The set of URL keys ever queued.
 pub type Seen = HashSet<u128, BuildHasherDefault<KeyHasher>>;
 
+/// A host's queue of paths: bytes packed in one buffer, a fixed entry each.
+#[derive(Debug, Default)]
+struct PackedQueue {
+    bytes: Vec<u8>,
+    /// Bytes before this were handed out.
+    head: usize,
+    entries: VecDeque<Entry>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    offset: u32,
+    len: u32,
+    parent: u32,
+    depth: u16,
+}
+
+/// No parent (a start URL).
+const NO_PARENT: u32 = u32::MAX;
+
+impl PackedQueue {
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Appends a path, unless the buffer cannot address it (then the caller keeps it apart).
+    fn push(&mut self, path: &str, depth: u16, parent: u32) -> bool {
+        if self.head > 0 && self.head >= self.bytes.len() / 2 {
+            self.bytes.drain(..self.head);
+            let shift = self.head as u32;
+            self.entries.iter_mut().for_each(|e| e.offset -= shift);
+            self.head = 0;
+        }
+        let (Ok(offset), Ok(len)) = (u32::try_from(self.bytes.len()), u32::try_from(path.len()))
+        else {
+            return false;
+        };
+        if offset.checked_add(len).is_none() {
+            return false;
+        }
+        self.bytes.extend_from_slice(path.as_bytes());
+        self.entries.push_back(Entry {
+            offset,
+            len,
+            parent,
+            depth,
+        });
+        true
+    }
+
+    fn front(&self) -> Option<&str> {
+        self.entries.front().map(|e| self.path(e))
+    }
+
+    fn path(&self, e: &Entry) -> &str {
+        let bytes = &self.bytes[e.offset as usize..(e.offset + e.len) as usize];
+        std::str::from_utf8(bytes).expect("queued paths are whole strings")
+    }
+
+    fn pop(&mut self) -> Option<(String, Entry)> {
+        let e = self.entries.pop_front()?;
+        let path = self.path(&e).to_owned();
+        self.head = (e.offset + e.len) as usize;
+        if self.entries.is_empty() {
+            // Nothing left: give the buffers back.
+            *self = PackedQueue::default();
+        }
+        Some((path, e))
+    }
+}
+
+/// The pages whose links are queued: each URL once, with how many of its links wait.
+#[derive(Debug, Default)]
+struct Parents {
+    slots: Vec<(Option<Arc<str>>, u32)>,
+    free: Vec<u32>,
+    last: Option<(Arc<str>, u32)>,
+}
+
+impl Parents {
+    fn hold(&mut self, parent: &Arc<str>) -> u32 {
+        if let Some((last, id)) = &self.last
+            && Arc::ptr_eq(last, parent)
+            && self.slots[*id as usize].0.is_some()
+        {
+            self.slots[*id as usize].1 += 1;
+            return *id;
+        }
+        let id = match self.free.pop() {
+            Some(id) => {
+                self.slots[id as usize] = (Some(parent.clone()), 1);
+                id
+            }
+            None => {
+                self.slots.push((Some(parent.clone()), 1));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        self.last = Some((parent.clone(), id));
+        id
+    }
+
+    fn get(&self, id: u32) -> Option<Arc<str>> {
+        (id != NO_PARENT)
+            .then(|| self.slots[id as usize].0.clone())
+            .flatten()
+    }
+
+    fn release(&mut self, id: u32) {
+        if id == NO_PARENT {
+            return;
+        }
+        let slot = &mut self.slots[id as usize];
+        slot.1 -= 1;
+        if slot.1 == 0 {
+            slot.0 = None;
+            self.free.push(id);
+            if self.last.as_ref().is_some_and(|(_, l)| *l == id) {
+                self.last = None;
+            }
+        }
+    }
+}
+
 /// The seen set and the per-host queues.
 #[derive(Debug)]
 pub struct Frontier {
+    parents: Parents,
     seen: Seen,
     hosts: Vec<Host>,
     by_authority: HashMap<Box<str>, usize>,
@@ -124,6 +254,7 @@ impl Frontier {
     /// An empty frontier whose hosts wait `delay` between fetch starts.
     pub fn new(delay: Duration) -> Frontier {
         Frontier {
+            parents: Parents::default(),
             seen: Seen::default(),
             hosts: Vec::new(),
             by_authority: HashMap::new(),
@@ -163,10 +294,25 @@ impl Frontier {
     pub fn push(&mut self, authority: &str, origin: &str, job: Job, front: bool) {
         let id = self.host_id(authority, origin);
         let host = &mut self.hosts[id];
-        if front {
-            host.queue.push_front(job);
-        } else {
-            host.queue.push_back(job);
+        let packed = !front
+            && job.chain.is_none()
+            && job.url.strip_prefix(&*host.origin).is_some_and(|path| {
+                let parent = job
+                    .parent
+                    .as_ref()
+                    .map_or(NO_PARENT, |p| self.parents.hold(p));
+                let pushed = host.queue.push(path, job.depth, parent);
+                if !pushed {
+                    self.parents.release(parent);
+                }
+                pushed
+            });
+        if !packed {
+            if front {
+                host.urgent.push_front(job);
+            } else {
+                host.urgent.push_back(job);
+            }
         }
         self.queued += 1;
         if !host.listed {
@@ -183,7 +329,8 @@ impl Frontier {
         self.hosts.push(Host {
             authority: authority.into(),
             origin: origin.into(),
-            queue: VecDeque::new(),
+            urgent: VecDeque::new(),
+            queue: PackedQueue::default(),
             in_flight: 0,
             next_start: Instant::now(),
             delay: self.delay,
@@ -216,7 +363,7 @@ impl Frontier {
                 break;
             };
             let host = &mut self.hosts[id];
-            if host.queue.is_empty() {
+            if host.urgent.is_empty() && host.queue.len() == 0 {
                 host.listed = false;
                 continue;
             }
@@ -227,17 +374,20 @@ impl Frontier {
                     return Next::Robots(id);
                 }
                 Robots::Fetching => continue,
-                Robots::Known(rules) => rules,
+                Robots::Known(rules) => rules.clone(),
             };
-            let front = host.queue.front().expect("checked non-empty");
-            if !new_pages && front.chain.is_none() {
+            let (front, chained) = match host.urgent.front() {
+                Some(job) => (&*job.url, job.chain.is_some()),
+                None => (host.queue.front().expect("checked non-empty"), false),
+            };
+            if !new_pages && !chained {
                 continue;
             }
-            if !rules.allowed(&front.url) {
-                let job = host.queue.pop_front().expect("checked non-empty");
-                self.queued -= 1;
+            if !rules.allowed(front) {
+                let job = self.pop(id);
                 return Next::Disallowed(id, job);
             }
+            let host = &mut self.hosts[id];
             if host.in_flight >= per_host {
                 continue;
             }
@@ -247,18 +397,43 @@ impl Frontier {
                 wake = Some(wake.map_or(start, |w| w.min(start)));
                 continue;
             }
-            let job = host.queue.pop_front().expect("checked non-empty");
-            self.queued -= 1;
             host.in_flight += 1;
             host.next_start = now + host.delay;
+            let job = self.pop(id);
             return Next::Fetch(id, job);
         }
         wake.map_or(Next::Idle, Next::Wait)
     }
 
+    /// Takes a host's next job (its urgent queue first).
+    fn pop(&mut self, id: usize) -> Job {
+        self.queued -= 1;
+        let host = &mut self.hosts[id];
+        if let Some(job) = host.urgent.pop_front() {
+            return job;
+        }
+        let (path, entry) = host.queue.pop().expect("a queued job");
+        let job = Job {
+            url: format!("{}{path}", host.origin).into(),
+            depth: entry.depth,
+            parent: self.parents.get(entry.parent),
+            chain: None,
+        };
+        self.parents.release(entry.parent);
+        job
+    }
+
     /// Every job still queued (for the resume state), host by host.
-    pub fn queued_jobs(&self) -> impl Iterator<Item = &Job> + '_ {
-        self.hosts.iter().flat_map(|h| h.queue.iter())
+    pub fn queued_jobs(&self) -> impl Iterator<Item = Job> + '_ {
+        self.hosts.iter().flat_map(move |h| {
+            let packed = h.queue.entries.iter().map(move |e| Job {
+                url: format!("{}{}", h.origin, h.queue.path(e)).into(),
+                depth: e.depth,
+                parent: self.parents.get(e.parent),
+                chain: None,
+            });
+            h.urgent.iter().cloned().chain(packed)
+        })
     }
 }
 
@@ -383,6 +558,54 @@ mod tests {
             panic!()
         };
         assert_eq!(&*j.url, "http://a/target");
+    }
+
+    proptest::proptest! {
+        /// A packed queue (its buffer compacted as it goes), parents shared and released, and
+        /// the urgent queue, against a plain model: every job comes out whole, in FIFO order
+        /// (urgent first), and what is left is listed for the resume state.
+        #[test]
+        fn a_host_gives_back_what_was_pushed_in_order(
+            ops in proptest::collection::vec((0u8..3, "[a-z/?=]{0,12}", proptest::bool::ANY), 1..300)
+        ) {
+            let mut f = Frontier::new(Duration::ZERO);
+            let (mut urgent, mut packed) = (VecDeque::<Job>::new(), VecDeque::<Job>::new());
+            let mut parent: Arc<str> = Arc::from("http://p/0");
+            let mut robots_known = false;
+            for (n, (op, path, front)) in ops.into_iter().enumerate() {
+                if op < 2 {
+                    if n % 7 == 0 {
+                        parent = Arc::from(format!("http://p/{n}"));
+                    }
+                    let mut job = job(&format!("http://h/{path}"));
+                    job.parent = (n % 5 != 0).then(|| parent.clone());
+                    job.depth = n as u16;
+                    if front {
+                        job.chain = Some(Box::new(Chain { origin: "http://o/".into(), hops: vec![n as u128] }));
+                        urgent.push_front(job.clone());
+                    } else {
+                        packed.push_back(job.clone());
+                    }
+                    f.push("h:80", "http://h", job, front);
+                    continue;
+                }
+                let Some(want) = urgent.pop_front().or_else(|| packed.pop_front()) else { continue };
+                if !robots_known {
+                    let Next::Robots(id) = f.next(Instant::now(), usize::MAX, true) else {
+                        panic!("robots.txt comes first")
+                    };
+                    know_robots(&mut f, id);
+                    robots_known = true;
+                }
+                let Next::Fetch(_, got) = f.next(Instant::now(), usize::MAX, true) else {
+                    panic!("a job was queued")
+                };
+                proptest::prop_assert_eq!(got, want);
+            }
+            let rest: Vec<Job> = urgent.into_iter().chain(packed).collect();
+            proptest::prop_assert_eq!(f.queued(), rest.len());
+            proptest::prop_assert_eq!(f.queued_jobs().collect::<Vec<_>>(), rest);
+        }
     }
 
     #[test]
