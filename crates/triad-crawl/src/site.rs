@@ -3,7 +3,8 @@
 //! crawler must survive (with `specials`): 404s, 500s that succeed on retry, a 429 with
 //! `Retry-After`, redirect chains and a loop, a page that never ends, a huge page, non-HTML
 //! resources, malformed HTML with links in comments and scripts, `..` and `<base>` links,
-//! duplicate spellings of one URL, links to another host, and a robots.txt.
+//! duplicate spellings of one URL, a gzipped page, a link and a redirect to another host, and
+//! a robots.txt.
 //!
 //! The server logs every request and the most requests it ever had in flight at once, which
 //! is how the tests check politeness and that nothing is fetched twice.
@@ -350,6 +351,13 @@ fn page(spec: &SiteSpec, i: usize, host: &str) -> String {
     s
 }
 
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).expect("writing to memory");
+    encoder.finish().expect("writing to memory")
+}
+
 /// The special pages `/p/0` links to, duplicates and junk included.
 const SPECIAL_LINKS: &str = r#"<ul>
 <li><a href="/missing">missing</a> <a href="/flaky/1">flaky</a> <a href="/busy">busy</a>
@@ -357,6 +365,7 @@ const SPECIAL_LINKS: &str = r#"<ul>
 <li><a href="/hang">hang</a> <a href="/huge">huge</a>
 <li><a href="/image.png">png</a> <a href="/data.json">json</a> <a href="/private/secret">private</a>
 <li><a href="/malformed">malformed</a> <a href="/dir/sub/base">base</a>
+<li><a href="/zipped">gzip</a> <a href="/away">away</a>
 <li><a href="/p/1#top">dup</a> <a href="/p/./1">dup</a> <a href="/p/x/../1#x">dup</a>
 <li><a href="mailto:me@example.invalid">mail</a> <a href="javascript:void(0)">js</a>
 </ul>
@@ -366,7 +375,7 @@ const SPECIAL_LINKS: &str = r#"<ul>
 pub const NEVER: [&str; 2] = ["/never/commented", "/never/scripted"];
 
 /// The special pages a crawl of `/p/0` with specials finds, besides `/p/*`.
-pub const SPECIAL_PAGES: [&str; 13] = [
+pub const SPECIAL_PAGES: [&str; 15] = [
     "/missing",
     "/flaky/1",
     "/busy",
@@ -380,6 +389,8 @@ pub const SPECIAL_PAGES: [&str; 13] = [
     "/malformed",
     "/dir/sub/base",
     "/based/x",
+    "/zipped",
+    "/away",
 ];
 
 fn route(spec: &SiteSpec, path: &str, seen: usize, host: &str) -> Answer {
@@ -456,6 +467,20 @@ fn route(spec: &SiteSpec, path: &str, seen: usize, host: &str) -> Answer {
                 .replace("HOST", &host.to_ascii_uppercase()),
         ),
         "/based/x" => html(200, "<title>Based</title>".into()),
+        "/zipped" => Answer {
+            headers: vec![
+                ("content-type", "text/html".into()),
+                ("content-encoding", "gzip".into()),
+            ],
+            chunks: vec![Bytes::from(gzip(
+                b"<title>Zipped</title><a href=\"/p/6\">six</a>",
+            ))],
+            ..html(200, String::new())
+        },
+        "/away" => match &spec.other_host {
+            Some(other) => redirect(302, &format!("{other}/p/1")),
+            None => html(404, "nowhere".into()),
+        },
         _ => html(404, "<title>404</title>not found".into()),
     }
 }

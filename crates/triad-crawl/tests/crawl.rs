@@ -133,6 +133,14 @@ fn a_site_with_every_trap_is_crawled_whole_once_and_politely() {
     );
     assert_eq!(path(p["/p/1"].parent.as_deref().unwrap()), "/p/0");
     assert_eq!(p["/p/7"].title.as_deref(), Some("Page 7"));
+    assert_eq!(
+        (p["/zipped"].title.as_deref(), p["/zipped"].links),
+        (Some("Zipped"), 1)
+    );
+    assert_eq!(
+        p["/away"].error.as_ref().unwrap().kind,
+        "redirect-out-of-scope"
+    );
 
     assert_eq!(summary.pages, pages.len() as u64);
     assert_eq!(summary.skipped["scheme"], 2);
