@@ -4,9 +4,11 @@
 //!   itself) with the time limits the apps need: a blocking `XREADGROUP` may wait, so replies
 //!   get seconds, not redis-rs's default half second.
 //! - [`ensure_group`]: a consumer group that exists, whatever state the stream is in.
+//! - [`group`]: reads through a consumer group, claims, delivery counts.
 //! - [`server::RedisServer`]: a real `redis-server` on a free loopback port in a temporary
 //!   directory, for tests and benchmarks (never a mock).
 
+pub mod group;
 pub mod server;
 
 use std::time::Duration;

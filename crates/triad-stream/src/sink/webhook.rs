@@ -36,6 +36,11 @@ impl Webhook {
             }
             _ => return Err(format!("--webhook {url}: not an http URL")),
         }
+        // In a build that also has triad crawl, reqwest is compiled with rustls and no crypto
+        // provider of its own (the crawler brings ring), and building any client without one
+        // installed panics: install it, whether or not this client ever speaks TLS.
+        #[allow(deprecated)]
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let client = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .connect_timeout(Duration::from_secs(3))

@@ -15,7 +15,6 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
-use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
@@ -42,6 +41,17 @@ pub(crate) struct GroupSpec {
     pub(crate) concurrency: usize,
     pub(crate) max_deliveries: u64,
     pub(crate) claim_idle: Duration,
+}
+
+impl GroupSpec {
+    /// The stream, group and consumer names, as triad-redis's group reads take them.
+    fn names(&self) -> triad_redis::group::Group<'_> {
+        triad_redis::group::Group {
+            stream: &self.stream,
+            group: &self.group,
+            consumer: &self.consumer,
+        }
+    }
 }
 
 /// What the handlers of one group share beyond the context.
@@ -107,7 +117,14 @@ pub(crate) async fn run(
         }
         let count = free.min(MOST_PER_READ);
         let read = if Instant::now() >= next_claim {
-            let claimed = claim(&mut control, &spec, &claim_cursor, count).await;
+            let claimed = triad_redis::group::claim(
+                &mut control,
+                spec.names(),
+                spec.claim_idle,
+                &claim_cursor,
+                count,
+            )
+            .await;
             if let Ok((next, _)) = &claimed {
                 claim_cursor.clone_from(next);
                 if next == "0-0" {
@@ -116,7 +133,15 @@ pub(crate) async fn run(
             }
             claimed.map(|(_, entries)| entries)
         } else {
-            read_entries(&mut reader, &mut control, &spec, history.as_deref(), count).await
+            triad_redis::group::read(
+                &mut reader,
+                &mut control,
+                spec.names(),
+                history.as_deref(),
+                count,
+                BLOCK_MS,
+            )
+            .await
         };
         let entries = match read {
             Ok(entries) => {
@@ -283,103 +308,6 @@ async fn create_group(
             }
         }
     }
-}
-
-/// Reads up to `count` entries: from this consumer's history after `history`, or new ones
-/// (blocking briefly). Each with its deliveries.
-async fn read_entries(
-    reader: &mut ConnectionManager,
-    control: &mut ConnectionManager,
-    spec: &GroupSpec,
-    history: Option<&str>,
-    count: usize,
-) -> redis::RedisResult<Vec<(StreamId, u64)>> {
-    let mut command = redis::cmd("XREADGROUP");
-    command
-        .arg("GROUP")
-        .arg(&spec.group)
-        .arg(&spec.consumer)
-        .arg("COUNT")
-        .arg(count);
-    if history.is_none() {
-        command.arg("BLOCK").arg(BLOCK_MS);
-    }
-    command
-        .arg("STREAMS")
-        .arg(&spec.stream)
-        .arg(history.unwrap_or(">"));
-    let reply: Option<StreamReadReply> = command.query_async(reader).await?;
-    let entries: Vec<StreamId> = reply
-        .map(|reply| reply.keys.into_iter().flat_map(|key| key.ids).collect())
-        .unwrap_or_default();
-    match history {
-        None => Ok(entries.into_iter().map(|entry| (entry, 1)).collect()),
-        Some(_) => with_deliveries(control, spec, entries).await,
-    }
-}
-
-/// Claims up to `count` entries idle past the claim time, from `cursor` on; gives the next
-/// cursor (`0-0` when the pending list has been scanned through) and the entries.
-async fn claim(
-    control: &mut ConnectionManager,
-    spec: &GroupSpec,
-    cursor: &str,
-    count: usize,
-) -> redis::RedisResult<(String, Vec<(StreamId, u64)>)> {
-    let reply: StreamAutoClaimReply = redis::cmd("XAUTOCLAIM")
-        .arg(&spec.stream)
-        .arg(&spec.group)
-        .arg(&spec.consumer)
-        .arg(spec.claim_idle.as_millis() as u64)
-        .arg(cursor)
-        .arg("COUNT")
-        .arg(count)
-        .query_async(control)
-        .await?;
-    if !reply.deleted_ids.is_empty() {
-        // Entries gone from the stream: their pending records only need closing.
-        let _: redis::RedisResult<u64> = redis::cmd("XACK")
-            .arg(&spec.stream)
-            .arg(&spec.group)
-            .arg(&reply.deleted_ids)
-            .query_async(control)
-            .await;
-    }
-    let entries = with_deliveries(control, spec, reply.claimed).await?;
-    Ok((reply.next_stream_id, entries))
-}
-
-/// Each entry with its delivery count from the pending list (1 for one no longer there).
-async fn with_deliveries(
-    control: &mut ConnectionManager,
-    spec: &GroupSpec,
-    entries: Vec<StreamId>,
-) -> redis::RedisResult<Vec<(StreamId, u64)>> {
-    if entries.is_empty() {
-        return Ok(Vec::new());
-    }
-    let mut pipeline = redis::pipe();
-    for entry in &entries {
-        pipeline
-            .cmd("XPENDING")
-            .arg(&spec.stream)
-            .arg(&spec.group)
-            .arg(&entry.id)
-            .arg(&entry.id)
-            .arg(1);
-    }
-    let replies: Vec<StreamPendingCountReply> = pipeline.query_async(control).await?;
-    Ok(entries
-        .into_iter()
-        .zip(replies)
-        .map(|(entry, pending)| {
-            let deliveries = pending
-                .ids
-                .first()
-                .map_or(1, |pending| pending.times_delivered as u64);
-            (entry, deliveries)
-        })
-        .collect())
 }
 
 /// Sends acknowledgements in batches as they come, until every sender is gone; waits Redis
