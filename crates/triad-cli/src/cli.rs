@@ -81,6 +81,11 @@ agree.")]
     /// Crawl a site politely: continuous frontier, robots.txt, per-host limits, retries, resumable
     #[command(after_help = crate::crawl::HELP)]
     Crawl(Box<crate::crawl::CrawlArgs>),
+    /// Serve a cluster queue on Redis Streams with a local process pool
+    #[command(after_help = crate::cluster::WORKER_HELP)]
+    Worker(crate::cluster::WorkerArgs),
+    /// The cluster's workers, queue and dead letters
+    Cluster(crate::cluster::ClusterArgs),
     /// List the built-in workloads and every task registered in this binary
     Tasks(TasksArgs),
 }

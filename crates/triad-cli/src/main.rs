@@ -1,16 +1,17 @@
 //! The `triad` command. This crate only parses arguments, calls the libraries and prints; the
 //! work lives in the `triad`, `triad-lab`, `triad-profile`, `triad-map`, `triad-stream` and
-//! `triad-images` and `triad-crawl` crates.
+//! `triad-images`, `triad-crawl` and `triad-cluster` crates.
 //!
 //! # Layout
 //!
 //! - `cli`: every subcommand, flag and help text (clap).
 //! - `usage`: a command-line error folded into one line that keeps its substance.
 //! - `out`: the one rule for a failed write of a main output, and one-line error reports.
-//! - `run`, `profile`, `lab`, `map`, `stream`, `images`, `crawl`: what each subcommand prints, as text
+//! - `run`, `profile`, `lab`, `map`, `stream`, `images`, `crawl`, `cluster`: what each subcommand prints, as text
 //!   or JSON.
 
 mod cli;
+mod cluster;
 mod crawl;
 mod images;
 mod lab;
@@ -40,6 +41,8 @@ fn main() -> ExitCode {
         cli::Command::Stream(args) => stream::stream(*args),
         cli::Command::Images(args) => images::images(args),
         cli::Command::Crawl(args) => crawl::crawl(*args),
+        cli::Command::Worker(args) => cluster::worker(args),
+        cli::Command::Cluster(args) => cluster::cluster(args),
         cli::Command::Tasks(args) => run::tasks(args),
     };
     match outcome {

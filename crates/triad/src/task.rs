@@ -83,6 +83,7 @@ pub struct Registration {
     /// The task's stable name.
     pub name: &'static str,
     invoke: InvokeEncoded,
+    signature: fn() -> String,
 }
 
 /// Runs a task on its encoded input and the descriptors that came with it.
@@ -94,7 +95,14 @@ impl Registration {
         Registration {
             name: T::NAME,
             invoke: invoke_encoded::<T>,
+            signature: signature_of::<T>,
         }
+    }
+
+    /// The task's input and output types, as this build names them: two builds whose tasks
+    /// of one name disagree here would misread each other's bytes (the cluster checks it).
+    pub fn signature(&self) -> String {
+        (self.signature)()
     }
 
     /// Decodes `input` (postcard, with `fds` for the [`SharedFd`](crate::fdpass::SharedFd)s
@@ -117,6 +125,14 @@ impl Registration {
     ) -> Result<(), TaskError> {
         (self.invoke)(input, fds, output)
     }
+}
+
+fn signature_of<T: Task>() -> String {
+    format!(
+        "fn({}) -> {}",
+        std::any::type_name::<T::Input>(),
+        std::any::type_name::<T::Output>()
+    )
 }
 
 fn invoke_encoded<T: Task + Default>(

@@ -142,6 +142,16 @@ pub fn identity(x: u64) -> u64 {
     std::hint::black_box(x)
 }
 
+/// Ends the process that runs it at once (`abort`), whatever its input: what a crashing
+/// native library does. Only for worker processes — crash containment made visible (a pool,
+/// or a cluster, must fail or dead-letter the task and go on); on threads it ends the whole
+/// program. Not a [`run_named`] workload.
+#[crate::task]
+pub fn abort_process(code: u64) -> u64 {
+    let _ = code;
+    std::process::abort()
+}
+
 /// The names [`run_named`] accepts, with a one-line description each.
 pub const CATALOGUE: &[(&str, &str)] = &[
     (

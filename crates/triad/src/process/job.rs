@@ -102,6 +102,22 @@ impl Inputs {
         Inputs::default()
     }
 
+    /// Adds an input encoded already (postcard, without descriptors).
+    pub(crate) fn push_encoded(&mut self, input: &[u8]) -> Result<(), String> {
+        if input.len() > MAX_INPUT {
+            return Err(format!(
+                "the input is {} bytes, over the {MAX_INPUT}-byte limit of one message",
+                input.len()
+            ));
+        }
+        if let Some(fd_ends) = &mut self.fd_ends {
+            fd_ends.push(self.fds.len());
+        }
+        self.bytes.extend_from_slice(input);
+        self.ends.push(self.bytes.len());
+        Ok(())
+    }
+
     /// Encodes `value` as the next input (on an error, nothing is added).
     pub(crate) fn push<T: Serialize + ?Sized>(
         &mut self,

@@ -404,6 +404,65 @@ impl ProcessPool {
         let _ = self.send_job(job);
     }
 
+    /// Runs the registered task `name` on inputs encoded already (postcard, no descriptors) as
+    /// one job, and hands `done` each task's encoded output or error, in input order, once the
+    /// last is in: the way in for a caller that holds bytes, not types — a cluster worker,
+    /// which gets tasks by name from a queue. An unknown name fails every input as
+    /// [`TaskError::UnknownTask`]; on a closed pool every task is [`TaskError::Cancelled`].
+    pub fn run_encoded(
+        &self,
+        name: &str,
+        inputs: Vec<Vec<u8>>,
+        done: impl FnOnce(Vec<Result<Vec<u8>, TaskError>>) + Send + 'static,
+    ) {
+        let Some(registration) = crate::task::registry()
+            .ok()
+            .and_then(|registry| registry.get(name))
+        else {
+            done(
+                inputs
+                    .iter()
+                    .map(|_| Err(TaskError::UnknownTask(name.to_owned())))
+                    .collect(),
+            );
+            return;
+        };
+        let mut results: Vec<Option<Result<Vec<u8>, TaskError>>> =
+            (0..inputs.len()).map(|_| None).collect();
+        let mut encoded = Inputs::new();
+        let mut positions = Vec::with_capacity(inputs.len());
+        for (i, input) in inputs.iter().enumerate() {
+            match encoded.push_encoded(input) {
+                Ok(()) => positions.push(i),
+                Err(error) => results[i] = Some(Err(TaskError::Codec(error))),
+            }
+        }
+        if positions.is_empty() {
+            done(results.into_iter().flatten().collect());
+            return;
+        }
+        let mut remaining = positions.len();
+        let mut done = Some(done);
+        let deliver: Deliver = Box::new(move |position, outcome, _| {
+            results[positions[position]] = Some(outcome.map(<[u8]>::to_vec));
+            remaining -= 1;
+            if remaining == 0
+                && let Some(done) = done.take()
+            {
+                done(std::mem::take(&mut results).into_iter().flatten().collect());
+            }
+        });
+        let job = Job {
+            name: registration.name,
+            delivery: Delivery::new(encoded.len(), deliver),
+            inputs: encoded,
+            timeout: None,
+            retries: self.inner.retries,
+            record: false,
+        };
+        let _ = self.send_job(job);
+    }
+
     /// Queues a job for the dispatcher; on a closed pool its tasks are cancelled instead (a job
     /// dropped unsent answers every task with [`TaskError::Cancelled`]).
     fn send_job(&self, job: Job) -> Result<(), PoolError> {

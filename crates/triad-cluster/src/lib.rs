@@ -1,0 +1,77 @@
+//! The process pool's work past one machine, on Redis Streams consumer groups.
+//!
+//! triad's unit of work already crosses process boundaries: a registered `#[triad::task]`,
+//! named, with serialised input and output. This crate carries it across machines on an engine
+//! that exists — Redis Streams with a consumer group — and invents no scheduler:
+//!
+//! - [`Cluster`] (the client) sends chunks of tasks to the queue's stream, `triad:{queue}:tasks`,
+//!   and reads results from a reply stream of its own ([`client`]);
+//! - [`worker::serve`] (`triad worker`) reads chunks through the group `workers` as it has room
+//!   for them (credit: one slow host does not hoard work), runs them on a local process pool,
+//!   writes each answer and acknowledges the chunk in one transaction, keeps its leases fresh,
+//!   claims chunks idle past the lease from workers that died or stopped, and sends a chunk
+//!   delivered too often to the dead letters, `triad:{queue}:dead`, with the reason;
+//! - [`status::status`] (`triad cluster status`) reads the workers' heartbeats and the queue.
+//!
+//! The bytes are [`protocol`]'s: the pool's own framed, versioned encoding, with the task's
+//! registry name and its signature, so a worker without the task, or with another build of it,
+//! answers each task with a clear error instead of misreading it.
+
+pub mod client;
+pub mod protocol;
+pub mod status;
+pub mod worker;
+
+pub use client::{Cluster, ClusterBuilder, Handle};
+
+/// The consumer group every worker of a queue reads through.
+pub const GROUP: &str = "workers";
+
+/// The keys of one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keys {
+    /// The queue's name.
+    pub queue: String,
+    /// The stream of chunks to run.
+    pub tasks: String,
+    /// Chunks given up on, with their reasons.
+    pub dead: String,
+}
+
+impl Keys {
+    /// The keys of `queue`.
+    pub fn new(queue: &str) -> Keys {
+        Keys {
+            queue: queue.to_owned(),
+            tasks: format!("triad:{queue}:tasks"),
+            dead: format!("triad:{queue}:dead"),
+        }
+    }
+
+    /// A client's reply stream.
+    pub fn reply(&self, client: &str) -> String {
+        format!("triad:{}:reply:{client}", self.queue)
+    }
+
+    /// A worker's heartbeat key.
+    pub fn heartbeat(&self, worker: &str) -> String {
+        format!("triad:{}:worker:{worker}", self.queue)
+    }
+}
+
+/// Why the cluster could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// Redis could not be reached or refused.
+    #[error(transparent)]
+    Redis(#[from] triad_redis::Error),
+    /// A command Redis refused.
+    #[error("redis: {0}")]
+    Command(#[from] redis::RedisError),
+    /// The client's event loop could not start.
+    #[error("cannot start the event loop: {0}")]
+    Runtime(std::io::Error),
+    /// The local process pool could not start.
+    #[error(transparent)]
+    Pool(#[from] triad::PoolError),
+}
