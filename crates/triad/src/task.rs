@@ -274,25 +274,38 @@ mod tests {
         Err(TaskError::Cancelled)
     }
 
+    fn no_signature() -> String {
+        String::new()
+    }
+
     #[test]
     fn two_tasks_with_one_name_are_refused() {
         static FIRST: Registration = Registration {
             name: "m::same",
             invoke: fail,
+            signature: no_signature,
         };
         static SECOND: Registration = Registration {
             name: "m::same",
             invoke: fail,
+            signature: no_signature,
         };
         static OTHER: Registration = Registration {
             name: "m::other",
             invoke: fail,
+            signature: no_signature,
         };
         assert_eq!(
             Registry::build([&FIRST, &OTHER, &SECOND]).unwrap_err(),
             RegistryError::Duplicate("m::same")
         );
         assert_eq!(Registry::build([&FIRST, &OTHER]).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_signature_names_the_input_and_output_types() {
+        let registration = registry().unwrap().get(add::NAME).unwrap();
+        assert_eq!(registration.signature(), "fn((u32, u32)) -> u32");
     }
 
     #[test]
