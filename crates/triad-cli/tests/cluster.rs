@@ -194,3 +194,44 @@ fn dead_letters_missing_tasks_and_cancellation() {
     assert!(done < 100, "{done} tasks ran after the cancel");
     drop(workers);
 }
+
+#[test]
+fn a_runner_and_a_pipeline_stage_spread_over_the_cluster() {
+    let redis = RedisServer::start().unwrap();
+    let url = redis.url();
+    let workers = Workers::start(&url, "r", 2, 1, "5");
+    let cluster = std::sync::Arc::new(
+        Cluster::builder(&url)
+            .queue("r")
+            .parallelism(2)
+            .build()
+            .unwrap(),
+    );
+    let runner = triad::Runner::remote(cluster.clone()).chunk_size(25);
+    assert_eq!(runner.mode(), triad::Mode::Remote(2));
+    let squares = runner.map(sum_squares, 0..1000u64);
+    assert!(
+        squares
+            .iter()
+            .zip(0..)
+            .all(|(r, n)| r.as_ref().ok() == Some(&squares_below(n)))
+    );
+    let unordered: std::collections::BTreeSet<usize> = runner
+        .imap_unordered(sum_squares, 0..300u64)
+        .map(|(i, r)| {
+            assert!(r.is_ok());
+            i
+        })
+        .collect();
+    assert_eq!(unordered.len(), 300);
+
+    use triad::pipeline::{Pipeline, Stage};
+    let results: Vec<u128> = Pipeline::new()
+        .then(Stage::remote("squares", cluster.clone(), sum_squares))
+        .run(0..200u64)
+        .unwrap()
+        .map(|r| r.unwrap())
+        .collect();
+    assert_eq!(results, (0..200).map(squares_below).collect::<Vec<_>>());
+    drop(workers);
+}

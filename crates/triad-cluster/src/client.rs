@@ -60,9 +60,17 @@ pub struct ClusterBuilder {
     timeout: Option<Duration>,
     retries: u32,
     chunk_size: usize,
+    parallelism: Option<usize>,
 }
 
 impl ClusterBuilder {
+    /// How many tasks the cluster runs at once, for a [`Runner`](triad::Runner) on it to pace
+    /// by (default: the worker processes of the workers alive when it connects, at least 1).
+    pub fn parallelism(mut self, tasks: usize) -> Self {
+        self.parallelism = Some(tasks.max(1));
+        self
+    }
+
     /// The queue (default `default`): workers started with the same `--queue` take its tasks.
     pub fn queue(mut self, queue: &str) -> Self {
         queue.clone_into(&mut self.queue);
@@ -121,10 +129,17 @@ impl ClusterBuilder {
         });
         runtime.spawn(send_chunks(inner.clone(), sender, chunks));
         runtime.spawn(read_answers(inner.clone(), reader));
+        let parallelism = match self.parallelism {
+            Some(n) => n,
+            None => crate::status::status(&self.url, &self.queue).map_or(1, |s| {
+                s.workers.iter().map(|w| w.workers).sum::<usize>().max(1)
+            }),
+        };
         Ok(Cluster {
             inner,
             runtime: Arc::new(runtime),
             chunk_size: self.chunk_size,
+            parallelism,
         })
     }
 }
@@ -134,6 +149,7 @@ pub struct Cluster {
     inner: Arc<Inner>,
     runtime: Arc<Runtime>,
     chunk_size: usize,
+    parallelism: usize,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -159,6 +175,7 @@ impl Cluster {
             timeout: None,
             retries: 4,
             chunk_size: 1,
+            parallelism: None,
         }
     }
 
@@ -338,6 +355,61 @@ impl Cluster {
             reply: self.inner.reply.clone(),
             max_deliveries: self.inner.max_deliveries,
         });
+    }
+}
+
+/// The cluster as an engine of [`triad::Runner::remote`] and
+/// [`triad::pipeline::Stage::remote`]: `triad::run`'s shape, spread over the workers.
+impl triad::remote::RemoteEngine for Cluster {
+    fn run_encoded(
+        &self,
+        name: &'static str,
+        inputs: Vec<Vec<u8>>,
+        done: triad::remote::RemoteDone,
+    ) {
+        let n = inputs.len();
+        let results: Arc<
+            Mutex<(
+                Vec<Option<Result<Vec<u8>, TaskError>>>,
+                usize,
+                Option<triad::remote::RemoteDone>,
+            )>,
+        > = Arc::new(Mutex::new(((0..n).map(|_| None).collect(), n, Some(done))));
+        let first_id = self.inner.next_id.fetch_add(n as u64, Ordering::Relaxed);
+        {
+            let mut waiting = lock(&self.inner.waiting);
+            for i in 0..n {
+                let results = results.clone();
+                waiting.insert(
+                    first_id + i as u64,
+                    Box::new(move |r: Result<Vec<u8>, TaskError>| {
+                        let mut state = lock(&results);
+                        state.0[i] = Some(r);
+                        state.1 -= 1;
+                        if state.1 == 0 {
+                            let outputs = state.0.drain(..).flatten().collect();
+                            if let Some(done) = state.2.take() {
+                                drop(state);
+                                done(outputs);
+                            }
+                        }
+                    }),
+                );
+            }
+        }
+        if self.inner.closed.load(Ordering::SeqCst) {
+            self.cancel();
+            return;
+        }
+        self.queue(
+            name,
+            first_id,
+            inputs.into_iter().map(ByteBuf::from).collect(),
+        );
+    }
+
+    fn parallelism(&self) -> usize {
+        self.parallelism
     }
 }
 

@@ -75,6 +75,7 @@ pub mod monitor;
 pub mod pipeline;
 pub mod process;
 pub mod queue;
+pub mod remote;
 pub mod runner;
 pub mod shm;
 pub mod task;

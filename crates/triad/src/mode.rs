@@ -31,6 +31,9 @@ pub enum Mode {
         /// How many tasks may be in flight at once.
         concurrency: usize,
     },
+    /// An engine outside this crate that runs this many tasks at once (a cluster): built
+    /// with [`Runner::remote`](crate::Runner::remote), never from a string.
+    Remote(usize),
 }
 
 impl Mode {
@@ -55,6 +58,7 @@ impl fmt::Display for Mode {
             Mode::Threads(n) => write!(f, "threads:{n}"),
             Mode::Processes(n) => write!(f, "processes:{n}"),
             Mode::Async { concurrency } => write!(f, "async:{concurrency}"),
+            Mode::Remote(n) => write!(f, "remote:{n}"),
         }
     }
 }

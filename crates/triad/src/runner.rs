@@ -100,6 +100,7 @@ enum Engine {
     Threads(ThreadPool),
     Processes(ProcessPool),
     Async(EventLoop),
+    Remote(Arc<dyn crate::remote::RemoteEngine>),
 }
 
 impl Runner {
@@ -131,6 +132,11 @@ impl Runner {
                 ));
             }
             Mode::Async { .. } => Engine::Async(EventLoop::start()?),
+            Mode::Remote(_) => {
+                return Err(EngineError::InvalidMode(
+                    "a remote mode runs on an engine of its own: use Runner::remote".into(),
+                ));
+            }
         };
         Ok(Runner {
             mode,
@@ -150,6 +156,17 @@ impl Runner {
         }
     }
 
+    /// A runner on an engine outside this crate — a cluster (`triad_cluster::Cluster`):
+    /// `map`, `imap` and `imap_unordered` send their chunks there, paced by its parallelism.
+    pub fn remote(engine: Arc<dyn crate::remote::RemoteEngine>) -> Self {
+        Runner {
+            mode: Mode::Remote(engine.parallelism().max(1)),
+            engine: Arc::new(Engine::Remote(engine)),
+            chunk_size: None,
+            recorder: None,
+        }
+    }
+
     /// The mode this runner runs.
     pub fn mode(&self) -> Mode {
         self.mode
@@ -161,7 +178,7 @@ impl Runner {
         match &*self.engine {
             Engine::Threads(pool) => Some(pool.started() as u64),
             Engine::Processes(pool) => Some(pool.workers_started()),
-            Engine::Serial | Engine::Async(_) => None,
+            Engine::Serial | Engine::Async(_) | Engine::Remote(_) => None,
         }
     }
 
@@ -250,6 +267,8 @@ impl Runner {
             (Engine::Serial, _) => Shape::Serial,
             (Engine::Threads(pool), _) => Shape::Threads(pool.threads()),
             (Engine::Processes(pool), _) => Shape::Processes(pool.workers()),
+            // Chunks cross a network: paced as a pool of that many workers is.
+            (Engine::Remote(engine), _) => Shape::Processes(engine.parallelism().max(1)),
             (Engine::Async(_), Mode::Async { concurrency }) => Shape::Async(concurrency),
             (Engine::Async(_), _) => unreachable!("an event loop is only built for async mode"),
         }
@@ -339,6 +358,30 @@ impl<T: Task, I: Iterator<Item = T::Input>> Unordered<T, I> {
             Engine::Processes(pool) => pool.run_chunk::<T>(chunk, recorder, move |batch| {
                 let _ = done.send(batch);
             }),
+            Engine::Remote(engine) => {
+                let (indices, inputs, mut batch) = encode_chunk::<T>(chunk);
+                if indices.is_empty() {
+                    let _ = done.send(batch);
+                    return;
+                }
+                engine.run_encoded(
+                    T::NAME,
+                    inputs,
+                    Box::new(move |outputs| {
+                        let mut outputs = outputs.into_iter();
+                        for index in indices {
+                            // An engine that answers fewer than it was given fails the rest.
+                            let output = outputs.next().unwrap_or_else(|| {
+                                Err(TaskError::Failed("the remote engine gave no result".into()))
+                            });
+                            let result =
+                                output.and_then(|bytes| crate::task::decode_output::<T>(&bytes));
+                            batch.push((index, result));
+                        }
+                        let _ = done.send(batch);
+                    }),
+                );
+            }
             Engine::Async(event_loop) => {
                 for (index, input) in chunk {
                     let recorder = recorder.clone();
@@ -377,6 +420,30 @@ impl<T: Task, I: Iterator<Item = T::Input>> Iterator for Unordered<T, I> {
         self.ready = batch.into_iter();
         self.ready.next()
     }
+}
+
+/// Encodes a chunk's inputs for a remote engine: their indices and bytes, and the batch so far
+/// — an input that does not encode is in it already, as [`TaskError::Codec`].
+#[allow(clippy::type_complexity)]
+fn encode_chunk<T: Task>(
+    chunk: Vec<(usize, T::Input)>,
+) -> (Vec<usize>, Vec<Vec<u8>>, Batch<T::Output>) {
+    let mut indices = Vec::with_capacity(chunk.len());
+    let mut inputs = Vec::with_capacity(chunk.len());
+    let mut failed = Vec::new();
+    for (index, input) in chunk {
+        match postcard::to_stdvec(&input) {
+            Ok(bytes) => {
+                indices.push(index);
+                inputs.push(bytes);
+            }
+            Err(e) => failed.push((
+                index,
+                Err(TaskError::Codec(format!("input of `{}`: {e}", T::NAME))),
+            )),
+        }
+    }
+    (indices, inputs, failed)
 }
 
 /// The stream of [`Runner::imap`]: results in input order.

@@ -206,6 +206,7 @@ impl<I: Send + 'static, O: Send + 'static> Stage<I, O> {
             Mode::Threads(threads) => 4 * threads,
             Mode::Processes(workers) => 2 * workers,
             Mode::Async { concurrency } => concurrency,
+            Mode::Remote(n) => 2 * n,
         }
         .max(1);
         let make: MakeWork<I, O> = Box::new(move |wiring, options| match mode {
@@ -215,6 +216,62 @@ impl<I: Send + 'static, O: Send + 'static> Stage<I, O> {
             }
             Mode::Processes(workers) => on_processes(wiring, workers, options, task),
             Mode::Async { .. } => Ok(on_event_loop(task)),
+            Mode::Remote(_) => Err(EngineError::InvalidMode(
+                "a remote mode runs on an engine of its own: use Stage::remote".into(),
+            )),
+        });
+        Stage {
+            name: name.into(),
+            kind: StageKind::Task,
+            slots,
+            options: StageOptions::default(),
+            make,
+        }
+    }
+}
+
+impl<I: Send + 'static, O: Send + 'static> Stage<I, O> {
+    /// A stage that runs the registered task `task` on an engine outside this crate — a
+    /// cluster ([`RemoteEngine`](crate::remote::RemoteEngine)): each item goes there alone,
+    /// and the stage holds twice as many items as the engine runs at once.
+    pub fn remote<T>(
+        name: impl Into<Cow<'static, str>>,
+        engine: Arc<dyn crate::remote::RemoteEngine>,
+        _task: T,
+    ) -> Self
+    where
+        T: Task<Input = I, Output = O>,
+        I: serde::Serialize,
+    {
+        let slots = 2 * engine.parallelism().max(1);
+        let make: MakeWork<I, O> = Box::new(move |_, _| {
+            Ok(Arc::new(move |input: I| -> Work<O> {
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                match postcard::to_stdvec(&input) {
+                    Ok(bytes) => engine.run_encoded(
+                        T::NAME,
+                        vec![bytes],
+                        Box::new(move |mut outputs| {
+                            let _ = tx.send(outputs.pop());
+                        }),
+                    ),
+                    Err(e) => {
+                        let error = TaskError::Codec(format!("input of `{}`: {e}", T::NAME));
+                        let _ = tx.send(Some(Err(error)));
+                    }
+                }
+                Box::pin(async move {
+                    match rx.await {
+                        Ok(Some(output)) => {
+                            output.and_then(|bytes| crate::task::decode_output::<T>(&bytes))
+                        }
+                        Ok(None) => {
+                            Err(TaskError::Failed("the remote engine gave no result".into()))
+                        }
+                        Err(_) => Err(TaskError::Cancelled),
+                    }
+                }) as Work<O>
+            }) as WorkFn<I, O>)
         });
         Stage {
             name: name.into(),
