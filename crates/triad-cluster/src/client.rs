@@ -358,6 +358,13 @@ impl Cluster {
     }
 }
 
+/// A remote run's results so far, how many are still to come, and whom to give them to.
+type Gather = (
+    Vec<Option<Result<Vec<u8>, TaskError>>>,
+    usize,
+    Option<triad::remote::RemoteDone>,
+);
+
 /// The cluster as an engine of [`triad::Runner::remote`] and
 /// [`triad::pipeline::Stage::remote`]: `triad::run`'s shape, spread over the workers.
 impl triad::remote::RemoteEngine for Cluster {
@@ -368,13 +375,8 @@ impl triad::remote::RemoteEngine for Cluster {
         done: triad::remote::RemoteDone,
     ) {
         let n = inputs.len();
-        let results: Arc<
-            Mutex<(
-                Vec<Option<Result<Vec<u8>, TaskError>>>,
-                usize,
-                Option<triad::remote::RemoteDone>,
-            )>,
-        > = Arc::new(Mutex::new(((0..n).map(|_| None).collect(), n, Some(done))));
+        let results: Arc<Mutex<Gather>> =
+            Arc::new(Mutex::new(((0..n).map(|_| None).collect(), n, Some(done))));
         let first_id = self.inner.next_id.fetch_add(n as u64, Ordering::Relaxed);
         {
             let mut waiting = lock(&self.inner.waiting);
