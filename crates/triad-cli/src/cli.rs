@@ -314,6 +314,22 @@ pub(crate) struct MapArgs {
     /// With --task: run it in worker processes instead of threads
     #[arg(long, requires = "task")]
     pub(crate) processes: bool,
+    /// With --task: spread the batches over the `triad worker`s of this Redis (the cluster)
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "task",
+        conflicts_with = "processes"
+    )]
+    pub(crate) redis: Option<String>,
+    /// With --redis: the cluster queue
+    #[arg(
+        long,
+        value_name = "NAME",
+        default_value = "default",
+        requires = "redis"
+    )]
+    pub(crate) queue: String,
     /// How many workers (default: one per core)
     #[arg(long, short = 'j', value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub(crate) workers: Option<u64>,

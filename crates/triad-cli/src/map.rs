@@ -121,6 +121,16 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<ExitCode> {
         inputs: Inputs::new(args.inputs.clone()),
         stop,
         stderr,
+        remote: match &args.redis {
+            Some(url) => {
+                let cluster = triad_cluster::Cluster::builder(url)
+                    .queue(&args.queue)
+                    .retries(args.retries)
+                    .build()?;
+                Some(std::sync::Arc::new(cluster) as std::sync::Arc<dyn triad::remote::RemoteEngine>)
+            }
+            None => None,
+        },
         progress: progress.clone(),
     };
     let shown = progress.clone();

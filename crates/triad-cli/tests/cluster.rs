@@ -235,3 +235,61 @@ fn a_runner_and_a_pipeline_stage_spread_over_the_cluster() {
     assert_eq!(results, (0..200).map(squares_below).collect::<Vec<_>>());
     drop(workers);
 }
+
+#[test]
+fn triad_map_spreads_records_over_the_cluster_in_order() {
+    let redis = RedisServer::start().unwrap();
+    let url = redis.url();
+    let workers = Workers::start(&url, "etl", 2, 1, "5");
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("records.jsonl");
+    let records: String = (0..3000)
+        .map(|i| {
+            format!(
+                "{{\"id\": {i}, \"name\": \"user {i}\", \"value\": {}}}\n",
+                i * 7 % 100
+            )
+        })
+        .collect();
+    std::fs::write(&input, records).unwrap();
+    let (here, there) = (
+        dir.path().join("here.jsonl"),
+        dir.path().join("there.jsonl"),
+    );
+    let map = |extra: &[&str], out: &std::path::Path| {
+        let status = Command::new(assert_cmd::cargo::cargo_bin("triad"))
+            .args([
+                "map",
+                "--task",
+                "seed-transform",
+                "--batch",
+                "100",
+                "--output",
+            ])
+            .arg(out)
+            .args(extra)
+            .arg(&input)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    };
+    map(&[], &here);
+    map(&["--redis", &url, "--queue", "etl"], &there);
+    let (here, there) = (
+        std::fs::read_to_string(here).unwrap(),
+        std::fs::read_to_string(there).unwrap(),
+    );
+    assert_eq!(there.lines().count(), 3000);
+    assert_eq!(here, there);
+    // Heartbeats come every second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let done: u64 = triad_cluster::status::status(&url, "etl")
+        .unwrap()
+        .workers
+        .iter()
+        .map(|w| w.done)
+        .sum();
+    assert!(done >= 30, "the workers ran {done} batches");
+    drop(workers);
+}

@@ -101,6 +101,9 @@ pub struct MapOptions {
     pub stderr: StderrSink,
     /// Updated as the run goes, for a progress bar.
     pub progress: Arc<Progress>,
+    /// Runs a `--task` transform's batches on this engine (a cluster: `triad map --redis`)
+    /// instead of in local worker processes.
+    pub remote: Option<Arc<dyn triad::remote::RemoteEngine>>,
 }
 
 impl std::fmt::Debug for MapOptions {
@@ -416,6 +419,24 @@ pub fn run(options: MapOptions) -> Result<Summary, MapError> {
     let mut process_pool = None;
     let pipeline = Pipeline::<Batch, Batch>::new();
     let pipeline = match (&spec, task, &options.transform) {
+        (None, Some(task), Transform::Task { .. }) if options.remote.is_some() => {
+            let engine = options.remote.clone().expect("checked just now");
+            let (format, sizer) = (options.format, sizer.clone());
+            pipeline.then(Stage::future(
+                TRANSFORM,
+                2 * engine.parallelism().max(options.workers),
+                move |batch: Batch| {
+                    let (engine, names, sizer) = (engine.clone(), names.clone(), sizer.clone());
+                    async move {
+                        let (records, started) = (batch.len(), Instant::now());
+                        let done =
+                            tasks::transform_remote(engine, task, names, format, batch).await;
+                        learn(&sizer, records, started);
+                        Ok::<_, Infallible>(done)
+                    }
+                },
+            ))
+        }
         (Some(spec), _, _) => {
             let pool = Arc::new(WorkerPool::new(
                 spec.clone(),

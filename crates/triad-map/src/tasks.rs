@@ -160,6 +160,56 @@ pub fn transform_here(
     finish(batch, names, format, answers, 0)
 }
 
+/// A batch on a remote engine (a cluster's workers, which run [`map_batch`] by name); a batch
+/// that fails whole runs again record by record, as in [`transform_in_process`].
+pub async fn transform_remote(
+    engine: Arc<dyn triad::remote::RemoteEngine>,
+    task: &'static MapTask,
+    names: Arc<Vec<String>>,
+    format: Format,
+    batch: Batch,
+) -> Done {
+    let records = texts(&batch);
+    let run = |records: Vec<String>| {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        match postcard::to_stdvec(&(task.name.to_owned(), records)) {
+            Ok(bytes) => engine.run_encoded(
+                <map_batch as triad::Task>::NAME,
+                vec![bytes],
+                Box::new(move |mut outputs| {
+                    let _ = tx.send(outputs.pop());
+                }),
+            ),
+            Err(e) => {
+                let _ = tx.send(Some(Err(TaskError::Codec(e.to_string()))));
+            }
+        }
+        async move {
+            match rx.await {
+                Ok(Some(Ok(bytes))) => postcard::from_bytes::<Vec<Result<String, String>>>(&bytes)
+                    .map_err(|e| format!("the answer of map_batch: {e}")),
+                Ok(Some(Err(error))) => Err(error.to_string()),
+                _ => Err("the cluster gave no answer".to_owned()),
+            }
+        }
+    };
+    match run(records.clone()).await {
+        Ok(answers) if answers.len() == records.len() => finish(batch, &names, format, answers, 0),
+        _ => {
+            let mut answers = Vec::with_capacity(records.len());
+            for record in records {
+                answers.push(match run(vec![record]).await {
+                    Ok(mut one) if one.len() == 1 => one.remove(0),
+                    Ok(_) => Err("the worker answered a wrong number of records".to_owned()),
+                    Err(error) => Err(error),
+                });
+            }
+            let retried = answers.len() as u64;
+            finish(batch, &names, format, answers, retried)
+        }
+    }
+}
+
 /// A batch in a worker process; a batch that fails whole runs again record by record.
 pub async fn transform_in_process(
     pool: ProcessPool,
