@@ -23,9 +23,9 @@ queue (triad_cluster::Cluster), on a local process pool. It reads chunks only as
 for them (two per worker process), answers each on its client's reply stream and acknowledges
 it in one transaction, keeps the leases of what it runs fresh, and takes over chunks idle past
 --lease from workers that died or were stopped. A chunk whose worker process died is tried
-again; past the client's retries it goes to the dead letters (triad:QUEUE:dead) with the
+again; past the client's retries it goes to the dead letters (triad:{QUEUE}:dead) with the
 reason. A task this binary lacks, or has with another signature, is answered with that error.
-A heartbeat (triad:QUEUE:worker:HOST:PID) lets `triad cluster status` see it.
+A heartbeat (triad:{QUEUE}:worker:HOST:PID) lets `triad cluster status` see it.
 
 SIGINT or SIGTERM stops reading; what is running finishes and is answered; exit code 0.";
 

@@ -3,7 +3,7 @@
 //!
 //! Tasks go out as chunks on the queue's task stream (`XADD`, from a sender task, so `submit`
 //! never blocks on the network); results come back on this client's own reply stream,
-//! `triad:{queue}:reply:{client}`, which a reader task follows (`XREAD BLOCK`) and trims as it
+//! `triad:{QUEUE}:reply:ID`, which a reader task follows (`XREAD BLOCK`) and trims as it
 //! goes. Why a reply stream and not a key per result: one blocking read wakes for every result
 //! of the client, in order, with no polling and no key per task to expire; and a stream read
 //! from the last id seen resumes exactly where it was after Redis restarts. The stream is given

@@ -4,13 +4,13 @@
 //! named, with serialised input and output. This crate carries it across machines on an engine
 //! that exists — Redis Streams with a consumer group — and invents no scheduler:
 //!
-//! - [`Cluster`] (the client) sends chunks of tasks to the queue's stream, `triad:{queue}:tasks`,
+//! - [`Cluster`] (the client) sends chunks of tasks to the queue's stream, `triad:{QUEUE}:tasks`,
 //!   and reads results from a reply stream of its own ([`client`]);
 //! - [`worker::serve`] (`triad worker`) reads chunks through the group `workers` as it has room
 //!   for them (credit: one slow host does not hoard work), runs them on a local process pool,
 //!   writes each answer and acknowledges the chunk in one transaction, keeps its leases fresh,
 //!   claims chunks idle past the lease from workers that died or stopped, and sends a chunk
-//!   delivered too often to the dead letters, `triad:{queue}:dead`, with the reason;
+//!   delivered too often to the dead letters, `triad:{QUEUE}:dead`, with the reason;
 //! - [`status::status`] (`triad cluster status`) reads the workers' heartbeats and the queue.
 //!
 //! The bytes are [`protocol`]'s: the pool's own framed, versioned encoding, with the task's
@@ -27,7 +27,10 @@ pub use client::{Cluster, ClusterBuilder, Handle};
 /// The consumer group every worker of a queue reads through.
 pub const GROUP: &str = "workers";
 
-/// The keys of one queue.
+/// The keys of one queue. The queue's name is their hash tag (`triad:{name}:…`): under Redis
+/// Cluster every key of a queue lives on one shard, so a worker's transaction (an answer on a
+/// reply stream, an ack on the task stream, maybe a dead letter) never spans two, and queues
+/// spread over the shards.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Keys {
     /// The queue's name.
@@ -43,19 +46,19 @@ impl Keys {
     pub fn new(queue: &str) -> Keys {
         Keys {
             queue: queue.to_owned(),
-            tasks: format!("triad:{queue}:tasks"),
-            dead: format!("triad:{queue}:dead"),
+            tasks: format!("triad:{{{queue}}}:tasks"),
+            dead: format!("triad:{{{queue}}}:dead"),
         }
     }
 
     /// A client's reply stream.
     pub fn reply(&self, client: &str) -> String {
-        format!("triad:{}:reply:{client}", self.queue)
+        format!("triad:{{{}}}:reply:{client}", self.queue)
     }
 
     /// A worker's heartbeat key.
     pub fn heartbeat(&self, worker: &str) -> String {
-        format!("triad:{}:worker:{worker}", self.queue)
+        format!("triad:{{{}}}:worker:{worker}", self.queue)
     }
 }
 
@@ -74,4 +77,16 @@ pub enum ClusterError {
     /// The local process pool could not start.
     #[error(transparent)]
     Pool(#[from] triad::PoolError),
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_queue_is_the_hash_tag_of_its_keys() {
+        let keys = super::Keys::new("images");
+        assert_eq!(keys.tasks, "triad:{images}:tasks");
+        assert_eq!(keys.dead, "triad:{images}:dead");
+        assert_eq!(keys.reply("c1"), "triad:{images}:reply:c1");
+        assert_eq!(keys.heartbeat("h:1"), "triad:{images}:worker:h:1");
+    }
 }
