@@ -4,8 +4,8 @@
 //! correct; a task whose worker dies goes to the dead letters; a task the workers lack is a
 //! clear error; a cancelled client leaves its queued tasks unrun.
 //!
-//! The hosts here are processes on 127.0.0.1: network namespaces (`ip netns`) need privileges
-//! this test does not assume; what crosses the network is the same Redis protocol either way.
+//! The hosts here are processes on 127.0.0.1; `cluster_hosts.rs` puts a worker on a host of its
+//! own (a network namespace) where that is permitted.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

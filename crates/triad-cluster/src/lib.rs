@@ -16,6 +16,26 @@
 //! The bytes are [`protocol`]'s: the pool's own framed, versioned encoding, with the task's
 //! registry name and its signature, so a worker without the task, or with another build of it,
 //! answers each task with a clear error instead of misreading it.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use triad::workloads::sum_squares;
+//! use triad_cluster::Cluster;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let cluster = Cluster::builder("redis://10.0.0.5:6379").chunk_size(100).retries(4).build()?;
+//! let total = cluster.submit(sum_squares, 1_000_000).wait()?;          // or .await
+//! let all = cluster.map(sum_squares, 0..20_000u64);                     // in input order
+//! for (index, result) in cluster.imap_unordered(sum_squares, 0..100u64) { /* as they come */ }
+//! // triad::run's shape and the pipeline's task stage, spread over the workers:
+//! let cluster = std::sync::Arc::new(cluster);
+//! let runner = triad::Runner::remote(cluster.clone());                  // Mode::Remote(n)
+//! let stage = triad::pipeline::Stage::remote("squares", cluster, sum_squares);
+//! # let _ = (total, all, runner, stage);
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod client;
 pub mod protocol;

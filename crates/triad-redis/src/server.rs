@@ -31,6 +31,7 @@ pub struct RedisServer {
     directory: tempfile::TempDir,
     port: u16,
     persistence: Persistence,
+    also_bind: Option<String>,
     child: Option<Child>,
 }
 
@@ -42,6 +43,16 @@ impl RedisServer {
 
     /// Starts a server that keeps what `persistence` says, on a free loopback port.
     pub fn start_with(persistence: Persistence) -> io::Result<RedisServer> {
+        RedisServer::start_bound(persistence, None)
+    }
+
+    /// Starts a server without persistence that also listens on `address`: an address of the
+    /// caller's own (a veth end into a network namespace it made), never a public one.
+    pub fn start_also_on(address: &str) -> io::Result<RedisServer> {
+        RedisServer::start_bound(Persistence::None, Some(address.to_owned()))
+    }
+
+    fn start_bound(persistence: Persistence, also_bind: Option<String>) -> io::Result<RedisServer> {
         let mut last_error = None;
         // A port found free may be taken before the server binds it: try a few.
         for _ in 0..5 {
@@ -50,6 +61,7 @@ impl RedisServer {
                 directory: tempfile::Builder::new().prefix("triad-redis-").tempdir()?,
                 port,
                 persistence,
+                also_bind: also_bind.clone(),
                 child: None,
             };
             match server.start_again() {
@@ -123,9 +135,17 @@ impl RedisServer {
         let mut command = Command::new(&program);
         command
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(self.also_bind.as_deref())
             .arg("--dir")
             .arg(self.directory.path())
-            .args(["--save", "", "--daemonize", "no", "--protected-mode", "yes"])
+            .args(["--save", "", "--daemonize", "no", "--protected-mode"])
+            // Protected mode answers only loopback clients; the other address is a private
+            // link of the caller's own (a veth into its network namespace), so let it in.
+            .arg(if self.also_bind.is_some() {
+                "no"
+            } else {
+                "yes"
+            })
             .args(["--logfile", "redis.log"]);
         match self.persistence {
             Persistence::None => command.args(["--appendonly", "no"]),
