@@ -5,6 +5,7 @@ mod affinity;
 mod c10k;
 mod cost_support;
 mod cpu_bound;
+mod decision;
 mod delay_server;
 mod event_loop;
 mod fork_cow;
@@ -17,6 +18,7 @@ mod pool_chunking;
 mod race;
 mod scaling;
 mod select_poll_epoll;
+mod server_models;
 mod spawn_cost;
 mod switch_cost;
 
@@ -39,5 +41,6 @@ pub fn catalogue() -> &'static [&'static dyn Experiment] {
         &fork_cow::ForkCow,
         &event_loop::EventLoopExhibit,
         &hybrid::Hybrid,
+        &server_models::ServerModels,
     ]
 }

@@ -1,0 +1,790 @@
+//! `server-models` (seed §9, the rows *API service* and *realtime messages*): the same small
+//! HTTP/1.1 JSON API ([`http`]) served by every model — Rust: a thread per connection, a thread
+//! pool, prefork processes sharing one listening socket, tokio ([`servers`]); CPython:
+//! `ThreadingHTTPServer`, a `multiprocessing` prefork, `asyncio.start_server`
+//! (`python/server_models.py`) — under the same load from a Rust load generator in a process of
+//! its own ([`load`]): C keep-alive connections in closed loops, each request 50 µs of CPU
+//! (`cpu`) or a 10 ms wait (`wait`).
+//!
+//! Every run binds a fresh listening socket on 127.0.0.1, starts the server's process(es),
+//! puts the load on, closes the stop socket and waits for every server process to answer with
+//! its peak memory; CPython's servers are scripts the lab starts and stops. The first run of
+//! each model also sends the API's probes, and a model that answers any of them differently
+//! from the others fails the experiment. Requests/s are sampled per timed window; latency
+//! quantiles are over every request of the windows.
+
+mod http;
+pub(crate) mod load;
+mod servers;
+
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use triad::fdpass::SharedFd;
+use triad::{ProcessPool, StartMethod};
+
+use self::http::{PROBES, Work, answer};
+use self::load::{Load, LoadJob, generate};
+use self::servers::{Model, ServeJob, listen, serve, stop_pair};
+use super::cost_support::labelled;
+use super::decision::{Better, Candidate, Decision, combine, decide};
+use crate::error::LabError;
+use crate::experiment::{About, ByScale, Experiment, Judgement};
+use crate::findings::Findings;
+use crate::names::names;
+use crate::plan::{Bench, Measured, Plan};
+use crate::python::{Baseline, Python};
+use crate::results::{Chart, ChartKind, Implementation, Measurement, Point, Scale, Series, Table};
+use crate::stats::{format_bytes, format_seconds};
+
+/// The `server-models` experiment.
+#[derive(Debug)]
+pub(crate) struct ServerModels;
+
+names! {
+    /// The server models, by the names their measurements carry.
+    pub(crate) enum Server {
+        ThreadPerConnection => "thread per connection",
+        ThreadPool => "thread pool",
+        Prefork => "prefork",
+        Tokio => "tokio",
+        PyThreading => "ThreadingHTTPServer",
+        PyPrefork => "multiprocessing prefork",
+        PyAsyncio => "asyncio.start_server",
+    }
+}
+
+impl Server {
+    fn implementation(self) -> Implementation {
+        match self {
+            Server::PyThreading | Server::PyPrefork | Server::PyAsyncio => Implementation::Python,
+            _ => Implementation::Rust,
+        }
+    }
+
+    fn rust(self) -> Option<Model> {
+        match self {
+            Server::ThreadPerConnection => Some(Model::ThreadPerConnection),
+            Server::ThreadPool => Some(Model::ThreadPool),
+            Server::Prefork => Some(Model::Prefork),
+            Server::Tokio => Some(Model::Tokio),
+            _ => None,
+        }
+    }
+
+    /// The model's argument to `python/server_models.py`.
+    fn script_model(self) -> &'static str {
+        match self {
+            Server::PyThreading => "threading",
+            Server::PyPrefork => "prefork",
+            _ => "asyncio",
+        }
+    }
+
+    /// An event loop with a coroutine (task) per connection: the seed's recommendation.
+    fn coroutines(self) -> bool {
+        matches!(self, Server::Tokio | Server::PyAsyncio)
+    }
+}
+
+names! {
+    /// What is read of every run (after `model: `).
+    enum Quantity {
+        Rate => "requests/s",
+        P50 => "latency p50",
+        P99 => "latency p99",
+        P999 => "latency p99.9",
+        Peak => "peak resident",
+        Served => "connections served",
+        Probes => "probe answers matching",
+    }
+}
+
+/// Sizes by scale.
+#[derive(Debug)]
+struct Sizes {
+    /// Connections for the `cpu` work, and for the `wait` work.
+    cpu: &'static [usize],
+    wait: &'static [usize],
+    warm_up_ms: u64,
+    windows: usize,
+    window_ms: u64,
+    pool_threads: usize,
+}
+
+const SIZES: ByScale<Sizes> = ByScale::new(
+    Sizes {
+        cpu: &[2, 8],
+        wait: &[8],
+        warm_up_ms: 30,
+        windows: 2,
+        window_ms: 30,
+        pool_threads: 4,
+    },
+    Sizes {
+        cpu: &[10, 100, 1000],
+        wait: &[100, 1000],
+        warm_up_ms: 60,
+        windows: 3,
+        window_ms: 50,
+        pool_threads: 32,
+    },
+    Sizes {
+        cpu: &[10, 100, 1000, 10_000],
+        wait: &[10, 100, 1000, 10_000],
+        warm_up_ms: 300,
+        windows: 5,
+        window_ms: 200,
+        pool_threads: 32,
+    },
+);
+
+impl Sizes {
+    fn connections(&self, work: Work) -> &'static [usize] {
+        if work == Work::Cpu {
+            self.cpu
+        } else {
+            self.wait
+        }
+    }
+}
+
+/// The works measured.
+const WORKS: [Work; 2] = [Work::Cpu, Work::Wait];
+
+/// Processes of the prefork models: one per core, at least two.
+fn prefork_processes(cores: usize) -> usize {
+    cores.clamp(2, 8)
+}
+
+/// How long any server or load process may run before it is killed.
+const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One run's figures, from the load generator and the server.
+#[derive(Debug)]
+struct Run {
+    load: Load,
+    peak_resident: u64,
+    pids: Vec<u32>,
+    port: u16,
+    refused: Option<String>,
+}
+
+/// Why a run did not give figures: a wrong answer fails the experiment, anything else leaves
+/// a note.
+enum RunError {
+    Wrong(String),
+    Broke(String),
+}
+
+impl RunError {
+    fn from_load(error: String) -> Self {
+        if error.contains("wrong answer") {
+            RunError::Wrong(error)
+        } else {
+            RunError::Broke(error)
+        }
+    }
+}
+
+fn load_job(port: u16, connections: usize, work: Work, sizes: &Sizes, probe: bool) -> LoadJob {
+    LoadJob {
+        port,
+        connections,
+        work,
+        warm_up: Duration::from_millis(sizes.warm_up_ms),
+        windows: sizes.windows,
+        window: Duration::from_millis(sizes.window_ms),
+        connect_timeout: Duration::from_secs(10),
+        probe,
+    }
+}
+
+/// The load generator, in a worker process of its own.
+fn put_load(job: LoadJob) -> Result<Load, RunError> {
+    let pool = ProcessPool::builder()
+        .workers(1)
+        .max_tasks_per_child(1)
+        .start_method(StartMethod::ForkServer)
+        .build()
+        .map_err(|e| RunError::Broke(format!("starting the load generator: {e}")))?;
+    let outcome = pool
+        .submit_with_timeout(generate, job, PROCESS_TIMEOUT)
+        .map_err(|e| RunError::Broke(format!("the load generator: {e}")))?
+        .wait();
+    pool.join();
+    outcome
+        .map_err(|e| RunError::Broke(format!("the load generator: {e}")))?
+        .map_err(RunError::from_load)
+}
+
+/// One run of a Rust model: its server process(es) on a fresh socket, under `job`'s load.
+fn run_rust(
+    model: Model,
+    processes: usize,
+    job: LoadJob,
+    pool_threads: usize,
+) -> Result<Run, RunError> {
+    fn broke(what: &'static str) -> impl Fn(std::io::Error) -> RunError {
+        move |e| RunError::Broke(format!("{what}: {e}"))
+    }
+    let (listener, port) = listen(4096).map_err(broke("listening"))?;
+    let (stop, stop_theirs) = stop_pair().map_err(broke("the stop socket"))?;
+    let listener = SharedFd::new(OwnedFd::from(listener));
+    let pool = ProcessPool::builder()
+        .workers(processes)
+        .max_tasks_per_child(1)
+        .start_method(StartMethod::ForkServer)
+        .build()
+        .map_err(|e| RunError::Broke(format!("starting the server: {e}")))?;
+    let servers = (0..processes)
+        .map(|_| {
+            let job = ServeJob {
+                model,
+                listener: listener.clone(),
+                stop: stop_theirs.clone(),
+                pool_threads,
+            };
+            pool.submit_with_timeout(serve, job, PROCESS_TIMEOUT)
+                .map_err(|e| RunError::Broke(format!("starting the server: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>();
+    // The servers hold the socket now: the port is free once they stop.
+    drop((listener, stop_theirs));
+    let servers = servers?;
+    let load = put_load(LoadJob { port, ..job });
+    drop(stop);
+    let mut run = Run {
+        load: load?,
+        peak_resident: 0,
+        pids: Vec::new(),
+        port,
+        refused: None,
+    };
+    for server in servers {
+        let served = server
+            .wait()
+            .map_err(|e| RunError::Broke(format!("the server: {e}")))?
+            .map_err(RunError::Broke)?;
+        run.peak_resident += served.peak_resident;
+        run.pids.push(served.pid);
+        run.refused = run.refused.or(served.refused);
+    }
+    pool.join();
+    Ok(run)
+}
+
+/// One run of a CPython model: the script started, the load put on its port, the script
+/// stopped.
+fn run_python(
+    (python, scratch): (&Python, &std::path::Path),
+    server: Server,
+    processes: usize,
+    job: LoadJob,
+) -> Result<Run, RunError> {
+    let baseline = Baseline::new(
+        "server_models",
+        include_str!("../../../python/server_models.py"),
+        [server.script_model().to_owned(), processes.to_string()],
+    );
+    let broke = |e: LabError| RunError::Broke(e.to_string());
+    let mut script = python.start(&baseline, scratch).map_err(broke)?;
+    let ready = script.next_line().map_err(broke)?;
+    let port = ready["port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| RunError::Broke(format!("the script's first line: {ready}")))?;
+    let load = put_load(LoadJob { port, ..job })?;
+    let done = script.finish().map_err(broke)?;
+    let pids = done["pids"]
+        .as_array()
+        .map(|pids| {
+            pids.iter()
+                .filter_map(|p| p.as_u64())
+                .map(|p| p as u32)
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Run {
+        load,
+        peak_resident: done["peak_resident"].as_u64().unwrap_or(0),
+        pids,
+        port,
+        refused: None,
+    })
+}
+
+/// Whether `run`'s probe answers are the API's; an error naming the first that is not.
+fn check_probes(server: Server, run: &Run) -> Result<usize, String> {
+    if run.load.probed.len() != PROBES.len() {
+        return Err(format!(
+            "{}: {} answers to {} probes",
+            server.name(),
+            run.load.probed.len(),
+            PROBES.len()
+        ));
+    }
+    for (line, (status, body)) in PROBES.iter().zip(&run.load.probed) {
+        let expected = answer(line);
+        if (*status, body) != (expected.status, &expected.body) {
+            return Err(format!(
+                "{} answered {line:?} with {status} {body} where the API answers {} {}",
+                server.name(),
+                expected.status,
+                expected.body
+            ));
+        }
+    }
+    Ok(PROBES.len())
+}
+
+/// Records `run` of `server` with `work` at `connections`, and notes where it fell short.
+fn record(
+    measured: &mut Measured,
+    (server, work, connections): (Server, Work, usize),
+    run: &Run,
+    sizes: &Sizes,
+) {
+    let implementation = server.implementation();
+    let name = |q: Quantity| labelled(server.name(), q.name());
+    let at = |m: Measurement| {
+        m.param("work", work.name())
+            .param("connections", connections)
+    };
+    let window_s = sizes.window_ms as f64 / 1e3;
+    let rates = run
+        .load
+        .per_window
+        .iter()
+        .map(|n| *n as f64 / window_s)
+        .collect();
+    measured.measurement(at(Measurement::new(
+        name(Quantity::Rate),
+        implementation,
+        "1/s",
+        rates,
+    )));
+    for (quantity, value) in [Quantity::P50, Quantity::P99, Quantity::P999]
+        .into_iter()
+        .zip(run.load.latency)
+    {
+        if value.is_finite() {
+            measured.measurement(at(Measurement::new(
+                name(quantity),
+                implementation,
+                "s",
+                vec![value],
+            )));
+        }
+    }
+    measured.measurement(at(Measurement::new(
+        name(Quantity::Peak),
+        implementation,
+        "bytes",
+        vec![run.peak_resident as f64],
+    )));
+    measured.measurement(
+        at(Measurement::new(
+            name(Quantity::Served),
+            implementation,
+            "count",
+            vec![run.load.served as f64],
+        ))
+        .param("port", run.port)
+        .param("server pids", run.pids.clone())
+        .param("load pid", run.load.pid),
+    );
+    let label = format!(
+        "{} ({}) at {connections} connections, {}",
+        server.name(),
+        implementation.label(),
+        work.name()
+    );
+    if let Some(why) = &run.load.connect_error {
+        measured.note(format!(
+            "{label}: {} of {connections} connections opened ({why}).",
+            run.load.connected
+        ));
+    }
+    if run.load.served < run.load.connected {
+        measured.note(format!(
+            "{label}: {} of {} connections got an answer during the run; the others waited \
+             in the accept queue or the pool's queue ({} requests unanswered at the end).",
+            run.load.served, run.load.connected, run.load.unanswered
+        ));
+    }
+    if let Some(why) = &run.refused {
+        measured.note(format!("{label}: the server dropped connections: {why}."));
+    }
+}
+
+impl Experiment for ServerModels {
+    fn about(&self) -> About {
+        About {
+            id: "server-models",
+            title: "One HTTP JSON API in every server model, 10 to 10,000 connections",
+            seed_section: "9",
+        }
+    }
+
+    fn measure(&self, bench: Bench<'_>) -> Result<Measured, LabError> {
+        let sizes = SIZES.at(bench.scale());
+        let processes = prefork_processes(bench.machine().cores);
+        let limit = load::raise_file_limit();
+        let python = bench.python();
+        let mut plan = Plan::new();
+        if let Err(note) = &python {
+            plan.note(note.clone());
+        }
+        plan.note(format!(
+            "The open-file limit (RLIMIT_NOFILE) was raised to its hard limit, {limit}, in the \
+             lab and in every server and load process."
+        ));
+        let mut probed = Vec::new();
+        for work in WORKS {
+            for &connections in sizes.connections(work) {
+                for &server in Server::ALL {
+                    if server.implementation() == Implementation::Python && python.is_err() {
+                        continue;
+                    }
+                    let probe = !probed.contains(&server);
+                    probed.push(server);
+                    let python = python.clone();
+                    plan.step(move |measured| {
+                        let job = load_job(0, connections, work, sizes, probe);
+                        let run = match (server.rust(), python) {
+                            (Some(model), _) => {
+                                let processes = if model == Model::Prefork {
+                                    processes
+                                } else {
+                                    1
+                                };
+                                run_rust(model, processes, job, sizes.pool_threads)
+                            }
+                            (None, Ok(python)) => run_python(python, server, processes, job),
+                            (None, Err(_)) => return Ok(()),
+                        };
+                        let run = match run {
+                            Ok(run) => run,
+                            Err(RunError::Wrong(why)) => {
+                                return Err(LabError::engine(server.name(), why));
+                            }
+                            Err(RunError::Broke(why)) => {
+                                measured.note(format!(
+                                    "{} at {connections} connections, {}: no figures ({why}).",
+                                    server.name(),
+                                    work.name()
+                                ));
+                                return Ok(());
+                            }
+                        };
+                        if probe {
+                            let matching = check_probes(server, &run)
+                                .map_err(|why| LabError::engine("the API's probes", why))?;
+                            measured.measurement(Measurement::new(
+                                labelled(server.name(), Quantity::Probes.name()),
+                                server.implementation(),
+                                "count",
+                                vec![matching as f64],
+                            ));
+                        }
+                        record(measured, (server, work, connections), &run, sizes);
+                        Ok(())
+                    });
+                }
+            }
+        }
+        bench.run(plan)
+    }
+
+    fn judge(&self, findings: &Findings<'_>) -> Judgement {
+        judge(findings)
+    }
+}
+
+/// A run's figure: `server`'s `quantity` with `work` at `connections`.
+fn figure<'a>(
+    found: &Findings<'a>,
+    server: Server,
+    quantity: Quantity,
+    work: Work,
+    connections: usize,
+) -> Option<&'a Measurement> {
+    found.get(
+        server.implementation(),
+        &labelled(server.name(), quantity.name()),
+        &[
+            ("work", work.name().into()),
+            ("connections", connections.into()),
+        ],
+    )
+}
+
+fn rate(value: f64) -> String {
+    format!("{value:.0}/s")
+}
+
+fn judge(found: &Findings<'_>) -> Judgement {
+    let sizes = SIZES.at(found.scale());
+    let processes = prefork_processes(found.machine().cores);
+    let mut table = Table::new([
+        "work",
+        "connections",
+        "model",
+        "language",
+        "requests/s",
+        "p50",
+        "p99",
+        "p99.9",
+        "peak RSS",
+        "served",
+    ]);
+    let mut charts = Vec::new();
+    for work in WORKS {
+        for &connections in sizes.connections(work) {
+            for &server in Server::ALL {
+                let get = |q| figure(found, server, q, work, connections);
+                let Some(rates) = get(Quantity::Rate) else {
+                    continue;
+                };
+                let cell = |q, format: fn(f64) -> String| {
+                    get(q).map_or("—".to_owned(), |m| format(m.median()))
+                };
+                table.row([
+                    work.name().to_owned(),
+                    connections.to_string(),
+                    server.name().to_owned(),
+                    server.implementation().label().to_owned(),
+                    crate::stats::format_with_spread(&rates.summary, rate),
+                    cell(Quantity::P50, format_seconds),
+                    cell(Quantity::P99, format_seconds),
+                    cell(Quantity::P999, format_seconds),
+                    cell(Quantity::Peak, format_bytes),
+                    get(Quantity::Served).map_or("—".to_owned(), |m| {
+                        format!("{:.0}/{connections}", m.median())
+                    }),
+                ]);
+            }
+        }
+        for (quantity, y_label) in [
+            (Quantity::P99, "p99 latency (s)"),
+            (Quantity::Rate, "requests/s"),
+        ] {
+            let series = Server::ALL
+                .iter()
+                .map(|&server| Series {
+                    label: format!("{} ({})", server.name(), server.implementation().label()),
+                    points: sizes
+                        .connections(work)
+                        .iter()
+                        .filter_map(|&c| {
+                            let m = figure(found, server, quantity, work, c)?;
+                            (m.median() > 0.0).then(|| Point::from_summary(c as f64, &m.summary))
+                        })
+                        .collect(),
+                })
+                .filter(|s| !s.points.is_empty())
+                .collect();
+            charts.push(Chart {
+                title: format!(
+                    "{} against connections, {} work",
+                    quantity.name(),
+                    work.name()
+                ),
+                kind: ChartKind::Line,
+                x_label: "keep-alive connections".to_owned(),
+                y_label: y_label.to_owned(),
+                x_scale: Scale::Log,
+                y_scale: Scale::Log,
+                series,
+                ..Chart::default()
+            });
+        }
+    }
+    let verdicts = vec![api_service(found).verdict, realtime(found).verdict];
+    Judgement {
+        method: format!(
+            "GET /sum?n=N&work=W on HTTP/1.1 keep-alive: the handler burns 50 µs of its \
+             thread's CPU time (cpu) or waits 10 ms on a timer (wait), then answers \
+             {{\"n\":N,\"sum\":…,\"work\":W}}. Rust servers run in triad worker processes on a \
+             socket the lab bound (backlog 4096) and passed them: a thread per connection; a \
+             pool of {pool} threads, each owning a connection until it closes; prefork, \
+             {processes} processes each running a current-thread tokio loop on the shared \
+             socket; tokio's multi-threaded runtime. CPython: ThreadingHTTPServer; \
+             {processes} multiprocessing (fork) children each running asyncio.start_server on \
+             the inherited socket; asyncio.start_server. The load generator (Rust, tokio, one \
+             thread, in its own worker process) opens C connections (cpu: {cpu}; wait: {wait}), \
+             then runs each as a closed loop for {warm} ms of warm-up and {windows} timed \
+             windows of {window} ms; requests/s is sampled per window, latencies are over every \
+             request of the windows, and a request still waiting at the end counts with its age \
+             so far. Each body is checked. Peak RSS is VmHWM summed over the server's \
+             processes (CPython's prefork includes its master). Each model's first run also \
+             sends {probes} probe requests, good and bad, that every model must answer alike.",
+            pool = sizes.pool_threads,
+            cpu = list(sizes.cpu),
+            wait = list(sizes.wait),
+            warm = sizes.warm_up_ms,
+            windows = sizes.windows,
+            window = sizes.window_ms,
+            probes = PROBES.len(),
+        ),
+        table,
+        charts,
+        verdicts,
+        notes: vec![
+            "The load generator shares the machine's cores with the server: on 2 cores the \
+             figures are what one machine serving and loading itself can do, not a server's \
+             ceiling."
+                .to_owned(),
+            "The reference event loop of `event-loop` serves socket pairs, not a listening \
+             socket, so it is not among the models."
+                .to_owned(),
+        ],
+    }
+}
+
+fn list(counts: &[usize]) -> String {
+    counts
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Every model's `quantity` with `work` at `connections`, as candidates.
+fn candidates<'a>(
+    found: &Findings<'a>,
+    quantity: Quantity,
+    work: Work,
+    connections: usize,
+) -> Vec<Candidate<'a>> {
+    Server::ALL
+        .iter()
+        .filter_map(|&server| {
+            let m = figure(found, server, quantity, work, connections)?;
+            Some(Candidate {
+                implementation: server.implementation(),
+                label: server.name().to_owned(),
+                summary: &m.summary,
+                recommended: server.coroutines(),
+            })
+        })
+        .collect()
+}
+
+/// The largest connection count measured with `work`.
+fn largest(found: &Findings<'_>, work: Work) -> usize {
+    SIZES
+        .at(found.scale())
+        .connections(work)
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1)
+}
+
+const API_ROW: (&str, &str) = (
+    "An API service (low CPU, high IO wait, high concurrency) is best served by coroutines.",
+    "| API服务 | 低 | 高 | 高 | 协程 | I/O密集,快速响应 |",
+);
+const REALTIME_ROW: (&str, &str) = (
+    "Realtime messages (very high concurrency) are best served by coroutines.",
+    "| 实时消息 | 低 | 高 | 极高 | 协程 | I/O密集,超高并发 |",
+);
+
+/// The *API service* row: requests/s of each model at the largest connection count, with
+/// the wait work and the CPU work.
+pub(crate) fn api_service(found: &Findings<'_>) -> Decision {
+    let decisions = WORKS
+        .into_iter()
+        .map(|work| {
+            let c = largest(found, work);
+            decide(
+                &candidates(found, Quantity::Rate, work, c),
+                Better::Higher,
+                rate,
+                API_ROW,
+                &format!("requests/s, {} work, {c} connections", work.name()),
+            )
+        })
+        .collect();
+    combine(decisions, API_ROW)
+}
+
+/// The *realtime messages* row: with the wait work at the largest connection count, the p99
+/// latency and the peak memory of each model.
+pub(crate) fn realtime(found: &Findings<'_>) -> Decision {
+    let c = largest(found, Work::Wait);
+    let decisions = [
+        (Quantity::P99, format_seconds as fn(f64) -> String),
+        (Quantity::Peak, format_bytes),
+    ]
+    .into_iter()
+    .map(|(quantity, format)| {
+        decide(
+            &candidates(found, quantity, Work::Wait, c),
+            Better::Lower,
+            format,
+            REALTIME_ROW,
+            &format!("{}, wait work, {c} connections", quantity.name()),
+        )
+    })
+    .collect();
+    combine(decisions, REALTIME_ROW)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_with(probed: Vec<(u16, String)>) -> Run {
+        Run {
+            load: Load {
+                pid: 1,
+                connected: 1,
+                connect_error: None,
+                served: 1,
+                per_window: vec![1],
+                latency: [0.0; 3],
+                unanswered: 0,
+                probed,
+            },
+            peak_resident: 0,
+            pids: Vec::new(),
+            port: 1,
+            refused: None,
+        }
+    }
+
+    #[test]
+    fn a_model_that_answers_a_probe_differently_is_caught() {
+        let right: Vec<(u16, String)> = PROBES
+            .iter()
+            .map(|line| {
+                let a = answer(line);
+                (a.status, a.body)
+            })
+            .collect();
+        assert_eq!(check_probes(Server::Tokio, &run_with(right.clone())), Ok(9));
+        let mut wrong = right.clone();
+        wrong[0].1 = wrong[0].1.replace("140", "141");
+        let error = check_probes(Server::PyAsyncio, &run_with(wrong)).unwrap_err();
+        assert!(error.contains("asyncio.start_server answered"), "{error}");
+        let mut status = right.clone();
+        status[7].0 = 200;
+        assert!(check_probes(Server::Prefork, &run_with(status)).is_err());
+        assert!(check_probes(Server::Prefork, &run_with(right[..3].to_vec())).is_err());
+    }
+
+    #[test]
+    fn a_wrong_answer_fails_and_anything_else_is_a_note() {
+        assert!(matches!(
+            RunError::from_load("a wrong answer to n = 3: 200 \"{}\"".to_owned()),
+            RunError::Wrong(_)
+        ));
+        assert!(matches!(
+            RunError::from_load("connect: refused".to_owned()),
+            RunError::Broke(_)
+        ));
+    }
+}
