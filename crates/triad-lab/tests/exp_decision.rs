@@ -4,6 +4,8 @@
 
 triad::test_support!();
 
+// Not every helper: these experiments' facts are counts and answers, not timings to retry.
+#[allow(dead_code)]
 mod common;
 
 use std::collections::BTreeSet;
@@ -112,6 +114,26 @@ fn every_server_model_answers_alike_and_leaves_nothing_behind() {
                 assert_eq!(served, connections as f64, "{model} {work} × {connections}");
             }
         }
+    }
+    for claim in ["An API service", "Realtime messages"] {
+        assert!(
+            !common::verdict(&report, claim).evidence.is_empty(),
+            "{claim}"
+        );
+    }
+    // Every answer of the wait work waited 10 ms: no model can beat C / 10 ms.
+    for (implementation, model) in models() {
+        let at = [("work", "wait".into()), ("connections", 8.into())];
+        let rate = common::median(
+            &report,
+            implementation,
+            &format!("{model}: requests/s"),
+            &at,
+        );
+        assert!(
+            rate <= 8.0 / 0.010 * 1.05,
+            "{model}: {rate}/s with 8 connections waiting 10 ms"
+        );
     }
     let (ports, pids) = ports_and_pids(&report);
     assert!(

@@ -99,22 +99,16 @@ pub(crate) fn decide(
 /// Several workloads' decisions on one claim made one: every check counted, each language's
 /// best taken from the first.
 pub(crate) fn combine(decisions: Vec<Decision>, (claim, quote): (&str, &str)) -> Decision {
-    use crate::results::Outcome;
+    use crate::results::{Finding, Outcome};
     let best = decisions
         .first()
         .map(|d| d.best.clone())
         .unwrap_or_default();
-    let outcome = Outcome::from_findings(decisions.iter().flat_map(|d| {
-        let finding = match d.verdict.outcome {
-            Outcome::Confirmed => vec![crate::results::Finding::Holds],
-            Outcome::Refuted => vec![crate::results::Finding::Fails],
-            Outcome::WithinNoise => vec![crate::results::Finding::WithinNoise],
-            Outcome::Depends => vec![
-                crate::results::Finding::Holds,
-                crate::results::Finding::Fails,
-            ],
-        };
-        finding
+    let outcome = Outcome::from_findings(decisions.iter().flat_map(|d| match d.verdict.outcome {
+        Outcome::Confirmed => vec![Finding::Holds],
+        Outcome::Refuted => vec![Finding::Fails],
+        Outcome::WithinNoise => vec![Finding::WithinNoise],
+        Outcome::Depends => vec![Finding::Holds, Finding::Fails],
     }));
     let evidence: Vec<&str> = decisions
         .iter()
