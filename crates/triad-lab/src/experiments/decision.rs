@@ -6,6 +6,7 @@
 //! by the noise rule ([`Ratio`]): at least as good beyond the noise holds, worse beyond it
 //! fails, overlapping quartiles are within noise; the languages' findings make one outcome.
 
+use crate::findings::Findings;
 use crate::results::{Implementation, Verdict};
 use crate::stats::Summary;
 use crate::verdict::{Checks, Ratio};
@@ -118,6 +119,56 @@ pub(crate) fn combine(decisions: Vec<Decision>, (claim, quote): (&str, &str)) ->
         best,
         verdict: crate::verdict::verdict(claim, quote, outcome, evidence.join("; ")),
     }
+}
+
+const DATA_ANALYSIS_ROW: (&str, &str) = (
+    "CPU-bound work that can run in parallel (data analysis, image processing) is done fastest \
+     on processes.",
+    "| 数据分析 | 高 | 低 | 中 | 多进程 | CPU密集,需要并行 |",
+);
+
+/// The rows *data analysis* and *image processing*, from `cpu-bound`'s results: the time of
+/// its count_primes batch serially, on one thread and one process per core, and as coroutines.
+pub(crate) fn cpu_work(found: &Findings<'_>) -> Decision {
+    let cores = found.machine().cores.max(1);
+    let at = |workers: usize| {
+        [
+            ("workload", "count_primes".into()),
+            ("workers", workers.into()),
+        ]
+    };
+    let engines = [
+        ("serial", 1),
+        ("threads", cores),
+        ("processes", cores),
+        ("async", 1),
+    ];
+    let candidates: Vec<Candidate<'_>> = found
+        .implementations()
+        .into_iter()
+        .flat_map(|implementation| {
+            engines.iter().filter_map(move |&(engine, workers)| {
+                let summary = found.summary(implementation, engine, &at(workers))?;
+                Some(Candidate {
+                    implementation,
+                    label: if workers > 1 {
+                        format!("{engine} ({workers})")
+                    } else {
+                        engine.to_owned()
+                    },
+                    summary,
+                    recommended: engine == "processes",
+                })
+            })
+        })
+        .collect();
+    decide(
+        &candidates,
+        Better::Lower,
+        crate::stats::format_seconds,
+        DATA_ANALYSIS_ROW,
+        "count_primes batch time",
+    )
 }
 
 #[cfg(test)]

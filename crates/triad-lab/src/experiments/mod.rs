@@ -24,6 +24,13 @@ mod switch_cost;
 
 use crate::experiment::Experiment;
 
+/// The decisions behind the rows of the seed's quick decision table (§9), for the report's
+/// decision-table section: each is the one its experiment judges with.
+pub(crate) mod decisions {
+    pub(crate) use super::decision::{Decision, cpu_work};
+    pub(crate) use super::server_models::{api_service, realtime};
+}
+
 /// Every experiment, in run order.
 pub fn catalogue() -> &'static [&'static dyn Experiment] {
     &[

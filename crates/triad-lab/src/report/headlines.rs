@@ -280,6 +280,27 @@ pub fn of(lab: &LabReport, experiment: &ExperimentReport) -> Option<String> {
                 both(line(Rust), line(Python))?
             ))
         }
+        "server-models" => {
+            let most = found
+                .every(Rust, "tokio: requests/s")
+                .filter(|m| m.params.get("work") == Some(&"wait".into()))
+                .filter_map(|m| m.params.get("connections")?.as_u64())
+                .max()?;
+            let at = [("work", "wait".into()), ("connections", most.into())];
+            let rate = |i, model: &str| {
+                median(i, &format!("{model}: requests/s"), &at).map(|r| format!("{model} {r:.0}/s"))
+            };
+            let line = |i, models: [&str; 2]| -> Option<String> {
+                Some(format!("{}, {}", rate(i, models[0])?, rate(i, models[1])?))
+            };
+            Some(format!(
+                "{most} connections, 10 ms waits — {}",
+                both(
+                    line(Rust, ["tokio", "thread per connection"]),
+                    line(Python, ["asyncio.start_server", "ThreadingHTTPServer"])
+                )?
+            ))
+        }
         _ => None,
     }
 }
