@@ -166,3 +166,38 @@ fn the_port_and_process_checks_see_what_they_look_for() {
     assert!(alive(u64::from(std::process::id())));
     assert!(!alive(u64::from(u32::MAX)));
 }
+
+#[test]
+fn file_processing_reads_every_file_in_every_mode_cold_and_warm() {
+    let report = run_toy("file-processing");
+    let mut languages = vec![Implementation::Rust];
+    if python_here() {
+        languages.push(Implementation::Python);
+    }
+    let modes = [("serial", 1), ("threads", 2), ("threads", 8), ("async", 0)];
+    for implementation in languages {
+        for cache in ["cold", "warm"] {
+            for (mode, workers) in modes {
+                let at = [("cache", cache.into()), ("workers", workers.into())];
+                let time = common::median(&report, implementation, mode, &at);
+                assert!(time > 0.0, "{implementation:?} {mode} {cache}");
+            }
+            let processes = common::found(&report)
+                .every(implementation, "processes")
+                .filter(|m| m.params["cache"] == cache)
+                .count();
+            assert_eq!(processes, 1, "{implementation:?} processes, {cache}");
+        }
+    }
+    let verdict = common::verdict(&report, "File processing");
+    assert!(
+        verdict.evidence.contains("cold cache"),
+        "{}",
+        verdict.evidence
+    );
+    assert!(
+        verdict.evidence.contains("warm cache"),
+        "{}",
+        verdict.evidence
+    );
+}

@@ -8,6 +8,7 @@ mod cpu_bound;
 mod decision;
 mod delay_server;
 mod event_loop;
+mod file_processing;
 mod fork_cow;
 mod gil;
 mod hybrid;
@@ -28,6 +29,7 @@ use crate::experiment::Experiment;
 /// decision-table section: each is the one its experiment judges with.
 pub(crate) mod decisions {
     pub(crate) use super::decision::{Decision, cpu_work};
+    pub(crate) use super::file_processing::file_processing;
     pub(crate) use super::server_models::{api_service, realtime};
 }
 
@@ -49,5 +51,6 @@ pub fn catalogue() -> &'static [&'static dyn Experiment] {
         &event_loop::EventLoopExhibit,
         &hybrid::Hybrid,
         &server_models::ServerModels,
+        &file_processing::FileProcessing,
     ]
 }

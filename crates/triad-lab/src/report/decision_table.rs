@@ -130,7 +130,7 @@ const SOURCES: [Source; 7] = [
     ),
     (
         "file-processing",
-        None,
+        Some(decisions::file_processing),
         "Reading and hashing files of 4-256 KiB, cold and warm page cache, by total time.",
     ),
     (
