@@ -17,15 +17,13 @@ mod http;
 pub(crate) mod load;
 mod servers;
 
-use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use triad::fdpass::SharedFd;
 use triad::{ProcessPool, StartMethod};
 
 use self::http::{PROBES, Work, answer};
 use self::load::{Load, LoadJob, generate};
-use self::servers::{Model, ServeJob, listen, serve, stop_pair};
+pub(crate) use self::servers::{Model, RunningServer};
 use super::cost_support::labelled;
 use super::decision::{Better, Candidate, Decision, combine, decide};
 use crate::error::LabError;
@@ -225,52 +223,22 @@ fn run_rust(
     job: LoadJob,
     pool_threads: usize,
 ) -> Result<Run, RunError> {
-    fn broke(what: &'static str) -> impl Fn(std::io::Error) -> RunError {
-        move |e| RunError::Broke(format!("{what}: {e}"))
-    }
-    let (listener, port) = listen(4096).map_err(broke("listening"))?;
-    let (stop, stop_theirs) = stop_pair().map_err(broke("the stop socket"))?;
-    let listener = SharedFd::new(OwnedFd::from(listener));
-    let pool = ProcessPool::builder()
-        .workers(processes)
-        .max_tasks_per_child(1)
-        .start_method(StartMethod::ForkServer)
-        .build()
-        .map_err(|e| RunError::Broke(format!("starting the server: {e}")))?;
-    let servers = (0..processes)
-        .map(|_| {
-            let job = ServeJob {
-                model,
-                listener: listener.clone(),
-                stop: stop_theirs.clone(),
-                pool_threads,
-            };
-            pool.submit_with_timeout(serve, job, PROCESS_TIMEOUT)
-                .map_err(|e| RunError::Broke(format!("starting the server: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>();
-    // The servers hold the socket now: the port is free once they stop.
-    drop((listener, stop_theirs));
-    let servers = servers?;
-    let load = put_load(LoadJob { port, ..job });
-    drop(stop);
+    let server = RunningServer::start(model, processes, pool_threads, PROCESS_TIMEOUT)
+        .map_err(RunError::Broke)?;
+    let port = server.port();
+    let load = put_load(LoadJob { port, ..job })?;
     let mut run = Run {
-        load: load?,
+        load,
         peak_resident: 0,
         pids: Vec::new(),
         port,
         refused: None,
     };
-    for server in servers {
-        let served = server
-            .wait()
-            .map_err(|e| RunError::Broke(format!("the server: {e}")))?
-            .map_err(RunError::Broke)?;
+    for served in server.stop().map_err(RunError::Broke)? {
         run.peak_resident += served.peak_resident;
         run.pids.push(served.pid);
         run.refused = run.refused.or(served.refused);
     }
-    pool.join();
     Ok(run)
 }
 

@@ -193,15 +193,87 @@ fn event_loop(
     Ok(())
 }
 
+/// A Rust server model running in worker processes of its own, on a fresh port of 127.0.0.1;
+/// dropping it (or [`stop`](Self::stop)) stops them.
+pub(crate) struct RunningServer {
+    port: u16,
+    /// The lab's end of the stop socket: closing it stops every server process.
+    stop: Option<OwnedFd>,
+    servers: Vec<triad::TaskHandle<Result<Served, String>>>,
+    pool: triad::ProcessPool,
+}
+
+impl RunningServer {
+    /// Binds a fresh socket (backlog 4096) and starts `model` on it in `processes` worker
+    /// processes (more than one for prefork), each killed after `timeout`.
+    pub(crate) fn start(
+        model: Model,
+        processes: usize,
+        pool_threads: usize,
+        timeout: std::time::Duration,
+    ) -> Result<Self, String> {
+        let (listener, port) = listen(4096).map_err(|e| format!("listening: {e}"))?;
+        let (stop, stop_theirs) = stop_pair().map_err(|e| format!("the stop socket: {e}"))?;
+        let listener = SharedFd::new(OwnedFd::from(listener));
+        let pool = triad::ProcessPool::builder()
+            .workers(processes)
+            .max_tasks_per_child(1)
+            .start_method(triad::StartMethod::ForkServer)
+            .build()
+            .map_err(|e| format!("starting the server: {e}"))?;
+        let servers = (0..processes)
+            .map(|_| {
+                let job = ServeJob {
+                    model,
+                    listener: listener.clone(),
+                    stop: stop_theirs.clone(),
+                    pool_threads,
+                };
+                pool.submit_with_timeout(serve, job, timeout)
+                    .map_err(|e| format!("starting the server: {e}"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        // The servers hold the socket now: the port is free once they stop.
+        Ok(Self {
+            port,
+            stop: Some(stop),
+            servers,
+            pool,
+        })
+    }
+
+    /// The port it serves on.
+    pub(crate) fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Stops every server process; what each said.
+    pub(crate) fn stop(mut self) -> Result<Vec<Served>, String> {
+        drop(self.stop.take());
+        let served = std::mem::take(&mut self.servers)
+            .into_iter()
+            .map(|server| server.wait().map_err(|e| format!("the server: {e}"))?)
+            .collect();
+        self.pool.join();
+        served
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+    }
+}
+
 /// The socket a server stops on, as the lab's end and the server's.
-pub(crate) fn stop_pair() -> std::io::Result<(OwnedFd, SharedFd)> {
+fn stop_pair() -> std::io::Result<(OwnedFd, SharedFd)> {
     let (ours, theirs) = std::os::unix::net::UnixStream::pair()?;
     Ok((OwnedFd::from(ours), SharedFd::new(OwnedFd::from(theirs))))
 }
 
 /// A listening socket on 127.0.0.1 with a port the OS picks and a backlog of `backlog`
 /// connections (the kernel caps it at `net.core.somaxconn`).
-pub(crate) fn listen(backlog: i32) -> std::io::Result<(TcpListener, u16)> {
+fn listen(backlog: i32) -> std::io::Result<(TcpListener, u16)> {
     let listener = TcpListener::bind(("127.0.0.1", 0))?;
     // Listening again changes the backlog of a listening socket (std's is 128).
     rustix::net::listen(listener.as_fd(), backlog)?;
