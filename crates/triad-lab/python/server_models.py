@@ -12,7 +12,8 @@ peak resident memory of every process of the server, summed) and exits, its chil
 - asyncio: asyncio.start_server on one event loop.
 
 GET /sum?n=N&work=W answers {"n":N,"sum":1²+…+N²,"work":"W"} after 50 µs of this thread's CPU
-time (cpu), a 10 ms wait (wait) or nothing (none), byte for byte as the Rust servers do.
+time (cpu), a 10 ms wait (wait), a 50 ms wait (slow) or nothing (none), byte for byte as the
+Rust servers do.
 """
 
 import asyncio
@@ -28,6 +29,7 @@ import time
 
 CPU_WORK_S = 50e-6
 WAIT_S = 0.010
+SLOW_S = 0.050
 LARGEST_N = 1_000_000
 LONGEST_HEAD = 8 * 1024
 DIGITS = re.compile(r"[0-9]+")
@@ -56,11 +58,11 @@ def answer(request_line):
         if key == "n":
             n = int(value) if DIGITS.fullmatch(value) and int(value) <= LARGEST_N else None
         elif key == "work":
-            work = value if value in ("cpu", "wait", "none") else None
+            work = value if value in ("cpu", "wait", "slow", "none") else None
     if n is None:
         return error(400, "n must be a whole number from 0 to 1000000")
     if work is None:
-        return error(400, "work must be cpu, wait or none")
+        return error(400, "work must be cpu, wait, slow or none")
     total = n * (n + 1) * (2 * n + 1) // 6
     return 200, '{"n":%d,"sum":%d,"work":"%s"}' % (n, total, work), work
 
@@ -81,6 +83,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             burn_cpu()
         elif work == "wait":
             time.sleep(WAIT_S)
+        elif work == "slow":
+            time.sleep(SLOW_S)
         data = body.encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
@@ -113,6 +117,8 @@ async def handle(reader, writer):
                 burn_cpu()
             elif work == "wait":
                 await asyncio.sleep(WAIT_S)
+            elif work == "slow":
+                await asyncio.sleep(SLOW_S)
             data = body.encode()
             reasons = {200: "OK", 400: "Bad Request", 404: "Not Found",
                        405: "Method Not Allowed", 431: "Request Header Fields Too Large"}

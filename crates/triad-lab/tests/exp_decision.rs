@@ -201,3 +201,38 @@ fn file_processing_reads_every_file_in_every_mode_cold_and_warm() {
         verdict.evidence
     );
 }
+
+#[test]
+fn many_fetches_fetches_every_page_with_every_crawler() {
+    let report = run_toy("many-fetches");
+    let mut languages = vec![Implementation::Rust];
+    if python_here() {
+        languages.push(Implementation::Python);
+    }
+    let at = [("count", 20.into())];
+    for implementation in languages {
+        for crawler in ["thread per fetch", "thread pool", "async", "processes"] {
+            let time = common::median(
+                &report,
+                implementation,
+                &format!("{crawler}: total time"),
+                &at,
+            );
+            // Every fetch waits 50 ms: no crawler finishes sooner.
+            assert!(time >= 0.050, "{implementation:?} {crawler}: {time} s");
+            let peak = common::median(
+                &report,
+                implementation,
+                &format!("{crawler}: peak memory"),
+                &at,
+            );
+            assert!(peak > 0.0, "{implementation:?} {crawler}: no memory");
+        }
+    }
+    let verdict = common::verdict(&report, "A web crawler");
+    assert!(
+        verdict.evidence.contains("total time, 20 fetches"),
+        "{}",
+        verdict.evidence
+    );
+}

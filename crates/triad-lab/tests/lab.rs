@@ -47,7 +47,7 @@ fn every_experiment_reports_samples_tables_charts_and_verdicts() {
         .collect();
     let ran: Vec<&str> = report.experiments.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ran, catalogue);
-    assert_eq!(catalogue.len(), 16, "the issues list 16 experiments");
+    assert_eq!(catalogue.len(), 17, "the issues list 17 experiments");
     for experiment in &report.experiments {
         common::check_shape(experiment);
     }

@@ -14,6 +14,7 @@ mod gil;
 mod hybrid;
 mod io_bound;
 mod ipc;
+mod many_fetches;
 mod memory_per_unit;
 mod pool_chunking;
 mod race;
@@ -30,6 +31,7 @@ use crate::experiment::Experiment;
 pub(crate) mod decisions {
     pub(crate) use super::decision::{Decision, cpu_work};
     pub(crate) use super::file_processing::file_processing;
+    pub(crate) use super::many_fetches::crawler;
     pub(crate) use super::server_models::{api_service, realtime};
 }
 
@@ -52,5 +54,6 @@ pub fn catalogue() -> &'static [&'static dyn Experiment] {
         &hybrid::Hybrid,
         &server_models::ServerModels,
         &file_processing::FileProcessing,
+        &many_fetches::ManyFetches,
     ]
 }

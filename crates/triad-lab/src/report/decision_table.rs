@@ -106,7 +106,7 @@ type Source = (
 const SOURCES: [Source; 7] = [
     (
         "many-fetches",
-        None,
+        Some(decisions::crawler),
         "Concurrent HTTP fetches from a local server that answers after 50 ms, by time to \
          fetch them all.",
     ),

@@ -4,7 +4,7 @@
 //!
 //! One endpoint: `GET /sum?n=N&work=W` answers `{"n":N,"sum":S,"work":"W"}` with
 //! S = 1² + … + N², after the work the request asks for: `cpu` (50 µs of this thread's CPU
-//! time), `wait` (a 10 ms timer) or `none`. Anything else is a 400 or 404 with a JSON error.
+//! time), `wait` (a 10 ms timer), `slow` (50 ms) or `none`. Anything else is a 400 or 404 with a JSON error.
 //! Connections are kept alive until the client closes them. `python/server_models.py` answers
 //! byte for byte the same bodies, and the load generator checks every body it reads.
 
@@ -19,6 +19,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 pub(crate) const CPU_WORK: Duration = Duration::from_micros(50);
 /// The wait of a `wait` request.
 pub(crate) const WAIT: Duration = Duration::from_millis(10);
+/// The wait of a `slow` request: a slow site for `many-fetches`' crawlers.
+pub(crate) const SLOW: Duration = Duration::from_millis(50);
 /// The largest `n` served.
 const LARGEST_N: u64 = 1_000_000;
 /// The longest request head read (request line and headers).
@@ -31,6 +33,8 @@ pub(crate) enum Work {
     Cpu,
     /// Wait [`WAIT`] on a timer.
     Wait,
+    /// Wait [`SLOW`] on a timer.
+    Slow,
     /// Nothing.
     None,
 }
@@ -41,12 +45,13 @@ impl Work {
         match self {
             Work::Cpu => "cpu",
             Work::Wait => "wait",
+            Work::Slow => "slow",
             Work::None => "none",
         }
     }
 
     fn parse(text: &str) -> Option<Self> {
-        [Work::Cpu, Work::Wait, Work::None]
+        [Work::Cpu, Work::Wait, Work::Slow, Work::None]
             .into_iter()
             .find(|w| w.name() == text)
     }
@@ -146,7 +151,7 @@ pub(crate) fn answer(request_line: &str) -> Answer {
     }
     match (n, work) {
         (None, _) => Answer::error(400, "n must be a whole number from 0 to 1000000"),
-        (_, None) => Answer::error(400, "work must be cpu, wait or none"),
+        (_, None) => Answer::error(400, "work must be cpu, wait, slow or none"),
         (Some(n), Some(work)) => Answer {
             status: 200,
             body: body(n, work),
@@ -192,6 +197,7 @@ pub(crate) fn serve_blocking(stream: TcpStream) {
         match answer.work {
             Work::Cpu => burn_cpu(CPU_WORK),
             Work::Wait => std::thread::sleep(WAIT),
+            Work::Slow => std::thread::sleep(SLOW),
             Work::None => {}
         }
         if (&stream).write_all(&answer.response()).is_err() || answer.status == 431 {
@@ -238,6 +244,7 @@ pub(crate) async fn serve_async(stream: tokio::net::TcpStream) {
         match answer.work {
             Work::Cpu => burn_cpu(CPU_WORK),
             Work::Wait => tokio::time::sleep(WAIT).await,
+            Work::Slow => tokio::time::sleep(SLOW).await,
             Work::None => {}
         }
         let written = stream.get_mut().write_all(&answer.response()).await;
@@ -268,6 +275,63 @@ async fn read_head_async(reader: &mut tokio::io::BufReader<tokio::net::TcpStream
             first = Some(line.trim_end().to_owned());
         }
     }
+}
+
+/// What one line of an answer's head says: the status (first line) or the body's length.
+pub(crate) fn read_head_line(text: &str, status: &mut Option<u16>, length: &mut Option<usize>) {
+    if status.is_none() {
+        *status = text
+            .split_ascii_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok());
+    } else if let Some((name, value)) = text.split_once(':')
+        && name.eq_ignore_ascii_case("content-length")
+    {
+        *length = value.trim().parse::<usize>().ok();
+    }
+}
+
+/// One fetch of `n` with `work` on a new blocking connection: connect, ask, read the whole
+/// answer, check it against the API's, close.
+pub(crate) fn fetch_blocking(port: u16, n: u64, work: Work) -> Result<(), String> {
+    use std::io::Read;
+    let stream = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    (&stream)
+        .write_all(request(n, work).as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
+    let mut reader = BufReader::new(&stream);
+    let (mut status, mut length) = (None, None);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader
+            .read_line(&mut line)
+            .map_err(|e| format!("receive: {e}"))?
+            == 0
+        {
+            return Err("the server closed the connection".to_owned());
+        }
+        if line.trim_end().is_empty() {
+            break;
+        }
+        read_head_line(line.trim_end(), &mut status, &mut length);
+    }
+    let (Some(status), Some(length)) = (status, length) else {
+        return Err("an answer without a status or length".to_owned());
+    };
+    let mut answer = vec![0; length.min(1 << 20)];
+    reader
+        .read_exact(&mut answer)
+        .map_err(|e| format!("receive the body: {e}"))?;
+    let expected = body(n, work);
+    if status != 200 || answer != expected.as_bytes() {
+        return Err(format!(
+            "a wrong answer to n = {n}: {status} {:?} (expected {expected:?})",
+            String::from_utf8_lossy(&answer)
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

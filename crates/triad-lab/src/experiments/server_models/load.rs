@@ -17,7 +17,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use super::http::{PROBES, Work, body, request};
+use super::http::{PROBES, Work, body, read_head_line, request};
 
 /// What load to put on which port.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -259,6 +259,30 @@ async fn one_connection(
     }
 }
 
+/// One fetch of `n` with `work` on a new connection, as [`fetch_blocking`] on the event loop.
+///
+/// [`fetch_blocking`]: super::http::fetch_blocking
+pub(crate) async fn fetch_async(port: u16, n: u64, work: Work) -> Result<(), String> {
+    let stream = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let mut stream = BufReader::new(stream);
+    stream
+        .get_mut()
+        .write_all(request(n, work).as_bytes())
+        .await
+        .map_err(|e| format!("send: {e}"))?;
+    let (status, answer) = read_answer(&mut stream).await?;
+    let expected = body(n, work);
+    if status != 200 || answer != expected {
+        return Err(format!(
+            "a wrong answer to n = {n}: {status} {answer:?} (expected {expected:?})"
+        ));
+    }
+    Ok(())
+}
+
 /// Reads one answer: its status and body (the head's `Content-Length` bytes after it).
 pub(crate) async fn read_answer(
     stream: &mut BufReader<TcpStream>,
@@ -279,16 +303,7 @@ pub(crate) async fn read_answer(
         if text.is_empty() {
             break;
         }
-        if status.is_none() {
-            status = text
-                .split_ascii_whitespace()
-                .nth(1)
-                .and_then(|s| s.parse().ok());
-        } else if let Some((name, value)) = text.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value.trim().parse::<usize>().ok();
-        }
+        read_head_line(text, &mut status, &mut length);
     }
     let (Some(status), Some(length)) = (status, length) else {
         return Err(format!(

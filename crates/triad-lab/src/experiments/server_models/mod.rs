@@ -21,7 +21,9 @@ use std::time::Duration;
 
 use triad::{ProcessPool, StartMethod};
 
-use self::http::{PROBES, Work, answer};
+use self::http::{PROBES, answer};
+pub(crate) use self::http::{Work, fetch_blocking};
+pub(crate) use self::load::fetch_async;
 use self::load::{Load, LoadJob, generate};
 pub(crate) use self::servers::{Model, RunningServer};
 use super::cost_support::labelled;
