@@ -14,6 +14,7 @@
 //! quantiles are over every request of the windows.
 
 mod http;
+mod judge;
 pub(crate) mod load;
 mod servers;
 
@@ -23,19 +24,18 @@ use triad::{ProcessPool, StartMethod};
 
 use self::http::{PROBES, answer};
 pub(crate) use self::http::{Work, fetch_blocking};
+pub(crate) use self::judge::{api_service, realtime};
 pub(crate) use self::load::fetch_async;
 use self::load::{Load, LoadJob, generate};
 pub(crate) use self::servers::{Model, RunningServer};
 use super::cost_support::labelled;
-use super::decision::{Better, Candidate, Decision, combine, decide};
 use crate::error::LabError;
 use crate::experiment::{About, ByScale, Experiment, Judgement};
 use crate::findings::Findings;
 use crate::names::names;
 use crate::plan::{Bench, Measured, Plan};
 use crate::python::{Baseline, Python};
-use crate::results::{Chart, ChartKind, Implementation, Measurement, Point, Scale, Series, Table};
-use crate::stats::{format_bytes, format_seconds};
+use crate::results::{Implementation, Measurement};
 
 /// The `server-models` experiment.
 #[derive(Debug)]
@@ -468,239 +468,8 @@ impl Experiment for ServerModels {
     }
 
     fn judge(&self, findings: &Findings<'_>) -> Judgement {
-        judge(findings)
+        judge::judge(findings)
     }
-}
-
-/// A run's figure: `server`'s `quantity` with `work` at `connections`.
-fn figure<'a>(
-    found: &Findings<'a>,
-    server: Server,
-    quantity: Quantity,
-    work: Work,
-    connections: usize,
-) -> Option<&'a Measurement> {
-    found.get(
-        server.implementation(),
-        &labelled(server.name(), quantity.name()),
-        &[
-            ("work", work.name().into()),
-            ("connections", connections.into()),
-        ],
-    )
-}
-
-fn rate(value: f64) -> String {
-    format!("{value:.0}/s")
-}
-
-fn judge(found: &Findings<'_>) -> Judgement {
-    let sizes = SIZES.at(found.scale());
-    let processes = prefork_processes(found.machine().cores);
-    let mut table = Table::new([
-        "work",
-        "connections",
-        "model",
-        "language",
-        "requests/s",
-        "p50",
-        "p99",
-        "p99.9",
-        "peak RSS",
-        "served",
-    ]);
-    let mut charts = Vec::new();
-    for work in WORKS {
-        for &connections in sizes.connections(work) {
-            for &server in Server::ALL {
-                let get = |q| figure(found, server, q, work, connections);
-                let Some(rates) = get(Quantity::Rate) else {
-                    continue;
-                };
-                let cell = |q, format: fn(f64) -> String| {
-                    get(q).map_or("—".to_owned(), |m| format(m.median()))
-                };
-                table.row([
-                    work.name().to_owned(),
-                    connections.to_string(),
-                    server.name().to_owned(),
-                    server.implementation().label().to_owned(),
-                    crate::stats::format_with_spread(&rates.summary, rate),
-                    cell(Quantity::P50, format_seconds),
-                    cell(Quantity::P99, format_seconds),
-                    cell(Quantity::P999, format_seconds),
-                    cell(Quantity::Peak, format_bytes),
-                    get(Quantity::Served).map_or("—".to_owned(), |m| {
-                        format!("{:.0}/{connections}", m.median())
-                    }),
-                ]);
-            }
-        }
-        for (quantity, y_label) in [
-            (Quantity::P99, "p99 latency (s)"),
-            (Quantity::Rate, "requests/s"),
-        ] {
-            let series = Server::ALL
-                .iter()
-                .map(|&server| Series {
-                    label: format!("{} ({})", server.name(), server.implementation().label()),
-                    points: sizes
-                        .connections(work)
-                        .iter()
-                        .filter_map(|&c| {
-                            let m = figure(found, server, quantity, work, c)?;
-                            (m.median() > 0.0).then(|| Point::from_summary(c as f64, &m.summary))
-                        })
-                        .collect(),
-                })
-                .filter(|s| !s.points.is_empty())
-                .collect();
-            charts.push(Chart {
-                title: format!(
-                    "{} against connections, {} work",
-                    quantity.name(),
-                    work.name()
-                ),
-                kind: ChartKind::Line,
-                x_label: "keep-alive connections".to_owned(),
-                y_label: y_label.to_owned(),
-                x_scale: Scale::Log,
-                y_scale: Scale::Log,
-                series,
-                ..Chart::default()
-            });
-        }
-    }
-    let verdicts = vec![api_service(found).verdict, realtime(found).verdict];
-    Judgement {
-        method: format!(
-            "GET /sum?n=N&work=W on HTTP/1.1 keep-alive: the handler burns 50 µs of its \
-             thread's CPU time (cpu) or waits 10 ms on a timer (wait), then answers \
-             {{\"n\":N,\"sum\":…,\"work\":W}}. Rust servers run in triad worker processes on a \
-             socket the lab bound (backlog 4096) and passed them: a thread per connection; a \
-             pool of {pool} threads, each owning a connection until it closes; prefork, \
-             {processes} processes each running a current-thread tokio loop on the shared \
-             socket; tokio's multi-threaded runtime. CPython: ThreadingHTTPServer; \
-             {processes} multiprocessing (fork) children each running asyncio.start_server on \
-             the inherited socket; asyncio.start_server. The load generator (Rust, tokio, one \
-             thread, in its own worker process) opens C connections (cpu: {cpu}; wait: {wait}), \
-             then runs each as a closed loop for {warm} ms of warm-up and {windows} timed \
-             windows of {window} ms; requests/s is sampled per window, latencies are over every \
-             request of the windows, and a request still waiting at the end counts with its age \
-             so far. Each body is checked. Peak RSS is VmHWM summed over the server's \
-             processes (CPython's prefork includes its master). Each model's first run also \
-             sends {probes} probe requests, good and bad, that every model must answer alike.",
-            pool = sizes.pool_threads,
-            cpu = list(sizes.cpu),
-            wait = list(sizes.wait),
-            warm = sizes.warm_up_ms,
-            windows = sizes.windows,
-            window = sizes.window_ms,
-            probes = PROBES.len(),
-        ),
-        table,
-        charts,
-        verdicts,
-        notes: vec![
-            "The load generator shares the machine's cores with the server: on 2 cores the \
-             figures are what one machine serving and loading itself can do, not a server's \
-             ceiling."
-                .to_owned(),
-            "The reference event loop of `event-loop` serves socket pairs, not a listening \
-             socket, so it is not among the models."
-                .to_owned(),
-        ],
-    }
-}
-
-fn list(counts: &[usize]) -> String {
-    counts
-        .iter()
-        .map(usize::to_string)
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Every model's `quantity` with `work` at `connections`, as candidates.
-fn candidates<'a>(
-    found: &Findings<'a>,
-    quantity: Quantity,
-    work: Work,
-    connections: usize,
-) -> Vec<Candidate<'a>> {
-    Server::ALL
-        .iter()
-        .filter_map(|&server| {
-            let m = figure(found, server, quantity, work, connections)?;
-            Some(Candidate {
-                implementation: server.implementation(),
-                label: server.name().to_owned(),
-                summary: &m.summary,
-                recommended: server.coroutines(),
-            })
-        })
-        .collect()
-}
-
-/// The largest connection count measured with `work`.
-fn largest(found: &Findings<'_>, work: Work) -> usize {
-    SIZES
-        .at(found.scale())
-        .connections(work)
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(1)
-}
-
-const API_ROW: (&str, &str) = (
-    "An API service (low CPU, high IO wait, high concurrency) is best served by coroutines.",
-    "| API服务 | 低 | 高 | 高 | 协程 | I/O密集,快速响应 |",
-);
-const REALTIME_ROW: (&str, &str) = (
-    "Realtime messages (very high concurrency) are best served by coroutines.",
-    "| 实时消息 | 低 | 高 | 极高 | 协程 | I/O密集,超高并发 |",
-);
-
-/// The *API service* row: requests/s of each model at the largest connection count, with
-/// the wait work and the CPU work.
-pub(crate) fn api_service(found: &Findings<'_>) -> Decision {
-    let decisions = WORKS
-        .into_iter()
-        .map(|work| {
-            let c = largest(found, work);
-            decide(
-                &candidates(found, Quantity::Rate, work, c),
-                Better::Higher,
-                rate,
-                API_ROW,
-                &format!("requests/s, {} work, {c} connections", work.name()),
-            )
-        })
-        .collect();
-    combine(decisions, API_ROW)
-}
-
-/// The *realtime messages* row: with the wait work at the largest connection count, the p99
-/// latency and the peak memory of each model.
-pub(crate) fn realtime(found: &Findings<'_>) -> Decision {
-    let c = largest(found, Work::Wait);
-    let decisions = [
-        (Quantity::P99, format_seconds as fn(f64) -> String),
-        (Quantity::Peak, format_bytes),
-    ]
-    .into_iter()
-    .map(|(quantity, format)| {
-        decide(
-            &candidates(found, quantity, Work::Wait, c),
-            Better::Lower,
-            format,
-            REALTIME_ROW,
-            &format!("{}, wait work, {c} connections", quantity.name()),
-        )
-    })
-    .collect();
-    combine(decisions, REALTIME_ROW)
 }
 
 #[cfg(test)]
