@@ -93,6 +93,11 @@ struct Seen {
     waiting: bool,
 }
 
+#[cfg(test)]
+pub(crate) async fn run_for_test(job: LoadJob) -> Result<Load, String> {
+    run(job).await
+}
+
 async fn run(job: LoadJob) -> Result<Load, String> {
     let probed = if job.probe {
         probe(job.port).await?
@@ -247,9 +252,16 @@ async fn one_connection(
                         "a wrong answer to n = {n}: {status} {answer:?} (expected {expected:?})"
                     ));
                 }
-                seen.answered = true;
                 let done = Instant::now();
-                if done >= from && done < end {
+                if done >= end {
+                    // Answered as the run ended (a server that took the connection only once
+                    // others closed theirs): too late to count.
+                    seen.waiting = true;
+                    seen.latencies.push((end - sent).as_secs_f64());
+                    return Ok(seen);
+                }
+                seen.answered = true;
+                if done >= from {
                     let window = ((done - from).as_nanos() / job.window.as_nanos().max(1)) as usize;
                     seen.per_window[window.min(job.windows - 1)] += 1;
                     seen.latencies.push((done - sent).as_secs_f64());

@@ -280,3 +280,47 @@ fn listen(backlog: i32) -> std::io::Result<(TcpListener, u16)> {
     let port = listener.local_addr()?.port();
     Ok((listener, port))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::experiments::server_models::http::Work;
+    use crate::experiments::server_models::load::{LoadJob, run_for_test};
+    use std::time::Duration;
+
+    /// A pool of 4 threads under 12 keep-alive connections: 4 are served and 8 wait, to the
+    /// very end (a connection answered only as the others close does not count).
+    #[test]
+    fn a_pool_serves_as_many_connections_as_it_has_threads() {
+        let (listener, port) = listen(4096).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let (stop, theirs) = stop_pair().unwrap();
+        let theirs = theirs.try_clone_owned().unwrap();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let counted = accepted.clone();
+        let server = std::thread::spawn(move || threads(&listener, &theirs, &counted, Some(4)));
+        for work in [Work::Cpu, Work::Wait] {
+            let job = LoadJob {
+                port,
+                connections: 12,
+                work,
+                warm_up: Duration::from_millis(40),
+                windows: 2,
+                window: Duration::from_millis(40),
+                connect_timeout: Duration::from_secs(5),
+                probe: false,
+            };
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            let load = runtime.block_on(run_for_test(job)).unwrap();
+            assert_eq!((load.connected, load.served), (12, 4), "{work:?}");
+            // The 8 queued, and perhaps the served ones' requests in flight at the end.
+            assert!(load.unanswered >= 8, "{work:?}: {}", load.unanswered);
+        }
+        drop(stop);
+        assert_eq!(server.join().unwrap(), Ok(None));
+        assert_eq!(accepted.load(Ordering::Relaxed), 24);
+    }
+}
