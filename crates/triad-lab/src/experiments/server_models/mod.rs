@@ -122,11 +122,11 @@ const SIZES: ByScale<Sizes> = ByScale::new(
         pool_threads: 4,
     },
     Sizes {
-        cpu: &[10, 100, 1000],
+        cpu: &[10, 1000],
         wait: &[100, 1000],
-        warm_up_ms: 60,
+        warm_up_ms: 40,
         windows: 3,
-        window_ms: 50,
+        window_ms: 40,
         pool_threads: 32,
     },
     Sizes {
@@ -200,26 +200,29 @@ fn load_job(port: u16, connections: usize, work: Work, sizes: &Sizes, probe: boo
     }
 }
 
-/// The load generator, in a worker process of its own.
-fn put_load(job: LoadJob) -> Result<Load, RunError> {
-    let pool = ProcessPool::builder()
+/// The load generator's worker process, one for the whole experiment (its memory is not
+/// measured, so it need not start fresh).
+fn load_generator() -> Result<ProcessPool, LabError> {
+    ProcessPool::builder()
         .workers(1)
-        .max_tasks_per_child(1)
         .start_method(StartMethod::ForkServer)
         .build()
-        .map_err(|e| RunError::Broke(format!("starting the load generator: {e}")))?;
-    let outcome = pool
+        .map_err(|e| LabError::engine("starting the load generator", e))
+}
+
+/// `job`'s load, from the load generator's process.
+fn put_load(generator: &ProcessPool, job: LoadJob) -> Result<Load, RunError> {
+    generator
         .submit_with_timeout(generate, job, PROCESS_TIMEOUT)
         .map_err(|e| RunError::Broke(format!("the load generator: {e}")))?
-        .wait();
-    pool.join();
-    outcome
+        .wait()
         .map_err(|e| RunError::Broke(format!("the load generator: {e}")))?
         .map_err(RunError::from_load)
 }
 
 /// One run of a Rust model: its server process(es) on a fresh socket, under `job`'s load.
 fn run_rust(
+    generator: &ProcessPool,
     model: Model,
     processes: usize,
     job: LoadJob,
@@ -228,7 +231,7 @@ fn run_rust(
     let server = RunningServer::start(model, processes, pool_threads, PROCESS_TIMEOUT)
         .map_err(RunError::Broke)?;
     let port = server.port();
-    let load = put_load(LoadJob { port, ..job })?;
+    let load = put_load(generator, LoadJob { port, ..job })?;
     let mut run = Run {
         load,
         peak_resident: 0,
@@ -247,6 +250,7 @@ fn run_rust(
 /// One run of a CPython model: the script started, the load put on its port, the script
 /// stopped.
 fn run_python(
+    generator: &ProcessPool,
     (python, scratch): (&Python, &std::path::Path),
     server: Server,
     processes: usize,
@@ -264,7 +268,7 @@ fn run_python(
         .as_u64()
         .and_then(|p| u16::try_from(p).ok())
         .ok_or_else(|| RunError::Broke(format!("the script's first line: {ready}")))?;
-    let load = put_load(LoadJob { port, ..job })?;
+    let load = put_load(generator, LoadJob { port, ..job })?;
     let done = script.finish().map_err(broke)?;
     let pids = done["pids"]
         .as_array()
@@ -402,6 +406,8 @@ impl Experiment for ServerModels {
         let processes = prefork_processes(bench.machine().cores);
         let limit = load::raise_file_limit();
         let python = bench.python();
+        let generator = load_generator()?;
+        let generator = &generator;
         let mut plan = Plan::new();
         if let Err(note) = &python {
             plan.note(note.clone());
@@ -429,9 +435,11 @@ impl Experiment for ServerModels {
                                 } else {
                                     1
                                 };
-                                run_rust(model, processes, job, sizes.pool_threads)
+                                run_rust(generator, model, processes, job, sizes.pool_threads)
                             }
-                            (None, Ok(python)) => run_python(python, server, processes, job),
+                            (None, Ok(python)) => {
+                                run_python(generator, python, server, processes, job)
+                            }
                             (None, Err(_)) => return Ok(()),
                         };
                         let run = match run {
