@@ -145,7 +145,8 @@ def listening():
 
 def serve_asyncio(sock, stop_on_stdin):
     async def main():
-        server = await asyncio.start_server(handle, sock=sock, limit=LONGEST_HEAD)
+        # asyncio listens again on the socket it is given: keep the backlog of 4096.
+        server = await asyncio.start_server(handle, sock=sock, limit=LONGEST_HEAD, backlog=4096)
         async with server:
             if stop_on_stdin:
                 await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)

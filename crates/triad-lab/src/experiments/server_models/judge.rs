@@ -121,7 +121,10 @@ pub(super) fn judge(found: &Findings<'_>) -> Judgement {
              {processes} processes each running a current-thread tokio loop on the shared \
              socket; tokio's multi-threaded runtime. CPython: ThreadingHTTPServer; \
              {processes} multiprocessing (fork) children each running asyncio.start_server on \
-             the inherited socket; asyncio.start_server. The load generator (Rust, tokio, one \
+             the inherited socket; asyncio.start_server; every listening socket has a backlog \
+             of 4096 (asyncio listens again on a socket it is given, with a backlog of 100 \
+             unless told: a burst of 1,000 connects then overflows the accept queue and waits \
+             for SYN retries of 1 s and more). The load generator (Rust, tokio, one \
              thread, in its own worker process) opens C connections (cpu: {cpu}; wait: {wait}), \
              then runs each as a closed loop for {warm} ms of warm-up and {windows} timed \
              windows of {window} ms; requests/s is sampled per window, latencies are over every \

@@ -232,6 +232,7 @@ fn run_rust(
         .map_err(RunError::Broke)?;
     let port = server.port();
     let load = put_load(generator, LoadJob { port, ..job })?;
+    let stopped = server.stop();
     let mut run = Run {
         load,
         peak_resident: 0,
@@ -239,7 +240,7 @@ fn run_rust(
         port,
         refused: None,
     };
-    for served in server.stop().map_err(RunError::Broke)? {
+    for served in stopped.map_err(RunError::Broke)? {
         run.peak_resident += served.peak_resident;
         run.pids.push(served.pid);
         run.refused = run.refused.or(served.refused);
