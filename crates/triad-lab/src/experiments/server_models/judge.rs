@@ -127,9 +127,9 @@ pub(super) fn judge(found: &Findings<'_>) -> Judgement {
              for SYN retries of 1 s and more). The load generator (Rust, tokio, one \
              thread, in its own worker process) opens C connections (cpu: {cpu}; wait: {wait}), \
              then runs each as a closed loop for {warm} ms of warm-up and {windows} timed \
-             windows of {window} ms; requests/s is sampled per window, latencies are over every \
-             request of the windows, and a request still waiting at the end counts with its age \
-             so far. Each body is checked. Peak RSS is VmHWM summed over the server's \
+             windows of {window} ms; requests/s and the latency quantiles are sampled per \
+             window, and a request still waiting at the end counts, in the last window, with \
+             its age so far. Each body is checked. Peak RSS is VmHWM summed over the server's \
              processes (CPython's prefork includes its master). Each model's first run also \
              sends {probes} probe requests, good and bad, that every model must answer alike.",
             pool = sizes.pool_threads,
@@ -225,7 +225,9 @@ fn list(counts: &[usize]) -> String {
         .join(", ")
 }
 
-/// Every model's `quantity` with `work` at `connections`, as candidates.
+/// Every model's `quantity` with `work` at `connections`, as candidates: only the models that
+/// answered every connection (a model that leaves some waiting is not serving the load, however
+/// good its other figures).
 fn candidates<'a>(
     found: &Findings<'a>,
     quantity: Quantity,
@@ -234,6 +236,10 @@ fn candidates<'a>(
 ) -> Vec<Candidate<'a>> {
     Server::ALL
         .iter()
+        .filter(|&&server| {
+            figure(found, server, Quantity::Served, work, connections)
+                .is_some_and(|m| m.median() >= connections as f64)
+        })
         .filter_map(|&server| {
             let m = figure(found, server, quantity, work, connections)?;
             Some(Candidate {
@@ -278,7 +284,10 @@ pub(crate) fn api_service(found: &Findings<'_>) -> Decision {
                 Better::Higher,
                 rate,
                 API_ROW,
-                &format!("requests/s, {} work, {c} connections", work.name()),
+                &format!(
+                    "requests/s, {} work, {c} connections (models that served them all)",
+                    work.name()
+                ),
             )
         })
         .collect();
@@ -300,9 +309,49 @@ pub(crate) fn realtime(found: &Findings<'_>) -> Decision {
             Better::Lower,
             format,
             REALTIME_ROW,
-            &format!("{}, wait work, {c} connections", quantity.name()),
+            &format!(
+                "{}, wait work, {c} connections (models that served them all)",
+                quantity.name()
+            ),
         )
     })
     .collect();
     combine(decisions, REALTIME_ROW)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::results::{Implementation, Outcome};
+
+    fn at(name: &str, samples: Vec<f64>, connections: usize) -> Measurement {
+        Measurement::new(name, Implementation::Rust, "x", samples)
+            .param("work", "wait")
+            .param("connections", connections)
+    }
+
+    #[test]
+    fn a_model_that_leaves_connections_waiting_is_not_a_candidate() {
+        // At toy size the most wait connections is 8: the pool served 4 of them, tokio all.
+        let measurements = [
+            at("thread pool: connections served", vec![4.0], 8),
+            at("thread pool: peak resident", vec![1e6], 8),
+            at("thread pool: latency p99", vec![0.010, 0.011], 8),
+            at("tokio: connections served", vec![8.0], 8),
+            at("tokio: peak resident", vec![4e6], 8),
+            at("tokio: latency p99", vec![0.012, 0.013], 8),
+            at("thread per connection: connections served", vec![8.0], 8),
+            at("thread per connection: peak resident", vec![6e6], 8),
+            at("thread per connection: latency p99", vec![0.020, 0.021], 8),
+        ];
+        let machine = crate::machine::Machine::default();
+        let found = Findings::new(&measurements, crate::experiment::Scale::Toy, &machine);
+        let candidates = candidates(&found, Quantity::Peak, Work::Wait, 8);
+        let labels: Vec<&str> = candidates.iter().map(|c| c.label.as_str()).collect();
+        assert_eq!(labels, ["thread per connection", "tokio"]);
+        let decision = realtime(&found);
+        assert_eq!(decision.verdict.outcome, Outcome::Confirmed);
+        assert_eq!(decision.best, [(Implementation::Rust, "tokio".to_owned())]);
+        assert!(decision.verdict.evidence.contains("served them all"));
+    }
 }

@@ -4,10 +4,10 @@
 //! runs each as a closed loop — send a request, read the whole answer, check its body, send the
 //! next — through a warm-up and a number of timed windows.
 //!
-//! Requests answered during the windows count towards the window they ended in (requests/s
-//! per window are the samples of throughput) and give their latency; a request still waiting
-//! when the last window ends counts too, as a latency of at least its age so far, so that a
-//! server that leaves connections unserved cannot hide them. A body that differs from the
+//! Requests answered during the windows count towards the window they ended in: requests/s
+//! and latency quantiles per window are the samples. A request still waiting when the last
+//! window ends counts too, in the last window, as a latency of at least its age so far, so that
+//! a server that leaves connections unserved cannot hide them. A body that differs from the
 //! API's answer fails the run.
 
 use std::time::Duration;
@@ -49,9 +49,9 @@ pub(crate) struct Load {
     pub(crate) served: usize,
     /// Answers that ended in each window.
     pub(crate) per_window: Vec<u64>,
-    /// Latency quantiles over the windows' answers and the requests left waiting, seconds:
-    /// p50, p99, p99.9.
-    pub(crate) latency: [f64; 3],
+    /// Latency quantiles of each window, seconds: p50, p99, p99.9 over its answers (the
+    /// requests left waiting at the end count in the last window).
+    pub(crate) latency: Vec<[f64; 3]>,
     /// Requests still waiting when the last window ended.
     pub(crate) unanswered: u64,
     /// The status and body of the answer to each probe, when asked for.
@@ -88,7 +88,8 @@ pub(crate) fn generate(job: LoadJob) -> Result<Load, String> {
 #[derive(Default)]
 struct Seen {
     per_window: Vec<u64>,
-    latencies: Vec<f64>,
+    /// (window, latency) of every answer counted, and of a request left waiting.
+    latencies: Vec<(usize, f64)>,
     answered: bool,
     waiting: bool,
 }
@@ -114,32 +115,33 @@ async fn run(job: LoadJob) -> Result<Load, String> {
     }
     let connected = loops.len();
     let mut per_window = vec![0; job.windows];
-    let mut latencies = Vec::new();
+    let mut latencies = vec![Vec::new(); job.windows];
     let (mut served, mut unanswered) = (0, 0);
     while let Some(seen) = loops.join_next().await {
         let seen = seen.map_err(|e| format!("a connection's loop: {e}"))??;
         for (total, count) in per_window.iter_mut().zip(&seen.per_window) {
             *total += count;
         }
-        latencies.extend(seen.latencies);
+        for (window, latency) in seen.latencies {
+            latencies[window].push(latency);
+        }
         served += usize::from(seen.answered);
         unanswered += u64::from(seen.waiting);
     }
-    latencies.sort_by(f64::total_cmp);
-    let quantile = |q: f64| {
-        if latencies.is_empty() {
-            return f64::NAN;
-        }
-        let index = ((latencies.len() as f64 * q).ceil() as usize).clamp(1, latencies.len());
-        latencies[index - 1]
-    };
+    let latency = latencies
+        .iter_mut()
+        .map(|window| {
+            window.sort_by(f64::total_cmp);
+            [0.5, 0.99, 0.999].map(|q| quantile(window, q))
+        })
+        .collect();
     Ok(Load {
         pid: std::process::id(),
         connected,
         connect_error,
         served,
         per_window,
-        latency: [quantile(0.5), quantile(0.99), quantile(0.999)],
+        latency,
         unanswered,
         probed,
     })
@@ -173,6 +175,15 @@ async fn probe(port: u16) -> Result<Vec<(u16, String)>, String> {
         answers.push(answer);
     }
     Ok(answers)
+}
+
+/// The `q` quantile of `sorted` (NaN when empty).
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let index = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
+    sorted[index - 1]
 }
 
 /// Opens up to `job.connections` connections, a wave at a time, within the connect timeout.
@@ -240,7 +251,8 @@ async fn one_connection(
             Err(_) => {
                 // Still waiting at the end: a latency of at least its age.
                 seen.waiting = true;
-                seen.latencies.push((end - sent).as_secs_f64());
+                seen.latencies
+                    .push((job.windows - 1, (end - sent).as_secs_f64()));
                 return Ok(seen);
             }
             // The server closed the connection (or it broke): this loop ends.
@@ -257,14 +269,16 @@ async fn one_connection(
                     // Answered as the run ended (a server that took the connection only once
                     // others closed theirs): too late to count.
                     seen.waiting = true;
-                    seen.latencies.push((end - sent).as_secs_f64());
+                    seen.latencies
+                        .push((job.windows - 1, (end - sent).as_secs_f64()));
                     return Ok(seen);
                 }
                 seen.answered = true;
                 if done >= from {
                     let window = ((done - from).as_nanos() / job.window.as_nanos().max(1)) as usize;
-                    seen.per_window[window.min(job.windows - 1)] += 1;
-                    seen.latencies.push((done - sent).as_secs_f64());
+                    let window = window.min(job.windows - 1);
+                    seen.per_window[window] += 1;
+                    seen.latencies.push((window, (done - sent).as_secs_f64()));
                 }
             }
         }

@@ -10,8 +10,8 @@
 //! puts the load on, closes the stop socket and waits for every server process to answer with
 //! its peak memory; CPython's servers are scripts the lab starts and stops. The first run of
 //! each model also sends the API's probes, and a model that answers any of them differently
-//! from the others fails the experiment. Requests/s are sampled per timed window; latency
-//! quantiles are over every request of the windows.
+//! from the others fails the experiment. Requests/s and latency quantiles are sampled per
+//! timed window.
 
 mod http;
 mod judge;
@@ -339,16 +339,23 @@ fn record(
         "1/s",
         rates,
     )));
-    for (quantity, value) in [Quantity::P50, Quantity::P99, Quantity::P999]
+    for (index, quantity) in [Quantity::P50, Quantity::P99, Quantity::P999]
         .into_iter()
-        .zip(run.load.latency)
+        .enumerate()
     {
-        if value.is_finite() {
+        let samples: Vec<f64> = run
+            .load
+            .latency
+            .iter()
+            .map(|window| window[index])
+            .filter(|value| value.is_finite())
+            .collect();
+        if !samples.is_empty() {
             measured.measurement(at(Measurement::new(
                 name(quantity),
                 implementation,
                 "s",
-                vec![value],
+                samples,
             )));
         }
     }
@@ -493,7 +500,7 @@ mod tests {
                 connect_error: None,
                 served: 1,
                 per_window: vec![1],
-                latency: [0.0; 3],
+                latency: vec![[0.0; 3]],
                 unanswered: 0,
                 probed,
             },
