@@ -13,7 +13,13 @@ use std::collections::BTreeSet;
 use common::{python_here, run_toy};
 use triad_lab::results::{ExperimentReport, Implementation};
 
-const RUST_MODELS: [&str; 4] = ["thread per connection", "thread pool", "prefork", "tokio"];
+const RUST_MODELS: [&str; 5] = [
+    "thread per connection",
+    "thread pool",
+    "prefork",
+    "tokio",
+    "reference event loop",
+];
 const PYTHON_MODELS: [&str; 3] = [
     "ThreadingHTTPServer",
     "multiprocessing prefork",

@@ -2,7 +2,7 @@
 //! connection handlers: blocking ([`serve_blocking`], for the thread models) and async
 //! ([`serve_async`], for the event loops).
 //!
-//! One endpoint: `GET /sum?n=N&work=W` answers `{"n":N,"sum":S,"work":"W"}` with
+//! (A third, [`serve_reference`], runs on the lab's reference event loop.) One endpoint: `GET /sum?n=N&work=W` answers `{"n":N,"sum":S,"work":"W"}` with
 //! S = 1² + … + N², after the work the request asks for: `cpu` (50 µs of this thread's CPU
 //! time), `wait` (a 10 ms timer), `slow` (50 ms) or `none`. Anything else is a 400 or 404 with a JSON error.
 //! Connections are kept alive until the client closes them. `python/server_models.py` answers
@@ -273,6 +273,48 @@ async fn read_head_async(reader: &mut tokio::io::BufReader<tokio::net::TcpStream
             }
         } else if first.is_none() {
             first = Some(line.trim_end().to_owned());
+        }
+    }
+}
+
+/// Serves one kept-alive connection as a task of the lab's reference event loop (`event-loop`):
+/// reads through its epoll selector, waits on its timer heap.
+pub(crate) async fn serve_reference(
+    connection: crate::experiments::event_loop::reference_loop::AsyncFd,
+) {
+    use crate::experiments::event_loop::reference_loop::sleep;
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let end = loop {
+            if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                break Some(at + 4);
+            }
+            if buffer.len() > LONGEST_HEAD {
+                break None;
+            }
+            match connection.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(count) => buffer.extend_from_slice(&chunk[..count]),
+            }
+        };
+        let answer = match end {
+            None => Answer::error(431, "the request head is too large"),
+            Some(end) => {
+                let head: Vec<u8> = buffer.drain(..end).collect();
+                let head = String::from_utf8_lossy(&head);
+                answer(head.lines().next().unwrap_or_default())
+            }
+        };
+        match answer.work {
+            Work::Cpu => burn_cpu(CPU_WORK),
+            Work::Wait => sleep(WAIT).await,
+            Work::Slow => sleep(SLOW).await,
+            Work::None => {}
+        }
+        let written = connection.write_all(&answer.response()).await;
+        if written.is_err() || answer.status == 431 {
+            return;
         }
     }
 }

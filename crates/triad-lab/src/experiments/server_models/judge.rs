@@ -119,7 +119,8 @@ pub(super) fn judge(found: &Findings<'_>) -> Judgement {
              socket the lab bound (backlog 4096) and passed them: a thread per connection; a \
              pool of {pool} threads, each owning a connection until it closes; prefork, \
              {processes} processes each running a current-thread tokio loop on the shared \
-             socket; tokio's multi-threaded runtime. CPython: ThreadingHTTPServer; \
+             socket; tokio's multi-threaded runtime; the lab's reference event loop \
+             (event-loop: ready queue, timer heap, epoll selector) on one thread. CPython: ThreadingHTTPServer; \
              {processes} multiprocessing (fork) children each running asyncio.start_server on \
              the inherited socket; asyncio.start_server; every listening socket has a backlog \
              of 4096 (asyncio listens again on a socket it is given, with a backlog of 100 \
@@ -149,9 +150,6 @@ pub(super) fn judge(found: &Findings<'_>) -> Judgement {
                 "The load generator shares the machine's cores with the server: on 2 cores the \
              figures are what one machine serving and loading itself can do, not a server's \
              ceiling."
-                    .to_owned(),
-                "The reference event loop of `event-loop` serves socket pairs, not a listening \
-             socket, so it is not among the models."
                     .to_owned(),
             ])
             .collect(),

@@ -1,6 +1,7 @@
 //! `server-models` (seed §9, the rows *API service* and *realtime messages*): the same small
 //! HTTP/1.1 JSON API ([`http`]) served by every model — Rust: a thread per connection, a thread
-//! pool, prefork processes sharing one listening socket, tokio ([`servers`]); CPython:
+//! pool, prefork processes sharing one listening socket, tokio, the lab's reference event loop
+//! ([`servers`]); CPython:
 //! `ThreadingHTTPServer`, a `multiprocessing` prefork, `asyncio.start_server`
 //! (`python/server_models.py`) — under the same load from a Rust load generator in a process of
 //! its own ([`load`]): C keep-alive connections in closed loops, each request 50 µs of CPU
@@ -48,6 +49,7 @@ names! {
         ThreadPool => "thread pool",
         Prefork => "prefork",
         Tokio => "tokio",
+        ReferenceLoop => "reference event loop",
         PyThreading => "ThreadingHTTPServer",
         PyPrefork => "multiprocessing prefork",
         PyAsyncio => "asyncio.start_server",
@@ -68,6 +70,7 @@ impl Server {
             Server::ThreadPool => Some(Model::ThreadPool),
             Server::Prefork => Some(Model::Prefork),
             Server::Tokio => Some(Model::Tokio),
+            Server::ReferenceLoop => Some(Model::ReferenceLoop),
             _ => None,
         }
     }
@@ -83,7 +86,10 @@ impl Server {
 
     /// An event loop with a coroutine (task) per connection: the seed's recommendation.
     fn coroutines(self) -> bool {
-        matches!(self, Server::Tokio | Server::PyAsyncio)
+        matches!(
+            self,
+            Server::Tokio | Server::ReferenceLoop | Server::PyAsyncio
+        )
     }
 }
 

@@ -6,7 +6,7 @@
 //! answers with its process id, its peak resident memory and what it served. The models:
 //! one OS thread per connection; a pool of threads, each owning a connection until the client
 //! closes it (`triad::ThreadPool`); prefork, where each of several processes runs one event loop
-//! on the shared socket; and tokio's multi-threaded runtime.
+//! on the shared socket; tokio's multi-threaded runtime; and the lab's reference event loop.
 
 use std::net::TcpListener;
 use std::os::fd::{AsFd, OwnedFd};
@@ -31,6 +31,8 @@ pub(crate) enum Model {
     Prefork,
     /// tokio's multi-threaded runtime, one task per connection.
     Tokio,
+    /// The lab's reference event loop (`event-loop`), one task per connection.
+    ReferenceLoop,
 }
 
 /// What a server process is given.
@@ -79,6 +81,10 @@ pub(crate) fn serve(job: ServeJob) -> Result<Served, String> {
         Model::ThreadPool => threads(&listener, &stop, &accepted, Some(job.pool_threads))?,
         Model::Prefork | Model::Tokio => {
             event_loop(listener, stop, &accepted, job.model == Model::Tokio)?;
+            None
+        }
+        Model::ReferenceLoop => {
+            reference_loop(listener, stop, Arc::clone(&accepted))?;
             None
         }
     };
@@ -191,6 +197,34 @@ fn event_loop(
     // The connections' tasks go with the runtime.
     runtime.shutdown_background();
     Ok(())
+}
+
+/// The reference loop's model: an accept loop and a task per connection on the lab's own event
+/// loop, until `stop` reads end of file.
+fn reference_loop(
+    listener: TcpListener,
+    stop: OwnedFd,
+    accepted: Arc<AtomicU64>,
+) -> Result<(), String> {
+    use crate::experiments::event_loop::reference_loop::{AsyncFd, EventLoop, spawn};
+    let event_loop = EventLoop::new().map_err(|e| format!("the reference loop: {e}"))?;
+    event_loop.block_on(async move {
+        let listener =
+            AsyncFd::new(OwnedFd::from(listener)).map_err(|e| format!("listener: {e}"))?;
+        let stop = AsyncFd::new(stop).map_err(|e| format!("stop: {e}"))?;
+        spawn(async move {
+            while let Ok(connection) = listener.accept().await {
+                accepted.fetch_add(1, Ordering::Relaxed);
+                let _ = rustix::net::sockopt::set_tcp_nodelay(&connection, true);
+                if let Ok(connection) = AsyncFd::new(connection) {
+                    spawn(super::http::serve_reference(connection));
+                }
+            }
+        });
+        // End of file (or an error) on the stop socket: the lab is done.
+        let _ = stop.read(&mut [0u8; 1]).await;
+        Ok::<(), String>(())
+    })
 }
 
 /// A Rust server model running in worker processes of its own, on a fresh port of 127.0.0.1;
