@@ -58,6 +58,17 @@ pub(crate) struct Load {
     pub(crate) probed: Vec<(u16, String)>,
 }
 
+/// Why the load generator gave no figures.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub(crate) enum LoadError {
+    /// A server answered a request wrongly: the worst a server can do.
+    #[error("{0}")]
+    WrongAnswer(String),
+    /// Anything else: a connection, a runtime or a probe failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// Raises this process's soft `RLIMIT_NOFILE` to its hard limit (each end of each connection
 /// is a descriptor); the limit in force.
 pub(crate) fn raise_file_limit() -> u64 {
@@ -75,12 +86,12 @@ pub(crate) fn raise_file_limit() -> u64 {
 
 /// Puts `job`'s load on its port and reports what came back.
 #[triad::task]
-pub(crate) fn generate(job: LoadJob) -> Result<Load, String> {
+pub(crate) fn generate(job: LoadJob) -> Result<Load, LoadError> {
     raise_file_limit();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| format!("runtime: {e}"))?;
+        .map_err(|e| LoadError::Failed(format!("runtime: {e}")))?;
     runtime.block_on(run(job))
 }
 
@@ -95,13 +106,13 @@ struct Seen {
 }
 
 #[cfg(test)]
-pub(crate) async fn run_for_test(job: LoadJob) -> Result<Load, String> {
+pub(crate) async fn run_for_test(job: LoadJob) -> Result<Load, LoadError> {
     run(job).await
 }
 
-async fn run(job: LoadJob) -> Result<Load, String> {
+async fn run(job: LoadJob) -> Result<Load, LoadError> {
     let probed = if job.probe {
-        probe(job.port).await?
+        probe(job.port).await.map_err(LoadError::Failed)?
     } else {
         Vec::new()
     };
@@ -118,7 +129,7 @@ async fn run(job: LoadJob) -> Result<Load, String> {
     let mut latencies = vec![Vec::new(); job.windows];
     let (mut served, mut unanswered) = (0, 0);
     while let Some(seen) = loops.join_next().await {
-        let seen = seen.map_err(|e| format!("a connection's loop: {e}"))??;
+        let seen = seen.map_err(|e| LoadError::Failed(format!("a connection's loop: {e}")))??;
         for (total, count) in per_window.iter_mut().zip(&seen.per_window) {
             *total += count;
         }
@@ -225,7 +236,7 @@ async fn one_connection(
     job: LoadJob,
     from: Instant,
     end: Instant,
-) -> Result<Seen, String> {
+) -> Result<Seen, LoadError> {
     let mut seen = Seen {
         per_window: vec![0; job.windows],
         ..Seen::default()
@@ -260,9 +271,9 @@ async fn one_connection(
             Ok(Ok((status, answer))) => {
                 let expected = body(n, job.work);
                 if status != 200 || answer != expected {
-                    return Err(format!(
+                    return Err(LoadError::WrongAnswer(format!(
                         "a wrong answer to n = {n}: {status} {answer:?} (expected {expected:?})"
-                    ));
+                    )));
                 }
                 let done = Instant::now();
                 if done >= end {

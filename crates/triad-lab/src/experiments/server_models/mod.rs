@@ -27,7 +27,7 @@ use self::http::{PROBES, answer};
 pub(crate) use self::http::{Work, fetch_blocking};
 pub(crate) use self::judge::{api_service, realtime};
 pub(crate) use self::load::fetch_async;
-use self::load::{Load, LoadJob, generate};
+use self::load::{Load, LoadError, LoadJob, generate};
 pub(crate) use self::servers::{Model, RunningServer};
 use super::cost_support::labelled;
 use crate::error::LabError;
@@ -183,12 +183,11 @@ enum RunError {
     Broke(String),
 }
 
-impl RunError {
-    fn from_load(error: String) -> Self {
-        if error.contains("wrong answer") {
-            RunError::Wrong(error)
-        } else {
-            RunError::Broke(error)
+impl From<LoadError> for RunError {
+    fn from(error: LoadError) -> Self {
+        match error {
+            LoadError::WrongAnswer(why) => RunError::Wrong(why),
+            LoadError::Failed(why) => RunError::Broke(why),
         }
     }
 }
@@ -223,7 +222,7 @@ fn put_load(generator: &ProcessPool, job: LoadJob) -> Result<Load, RunError> {
         .map_err(|e| RunError::Broke(format!("the load generator: {e}")))?
         .wait()
         .map_err(|e| RunError::Broke(format!("the load generator: {e}")))?
-        .map_err(RunError::from_load)
+        .map_err(RunError::from)
 }
 
 /// One run of a Rust model: its server process(es) on a fresh socket, under `job`'s load.
@@ -539,13 +538,9 @@ mod tests {
 
     #[test]
     fn a_wrong_answer_fails_and_anything_else_is_a_note() {
-        assert!(matches!(
-            RunError::from_load("a wrong answer to n = 3: 200 \"{}\"".to_owned()),
-            RunError::Wrong(_)
-        ));
-        assert!(matches!(
-            RunError::from_load("connect: refused".to_owned()),
-            RunError::Broke(_)
-        ));
+        let wrong = LoadError::WrongAnswer("a wrong answer to n = 3".to_owned());
+        assert!(matches!(RunError::from(wrong), RunError::Wrong(_)));
+        let broke = LoadError::Failed("connect: refused".to_owned());
+        assert!(matches!(RunError::from(broke), RunError::Broke(_)));
     }
 }
