@@ -416,7 +416,13 @@ fn judge(found: &Findings<'_>) -> Judgement {
         table,
         charts,
         verdicts: vec![file_processing(found).verdict],
-        notes: Vec::new(),
+        notes: vec![
+            "Rust's async row is threads underneath: 64 tasks at a time, each read handed to \
+             tokio's blocking pool (up to 512 threads), so it is a pool of up to 64 reading \
+             threads fed by an event loop; CPython's asyncio.to_thread is its default executor \
+             of min(32, cores + 4) threads."
+                .to_owned(),
+        ],
     }
 }
 
