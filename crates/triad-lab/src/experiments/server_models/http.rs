@@ -433,4 +433,51 @@ mod tests {
         burn_cpu(Duration::from_millis(2));
         assert!(cpu() - start >= Duration::from_millis(2));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn any_request_line_gets_a_json_answer(line in "\\PC{0,80}") {
+            let answer = answer(&line);
+            proptest::prop_assert!([200, 400, 404, 405].contains(&answer.status));
+            let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+            proptest::prop_assert_eq!(body.get("error").is_some(), answer.status != 200);
+            let (mut status, mut length) = (None, None);
+            read_head_line(&line, &mut status, &mut length);
+            read_head_line(&line, &mut status, &mut length);
+        }
+
+        #[test]
+        fn a_good_request_gets_the_sum_of_squares(n in 0u64..=1_000_000, which in 0usize..4) {
+            let work = [Work::Cpu, Work::Wait, Work::Slow, Work::None][which];
+            let line = request(n, work);
+            let answer = answer(line.lines().next().unwrap());
+            proptest::prop_assert_eq!(answer.status, 200);
+            proptest::prop_assert_eq!(answer.work, work);
+            let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+            let sum: u128 = (1..=u128::from(n)).map(|i| i * i).sum();
+            proptest::prop_assert_eq!(u128::from(body["sum"].as_u64().unwrap()), sum);
+        }
+    }
+
+    #[test]
+    fn a_head_too_large_is_answered_431_and_closed() {
+        use std::io::Read;
+        let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || serve_blocking(listener.accept().unwrap().0));
+        let mut client = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        let long = format!(
+            "GET /sum?n=1 HTTP/1.1\r\nX-Long: {}\r\n\r\n",
+            "x".repeat(9000)
+        );
+        client.write_all(long.as_bytes()).unwrap();
+        let mut reply = String::new();
+        client.read_to_string(&mut reply).unwrap();
+        assert!(reply.starts_with("HTTP/1.1 431 "), "{reply}");
+        server.join().unwrap();
+        assert!(
+            fetch_blocking(port, 1, Work::None).is_err(),
+            "nothing listens any more"
+        );
+    }
 }
