@@ -129,8 +129,10 @@ pub(super) fn judge(found: &Findings<'_>) -> Judgement {
              thread, in its own worker process) opens C connections (cpu: {cpu}; wait: {wait}), \
              then runs each as a closed loop for {warm} ms of warm-up and {windows} timed \
              windows of {window} ms; requests/s and the latency quantiles are sampled per \
-             window, and a request still waiting at the end counts, in the last window, with \
-             its age so far. Each body is checked. Peak RSS is VmHWM summed over the server's \
+             window, and a request still waiting when a window ends counts in it with its age \
+             there (quantiles are over requests, so a model that starves some connections shows \
+             it in the served column more than in p99, and the decision rows weigh only the \
+             models that served every connection). Each body is checked. Peak RSS is VmHWM summed over the server's \
              processes (CPython's prefork includes its master). Each model's first run also \
              sends {probes} probe requests, good and bad, that every model must answer alike.",
             pool = sizes.pool_threads,

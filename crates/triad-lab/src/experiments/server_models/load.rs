@@ -5,9 +5,9 @@
 //! next — through a warm-up and a number of timed windows.
 //!
 //! Requests answered during the windows count towards the window they ended in: requests/s
-//! and latency quantiles per window are the samples. A request still waiting when the last
-//! window ends counts too, in the last window, as a latency of at least its age so far, so that
-//! a server that leaves connections unserved cannot hide them. A body that differs from the
+//! and latency quantiles per window are the samples. A request still waiting when a window
+//! ends counts in that window too, as a latency of at least its age there, so that a server
+//! that leaves connections unserved cannot hide them. A body that differs from the
 //! API's answer fails the run.
 
 use std::time::Duration;
@@ -260,10 +260,10 @@ async fn one_connection(
         };
         match tokio::time::timeout_at(end, exchange).await {
             Err(_) => {
-                // Still waiting at the end: a latency of at least its age.
+                // Still waiting at the end: in every window it waited through, a latency of at
+                // least its age there.
                 seen.waiting = true;
-                seen.latencies
-                    .push((job.windows - 1, (end - sent).as_secs_f64()));
+                seen.latencies.extend(ages(sent, end, (from, job)));
                 return Ok(seen);
             }
             // The server closed the connection (or it broke): this loop ends.
@@ -280,11 +280,11 @@ async fn one_connection(
                     // Answered as the run ended (a server that took the connection only once
                     // others closed theirs): too late to count.
                     seen.waiting = true;
-                    seen.latencies
-                        .push((job.windows - 1, (end - sent).as_secs_f64()));
+                    seen.latencies.extend(ages(sent, end, (from, job)));
                     return Ok(seen);
                 }
                 seen.answered = true;
+                seen.latencies.extend(ages(sent, done, (from, job)));
                 if done >= from {
                     let window = ((done - from).as_nanos() / job.window.as_nanos().max(1)) as usize;
                     let window = window.min(job.windows - 1);
@@ -294,6 +294,21 @@ async fn one_connection(
             }
         }
     }
+}
+
+/// The ends of the windows that a request sent at `sent` was still waiting at, up to `until`,
+/// each with the request's age there: so that a window's latencies include the requests it
+/// left waiting, and a server cannot hide connections it starves.
+fn ages(
+    sent: Instant,
+    until: Instant,
+    (from, job): (Instant, LoadJob),
+) -> impl Iterator<Item = (usize, f64)> {
+    (0..job.windows).filter_map(move |window| {
+        let window_end = from + job.window * (window as u32 + 1);
+        (window_end > sent && window_end <= until)
+            .then(|| (window, (window_end - sent).as_secs_f64()))
+    })
 }
 
 /// One fetch of `n` with `work` on a new connection, as [`fetch_blocking`] on the event loop.

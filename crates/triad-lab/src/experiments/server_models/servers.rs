@@ -352,6 +352,11 @@ mod tests {
             assert_eq!((load.connected, load.served), (12, 4), "{work:?}");
             // The 8 queued, and perhaps the served ones' requests in flight at the end.
             assert!(load.unanswered >= 8, "{work:?}: {}", load.unanswered);
+            // Two thirds of the connections starve, one waiting request each against the
+            // served ones' many: every window's p99.9 is their age, at least the warm-up's 40 ms.
+            for window in &load.latency {
+                assert!(window[2] >= 0.040, "{work:?}: {:?}", load.latency);
+            }
         }
         drop(stop);
         assert_eq!(server.join().unwrap(), Ok(None));
