@@ -208,8 +208,8 @@ const SIZES: ByScale<Sizes> = ByScale::new(
     Sizes {
         counts: &[1_000, 10_000],
         pool_threads: 100,
-        processes: 32,
-        runs: 3,
+        processes: 64,
+        runs: 2,
     },
 );
 

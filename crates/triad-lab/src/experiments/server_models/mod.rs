@@ -136,11 +136,11 @@ const SIZES: ByScale<Sizes> = ByScale::new(
         pool_threads: 32,
     },
     Sizes {
-        cpu: &[10, 100, 1000, 10_000],
-        wait: &[10, 100, 1000, 10_000],
-        warm_up_ms: 300,
-        windows: 5,
-        window_ms: 200,
+        cpu: &[10, 1000, 10_000],
+        wait: &[100, 1000, 10_000],
+        warm_up_ms: 100,
+        windows: 4,
+        window_ms: 100,
         pool_threads: 32,
     },
 );
