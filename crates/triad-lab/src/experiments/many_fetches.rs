@@ -234,6 +234,16 @@ impl Experiment for ManyFetches {
         let processes = Runner::new(Mode::Processes(sizes.processes))
             .map_err(|e| LabError::engine("starting the process pool", e))?;
         let mut plan = Plan::new();
+        let queue = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+            .ok()
+            .and_then(|text| text.trim().parse::<u64>().ok());
+        if let Some(queue) = queue.filter(|q| sizes.counts.iter().any(|c| c > q)) {
+            plan.note(format!(
+                "The server's accept queue holds {queue} connections (net.core.somaxconn): \
+                 connects beyond it at once wait for the kernel's SYN retries (1 s, then 3 s), \
+                 whatever the crawler."
+            ));
+        }
         for &count in sizes.counts {
             for (crawler, fetcher) in [
                 (Crawler::ThreadPerFetch, Fetcher::ThreadPerFetch),
