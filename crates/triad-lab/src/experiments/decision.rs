@@ -17,6 +17,8 @@ pub(crate) struct Decision {
     /// The best model by median, per language that ran.
     pub(crate) best: Vec<(Implementation, String)>,
     pub(crate) verdict: Verdict,
+    /// How many checks the verdict weighed (none: nothing to compare was measured).
+    pub(crate) checks: usize,
 }
 
 /// One model's figure for a row's workload.
@@ -93,14 +95,19 @@ pub(crate) fn decide(
     }
     Decision {
         best,
+        checks: checks.len(),
         verdict: checks.verdict(claim, quote),
     }
 }
 
-/// Several workloads' decisions on one claim made one: every check counted, each language's
-/// best taken from the first.
+/// Several workloads' decisions on one claim made one: every check counted (a decision with
+/// none adds nothing), each language's best taken from the first.
 pub(crate) fn combine(decisions: Vec<Decision>, (claim, quote): (&str, &str)) -> Decision {
     use crate::results::{Finding, Outcome};
+    let decisions: Vec<Decision> = decisions.into_iter().filter(|d| d.checks > 0).collect();
+    if decisions.is_empty() {
+        return decide(&[], Better::Higher, |v| v.to_string(), (claim, quote), "");
+    }
     let best = decisions
         .first()
         .map(|d| d.best.clone())
@@ -117,6 +124,7 @@ pub(crate) fn combine(decisions: Vec<Decision>, (claim, quote): (&str, &str)) ->
         .collect();
     Decision {
         best,
+        checks: decisions.iter().map(|d| d.checks).sum(),
         verdict: crate::verdict::verdict(claim, quote, outcome, evidence.join("; ")),
     }
 }
@@ -237,5 +245,21 @@ mod tests {
         let none = decide(&[], Better::Higher, |v| format!("{v}"), claim, "");
         assert_eq!(none.verdict.outcome, Outcome::Depends);
         assert!(none.best.is_empty());
+        // A decision that checked nothing does not make the others depend.
+        let held = decide(&noisy[..1], Better::Higher, |v| format!("{v}"), claim, "");
+        assert_eq!(held.checks, 0, "one model alone is no comparison");
+        let confirmed = decide(
+            &[
+                candidate(Implementation::Rust, "tokio", &fast, true),
+                candidate(Implementation::Rust, "threads", &slow, false),
+            ],
+            Better::Higher,
+            |v| format!("{v}"),
+            claim,
+            "",
+        );
+        let alone = combine(vec![confirmed, none], claim);
+        assert_eq!(alone.verdict.outcome, Outcome::Confirmed);
+        assert_eq!(alone.checks, 1);
     }
 }

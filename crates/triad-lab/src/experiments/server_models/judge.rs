@@ -285,13 +285,51 @@ pub(crate) fn api_service(found: &Findings<'_>) -> Decision {
                 rate,
                 API_ROW,
                 &format!(
-                    "requests/s, {} work, {c} connections (models that served them all)",
+                    "requests/s, {} work, {c} connections (event loops, prefork's included, \
+                     against threads; models that served them all)",
                     work.name()
                 ),
             )
         })
+        .chain(WORKS.into_iter().map(|work| starved(found, work, API_ROW)))
         .collect();
     combine(decisions, API_ROW)
+}
+
+/// The thread models that left some of the most connections with `work` unanswered while an
+/// event loop of the same language served them all: a check the event loops win, per model.
+fn starved(found: &Findings<'_>, work: Work, row: (&str, &str)) -> Decision {
+    let c = largest(found, work);
+    let served =
+        |server: Server| figure(found, server, Quantity::Served, work, c).map(|m| m.median());
+    let mut checks = crate::verdict::Checks::default();
+    for &thread_model in Server::ALL.iter().filter(|s| !s.coroutines()) {
+        let Some(answered) = served(thread_model).filter(|n| *n < c as f64) else {
+            continue;
+        };
+        let loop_served = Server::ALL.iter().find(|s| {
+            s.coroutines()
+                && s.implementation() == thread_model.implementation()
+                && served(**s).is_some_and(|n| n >= c as f64)
+        });
+        if let Some(event_loop) = loop_served {
+            checks.check(
+                format!(
+                    "{} {} work, {c} connections: {} answered {answered:.0} of them, {} all",
+                    thread_model.implementation().label(),
+                    work.name(),
+                    thread_model.name(),
+                    event_loop.name()
+                ),
+                true,
+            );
+        }
+    }
+    Decision {
+        best: Vec::new(),
+        checks: checks.len(),
+        verdict: checks.verdict(row.0, row.1),
+    }
 }
 
 /// The *realtime messages* row: with the wait work at the largest connection count, the p99
@@ -310,11 +348,13 @@ pub(crate) fn realtime(found: &Findings<'_>) -> Decision {
             format,
             REALTIME_ROW,
             &format!(
-                "{}, wait work, {c} connections (models that served them all)",
+                "{}, wait work, {c} connections (event loops, prefork's included, against \
+                 threads; models that served them all)",
                 quantity.name()
             ),
         )
     })
+    .chain([starved(found, Work::Wait, REALTIME_ROW)])
     .collect();
     combine(decisions, REALTIME_ROW)
 }
@@ -353,5 +393,13 @@ mod tests {
         assert_eq!(decision.verdict.outcome, Outcome::Confirmed);
         assert_eq!(decision.best, [(Implementation::Rust, "tokio".to_owned())]);
         assert!(decision.verdict.evidence.contains("served them all"));
+        assert!(
+            decision
+                .verdict
+                .evidence
+                .contains("thread pool answered 4 of them, tokio all"),
+            "{}",
+            decision.verdict.evidence
+        );
     }
 }

@@ -84,11 +84,13 @@ impl Server {
         }
     }
 
-    /// An event loop with a coroutine (task) per connection: the seed's recommendation.
+    /// Event loops with a coroutine (task) per connection: the seed's recommendation. Prefork
+    /// counts: each of its processes is an event loop (coroutines on every core); the thread
+    /// models are the others.
     fn coroutines(self) -> bool {
-        matches!(
+        !matches!(
             self,
-            Server::Tokio | Server::ReferenceLoop | Server::PyAsyncio
+            Server::ThreadPerConnection | Server::ThreadPool | Server::PyThreading
         )
     }
 }
