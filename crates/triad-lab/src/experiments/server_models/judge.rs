@@ -127,7 +127,8 @@ pub(super) fn judge(found: &Findings<'_>) -> Judgement {
              unless told: a burst of 1,000 connects then overflows the accept queue and waits \
              for SYN retries of 1 s and more). The load generator (Rust, tokio, one \
              thread, in its own worker process) opens C connections (cpu: {cpu}; wait: {wait}), \
-             then runs each as a closed loop for {warm} ms of warm-up and {windows} timed \
+             then runs each as a closed loop for {warm} ms (plus 50 µs per connection) of warm-up \
+             and {windows} timed \
              windows of {window} ms; requests/s and the latency quantiles are sampled per \
              window, and a request still waiting when a window ends counts in it with its age \
              there (quantiles are over requests, so a model that starves some connections shows \

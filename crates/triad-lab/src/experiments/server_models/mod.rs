@@ -165,6 +165,9 @@ fn prefork_processes(cores: usize) -> usize {
     cores.clamp(2, 8)
 }
 
+/// The warm-up's share per connection, µs.
+const WARM_UP_PER_CONNECTION_US: u64 = 50;
+
 /// How long any server or load process may run before it is killed.
 const PROCESS_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -199,7 +202,9 @@ fn load_job(port: u16, connections: usize, work: Work, sizes: &Sizes, probe: boo
         port,
         connections,
         work,
-        warm_up: Duration::from_millis(sizes.warm_up_ms),
+        // Long enough for every connection's first answer (50 µs of CPU each) before the clock.
+        warm_up: Duration::from_millis(sizes.warm_up_ms)
+            + Duration::from_micros(WARM_UP_PER_CONNECTION_US * connections as u64),
         windows: sizes.windows,
         window: Duration::from_millis(sizes.window_ms),
         connect_timeout: Duration::from_secs(10),
