@@ -165,6 +165,9 @@ fn prefork_processes(cores: usize) -> usize {
     cores.clamp(2, 8)
 }
 
+/// The most connections `ThreadingHTTPServer` is run with (see the note past it).
+const THREADING_MOST: usize = 1000;
+
 /// The warm-up's share per connection, µs.
 const WARM_UP_PER_CONNECTION_US: u64 = 50;
 
@@ -441,6 +444,17 @@ impl Experiment for ServerModels {
             for &connections in sizes.connections(work) {
                 for &server in Server::ALL {
                     if server.implementation() == Implementation::Python && python.is_err() {
+                        continue;
+                    }
+                    if server == Server::PyThreading && connections > THREADING_MOST {
+                        plan.note(format!(
+                            "ThreadingHTTPServer is not run at {connections} connections ({} \
+                             work): a thread per connection under the GIL, 10,000 of them kept \
+                             this 2-core machine at a load average of 2,500 for minutes, \
+                             and it leaves most of {THREADING_MOST} connections unanswered \
+                             already.",
+                            work.name()
+                        ));
                         continue;
                     }
                     let probe = !probed.contains(&server);
