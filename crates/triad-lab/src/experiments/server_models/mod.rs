@@ -449,9 +449,9 @@ impl Experiment for ServerModels {
                     if server == Server::PyThreading && connections > THREADING_MOST {
                         plan.note(format!(
                             "ThreadingHTTPServer is not run at {connections} connections ({} \
-                             work): a thread per connection under the GIL, 10,000 of them kept \
-                             this 2-core machine at a load average of 2,500 for minutes, \
-                             and it leaves most of {THREADING_MOST} connections unanswered \
+                             work): a thread per connection under the GIL, that many threads \
+                             overload a small machine for minutes and its run does not end in \
+                             time; it leaves most of {THREADING_MOST} connections unanswered \
                              already.",
                             work.name()
                         ));
