@@ -13,15 +13,6 @@ import time
 import labkit
 
 
-def status(field):
-    with open("/proc/self/status") as lines:
-        for line in lines:
-            key, _, value = line.partition(":")
-            if key == field:
-                return int(value.split()[0]) * 1024
-    raise KeyError(field)
-
-
 async def handle_client(client_id):
     await asyncio.sleep(0.1)
     return f"result{client_id}"
@@ -35,12 +26,12 @@ async def main(count):
 def measure(count):
     with open("/proc/self/clear_refs", "w") as clear:
         clear.write("5")
-    before = status("VmRSS")
+    before = labkit.status("VmRSS")
     start = time.perf_counter()
     results = asyncio.run(main(count))
     seconds = time.perf_counter() - start
     assert len(results) == count
-    return {"seconds": seconds, "peak_growth": status("VmHWM") - before}
+    return {"seconds": seconds, "peak_growth": labkit.status("VmHWM") - before}
 
 
 if __name__ == "__main__":

@@ -24,6 +24,16 @@ def record(name, unit, samples, **params):
     )
 
 
+def status(field):
+    """A kB field of /proc/self/status (VmRSS, VmHWM, ...), in bytes."""
+    with open("/proc/self/status") as lines:
+        for line in lines:
+            key, _, value = line.partition(":")
+            if key == field:
+                return int(value.split()[0]) * 1024
+    raise KeyError(field)
+
+
 def note(text):
     """Adds a note for the report."""
     _notes.append(text)

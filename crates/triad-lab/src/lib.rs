@@ -31,11 +31,15 @@
 //!     5 ms switch interval, as CPython's `ceval_gil.c`);
 //!   - `experiments/cpu_bound/gantt.rs`: the seed's concurrency-against-parallelism diagram,
 //!     measured as timelines.
+//!   - `experiments/server_models/`: one HTTP JSON API in every server model, and the load
+//!     generator that `many-fetches` shares; `experiments/decision.rs`: the verdict on a row of
+//!     the seed's quick decision table (§9).
 //! - [`python`]: finding `python3` and running the baseline scripts of `python/`.
 //! - [`results`]: the data of `results.json` (schema in `SCHEMA.md`); [`stats`]: medians and
 //!   spreads; [`timeline`]: spans to Gantt rows; [`machine`]: the machine header; `procfs`
 //!   (private): the `kB` lines of `/proc` files.
-//! - [`report`]: the terminal text, `report.md`, `index.html` (with [`report::svg`] charts).
+//! - [`report`]: the terminal text, `report.md`, `index.html` (with [`report::svg`] charts),
+//!   the seed's own tables measured ([`report::seed_table`], [`report::decision_table`]).
 
 pub mod error;
 pub mod experiment;

@@ -366,6 +366,15 @@ impl<'a> Bench<'a> {
         self.machine
     }
 
+    /// The interpreter and the directory for its scripts, for an experiment that runs CPython
+    /// itself (a server it puts load on); else the note to record instead.
+    pub(crate) fn python(&self) -> Result<(&'a Python, &'a std::path::Path), String> {
+        match self.interpreter {
+            Interpreter::Ready { python, scratch } => Ok((python, scratch)),
+            absent => Err(absent.absent_note().unwrap_or_default()),
+        }
+    }
+
     /// Runs `plan`, step by step, reporting progress; what it recorded.
     pub fn run(self, plan: Plan<'_>) -> Result<Measured, LabError> {
         let total: u64 = plan.steps.iter().map(Step::ticks).sum();

@@ -172,6 +172,123 @@ impl Python {
     }
 }
 
+/// A baseline script that runs beside the lab (a server the lab puts load on): it prints one
+/// JSON line when it is ready, another when its stdin closes, and exits. Dropping it kills the
+/// script, if it still runs, and reaps it: no process is left behind.
+#[derive(Debug)]
+pub struct RunningScript {
+    name: &'static str,
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    dir: ScriptDir,
+}
+
+/// How long a running script may take to print its next line.
+const LINE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+impl RunningScript {
+    /// The script's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The next JSON line the script prints (within 20 s).
+    pub fn next_line(&mut self) -> Result<serde_json::Value, LabError> {
+        let fail = |reason: String| LabError::Python {
+            script: format!("{}.py", self.name),
+            reason,
+        };
+        let line = match self.lines.recv_timeout(LINE_TIMEOUT) {
+            Ok(line) => line,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                return Err(fail(format!("printed nothing for {LINE_TIMEOUT:?}")));
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                let status = self.child.wait().map_or("?".to_owned(), |s| s.to_string());
+                let stderr = std::fs::read_to_string(self.dir.path.join("stderr"));
+                let stderr = stderr.unwrap_or_default();
+                let tail: Vec<&str> = stderr.lines().rev().take(3).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                return Err(fail(format!(
+                    "ended ({status}) without printing its line: {}",
+                    tail.join(" | ")
+                )));
+            }
+        };
+        serde_json::from_str(&line).map_err(|e| fail(format!("printed {line:?}: {e}")))
+    }
+
+    /// Closes the script's stdin, reads the JSON line it ends with, and reaps it.
+    pub fn finish(mut self) -> Result<serde_json::Value, LabError> {
+        drop(self.child.stdin.take());
+        let last = self.next_line();
+        let _ = self.child.wait();
+        last
+    }
+}
+
+impl Drop for RunningScript {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+impl Python {
+    /// Starts `baseline` beside the lab (see [`RunningScript`]), with stdin and stdout piped.
+    pub fn start(&self, baseline: &Baseline, scratch: &Path) -> Result<RunningScript, LabError> {
+        use std::io::BufRead;
+        let name = baseline.script;
+        let fail = |reason: String| LabError::Python {
+            script: format!("{name}.py"),
+            reason,
+        };
+        let dir = ScriptDir::create(scratch, name).map_err(|e| {
+            fail(format!(
+                "cannot make a directory in {}: {e}",
+                scratch.display()
+            ))
+        })?;
+        let script = dir.path.join(format!("{name}.py"));
+        std::fs::write(dir.path.join("labkit.py"), LABKIT)
+            .and_then(|()| std::fs::write(&script, baseline.source))
+            .map_err(|e| fail(format!("cannot write the script: {e}")))?;
+        let mut child = Command::new(&self.program)
+            .arg("-E")
+            .arg("-s")
+            .arg(&script)
+            .args(&baseline.args)
+            .env("TMPDIR", scratch)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::File::create(dir.path.join("stderr"))
+                    .map_err(|e| fail(format!("cannot open its stderr file: {e}")))?,
+            )
+            .spawn()
+            .map_err(|e| fail(format!("cannot start {}: {e}", self.program.display())))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (send, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { return };
+                if send.send(line).is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(RunningScript {
+            name,
+            child,
+            lines,
+            dir,
+        })
+    }
+}
+
 /// A writable directory for the baselines' scripts: the system's temporary directory
 /// (`TMPDIR`, or `/tmp`), else the first of `/tmp` and `/var/tmp` that takes a new
 /// directory, with a note saying so; an error naming what was tried and the variable to fix
@@ -224,6 +341,7 @@ fn scratch_dir_among(
 }
 
 /// A private directory under `base`, removed on drop.
+#[derive(Debug)]
 struct ScriptDir {
     path: PathBuf,
 }

@@ -193,6 +193,11 @@ impl Checks {
         self.items.push((measured.into(), finding));
     }
 
+    /// How many checks were added.
+    pub(crate) fn len(&self) -> usize {
+        self.items.len()
+    }
+
     /// Confirmed, refuted, within noise or depends, as the checks say (depends when there are
     /// none).
     pub(crate) fn outcome(&self) -> Outcome {

@@ -47,7 +47,7 @@ fn every_experiment_reports_samples_tables_charts_and_verdicts() {
         .collect();
     let ran: Vec<&str> = report.experiments.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ran, catalogue);
-    assert_eq!(catalogue.len(), 14, "the issues list 14 experiments");
+    assert_eq!(catalogue.len(), 17, "the issues list 17 experiments");
     for experiment in &report.experiments {
         common::check_shape(experiment);
     }
@@ -59,6 +59,26 @@ fn every_experiment_reports_samples_tables_charts_and_verdicts() {
     for experiment in &report.experiments {
         let headline = triad_lab::report::headlines::of(report, experiment);
         assert!(headline.is_some(), "{}: no headline figures", experiment.id);
+    }
+    // The seed's decision table: a verdict on every row whose experiment ran, a note on the
+    // rest.
+    let rows = triad_lab::report::decision_table::rows(report);
+    assert_eq!(rows.len(), 7);
+    for row in &rows {
+        let ran = report.experiments.iter().any(|e| e.id == row.experiment);
+        assert_eq!(
+            row.outcome.is_some(),
+            ran,
+            "{}: {}",
+            row.job.1,
+            row.evidence
+        );
+        assert_eq!(!row.best.is_empty(), ran, "{}", row.job.1);
+        assert!(
+            !row.evidence.is_empty() && !row.note.is_empty(),
+            "{}",
+            row.job.1
+        );
     }
     let python = common::python_here();
     for table in triad_lab::report::seed_table::tables(report) {
@@ -294,6 +314,14 @@ fn every_chart_renders_in_headless_chromium() {
     std::fs::remove_dir_all(dir).unwrap();
 }
 
+/// The rows of the seed's decision table that got a verdict.
+fn rows_judged(report: &LabReport) -> usize {
+    triad_lab::report::decision_table::rows(report)
+        .iter()
+        .filter(|row| row.outcome.is_some())
+        .count()
+}
+
 /// A page that shows `index.html` in a frame `width` pixels wide (headless Chromium's window
 /// is at least 500 pixels wide), and takes over what the frame's page reports of itself.
 fn framed(dir: &Path, width: u32) -> PathBuf {
@@ -365,6 +393,17 @@ fn the_first_screen_answers_at_desktop_and_phone_widths() {
             attribute("data-seed-tables"),
             2,
             "{width} px: the seed's tables"
+        );
+        assert_eq!(
+            attribute("data-decision-rows"),
+            7,
+            "{width} px: the seed's decision table"
+        );
+        let judged = rows_judged(report);
+        assert_eq!(
+            attribute("data-decision-verdicts"),
+            judged,
+            "{width} px: the decision table's verdicts"
         );
         assert!(
             attribute("data-seed-figures") >= 20,

@@ -5,22 +5,35 @@ mod affinity;
 mod c10k;
 mod cost_support;
 mod cpu_bound;
+mod decision;
 mod delay_server;
 mod event_loop;
+mod file_processing;
 mod fork_cow;
 mod gil;
 mod hybrid;
 mod io_bound;
 mod ipc;
+mod many_fetches;
 mod memory_per_unit;
 mod pool_chunking;
 mod race;
 mod scaling;
 mod select_poll_epoll;
+mod server_models;
 mod spawn_cost;
 mod switch_cost;
 
 use crate::experiment::Experiment;
+
+/// The decisions behind the rows of the seed's quick decision table (§9), for the report's
+/// decision-table section: each is the one its experiment judges with.
+pub(crate) mod decisions {
+    pub(crate) use super::decision::{Decision, cpu_work};
+    pub(crate) use super::file_processing::file_processing;
+    pub(crate) use super::many_fetches::crawler;
+    pub(crate) use super::server_models::{api_service, realtime};
+}
 
 /// Every experiment, in run order.
 pub fn catalogue() -> &'static [&'static dyn Experiment] {
@@ -39,5 +52,8 @@ pub fn catalogue() -> &'static [&'static dyn Experiment] {
         &fork_cow::ForkCow,
         &event_loop::EventLoopExhibit,
         &hybrid::Hybrid,
+        &server_models::ServerModels,
+        &file_processing::FileProcessing,
+        &many_fetches::ManyFetches,
     ]
 }

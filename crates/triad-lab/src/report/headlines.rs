@@ -280,6 +280,70 @@ pub fn of(lab: &LabReport, experiment: &ExperimentReport) -> Option<String> {
                 both(line(Rust), line(Python))?
             ))
         }
+        "server-models" => {
+            let most = found
+                .every(Rust, "tokio: requests/s")
+                .filter(|m| m.params.get("work") == Some(&"wait".into()))
+                .filter_map(|m| m.params.get("connections")?.as_u64())
+                .max()?;
+            let at = [("work", "wait".into()), ("connections", most.into())];
+            let rate = |i, model: &str| {
+                median(i, &format!("{model}: requests/s"), &at).map(|r| format!("{model} {r:.0}/s"))
+            };
+            let line = |i, models: [&str; 2]| -> Option<String> {
+                Some(format!("{}, {}", rate(i, models[0])?, rate(i, models[1])?))
+            };
+            Some(format!(
+                "{most} connections, 10 ms waits — {}",
+                both(
+                    line(Rust, ["tokio", "thread per connection"]),
+                    line(Python, ["asyncio.start_server", "ThreadingHTTPServer"])
+                )?
+            ))
+        }
+        "file-processing" => {
+            let cache = if found
+                .get(Rust, "serial", &[("cache", "cold".into())])
+                .is_some()
+            {
+                "cold"
+            } else {
+                "warm"
+            };
+            let at = |w: usize| [("cache", cache.into()), ("workers", w.into())];
+            let line = |i| -> Option<String> {
+                Some(format!(
+                    "serial {}, 8 threads {}, processes {}",
+                    seconds(i, "serial", &at(1))?,
+                    seconds(i, "threads", &at(8))?,
+                    seconds(i, "processes", &at(cores))?
+                ))
+            };
+            Some(format!(
+                "Every file, {cache} cache — {}",
+                both(line(Rust), line(Python))?
+            ))
+        }
+        "many-fetches" => {
+            let most = found
+                .every(Rust, "async: total time")
+                .filter_map(|m| m.params.get("count")?.as_u64())
+                .max()?;
+            let at = [("count", most.into())];
+            let line = |i| -> Option<String> {
+                let time = |crawler: &str| seconds(i, &format!("{crawler}: total time"), &at);
+                Some(format!(
+                    "async {}, thread per fetch {}, processes {}",
+                    time("async")?,
+                    time("thread per fetch")?,
+                    time("processes")?
+                ))
+            };
+            Some(format!(
+                "{most} fetches of a 50 ms page — {}",
+                both(line(Rust), line(Python))?
+            ))
+        }
         _ => None,
     }
 }

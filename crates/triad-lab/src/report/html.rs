@@ -16,6 +16,7 @@
 
 use std::fmt::Write;
 
+use super::decision_table;
 use super::seed_table::{self, SeedTable};
 use super::svg;
 use super::text::{counts, key_figure};
@@ -90,7 +91,9 @@ const RENDER_CHECK: &str = "
     }).length),
     'data-verdict-counts': count('.counts .verdict'),
     'data-seed-tables': count('table.seed'),
-    'data-seed-figures': count('table.seed .figures b')
+    'data-seed-figures': count('table.seed .figures b'),
+    'data-decision-rows': count('table.decision tr.row'),
+    'data-decision-verdicts': count('table.decision tr.row .verdict')
   };
   Object.keys(seen).forEach(function (name) { document.body.setAttribute(name, seen[name]); });
   // Inside a frame (a test's narrow window), the frame's page hears the same.
@@ -146,6 +149,7 @@ pub fn render(report: &LabReport) -> String {
     for table in seed_table::tables(report) {
         out.push_str(&seed(&table));
     }
+    out.push_str(&decisions(report));
     out.push_str("<h2 id=\"claims\">The seed's claims, measured</h2>\n");
     let _ = writeln!(out, "<p class=\"meta\">{}</p>", escape(super::VERDICT_RULE));
     out.push_str(&summary(report));
@@ -325,6 +329,55 @@ fn summary(report: &LabReport) -> String {
                 id = escape(&experiment.id),
             );
         }
+    }
+    out.push_str("</table></div>\n");
+    out
+}
+
+/// The seed's quick decision table (§9): its rows, the best model measured for each, the
+/// verdict, and the evidence folded.
+fn decisions(report: &LabReport) -> String {
+    let mut out = String::from(
+        "<h2 id=\"decision-table\">The seed's quick decision table (§9), measured</h2>\
+         <div class=\"scroll\"><table class=\"decision\"><tr><th>job</th><th>CPU · IO wait · \
+         concurrency</th><th>the seed recommends</th><th>best here</th><th>verdict</th>\
+         <th>evidence</th></tr>\n",
+    );
+    for row in decision_table::rows(report) {
+        let profile: Vec<String> = row
+            .profile
+            .iter()
+            .map(|(words, en)| {
+                format!(
+                    "{} <span class=\"gloss\">{}</span>",
+                    escape(words),
+                    escape(en)
+                )
+            })
+            .collect();
+        let source = if row.experiment.is_empty() {
+            String::new()
+        } else {
+            format!(" <a href=\"#{0}\">{0}</a>", escape(row.experiment))
+        };
+        let _ = writeln!(
+            out,
+            "<tr class=\"row\"><th>{} <span class=\"gloss\">{}</span></th><td>{}</td>\
+             <td>{} <span class=\"gloss\">{} — {}</span></td><td>{}</td><td>{}</td>\
+             <td><details><summary>{}</summary><p>{}</p></details>{}</td></tr>",
+            escape(row.job.0),
+            escape(row.job.1),
+            profile.join(" · "),
+            escape(row.recommended.0),
+            escape(row.recommended.1),
+            escape(row.reason.1),
+            escape(&decision_table::best_text(&row)),
+            row.outcome
+                .map_or("<span class=\"gloss\">not judged</span>".to_owned(), badge),
+            escape(row.note),
+            escape(&row.evidence),
+            source,
+        );
     }
     out.push_str("</table></div>\n");
     out

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use super::decision_table;
 use super::seed_table::{self, SeedTable};
 use super::text::counts;
 use crate::results::{LabReport, Table};
@@ -27,6 +28,7 @@ pub fn render(report: &LabReport) -> String {
     for table in seed_table::tables(report) {
         out.push_str(&seed(&table));
     }
+    out.push_str(&decisions(report));
     out.push_str("\n## Summary\n\n");
     let listed: Vec<String> = counts(report)
         .iter()
@@ -105,6 +107,47 @@ fn seed(table: &SeedTable) -> String {
             let _ = write!(out, " {} |", escape(&parts.join(" <br> ")));
         }
         out.push('\n');
+    }
+    out
+}
+
+/// The seed's quick decision table (§9): its rows, the best model measured for each, the
+/// verdict and the evidence.
+fn decisions(report: &LabReport) -> String {
+    let mut out = String::from(
+        "\n## The seed's quick decision table (§9), measured\n\n| job | CPU · IO wait · \
+         concurrency | the seed recommends | best here | verdict | evidence |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for row in decision_table::rows(report) {
+        let profile: Vec<String> = row
+            .profile
+            .iter()
+            .map(|(words, en)| format!("{words} ({en})"))
+            .collect();
+        let verdict = row
+            .outcome
+            .map_or("not judged".to_owned(), |o| format!("**{}**", o.word()));
+        let source = if row.experiment.is_empty() {
+            String::new()
+        } else {
+            format!(" [{0}](#{0})", row.experiment)
+        };
+        let _ = writeln!(
+            out,
+            "| {} ({}) | {} | {} ({}) — {} | {} | {} | {} <br> _{}_{} |",
+            row.job.0,
+            row.job.1,
+            profile.join(" · "),
+            row.recommended.0,
+            row.recommended.1,
+            row.reason.1,
+            escape(&decision_table::best_text(&row)),
+            verdict,
+            escape(&row.evidence),
+            escape(row.note),
+            source
+        );
     }
     out
 }

@@ -1,6 +1,7 @@
 //! Writers of a [`LabReport`]: the terminal text, `report.md`, `results.json`
 //! and `index.html`, all read from the same data.
 
+pub mod decision_table;
 pub mod headlines;
 pub mod html;
 pub mod markdown;
@@ -69,4 +70,19 @@ pub fn write_all(report: &LabReport, dir: &Path) -> Result<Written, LabError> {
         markdown: write("report.md", markdown::render(report).as_bytes())?,
         html: write("index.html", html::render(report).as_bytes())?,
     })
+}
+
+/// A toy run that measured nothing, for the tests of what the report makes of one.
+#[cfg(test)]
+fn empty_run() -> LabReport {
+    LabReport {
+        schema: crate::SCHEMA.to_owned(),
+        started_unix_s: 0,
+        elapsed_s: 0.0,
+        scale: "toy".to_owned(),
+        machine: crate::Machine::default(),
+        notes: Vec::new(),
+        experiments: Vec::new(),
+        failures: Vec::new(),
+    }
 }

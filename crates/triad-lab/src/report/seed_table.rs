@@ -748,16 +748,7 @@ mod tests {
 
     #[test]
     fn an_empty_run_fills_no_cell_and_keeps_the_seed_s_words() {
-        let report = LabReport {
-            schema: crate::SCHEMA.to_owned(),
-            started_unix_s: 0,
-            elapsed_s: 0.0,
-            scale: "toy".to_owned(),
-            machine: crate::Machine::default(),
-            notes: Vec::new(),
-            experiments: Vec::new(),
-            failures: Vec::new(),
-        };
+        let report = super::super::empty_run();
         let tables = tables(&report);
         assert_eq!(tables.len(), 2);
         for table in &tables {

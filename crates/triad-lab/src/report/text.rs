@@ -280,7 +280,28 @@ pub fn seed_tables(report: &LabReport, width: usize) -> String {
         width,
     ));
     out.push('\n');
+    out.push_str(&decisions(report, width));
     out
+}
+
+/// The seed's quick decision table (§9): per row the job, the model it recommends, the best
+/// measured here and the verdict (the evidence is in report.md).
+fn decisions(report: &LabReport, width: usize) -> String {
+    let mut grid = Table::new(["job", "the seed recommends", "best here", "verdict"]);
+    for row in super::decision_table::rows(report) {
+        grid.row([
+            row.job.1.to_owned(),
+            row.recommended.1.to_owned(),
+            super::decision_table::best_text(&row),
+            row.outcome
+                .map_or("not judged".to_owned(), |o| o.word().to_owned()),
+        ]);
+    }
+    format!(
+        "{}\n{}",
+        cut("The seed's quick decision table (§9), measured", width),
+        fitted(&grid, width)
+    )
 }
 
 /// How many claims got each verdict.

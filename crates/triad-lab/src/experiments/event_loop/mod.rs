@@ -10,7 +10,7 @@
 //! a fresh loop after a warm-up; medians with their spread. A Gantt chart shows three tasks
 //! taking turns on the reference loop's one thread.
 
-mod reference_loop;
+pub(super) mod reference_loop;
 mod workloads;
 
 use std::time::Duration;

@@ -224,7 +224,7 @@ impl AsyncFd {
     }
 
     /// Reads at least one byte into `buffer` (0 at end of file), waiting while none is there.
-    async fn read(&self, buffer: &mut [u8]) -> io::Result<usize> {
+    pub(crate) async fn read(&self, buffer: &mut [u8]) -> io::Result<usize> {
         loop {
             match rustix::io::read(&self.fd, &mut *buffer) {
                 Ok(count) => return Ok(count),
@@ -241,6 +241,18 @@ impl AsyncFd {
             match rustix::io::write(&self.fd, bytes) {
                 Ok(count) => return Ok(count),
                 Err(Errno::AGAIN) => self.ready(Direction::Write).await?,
+                Err(Errno::INTR) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+    }
+
+    /// Accepts a connection on a listening socket, waiting while none is queued.
+    pub(crate) async fn accept(&self) -> io::Result<OwnedFd> {
+        loop {
+            match rustix::net::accept(&self.fd) {
+                Ok(connection) => return Ok(connection),
+                Err(Errno::AGAIN) => self.ready(Direction::Read).await?,
                 Err(Errno::INTR) => {}
                 Err(error) => return Err(error.into()),
             }
