@@ -44,6 +44,8 @@
 pub mod error;
 pub mod experiment;
 pub mod experiments;
+#[doc(hidden)]
+pub use experiments::fuzz_http;
 pub mod findings;
 pub mod machine;
 mod names;

@@ -21,6 +21,8 @@ mod race;
 mod scaling;
 mod select_poll_epoll;
 mod server_models;
+#[doc(hidden)]
+pub use server_models::fuzz_http;
 mod spawn_cost;
 mod switch_cost;
 

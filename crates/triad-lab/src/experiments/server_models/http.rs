@@ -333,6 +333,25 @@ pub(crate) fn read_head_line(text: &str, status: &mut Option<u16>, length: &mut 
     }
 }
 
+/// The lab's HTTP parsers over outside text, for the fuzz target `lab_http`: the servers'
+/// request-line parser, and the load generator's reading of an answer's head. Neither may
+/// panic; an answer's response must say its own body's length and status.
+#[doc(hidden)]
+pub fn fuzz_http(text: &str) {
+    let answer = answer(text);
+    let response = String::from_utf8(answer.response()).expect("responses are text");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a head and a body");
+    let (mut status, mut length) = (None, None);
+    for line in head.split("\r\n") {
+        read_head_line(line, &mut status, &mut length);
+    }
+    assert_eq!((status, length), (Some(answer.status), Some(body.len())));
+    let (mut status, mut length) = (None, None);
+    for line in text.lines() {
+        read_head_line(line, &mut status, &mut length);
+    }
+}
+
 /// One fetch of `n` with `work` on a new blocking connection: connect, ask, read the whole
 /// answer, check it against the API's, close.
 pub(crate) fn fetch_blocking(port: u16, n: u64, work: Work) -> Result<(), String> {

@@ -15,6 +15,8 @@
 //! timed window.
 
 mod http;
+#[doc(hidden)]
+pub use http::fuzz_http;
 mod judge;
 pub(crate) mod load;
 mod servers;
