@@ -71,7 +71,17 @@ impl Drop for Namespace {
     }
 }
 
-fn worker(prefix: &[&str], url: &str, name: &str) -> Child {
+/// A worker process, killed and reaped when dropped — a failed assertion included.
+struct Worker(Child);
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn worker(prefix: &[&str], url: &str, name: &str) -> Worker {
     let triad = assert_cmd::cargo::cargo_bin("triad");
     let mut command = match prefix {
         [] => Command::new(&triad),
@@ -96,6 +106,7 @@ fn worker(prefix: &[&str], url: &str, name: &str) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
+        .map(Worker)
         .unwrap()
 }
 
@@ -110,12 +121,12 @@ fn a_worker_on_another_host_takes_work_over_the_network() {
     };
     let redis = RedisServer::start_also_on(&namespace.host_ip).unwrap();
     let far_url = format!("redis://{}:{}/", namespace.host_ip, redis.port());
-    let mut far = worker(
+    let far = worker(
         &["ip", "netns", "exec", &namespace.name],
         &far_url,
         "far-host",
     );
-    let mut near = worker(&[], &redis.url(), "near-host");
+    let near = worker(&[], &redis.url(), "near-host");
     let cluster = Cluster::builder(&redis.url())
         .queue("far")
         .chunk_size(5)
@@ -136,9 +147,6 @@ fn a_worker_on_another_host_takes_work_over_the_network() {
             .map_or(0, |w| w.done)
     };
     assert!(done("far-host") > 0 && done("near-host") > 0, "{status:?}");
-    for child in [&mut far, &mut near] {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
+    drop((far, near));
     drop(namespace);
 }
