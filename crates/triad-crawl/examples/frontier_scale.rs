@@ -1,5 +1,5 @@
 //! Memory of the crawl frontier at scale: N URLs queued (seen set + per-host queues, over 1,000
-//! hosts), all handed out again in order; or, with `seen`, N URLs done (the seen set alone,
+//! hosts — loopback ports, though nothing is fetched), all handed out again in order; or, with `seen`, N URLs done (the seen set alone,
 //! what a finished page costs). Prints the resident bytes per URL.
 //!
 //! `cargo run --release -p triad-crawl --example frontier_scale -- [N] [seen]`
@@ -32,8 +32,8 @@ fn main() {
     if std::env::args().nth(2).as_deref() == Some("seen") {
         for i in 0..n {
             let url = format!(
-                "http://host{}.example.com/section/{}/page-{i}.html",
-                i % hosts,
+                "http://127.0.0.1:{}/section/{}/page-{i}.html",
+                10_000 + i % hosts,
                 i % 97
             );
             assert!(frontier.see(key(&url)));
@@ -46,18 +46,19 @@ fn main() {
         );
         return;
     }
-    let parent: Arc<str> = Arc::from("http://host0.example.com/index.html");
+    let parent: Arc<str> = Arc::from("http://127.0.0.1:10000/index.html");
     let mut total_len = 0;
     for i in 0..n {
         let h = i % hosts;
         let url = format!(
-            "http://host{h}.example.com/section/{}/page-{i}.html",
+            "http://127.0.0.1:{}/section/{}/page-{i}.html",
+            10_000 + h,
             i % 97
         );
         total_len += url.len();
         assert!(frontier.see(key(&url)));
-        let authority = format!("host{h}.example.com:80");
-        let origin = format!("http://host{h}.example.com");
+        let authority = format!("127.0.0.1:{}", 10_000 + h);
+        let origin = format!("http://127.0.0.1:{}", 10_000 + h);
         let job = Job {
             url: url.into(),
             depth: 3,
