@@ -123,16 +123,7 @@ impl Python {
             script: format!("{name}.py"),
             reason,
         };
-        let dir = ScriptDir::create(scratch, name).map_err(|e| {
-            fail(format!(
-                "cannot make a directory in {}: {e}",
-                scratch.display()
-            ))
-        })?;
-        let script = dir.path.join(format!("{name}.py"));
-        std::fs::write(dir.path.join("labkit.py"), LABKIT)
-            .and_then(|()| std::fs::write(&script, baseline.source))
-            .map_err(|e| fail(format!("cannot write the script: {e}")))?;
+        let (_dir, script) = prepare(baseline, scratch)?;
         let output = Command::new(&self.program)
             .arg("-E")
             .arg("-s")
@@ -237,6 +228,30 @@ impl Drop for RunningScript {
     }
 }
 
+/// Writes `baseline` and `labkit.py` into a private directory under `scratch`; gives the
+/// directory (removed when dropped) and the script's path.
+fn prepare(
+    baseline: &Baseline,
+    scratch: &Path,
+) -> Result<(ScriptDir, std::path::PathBuf), LabError> {
+    let name = baseline.script;
+    let fail = |reason: String| LabError::Python {
+        script: format!("{name}.py"),
+        reason,
+    };
+    let dir = ScriptDir::create(scratch, name).map_err(|e| {
+        fail(format!(
+            "cannot make a directory in {}: {e}",
+            scratch.display()
+        ))
+    })?;
+    let script = dir.path.join(format!("{name}.py"));
+    std::fs::write(dir.path.join("labkit.py"), LABKIT)
+        .and_then(|()| std::fs::write(&script, baseline.source))
+        .map_err(|e| fail(format!("cannot write the script: {e}")))?;
+    Ok((dir, script))
+}
+
 impl Python {
     /// Starts `baseline` beside the lab (see [`RunningScript`]), with stdin and stdout piped.
     pub fn start(&self, baseline: &Baseline, scratch: &Path) -> Result<RunningScript, LabError> {
@@ -246,16 +261,7 @@ impl Python {
             script: format!("{name}.py"),
             reason,
         };
-        let dir = ScriptDir::create(scratch, name).map_err(|e| {
-            fail(format!(
-                "cannot make a directory in {}: {e}",
-                scratch.display()
-            ))
-        })?;
-        let script = dir.path.join(format!("{name}.py"));
-        std::fs::write(dir.path.join("labkit.py"), LABKIT)
-            .and_then(|()| std::fs::write(&script, baseline.source))
-            .map_err(|e| fail(format!("cannot write the script: {e}")))?;
+        let (dir, script) = prepare(baseline, scratch)?;
         let mut child = Command::new(&self.program)
             .arg("-E")
             .arg("-s")

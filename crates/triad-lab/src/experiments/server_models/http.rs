@@ -216,16 +216,25 @@ fn read_head_blocking(reader: &mut BufReader<&TcpStream>) -> Head {
             Ok(0) | Err(_) => return Head::Closed,
             Ok(n) => read += n,
         }
-        if read > LONGEST_HEAD {
-            return Head::TooLarge;
+        if let Some(head) = take_head_line(&line, read, &mut first) {
+            return head;
         }
-        if line.trim_end().is_empty() {
-            if let Some(request) = first {
-                return Head::Request(request);
-            }
-        } else if first.is_none() {
-            first = Some(line.trim_end().to_owned());
+    }
+}
+
+/// One line of a request head, read after `read` bytes of it: the head once it is complete
+/// (its blank line after a request line) or too large; `first` keeps the request line.
+fn take_head_line(line: &str, read: usize, first: &mut Option<String>) -> Option<Head> {
+    if read > LONGEST_HEAD {
+        return Some(Head::TooLarge);
+    }
+    if line.trim_end().is_empty() {
+        first.take().map(Head::Request)
+    } else {
+        if first.is_none() {
+            *first = Some(line.trim_end().to_owned());
         }
+        None
     }
 }
 
@@ -264,15 +273,8 @@ async fn read_head_async(reader: &mut tokio::io::BufReader<tokio::net::TcpStream
             Ok(0) | Err(_) => return Head::Closed,
             Ok(n) => read += n,
         }
-        if read > LONGEST_HEAD {
-            return Head::TooLarge;
-        }
-        if line.trim_end().is_empty() {
-            if let Some(request) = first {
-                return Head::Request(request);
-            }
-        } else if first.is_none() {
-            first = Some(line.trim_end().to_owned());
+        if let Some(head) = take_head_line(&line, read, &mut first) {
+            return head;
         }
     }
 }
